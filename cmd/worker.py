@@ -1,0 +1,32 @@
+"""The worker: `python cmd/worker.py` (make run-worker). Needs REDIS_URL.
+
+Validates the settings, then becomes the dramatiq CLI (exec), so signals reach Dramatiq directly:
+SIGTERM/Ctrl-C lets running tasks finish and leaves the rest queued.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import _common
+
+
+def main() -> None:
+    settings = _common.settings_or_exit()
+    w = settings.worker
+    env = dict(os.environ)
+    if w.prefetch:
+        env["dramatiq_queue_prefetch"] = str(w.prefetch)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_common.ROOT), env.get("PYTHONPATH")) if p)
+    args = [
+        sys.executable, "-m", "dramatiq", "queue_system.worker.app",
+        "--processes", str(w.processes), "--threads", str(w.threads),
+        "--queues", "default", "--path", os.getcwd(),
+        "--worker-shutdown-timeout", str(w.request_timeout_ms + 30_000),
+    ]
+    os.execve(sys.executable, args, env)
+
+
+if __name__ == "__main__":
+    main()

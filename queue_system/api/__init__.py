@@ -1,0 +1,1 @@
+"""The HTTP API (Litestar). Build it with `create_app(settings)`."""

@@ -1,0 +1,71 @@
+"""`create_app(settings)`: the Litestar application, its Redis client owned by the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis
+import redis.asyncio as aioredis
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from queue_system import __version__
+from queue_system.api import problems
+from queue_system.api.routes import TaskController, health, ready
+from queue_system.errors import QueueSystemError
+from queue_system.kinds.registry import REGISTRY, Registry, load_modules
+from queue_system.service.tasks import TaskService
+from queue_system.settings import Settings
+from queue_system.storage.keys import Keys
+from queue_system.storage.redis_store import AsyncTaskStore
+
+
+def create_app(
+    settings: Settings, *, registry: Registry = REGISTRY, keys: Keys | None = None
+) -> Litestar:
+    load_modules(settings.worker.task_modules)
+    state: dict[str, object] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        client = aioredis.Redis.from_url(
+            settings.redis_url or "", decode_responses=True, health_check_interval=30
+        )
+        store = AsyncTaskStore(client, keys)
+        state["store"] = store
+        state["service"] = TaskService(store, registry, retention_ms=settings.retention_ms)
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    async def provide_store() -> AsyncTaskStore:
+        return state["store"]  # type: ignore[return-value]
+
+    async def provide_service() -> TaskService:
+        return state["service"]  # type: ignore[return-value]
+
+    return Litestar(
+        route_handlers=[TaskController, health, ready],
+        lifespan=[lifespan],
+        dependencies={"store": Provide(provide_store), "service": Provide(provide_service)},
+        exception_handlers={
+            QueueSystemError: problems.on_app_error,
+            HTTPException: problems.on_http_error,
+            redis.RedisError: problems.on_storage_error,
+            Exception: problems.on_unexpected,
+        },
+        request_max_body_size=settings.api.max_body_bytes,
+        logging_config=None,
+        openapi_config=OpenAPIConfig(
+            title="queue_system",
+            version=__version__,
+            description="Background jobs you must not lose, above all outbound webhooks.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+    )

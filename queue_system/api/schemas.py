@@ -1,0 +1,105 @@
+"""API schemas: what the HTTP API accepts and returns, separate from the domain model."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from queue_system.domain.models import Attempt, Task
+from queue_system.errors import InvalidInput
+
+
+class SubmitTask(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A job. Either `{"type": ..., "payload": ...}`, or a webhook written out directly:
+    `{"url": ..., "method": ..., "headers": ..., "body": ...}` (then `type` is `webhook`)."""
+
+    type: str | None = None
+    payload: Any = None
+    id: str | None = msgspec.field(default=None)
+    queue: str = "default"
+    # The webhook shorthand:
+    url: str | None = None
+    method: str | None = None
+    headers: dict[str, str] | None = None
+    body: str | dict[str, Any] | list[Any] | int | float | bool | None = None
+
+
+WEBHOOK_FIELDS = ("url", "method", "headers", "body")
+
+
+class AttemptOut(msgspec.Struct, omit_defaults=True):
+    n: int
+    started_at: str
+    duration_ms: int
+    outcome: str
+    trigger: str = "auto"
+    status_code: int | None = None
+    error: str | None = None
+    response_body: str | None = None
+
+
+class TaskOut(msgspec.Struct):
+    id: str
+    type: str
+    status: str
+    queue: str
+    payload: Any
+    attempts: int
+    created_at: str
+    updated_at: str
+    next_attempt_at: str | None = None
+    completed_at: str | None = None
+    result: Any = None
+    last_error: str | None = None
+    retry: dict[str, Any] | None = None
+    attempt_history: list[AttemptOut] | None = None
+
+
+class TaskPage(msgspec.Struct):
+    items: list[TaskOut]
+    next_cursor: str | None
+    limit: int
+
+
+def rfc3339(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def attempt_out(a: Attempt) -> AttemptOut:
+    return AttemptOut(
+        n=a.n, started_at=rfc3339(a.started_at) or "", duration_ms=a.duration_ms, outcome=a.outcome.value,
+        trigger=a.trigger, status_code=a.status_code, error=a.error, response_body=a.response_body,
+    )
+
+
+def task_out(task: Task, *, with_history: bool) -> TaskOut:
+    return TaskOut(
+        id=task.id, type=task.type, status=task.status.value, queue=task.queue, payload=task.payload,
+        attempts=task.attempts, created_at=rfc3339(task.created_at) or "",
+        updated_at=rfc3339(task.updated_at) or "", next_attempt_at=rfc3339(task.next_attempt_at),
+        completed_at=rfc3339(task.completed_at), result=task.result, last_error=task.last_error,
+        retry=task.retry, attempt_history=[attempt_out(a) for a in task.history] if with_history else None,
+    )
+
+
+def encode_cursor(cursor: tuple[int, str] | None) -> str | None:
+    if cursor is None:
+        return None
+    return base64.urlsafe_b64encode(f"{cursor[0]}:{cursor[1]}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str | None) -> tuple[int, str] | None:
+    if not text:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        score, task_id = raw.split(":", 1)
+        return int(score), task_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("cursor: not a cursor this API returned", field="cursor", status_code=400) from None

@@ -1,0 +1,1 @@
+"""Outbound effects (HTTP). Imports only `domain`."""

@@ -1,0 +1,106 @@
+"""Task model and status machine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    PROCESSING = "processing"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+# The one table of allowed transitions. Storage enforces the same table atomically (see
+# storage/scripts.py: each script names the statuses it accepts); tests check they agree.
+TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.PENDING: frozenset({TaskStatus.PROCESSING, TaskStatus.CANCELLED}),
+    TaskStatus.SCHEDULED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELLED}),
+    TaskStatus.PROCESSING: frozenset({TaskStatus.COMPLETED, TaskStatus.RETRYING, TaskStatus.FAILED}),
+    TaskStatus.RETRYING: frozenset({TaskStatus.PROCESSING, TaskStatus.CANCELLED}),
+    TaskStatus.COMPLETED: frozenset(),
+    TaskStatus.FAILED: frozenset({TaskStatus.PENDING}),
+    TaskStatus.CANCELLED: frozenset({TaskStatus.PENDING}),
+}
+
+# Statuses whose message, when it arrives, may start an attempt.
+CLAIMABLE = frozenset({TaskStatus.PENDING, TaskStatus.RETRYING})
+# Statuses a user may cancel.
+CANCELLABLE = frozenset({TaskStatus.PENDING, TaskStatus.SCHEDULED, TaskStatus.RETRYING})
+
+
+def can_transition(src: TaskStatus, dst: TaskStatus) -> bool:
+    return dst in TRANSITIONS[src]
+
+
+class Outcome(StrEnum):
+    """How one attempt ended."""
+
+    SUCCESS = "success"
+    TRANSIENT = "transient"  # worth retrying: timeouts, connection errors, 408/425/429/5xx
+    PERMANENT = "permanent"  # retrying cannot help: other 4xx, bad payload
+    LOST = "lost"  # the worker died or stalled: its lease expired
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """What a handler reports for one attempt."""
+
+    outcome: Outcome
+    result: Any = None
+    error: str | None = None
+    status_code: int | None = None
+    response_body: str | None = None
+    retry_after_ms: int | None = None  # the receiver asked us to wait at least this long
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One recorded attempt, as kept in the capped history."""
+
+    n: int
+    started_at: int  # epoch ms
+    duration_ms: int
+    outcome: Outcome
+    status_code: int | None = None
+    error: str | None = None
+    response_body: str | None = None
+    trigger: str = "auto"  # "auto" | "manual" | "recovered"
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: str
+    type: str
+    payload: Any
+    status: TaskStatus
+    queue: str
+    attempts: int
+    created_at: int  # epoch ms
+    updated_at: int
+    retry: dict[str, Any] | None = None  # per-task policy override, None = the kind's default
+    timeout_ms: int | None = None
+    token: int = 0
+    result: Any = None
+    last_error: str | None = None
+    next_attempt_at: int | None = None
+    completed_at: int | None = None
+    history: list[Attempt] = field(default_factory=list)
+
+
+# Attempt history kept per task; older attempts are trimmed.
+MAX_HISTORY = 50
+# Bytes of a response body kept in an attempt record.
+MAX_RESPONSE_BODY = 1024

@@ -1,0 +1,58 @@
+"""Built-in task kinds. Importing this module registers them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import msgspec
+
+from queue_system.delivery.webhook import WebhookRequest, send
+from queue_system.domain.models import AttemptResult
+from queue_system.errors import InvalidInput
+from queue_system.kinds.registry import RunContext, fixed_policy, task_kind
+
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
+class Webhook(msgspec.Struct, forbid_unknown_fields=True):
+    url: str
+    method: str = "POST"
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    # A string is sent as is; any other JSON value is sent encoded, as application/json.
+    body: str | dict[str, Any] | list[Any] | int | float | bool | None = None
+
+
+def check_webhook(hook: Webhook) -> Webhook:
+    try:
+        url = httpx.URL(hook.url)
+    except httpx.InvalidURL as exc:
+        raise InvalidInput(f"url: {exc}", field="url") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise InvalidInput("url: must be an absolute http:// or https:// URL", field="url")
+    method = hook.method.upper()
+    if method not in METHODS:
+        raise InvalidInput(f"method: must be one of {', '.join(sorted(METHODS))}", field="method")
+    for name, value in hook.headers.items():
+        if not name or any(c in name for c in " \t\r\n:") or "\r" in value or "\n" in value:
+            raise InvalidInput(f"headers: invalid header {name!r}", field=f"headers.{name}")
+    hook.method = method
+    return hook
+
+
+def _content(hook: Webhook) -> tuple[bytes | None, dict[str, str]]:
+    headers = dict(hook.headers)
+    if hook.body is None:
+        return None, headers
+    if isinstance(hook.body, str):
+        return hook.body.encode(), headers
+    if not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = "application/json"
+    return msgspec.json.encode(hook.body), headers
+
+
+@task_kind("webhook", payload=Webhook, policy=fixed_policy, check=check_webhook)
+def webhook(hook: Webhook, ctx: RunContext) -> AttemptResult:
+    content, headers = _content(hook)
+    request = WebhookRequest(url=hook.url, method=hook.method, headers=headers, content=content)
+    return send(ctx.http, request, ctx.timeout_s)

@@ -1,0 +1,156 @@
+"""The registry of task kinds, and the decorator users register their own kinds with.
+
+    import msgspec
+    from queue_system.kinds import task_kind, RunContext
+
+    class Resize(msgspec.Struct):
+        image_url: str
+        width: int
+
+    @task_kind("resize", payload=Resize)
+    def resize(payload: Resize, ctx: RunContext) -> dict:
+        ...
+        return {"ok": True}
+
+A handler returns a result (stored on the task) or an `AttemptResult`; raising `TransientError`
+asks for a retry, `PermanentError` fails the task, any other exception counts as transient.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import msgspec
+
+from queue_system.domain.models import AttemptResult, Outcome
+from queue_system.domain.retry import ExponentialPolicy, FixedPolicy, RetryPolicy
+from queue_system.errors import InvalidInput, UnknownTaskType
+from queue_system.settings import WorkerSettings
+
+
+class TransientError(Exception):
+    """Raised by a handler: this attempt failed, a later one may succeed."""
+
+
+class PermanentError(Exception):
+    """Raised by a handler: retrying cannot help, fail the task now."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    task_id: str
+    attempt: int
+    timeout_s: float
+    http: httpx.Client
+    settings: WorkerSettings
+    stopping: threading.Event  # set when the worker shuts down: long handlers should stop early
+
+
+Handler = Callable[[Any, RunContext], Any]
+PolicyFactory = Callable[[WorkerSettings], RetryPolicy]
+
+
+def fixed_policy(s: WorkerSettings) -> RetryPolicy:
+    return FixedPolicy(interval_ms=s.retry_interval_ms, max_age_ms=s.retry_max_age_ms)
+
+
+def backoff_policy(s: WorkerSettings) -> RetryPolicy:
+    return ExponentialPolicy(s.max_retries, s.backoff_min_ms, s.backoff_max_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskKind:
+    name: str
+    payload: Any  # a type msgspec can convert to: a Struct, str, list[float], ...
+    handler: Handler
+    policy: PolicyFactory = backoff_policy
+    check: Callable[[Any], Any] | None = None  # semantic validation / normalisation after decoding
+
+    def decode(self, raw: Any, *, field_prefix: str = "payload") -> Any:
+        """Validate a JSON payload; raises InvalidInput naming the field."""
+        try:
+            value = msgspec.convert(raw, self.payload)
+        except msgspec.ValidationError as exc:
+            raise InvalidInput(_describe(exc, field_prefix), field=_field(exc, field_prefix)) from None
+        return self.check(value) if self.check else value
+
+    def run(self, raw: Any, ctx: RunContext) -> AttemptResult:
+        try:
+            value = self.decode(raw)
+            out = self.handler(value, ctx)
+        except InvalidInput as exc:
+            return AttemptResult(Outcome.PERMANENT, error=f"invalid payload: {exc.message}")
+        except PermanentError as exc:
+            return AttemptResult(Outcome.PERMANENT, error=str(exc) or type(exc).__name__)
+        except TransientError as exc:
+            return AttemptResult(Outcome.TRANSIENT, error=str(exc) or type(exc).__name__)
+        if isinstance(out, AttemptResult):
+            return out
+        return AttemptResult(Outcome.SUCCESS, result=out)
+
+
+def _field(exc: msgspec.ValidationError, prefix: str) -> str:
+    text = str(exc)
+    if " - at `$" in text:
+        path = text.rsplit(" - at `$", 1)[1].rstrip("`")
+        return f"{prefix}{path}" if prefix else path.lstrip(".")
+    return prefix or "body"
+
+
+def _describe(exc: msgspec.ValidationError, prefix: str) -> str:
+    text = str(exc)
+    message = text.split(" - at `$", 1)[0]
+    return f"{_field(exc, prefix)}: {message}"
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._kinds: dict[str, TaskKind] = {}
+
+    def add(self, kind: TaskKind) -> TaskKind:
+        self._kinds[kind.name] = kind
+        return kind
+
+    def get(self, name: str) -> TaskKind:
+        kind = self._kinds.get(name)
+        if kind is None:
+            raise UnknownTaskType(name, self.names())
+        return kind
+
+    def names(self) -> list[str]:
+        return sorted(self._kinds)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._kinds
+
+
+REGISTRY = Registry()
+
+
+def task_kind(
+    name: str,
+    *,
+    payload: Any = Any,
+    policy: PolicyFactory = backoff_policy,
+    check: Callable[[Any], Any] | None = None,
+    registry: Registry = REGISTRY,
+) -> Callable[[Handler], Handler]:
+    """Register a handler as the task kind `name` (see the module docstring)."""
+
+    def register(handler: Handler) -> Handler:
+        registry.add(TaskKind(name, payload, handler, policy, check))
+        return handler
+
+    return register
+
+
+def load_modules(modules: Iterable[str]) -> None:
+    """Import the built-in kinds and the user's `TASK_MODULES`, which register themselves."""
+    importlib.import_module("queue_system.kinds.builtin")
+    for module in modules:
+        importlib.import_module(module)

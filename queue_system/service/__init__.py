@@ -1,0 +1,1 @@
+"""Use cases. `tasks.TaskService` serves the API, `runner.TaskRunner` and `maintenance` the worker."""

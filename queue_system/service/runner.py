@@ -1,0 +1,137 @@
+"""Running one task message: claim, run the kind's handler, record the attempt, decide what next.
+
+The actor calls `TaskRunner.run(task_id, token)`. A message whose token is stale, or whose task is
+finished, cancelled or gone, is skipped: Dramatiq delivers at least once, so duplicates are normal.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+from loguru import logger
+
+from queue_system.domain.models import MAX_RESPONSE_BODY, Attempt, AttemptResult, Outcome, Task, TaskStatus
+from queue_system.domain.retry import Decision, RetryPolicy, decide, policy_from_dict
+from queue_system.errors import UnknownTaskType
+from queue_system.kinds.registry import Registry, RunContext
+from queue_system.service.clock import Clock, now_ms
+from queue_system.settings import Settings
+from queue_system.storage.codec import dumps
+from queue_system.storage.redis_store import TaskStore
+
+
+class InFlight:
+    """The (task_id, token) pairs this process is running; their leases are renewed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: set[tuple[str, int]] = set()
+
+    def add(self, item: tuple[str, int]) -> None:
+        with self._lock:
+            self._items.add(item)
+
+    def discard(self, item: tuple[str, int]) -> None:
+        with self._lock:
+            self._items.discard(item)
+
+    def snapshot(self) -> list[tuple[str, int]]:
+        with self._lock:
+            return list(self._items)
+
+
+@dataclass
+class TaskRunner:
+    store: TaskStore
+    registry: Registry
+    settings: Settings
+    http: httpx.Client
+    in_flight: InFlight
+    stopping: threading.Event
+    clock: Clock = now_ms
+
+    def run(self, task_id: str, token: int) -> None:
+        now = self.clock()
+        claim = self.store.claim(task_id, token, now, now + self.settings.worker.lease_ms)
+        if claim.task is None:
+            logger.debug("skipped message for {} (token {}): {}", task_id, token, claim.reason)
+            return
+        task = claim.task
+        with logger.contextualize(task_id=task_id, attempt=task.attempts):
+            self.in_flight.add((task_id, token))
+            try:
+                self._attempt(task, token, now)
+            finally:
+                self.in_flight.discard((task_id, token))
+
+    def _attempt(self, task: Task, token: int, started_at: int) -> None:
+        t0 = time.perf_counter()
+        try:
+            result = self._execute(task)
+        except Exception as exc:  # a bug in a handler must not lose the task
+            logger.exception("handler raised")
+            result = AttemptResult(Outcome.TRANSIENT, error=f"{type(exc).__name__}: {exc}")
+        duration_ms = int((time.perf_counter() - t0) * 1000)
+        now = self.clock()
+        decision = decide(
+            self._policy(task), result, attempts=task.attempts, created_at=task.created_at, now=now
+        )
+        attempt = Attempt(
+            n=task.attempts, started_at=started_at, duration_ms=duration_ms, outcome=result.outcome,
+            status_code=result.status_code, error=result.error,
+            response_body=(result.response_body or None) and result.response_body[:MAX_RESPONSE_BODY],
+        )
+        recorded = self.store.finish(
+            task.id, token, now=now, status=decision.status, next_at=decision.next_attempt_at,
+            retention_ms=self.settings.retention_ms, attempt=attempt, fields=_fields(result, decision, now),
+        )
+        self._log(task, result, decision, duration_ms, recorded)
+
+    def _execute(self, task: Task) -> AttemptResult:
+        try:
+            kind = self.registry.get(task.type)
+        except UnknownTaskType:
+            # Transient: a worker that knows the type may be deploying (TASK_MODULES).
+            return AttemptResult(Outcome.TRANSIENT, error=f"unknown task type {task.type!r} on this worker")
+        timeout_ms = task.timeout_ms or self.settings.worker.request_timeout_ms
+        ctx = RunContext(
+            task_id=task.id, attempt=task.attempts, timeout_s=timeout_ms / 1000, http=self.http,
+            settings=self.settings.worker, stopping=self.stopping,
+        )
+        return kind.run(task.payload, ctx)
+
+    def _policy(self, task: Task) -> RetryPolicy:
+        if task.retry:
+            return policy_from_dict(task.retry)
+        try:
+            return self.registry.get(task.type).policy(self.settings.worker)
+        except UnknownTaskType:
+            return self.registry.get("webhook").policy(self.settings.worker)
+
+    @staticmethod
+    def _log(task: Task, result: AttemptResult, decision: Decision, duration_ms: int, recorded: bool) -> None:
+        if not recorded:
+            logger.warning("attempt finished after its lease was taken over; outcome kept in history only")
+        elif decision.status is TaskStatus.COMPLETED:
+            logger.info("{} {} in {}ms", task.type, decision.status.value, duration_ms)
+        else:
+            logger.warning(
+                "{} {}: {} ({})", task.type, decision.status.value, result.error, decision.reason or "will retry"
+            )
+
+
+def _fields(result: AttemptResult, decision: Decision, now: int) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    if decision.status is TaskStatus.COMPLETED:
+        fields["result"] = dumps(result.result)
+        fields["last_error"] = ""
+        fields["completed_at"] = str(now)
+    else:
+        error = result.error or result.outcome.value
+        fields["last_error"] = f"{error}; {decision.reason}" if decision.reason else error
+        if decision.status is TaskStatus.FAILED:
+            fields["completed_at"] = str(now)
+    return fields

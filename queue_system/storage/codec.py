@@ -1,0 +1,84 @@
+"""Between domain objects and Redis hash fields / script arguments. Pure functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from queue_system.domain.models import Attempt, Outcome, Task, TaskStatus
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
+def dumps(value: Any) -> str:
+    return _encoder.encode(value).decode()
+
+
+def loads(text: str) -> Any:
+    return _decoder.decode(text)
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value not in (None, "") else None
+
+
+def task_from_hash(fields: dict[str, str], history: list[str] | None = None) -> Task:
+    retry = fields.get("retry")
+    return Task(
+        id=fields["id"],
+        type=fields["type"],
+        payload=loads(fields["payload"]) if "payload" in fields else None,
+        status=TaskStatus(fields["status"]),
+        queue=fields["queue"],
+        attempts=int(fields.get("attempts", 0)),
+        created_at=int(fields["created_at"]),
+        updated_at=int(fields["updated_at"]),
+        retry=loads(retry) if retry else None,
+        timeout_ms=_int(fields.get("timeout_ms")),
+        token=int(fields.get("token", 0)),
+        result=loads(fields["result"]) if "result" in fields else None,
+        last_error=fields.get("last_error"),
+        next_attempt_at=_int(fields.get("next_attempt_at")),
+        completed_at=_int(fields.get("completed_at")),
+        history=[attempt_from_json(h) for h in history or ()],
+    )
+
+
+def attempt_to_json(attempt: Attempt) -> str:
+    data = {
+        "n": attempt.n,
+        "started_at": attempt.started_at,
+        "duration_ms": attempt.duration_ms,
+        "outcome": attempt.outcome.value,
+        "trigger": attempt.trigger,
+    }
+    if attempt.status_code is not None:
+        data["status_code"] = attempt.status_code
+    if attempt.error is not None:
+        data["error"] = attempt.error
+    if attempt.response_body is not None:
+        data["response_body"] = attempt.response_body
+    return dumps(data)
+
+
+def attempt_from_json(text: str) -> Attempt:
+    d = loads(text)
+    return Attempt(
+        n=int(d["n"]),
+        started_at=int(d["started_at"]),
+        duration_ms=int(d["duration_ms"]),
+        outcome=Outcome(d["outcome"]),
+        status_code=d.get("status_code"),
+        error=d.get("error"),
+        response_body=d.get("response_body"),
+        trigger=d.get("trigger", "auto"),
+    )
+
+
+def flat_pairs(fields: dict[str, str]) -> list[str]:
+    out: list[str] = []
+    for name, value in fields.items():
+        out += [name, value]
+    return out

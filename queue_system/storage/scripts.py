@@ -1,0 +1,271 @@
+"""Lua scripts: each state change of a task is one atomic script.
+
+Every script gets KEYS[1] = the key prefix and builds key names the way `keys.py` documents them.
+Statuses each script accepts mirror `domain.models.TRANSITIONS` (tests/test_state_machine.py checks).
+Dispatching a task writes a Dramatiq message straight into Dramatiq's Redis queue (the same two
+commands as Dramatiq's own `enqueue`), so creating a task and enqueueing it is one atomic round
+trip: a task is never stored without its message, nor queued without its record.
+"""
+
+from __future__ import annotations
+
+_HEADER = """
+local P = KEYS[1]
+local function tkey(id) return P .. ':task:' .. id end
+local function hkey(id) return P .. ':task:' .. id .. ':history' end
+local function skey(s) return P .. ':idx:status:' .. s end
+
+local function move_status(id, old, new, created)
+  if old then redis.call('ZREM', skey(old), id) end
+  redis.call('ZADD', skey(new), created, id)
+end
+
+local function dispatch(id, token, queue, actor, now)
+  local mid = id .. '#' .. token
+  local msg = cjson.encode({
+    queue_name = queue, actor_name = actor, args = {id, tonumber(token)}, kwargs = {},
+    options = {redis_message_id = mid}, message_id = mid, message_timestamp = tonumber(now)})
+  local q = P .. ':dramatiq:' .. queue
+  redis.call('HSET', q .. '.msgs', mid, msg)
+  redis.call('RPUSH', q, mid)
+end
+
+local function finish_final(id, now, retention)
+  redis.call('ZADD', P .. ':expiry', now + retention, id)
+  -- A backstop expiry one day past the sweeper's, in case no worker runs to sweep.
+  redis.call('PEXPIRE', tkey(id), retention + 86400000)
+  redis.call('PEXPIRE', hkey(id), retention + 86400000)
+end
+
+local function purge(id)
+  local f = redis.call('HMGET', tkey(id), 'type', 'status')
+  if f[1] then redis.call('ZREM', P .. ':idx:type:' .. f[1], id) end
+  if f[2] then redis.call('ZREM', skey(f[2]), id) end
+  redis.call('ZREM', P .. ':idx:all', id)
+  redis.call('ZREM', P .. ':schedule', id)
+  redis.call('ZREM', P .. ':leases', id)
+  redis.call('ZREM', P .. ':expiry', id)
+  return redis.call('DEL', tkey(id), hkey(id))
+end
+
+local function push_history(id, entry, max_history)
+  redis.call('RPUSH', hkey(id), entry)
+  redis.call('LTRIM', hkey(id), -max_history, -1)
+end
+"""
+
+# ARGV: id, type, queue, now, status (pending|scheduled), due_ms, actor, fingerprint, field, value, ...
+# -> {1} created | {0, fingerprint} an id that exists already
+CREATE = (
+    _HEADER
+    + """
+local id, typ, queue, now, status = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local due, actor, fp = ARGV[6], ARGV[7], ARGV[8]
+local k = tkey(id)
+if redis.call('EXISTS', k) == 1 then
+  return {0, redis.call('HGET', k, 'fingerprint') or ''}
+end
+redis.call('HSET', k, 'id', id, 'type', typ, 'queue', queue, 'status', status, 'attempts', 0,
+  'created_at', now, 'updated_at', now, 'token', 1, 'fingerprint', fp)
+for i = 9, #ARGV, 2 do redis.call('HSET', k, ARGV[i], ARGV[i + 1]) end
+redis.call('ZADD', P .. ':idx:all', now, id)
+redis.call('ZADD', P .. ':idx:type:' .. typ, now, id)
+move_status(id, false, status, now)
+if status == 'scheduled' then
+  redis.call('HSET', k, 'next_attempt_at', due)
+  redis.call('ZADD', P .. ':schedule', due, id)
+else
+  dispatch(id, 1, queue, actor, now)
+end
+return {1}
+"""
+)
+
+# ARGV: id, token, now, lease_until -> {'ok', field, value, ...} | {'missing'} | {'stale'} | {'skip', status}
+CLAIM = (
+    _HEADER
+    + """
+local id, token, now, lease = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local k = tkey(id)
+local f = redis.call('HMGET', k, 'status', 'token', 'created_at')
+if not f[1] then return {'missing'} end
+if f[1] ~= 'pending' and f[1] ~= 'retrying' then return {'skip', f[1]} end
+if f[2] ~= token then return {'stale'} end
+redis.call('HINCRBY', k, 'attempts', 1)
+redis.call('HSET', k, 'status', 'processing', 'updated_at', now, 'started_at', now)
+move_status(id, f[1], 'processing', f[3])
+redis.call('ZADD', P .. ':leases', lease, id)
+local out = redis.call('HGETALL', k)
+table.insert(out, 1, 'ok')
+return out
+"""
+)
+
+# ARGV: id, token, now, status, next_at|'', retention, history_entry, max_history, field, value|'', ...
+# An empty value deletes the field. -> 1 recorded | 0 stale (the attempt is still added to history)
+FINISH = (
+    _HEADER
+    + """
+local id, token, now, status, next_at = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local retention, entry, max_history = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
+local k = tkey(id)
+local f = redis.call('HMGET', k, 'status', 'token', 'created_at')
+if not f[1] then return 0 end
+push_history(id, entry, max_history)
+if f[1] ~= 'processing' or f[2] ~= token then return 0 end
+for i = 9, #ARGV, 2 do
+  if ARGV[i + 1] == '' then redis.call('HDEL', k, ARGV[i]) else redis.call('HSET', k, ARGV[i], ARGV[i + 1]) end
+end
+redis.call('HSET', k, 'status', status, 'updated_at', now)
+redis.call('HDEL', k, 'started_at')
+move_status(id, 'processing', status, f[3])
+redis.call('ZREM', P .. ':leases', id)
+if status == 'retrying' then
+  redis.call('HSET', k, 'next_attempt_at', next_at)
+  redis.call('ZADD', P .. ':schedule', next_at, id)
+else
+  redis.call('HDEL', k, 'next_attempt_at')
+  finish_final(id, now, retention)
+end
+return 1
+"""
+)
+
+# ARGV: now, limit, actor -> number of tasks dispatched
+PROMOTE = (
+    _HEADER
+    + """
+local now, limit, actor = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local ids = redis.call('ZRANGEBYSCORE', P .. ':schedule', '-inf', now, 'LIMIT', 0, limit)
+local n = 0
+for _, id in ipairs(ids) do
+  redis.call('ZREM', P .. ':schedule', id)
+  local k = tkey(id)
+  local f = redis.call('HMGET', k, 'status', 'queue', 'created_at')
+  if f[1] == 'retrying' or f[1] == 'scheduled' then
+    local token = redis.call('HINCRBY', k, 'token', 1)
+    if f[1] == 'scheduled' then
+      redis.call('HSET', k, 'status', 'pending', 'updated_at', now)
+      move_status(id, 'scheduled', 'pending', f[3])
+    end
+    dispatch(id, token, f[2], actor, now)
+    n = n + 1
+  end
+end
+return n
+"""
+)
+
+# ARGV: now, limit, actor, max_history -> number of tasks recovered from expired leases
+RECLAIM = (
+    _HEADER
+    + """
+local now, limit, actor, max_history = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local ids = redis.call('ZRANGEBYSCORE', P .. ':leases', '-inf', now, 'LIMIT', 0, limit)
+local n = 0
+for _, id in ipairs(ids) do
+  redis.call('ZREM', P .. ':leases', id)
+  local k = tkey(id)
+  local f = redis.call('HMGET', k, 'status', 'queue', 'created_at', 'attempts', 'started_at')
+  if f[1] == 'processing' then
+    local token = redis.call('HINCRBY', k, 'token', 1)
+    local err = 'worker lost: lease expired before the attempt finished'
+    redis.call('HSET', k, 'status', 'retrying', 'updated_at', now, 'next_attempt_at', now, 'last_error', err)
+    redis.call('HDEL', k, 'started_at')
+    move_status(id, 'processing', 'retrying', f[3])
+    local started = tonumber(f[5]) or now
+    push_history(id, cjson.encode({n = tonumber(f[4]), started_at = started, duration_ms = now - started,
+      outcome = 'lost', error = err, trigger = 'auto'}), max_history)
+    dispatch(id, token, f[2], actor, now)
+    n = n + 1
+  end
+end
+return n
+"""
+)
+
+# ARGV: lease_until, id1, token1, id2, token2, ... -> number of leases extended
+RENEW = (
+    _HEADER
+    + """
+local lease, n = ARGV[1], 0
+for i = 2, #ARGV, 2 do
+  local f = redis.call('HMGET', tkey(ARGV[i]), 'status', 'token')
+  if f[1] == 'processing' and f[2] == ARGV[i + 1] then
+    redis.call('ZADD', P .. ':leases', 'XX', lease, ARGV[i])
+    n = n + 1
+  end
+end
+return n
+"""
+)
+
+# ARGV: id, now, retention -> {'ok'} | {'missing'} | {'bad', status}
+CANCEL = (
+    _HEADER
+    + """
+local id, now, retention = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local k = tkey(id)
+local f = redis.call('HMGET', k, 'status', 'created_at')
+if not f[1] then return {'missing'} end
+if f[1] ~= 'pending' and f[1] ~= 'scheduled' and f[1] ~= 'retrying' then return {'bad', f[1]} end
+redis.call('HSET', k, 'status', 'cancelled', 'updated_at', now, 'completed_at', now)
+redis.call('HDEL', k, 'next_attempt_at')
+move_status(id, f[1], 'cancelled', f[2])
+redis.call('ZREM', P .. ':schedule', id)
+finish_final(id, now, retention)
+return {'ok'}
+"""
+)
+
+# ARGV: id -> 1 deleted | 0 missing
+DELETE = (
+    _HEADER
+    + """
+return purge(ARGV[1]) > 0 and 1 or 0
+"""
+)
+
+# ARGV: now, limit -> number of finished tasks purged after their retention
+SWEEP = (
+    _HEADER
+    + """
+local ids = redis.call('ZRANGEBYSCORE', P .. ':expiry', '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(ids) do purge(id) end
+return #ids
+"""
+)
+
+# ARGV: index key, filter field|'', filter value, cursor score|'', cursor id, limit, max scan
+# -> {{id, score, ...}, more (0|1), last scanned id, last scanned score}; newest first, ties by id
+# descending. `more` with fewer than `limit` rows means the scan bound was hit: resume from the
+# last scanned position.
+PAGE = (
+    _HEADER
+    + """
+local key, ff, fv, cs, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local limit, max_scan = tonumber(ARGV[6]), tonumber(ARGV[7])
+local out, scanned, offset = {}, 0, 0
+local top = (cs == '') and '+inf' or cs
+local csn = tonumber(cs)
+local last_id, last_sc = '', ''
+while scanned < max_scan do
+  local batch = redis.call('ZREVRANGEBYSCORE', key, top, '-inf', 'WITHSCORES', 'LIMIT', offset, 200)
+  if #batch == 0 then return {out, 0, last_id, last_sc} end
+  for i = 1, #batch, 2 do
+    local id, sc = batch[i], tonumber(batch[i + 1])
+    if csn == nil or sc < csn or id < cid then
+      if ff == '' or redis.call('HGET', tkey(id), ff) == fv then
+        if #out >= limit * 2 then return {out, 1, last_id, last_sc} end
+        table.insert(out, id)
+        table.insert(out, batch[i + 1])
+      end
+    end
+    scanned = scanned + 1
+    last_id, last_sc = id, batch[i + 1]
+  end
+  offset = offset + 200
+end
+return {out, 1, last_id, last_sc}
+"""
+)

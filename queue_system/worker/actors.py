@@ -1,0 +1,24 @@
+"""The one actor: thin, it hands the task id and token to the runner.
+
+Retries here are Dramatiq's and only cover infrastructure errors (Redis unreachable while claiming
+or recording): the handler's own failures are caught by the runner and retried by our policy.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+
+from queue_system.storage.keys import RUN_ACTOR
+from queue_system.worker.runtime import current
+
+
+@dramatiq.actor(  # type: ignore[misc]
+    actor_name=RUN_ACTOR,
+    queue_name="default",
+    max_retries=100,
+    min_backoff=500,
+    max_backoff=30_000,
+    time_limit=2 * 3_600_000,  # our own timeouts bound a task; this only stops a runaway thread
+)
+def run_task(task_id: str, token: int) -> None:
+    current().runner.run(task_id, token)
