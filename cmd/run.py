@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from types import FrameType
 
@@ -17,55 +18,76 @@ from loguru import logger
 
 from queue_system.embedded import EmbeddedRedis
 from queue_system.logging import configure_logging
+from queue_system.settings import Settings
 
 HERE = _common.ROOT / "cmd"
 
 
-def main() -> int:
-    settings = _common.settings_or_exit(need_redis=False)
-    configure_logging(production=settings.production, level=settings.log_level, process="run")
-    embedded: EmbeddedRedis | None = None
-    url = settings.redis_url
-    if url is None:
-        embedded = EmbeddedRedis(settings.data_dir / "redis")
-        url = embedded.start()
-        logger.info("embedded Redis ready: REDIS_URL={} (data in {})", url, embedded.data_dir)
-    env = {**os.environ, "REDIS_URL": url}
-    stopping = False
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+def start_children(env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
     # Own sessions: a terminal's Ctrl-C reaches only us, and we stop the children in order.
-    children = {
+    return {
         name: subprocess.Popen([sys.executable, str(HERE / f"{name}.py")], env=env, start_new_session=True)
         for name in ("worker", "api")
     }
-    logger.info("API on http://{}:{} (docs at /schema), worker started; Ctrl-C stops all",
-                settings.api.host, settings.api.port)
-    code = 0
-    while not stopping:
+
+
+def supervise(children: dict[str, subprocess.Popen[bytes]], stop: threading.Event) -> int:
+    """Wait for a stop signal or a child's death. -> exit code."""
+    while not stop.wait(0.2):
         for name, child in children.items():
             if child.poll() is not None:
                 logger.error("{} exited with code {}; stopping everything", name, child.returncode)
-                stopping, code = True, 1
-        time.sleep(0.2)
+                return 1
+    return 0
+
+
+def stop_children(children: dict[str, subprocess.Popen[bytes]], grace_s: float) -> None:
     logger.info("stopping: worker and API finish what they are doing")
     for child in children.values():
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + settings.worker.request_timeout_ms / 1000 + 15
+    deadline = time.monotonic() + grace_s
     for child in children.values():
         try:
             child.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
-    if embedded is not None:
-        embedded.stop()
-        logger.info("embedded Redis stopped (data kept in {})", embedded.data_dir)
+            child.wait()
+
+
+def start_redis(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
+    if settings.redis_url:
+        return settings.redis_url, None
+    embedded = EmbeddedRedis(settings.data_dir / "redis")
+    url = embedded.start()
+    logger.info("embedded Redis ready: REDIS_URL={} (data in {})", url, embedded.data_dir)
+    return url, embedded
+
+
+def main() -> int:
+    settings = _common.settings_or_exit(need_redis=False)
+    configure_logging(production=settings.production, level=settings.log_level, process="run")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    url, embedded = start_redis(settings)
+    children = start_children({**os.environ, "REDIS_URL": url})
+    logger.info(
+        "API on http://{}:{} (docs at /schema), worker started; Ctrl-C stops all",
+        settings.api.host,
+        settings.api.port,
+    )
+    try:
+        code = supervise(children, stop)
+    finally:
+        stop_children(children, settings.worker.request_timeout_ms / 1000 + 15)
+        if embedded is not None:
+            embedded.stop()
+            logger.info("embedded Redis stopped (data kept in {})", embedded.data_dir)
     return code
 
 

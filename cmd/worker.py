@@ -20,12 +20,22 @@ def main() -> None:
         env["dramatiq_queue_prefetch"] = str(w.prefetch)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_common.ROOT), env.get("PYTHONPATH")) if p)
     args = [
-        sys.executable, "-m", "dramatiq", "queue_system.worker.app",
-        "--processes", str(w.processes), "--threads", str(w.threads),
-        "--queues", "default", "--path", os.getcwd(),
-        "--worker-shutdown-timeout", str(w.request_timeout_ms + 30_000),
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "queue_system.worker.app",
+        "--processes",
+        str(w.processes),
+        "--threads",
+        str(w.threads),
+        "--queues",
+        "default",
+        "--path",
+        os.getcwd(),
+        "--worker-shutdown-timeout",
+        str(w.request_timeout_ms + 30_000),
     ]
-    os.execve(sys.executable, args, env)
+    os.execve(sys.executable, args, env)  # noqa: S606 - become the dramatiq CLI, no shell
 
 
 if __name__ == "__main__":

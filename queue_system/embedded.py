@@ -34,10 +34,27 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
         args = [
-            str(BINARY), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-            "--dir", str(self.data_dir), "--logfile", "redis.log", "--daemonize", "no",
-            "--save", "", "--appendonly", "yes" if self.persist else "no", "--appendfsync", "everysec",
+            str(BINARY),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.data_dir),
+            "--logfile",
+            "redis.log",
+            "--daemonize",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.persist else "no",
+            "--appendfsync",
+            "everysec",
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from loguru import logger
+
+if TYPE_CHECKING:
+    from loguru import Record
 
 _DEV_FORMAT = (
     "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> <cyan>{extra[process]}</cyan> "
@@ -28,7 +31,7 @@ class _InterceptHandler(logging.Handler):
         logger.opt(depth=6, exception=record.exc_info).log(level, "{}: {}", record.name, record.getMessage())
 
 
-def _context(record: dict) -> bool:  # type: ignore[type-arg]
+def _context(record: Record) -> bool:
     extra = record["extra"]
     shown = {k: v for k, v in extra.items() if k not in ("process", "context")}
     extra["context"] = "".join(f" {k}={v}" for k, v in shown.items())

@@ -24,9 +24,7 @@ from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import AsyncTaskStore
 
 
-def create_app(
-    settings: Settings, *, registry: Registry = REGISTRY, keys: Keys | None = None
-) -> Litestar:
+def create_app(settings: Settings, *, registry: Registry = REGISTRY, keys: Keys | None = None) -> Litestar:
     load_modules(settings.worker.task_modules)
     state: dict[str, object] = {}
 

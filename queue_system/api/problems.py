@@ -14,6 +14,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from loguru import logger
 
 from queue_system.errors import Conflict, InvalidInput, QueueSystemError, TaskNotFound, UnknownTaskType
+from queue_system.validation import split_msgspec_error
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -41,7 +42,12 @@ def problem(
 def on_app_error(request: Request[Any, Any, Any], exc: QueueSystemError) -> Response[dict[str, Any]]:
     if isinstance(exc, UnknownTaskType):
         return problem(
-            request, 422, "unknown-type", exc.message, field="type", known_types=exc.known,
+            request,
+            422,
+            "unknown-type",
+            exc.message,
+            field="type",
+            known_types=exc.known,
             errors=[{"field": "type", "message": exc.message}],
         )
     if isinstance(exc, InvalidInput):
@@ -79,13 +85,20 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[d
 def _validation_item(item: Any) -> dict[str, str]:
     if not isinstance(item, dict):
         return {"field": "body", "message": str(item)}
-    key = item.get("key") or "body"
-    return {"field": str(key), "message": str(item.get("message", "invalid value"))}
+    message = str(item.get("message", "invalid value"))
+    key = str(item.get("key") or "")
+    path, message = split_msgspec_error(message)
+    # Litestar names the whole body "data"; the message names the field inside it.
+    field = path if key in ("", "data") else key
+    return {"field": field or "body", "message": message}
 
 
 def on_storage_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     logger.warning("redis unavailable on {} {}: {}", request.method, request.url.path, exc)
     return problem(
-        request, 503, "storage-unavailable", "Redis is unreachable; nothing was stored, try again",
+        request,
+        503,
+        "storage-unavailable",
+        "Redis is unreachable; nothing was stored, try again",
         headers={"Retry-After": "1"},
     )

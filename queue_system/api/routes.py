@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 from msgspec import UNSET
@@ -24,6 +25,8 @@ from queue_system.service.tasks import Submission, TaskService
 from queue_system.storage.redis_store import AsyncTaskStore
 
 TaskId = FromPath[str]
+Service = NamedDependency[TaskService]
+Store = NamedDependency[AsyncTaskStore]
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="page size (default 50, max 500)")]
 Cursor = Annotated[str | None, QueryParameter(description="`next_cursor` of the previous page")]
 
@@ -59,7 +62,7 @@ class TaskController(Controller):
         ),
         responses={},
     )
-    async def submit(self, data: JSONBody[SubmitTask], service: TaskService) -> Response[TaskOut]:
+    async def submit(self, data: JSONBody[SubmitTask], service: Service) -> Response[TaskOut]:
         task, created = await service.submit(to_submission(data))
         return Response(
             task_out(task, with_history=False),
@@ -67,12 +70,16 @@ class TaskController(Controller):
             headers={"Location": f"/api/v1/tasks/{task.id}"},
         )
 
-    @get("/", summary="List tasks, newest first", description="Filter by `status` and `type`; page with `cursor`.")
+    @get(
+        "/",
+        summary="List tasks, newest first",
+        description="Filter by `status` and `type`; page with `cursor`.",
+    )
     async def list_tasks(
         self,
-        service: TaskService,
+        service: Service,
         status: Annotated[TaskStatus | None, QueryParameter(description="only tasks in this status")] = None,
-        type: Annotated[str | None, QueryParameter(description="only tasks of this type")] = None,  # noqa: A002
+        type: Annotated[str | None, QueryParameter(description="only tasks of this type")] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> TaskPage:
@@ -81,15 +88,15 @@ class TaskController(Controller):
         return TaskPage(items=items, next_cursor=encode_cursor(page.next_cursor), limit=limit)
 
     @get("/{task_id:str}", summary="Get a task with its attempt history")
-    async def get_task(self, task_id: TaskId, service: TaskService) -> TaskOut:
+    async def get_task(self, task_id: TaskId, service: Service) -> TaskOut:
         return task_out(await service.get(task_id), with_history=True)
 
     @post("/{task_id:str}/cancel", status_code=200, summary="Cancel a pending, scheduled or retrying task")
-    async def cancel_task(self, task_id: TaskId, service: TaskService) -> TaskOut:
+    async def cancel_task(self, task_id: TaskId, service: Service) -> TaskOut:
         return task_out(await service.cancel(task_id), with_history=True)
 
     @delete("/{task_id:str}", summary="Delete a task (cancelled first, so it never runs again)")
-    async def delete_task(self, task_id: TaskId, service: TaskService) -> None:
+    async def delete_task(self, task_id: TaskId, service: Service) -> None:
         await service.delete(task_id)
 
 
@@ -99,7 +106,7 @@ async def health() -> dict[str, str]:
 
 
 @get("/ready", tags=["health"], summary="Readiness: Redis answers a PING", responses={})
-async def ready(store: AsyncTaskStore, request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
+async def ready(store: Store, request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
     try:
         await store.ping()
     except Exception as exc:  # any failure to reach Redis means not ready

@@ -73,18 +73,33 @@ def rfc3339(ms: int | None) -> str | None:
 
 def attempt_out(a: Attempt) -> AttemptOut:
     return AttemptOut(
-        n=a.n, started_at=rfc3339(a.started_at) or "", duration_ms=a.duration_ms, outcome=a.outcome.value,
-        trigger=a.trigger, status_code=a.status_code, error=a.error, response_body=a.response_body,
+        n=a.n,
+        started_at=rfc3339(a.started_at) or "",
+        duration_ms=a.duration_ms,
+        outcome=a.outcome.value,
+        trigger=a.trigger,
+        status_code=a.status_code,
+        error=a.error,
+        response_body=a.response_body,
     )
 
 
 def task_out(task: Task, *, with_history: bool) -> TaskOut:
     return TaskOut(
-        id=task.id, type=task.type, status=task.status.value, queue=task.queue, payload=task.payload,
-        attempts=task.attempts, created_at=rfc3339(task.created_at) or "",
-        updated_at=rfc3339(task.updated_at) or "", next_attempt_at=rfc3339(task.next_attempt_at),
-        completed_at=rfc3339(task.completed_at), result=task.result, last_error=task.last_error,
-        retry=task.retry, attempt_history=[attempt_out(a) for a in task.history] if with_history else None,
+        id=task.id,
+        type=task.type,
+        status=task.status.value,
+        queue=task.queue,
+        payload=task.payload,
+        attempts=task.attempts,
+        created_at=rfc3339(task.created_at) or "",
+        updated_at=rfc3339(task.updated_at) or "",
+        next_attempt_at=rfc3339(task.next_attempt_at),
+        completed_at=rfc3339(task.completed_at),
+        result=task.result,
+        last_error=task.last_error,
+        retry=task.retry,
+        attempt_history=[attempt_out(a) for a in task.history] if with_history else None,
     )
 
 
@@ -102,4 +117,6 @@ def decode_cursor(text: str | None) -> tuple[int, str] | None:
         score, task_id = raw.split(":", 1)
         return int(score), task_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("cursor: not a cursor this API returned", field="cursor", status_code=400) from None
+        raise InvalidInput(
+            "cursor: not a cursor this API returned", field="cursor", status_code=400
+        ) from None

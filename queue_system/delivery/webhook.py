@@ -41,7 +41,7 @@ def send(client: httpx.Client, request: WebhookRequest, timeout_s: float) -> Att
     except httpx.TimeoutException as exc:
         return AttemptResult(Outcome.TRANSIENT, error=f"timeout after {timeout_s:g}s ({type(exc).__name__})")
     except httpx.TransportError as exc:
-        return AttemptResult(Outcome.TRANSIENT, error=f"{type(exc).__name__}: {exc}" or type(exc).__name__)
+        return AttemptResult(Outcome.TRANSIENT, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
     return classify(response, body)
 
 
@@ -58,7 +58,9 @@ def classify(response: httpx.Response, body: bytes) -> AttemptResult:
     code = response.status_code
     text = body.decode("utf-8", "replace")
     if 200 <= code < 300:
-        return AttemptResult(Outcome.SUCCESS, result={"status_code": code}, status_code=code, response_body=text)
+        return AttemptResult(
+            Outcome.SUCCESS, result={"status_code": code}, status_code=code, response_body=text
+        )
     error = f"HTTP {code}"
     if code in TRANSIENT_STATUS or code >= 500:
         retry_after = parse_retry_after(response.headers.get("retry-after"))

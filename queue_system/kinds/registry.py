@@ -31,6 +31,7 @@ from queue_system.domain.models import AttemptResult, Outcome
 from queue_system.domain.retry import ExponentialPolicy, FixedPolicy, RetryPolicy
 from queue_system.errors import InvalidInput, UnknownTaskType
 from queue_system.settings import WorkerSettings
+from queue_system.validation import join_field, split_msgspec_error
 
 
 class TransientError(Exception):
@@ -95,17 +96,12 @@ class TaskKind:
 
 
 def _field(exc: msgspec.ValidationError, prefix: str) -> str:
-    text = str(exc)
-    if " - at `$" in text:
-        path = text.rsplit(" - at `$", 1)[1].rstrip("`")
-        return f"{prefix}{path}" if prefix else path.lstrip(".")
-    return prefix or "body"
+    return join_field(prefix, split_msgspec_error(str(exc))[0])
 
 
 def _describe(exc: msgspec.ValidationError, prefix: str) -> str:
-    text = str(exc)
-    message = text.split(" - at `$", 1)[0]
-    return f"{_field(exc, prefix)}: {message}"
+    path, message = split_msgspec_error(str(exc))
+    return f"{join_field(prefix, path)}: {message}"
 
 
 class Registry:

@@ -80,13 +80,23 @@ class TaskRunner:
             self._policy(task), result, attempts=task.attempts, created_at=task.created_at, now=now
         )
         attempt = Attempt(
-            n=task.attempts, started_at=started_at, duration_ms=duration_ms, outcome=result.outcome,
-            status_code=result.status_code, error=result.error,
+            n=task.attempts,
+            started_at=started_at,
+            duration_ms=duration_ms,
+            outcome=result.outcome,
+            status_code=result.status_code,
+            error=result.error,
             response_body=(result.response_body or None) and result.response_body[:MAX_RESPONSE_BODY],
         )
         recorded = self.store.finish(
-            task.id, token, now=now, status=decision.status, next_at=decision.next_attempt_at,
-            retention_ms=self.settings.retention_ms, attempt=attempt, fields=_fields(result, decision, now),
+            task.id,
+            token,
+            now=now,
+            status=decision.status,
+            next_at=decision.next_attempt_at,
+            retention_ms=self.settings.retention_ms,
+            attempt=attempt,
+            fields=_fields(result, decision, now),
         )
         self._log(task, result, decision, duration_ms, recorded)
 
@@ -98,8 +108,12 @@ class TaskRunner:
             return AttemptResult(Outcome.TRANSIENT, error=f"unknown task type {task.type!r} on this worker")
         timeout_ms = task.timeout_ms or self.settings.worker.request_timeout_ms
         ctx = RunContext(
-            task_id=task.id, attempt=task.attempts, timeout_s=timeout_ms / 1000, http=self.http,
-            settings=self.settings.worker, stopping=self.stopping,
+            task_id=task.id,
+            attempt=task.attempts,
+            timeout_s=timeout_ms / 1000,
+            http=self.http,
+            settings=self.settings.worker,
+            stopping=self.stopping,
         )
         return kind.run(task.payload, ctx)
 
@@ -119,7 +133,11 @@ class TaskRunner:
             logger.info("{} {} in {}ms", task.type, decision.status.value, duration_ms)
         else:
             logger.warning(
-                "{} {}: {} ({})", task.type, decision.status.value, result.error, decision.reason or "will retry"
+                "{} {}: {} ({})",
+                task.type,
+                decision.status.value,
+                result.error,
+                decision.reason or "will retry",
             )
 
 

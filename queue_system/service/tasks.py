@@ -51,8 +51,12 @@ class TaskService:
         fingerprint = hashlib.sha256(f"{sub.type}\0{sub.queue}\0{payload_json}".encode()).hexdigest()[:32]
         task_id = sub.id or str(uuid.uuid4())
         new = NewTask(
-            id=task_id, type=sub.type, queue=sub.queue, payload_json=payload_json,
-            fingerprint=fingerprint, now=self.clock(),
+            id=task_id,
+            type=sub.type,
+            queue=sub.queue,
+            payload_json=payload_json,
+            fingerprint=fingerprint,
+            now=self.clock(),
         )
         created, existing_fingerprint = await self.store.create(new)
         if created:  # one round trip on the hot path: the record is exactly what we just wrote
@@ -96,6 +100,13 @@ class TaskService:
 
 def _as_task(new: NewTask, payload: Any) -> Task:
     return Task(
-        id=new.id, type=new.type, payload=msgspec.to_builtins(payload), status=TaskStatus.PENDING,
-        queue=new.queue, attempts=0, created_at=new.now, updated_at=new.now, token=1,
+        id=new.id,
+        type=new.type,
+        payload=msgspec.to_builtins(payload),
+        status=TaskStatus.PENDING,
+        queue=new.queue,
+        attempts=0,
+        created_at=new.now,
+        updated_at=new.now,
+        token=1,
     )

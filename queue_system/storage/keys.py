@@ -1,14 +1,14 @@
 """Every Redis key queue_system uses, under one prefix (default `qs`).
 
-    {p}:task:{id}            hash    the task record (expires `retention` after it finishes)
-    {p}:task:{id}:history    list    the last MAX_HISTORY attempts, JSON each (same expiry)
-    {p}:idx:all              zset    id -> created_at ms, every live task
-    {p}:idx:status:{status}  zset    id -> created_at ms
-    {p}:idx:type:{type}      zset    id -> created_at ms
-    {p}:schedule             zset    id -> due ms (scheduled and retrying tasks)
-    {p}:leases               zset    id -> lease expiry ms (processing tasks)
-    {p}:expiry               zset    id -> purge-at ms (finished tasks); the sweeper owns them
-    {p}:dramatiq:{queue}     list    Dramatiq's queue (Dramatiq's RedisBroker, namespace {p}:dramatiq)
+{p}:task:{id}            hash    the task record (expires `retention` after it finishes)
+{p}:task:{id}:history    list    the last MAX_HISTORY attempts, JSON each (same expiry)
+{p}:idx:all              zset    id -> created_at ms, every live task
+{p}:idx:status:{status}  zset    id -> created_at ms
+{p}:idx:type:{type}      zset    id -> created_at ms
+{p}:schedule             zset    id -> due ms (scheduled and retrying tasks)
+{p}:leases               zset    id -> lease expiry ms (processing tasks)
+{p}:expiry               zset    id -> purge-at ms (finished tasks); the sweeper owns them
+{p}:dramatiq:{queue}     list    Dramatiq's queue (Dramatiq's RedisBroker, namespace {p}:dramatiq)
 """
 
 from __future__ import annotations

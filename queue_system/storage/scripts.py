@@ -114,7 +114,11 @@ if not f[1] then return 0 end
 push_history(id, entry, max_history)
 if f[1] ~= 'processing' or f[2] ~= token then return 0 end
 for i = 9, #ARGV, 2 do
-  if ARGV[i + 1] == '' then redis.call('HDEL', k, ARGV[i]) else redis.call('HSET', k, ARGV[i], ARGV[i + 1]) end
+  if ARGV[i + 1] == '' then
+    redis.call('HDEL', k, ARGV[i])
+  else
+    redis.call('HSET', k, ARGV[i], ARGV[i + 1])
+  end
 end
 redis.call('HSET', k, 'status', status, 'updated_at', now)
 redis.call('HDEL', k, 'started_at')

@@ -12,7 +12,7 @@ from queue_system.storage.keys import RUN_ACTOR
 from queue_system.worker.runtime import current
 
 
-@dramatiq.actor(  # type: ignore[misc]
+@dramatiq.actor(
     actor_name=RUN_ACTOR,
     queue_name="default",
     max_retries=100,

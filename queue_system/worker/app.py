@@ -22,7 +22,7 @@ configure_logging(
     production=settings.production, level=settings.log_level, process="worker", worker_id=worker_id()
 )
 keys = Keys()
-broker = RedisBroker(
+broker = RedisBroker(  # type: ignore[no-untyped-call]
     url=settings.redis_url,
     namespace=keys.dramatiq_namespace,
     middleware=[TimeLimit(), Retries()],

@@ -62,7 +62,7 @@ def build_runtime(settings: Settings, keys: Keys) -> Runtime:
     return Runtime(runner, maintenance, http, client)
 
 
-class WorkerRuntime(dramatiq.Middleware):  # type: ignore[misc]
+class WorkerRuntime(dramatiq.Middleware):
     def __init__(self, settings: Settings, keys: Keys) -> None:
         self.settings = settings
         self.keys = keys

@@ -1,0 +1,209 @@
+"""API tests: the real app in-process (Litestar's TestClient) on a real Redis; no worker runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from litestar.testing import TestClient
+
+from queue_system.api.app import create_app
+from queue_system.settings import load_settings
+
+HOOK = {
+    "url": "http://127.0.0.1:9/hook",
+    "method": "POST",
+    "headers": {"X-Custom-Header": "test"},
+    "body": '{"test": "data"}',
+}
+
+
+@pytest.fixture
+def client(redis_client: redis.Redis, redis_url: str) -> Iterator[TestClient[Any]]:
+    settings = load_settings({"REDIS_URL": redis_url, "API_MAX_BODY_BYTES": "4096"})
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def assert_problem(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["title"] and body["detail"] and body["type"].startswith("urn:queue-system:problem:")
+    if field is not None:
+        assert body["field"] == field, body
+        assert any(e["field"] == field for e in body["errors"])
+    return body
+
+
+def test_submit_webhook_shorthand(client: TestClient[Any], redis_client: redis.Redis) -> None:
+    r = client.post("/api/v1/tasks", json=HOOK)
+    assert r.status_code == 201, r.text
+    task = r.json()
+    assert r.headers["location"] == f"/api/v1/tasks/{task['id']}"
+    assert task["type"] == "webhook" and task["status"] == "pending" and task["attempts"] == 0
+    assert task["payload"] == HOOK
+    assert task["created_at"].endswith("Z")
+    # 201 means: stored and enqueued.
+    assert redis_client.hget(f"qs:task:{task['id']}", "status") == "pending"
+    assert redis_client.llen("qs:dramatiq:default") == 1
+
+
+def test_submit_typed_form_and_get(client: TestClient[Any]) -> None:
+    r = client.post("/api/v1/tasks", json={"type": "webhook", "payload": HOOK})
+    assert r.status_code == 201
+    got = client.get(r.headers["location"])
+    assert got.status_code == 200
+    assert got.json()["payload"] == HOOK
+    assert got.json()["attempt_history"] == []
+
+
+def test_json_body_value_is_kept(client: TestClient[Any]) -> None:
+    r = client.post("/api/v1/tasks", json={"url": "https://example.test/x", "body": {"a": [1, 2]}})
+    assert r.status_code == 201
+    assert r.json()["payload"]["body"] == {"a": [1, 2]}
+    assert r.json()["payload"]["method"] == "POST"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"method": "POST"}, 422, "url"),
+        ({"url": 5}, 422, "url"),
+        ({"url": "ftp://example.test/x"}, 422, "url"),
+        ({"url": "not a url"}, 422, "url"),
+        ({"url": "http://example.test", "method": "FETCH"}, 422, "method"),
+        ({"url": "http://example.test", "headers": {"X": 1}}, 422, "headers[...]"),
+        ({"url": "http://example.test", "headers": ["X"]}, 422, "headers"),
+        ({"url": "http://example.test", "headers": {"Bad Name": "v"}}, 422, "headers.Bad Name"),
+        ({"url": "http://example.test", "surprise": 1}, 422, "surprise"),
+        ({"type": "teleport", "payload": {}}, 422, "type"),
+        ({"type": "webhook", "payload": {"method": "GET"}}, 422, "payload.url"),
+        ({"type": "webhook", "payload": {"url": "http://x", "extra": 1}}, 422, "payload.extra"),
+        ({"type": "webhook", "payload": HOOK, "url": "http://x"}, 422, "url"),
+        ({"payload": HOOK}, 422, "type"),
+        ({"url": "http://example.test", "id": "has space"}, 422, "id"),
+        ({"url": "http://example.test", "queue": "nowhere"}, 422, "queue"),
+    ],
+)
+def test_bad_input_is_a_problem_naming_the_field(
+    client: TestClient[Any], redis_client: redis.Redis, body: dict[str, Any], status: int, field: str
+) -> None:
+    assert_problem(client.post("/api/v1/tasks", json=body), status, field)
+    assert redis_client.keys("qs:*") == []  # nothing half-written
+
+
+def test_unknown_type_lists_the_known_ones(client: TestClient[Any]) -> None:
+    body = assert_problem(client.post("/api/v1/tasks", json={"type": "teleport", "payload": {}}), 422, "type")
+    assert "webhook" in body["known_types"]
+
+
+@pytest.mark.parametrize("raw", [b"{nope", b"", b"[1, 2]", b'"text"'])
+def test_not_a_json_object_is_rejected(client: TestClient[Any], raw: bytes) -> None:
+    r = client.post("/api/v1/tasks", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code in (400, 422), r.text
+    assert_problem(r, r.status_code)
+
+
+def test_oversized_body_is_413(client: TestClient[Any], redis_client: redis.Redis) -> None:
+    big = dict(HOOK, body="x" * 5000)
+    assert_problem(client.post("/api/v1/tasks", content=json.dumps(big)), 413)
+    assert redis_client.keys("qs:*") == []
+
+
+def test_client_id_same_body_returns_existing_different_body_conflicts(client: TestClient[Any]) -> None:
+    first = client.post("/api/v1/tasks", json=dict(HOOK, id="order-42"))
+    assert first.status_code == 201
+    again = client.post("/api/v1/tasks", json=dict(HOOK, id="order-42"))
+    assert again.status_code == 200
+    assert again.json()["id"] == "order-42"
+    assert again.json()["created_at"] == first.json()["created_at"]
+    other = client.post("/api/v1/tasks", json=dict(HOOK, id="order-42", body="different"))
+    body = assert_problem(other, 409)
+    assert other.headers["location"] == "/api/v1/tasks/order-42"
+    assert body["location"] == "/api/v1/tasks/order-42"
+
+
+def test_get_unknown_is_404_problem(client: TestClient[Any]) -> None:
+    assert_problem(client.get("/api/v1/tasks/nope"), 404)
+    assert_problem(client.delete("/api/v1/tasks/nope"), 404)
+
+
+def test_delete_cancels_and_removes(client: TestClient[Any], redis_client: redis.Redis) -> None:
+    task_id = client.post("/api/v1/tasks", json=HOOK).json()["id"]
+    assert client.delete(f"/api/v1/tasks/{task_id}").status_code == 204
+    assert_problem(client.get(f"/api/v1/tasks/{task_id}"), 404)
+    assert redis_client.keys("qs:task:*") == []
+
+
+def test_cancel_pending_then_cancel_again_conflicts(client: TestClient[Any]) -> None:
+    task_id = client.post("/api/v1/tasks", json=HOOK).json()["id"]
+    r = client.post(f"/api/v1/tasks/{task_id}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert_problem(client.post(f"/api/v1/tasks/{task_id}/cancel"), 409)
+
+
+def test_list_newest_first_with_filters_and_cursor(client: TestClient[Any]) -> None:
+    ids = [client.post("/api/v1/tasks", json=HOOK).json()["id"] for _ in range(5)]
+    client.post(f"/api/v1/tasks/{ids[0]}/cancel")
+    page1 = client.get("/api/v1/tasks", params={"limit": 2}).json()
+    assert [t["id"] for t in page1["items"]] == [ids[4], ids[3]]
+    page2 = client.get("/api/v1/tasks", params={"limit": 2, "cursor": page1["next_cursor"]}).json()
+    page3 = client.get("/api/v1/tasks", params={"limit": 2, "cursor": page2["next_cursor"]}).json()
+    assert [t["id"] for t in page2["items"] + page3["items"]] == [ids[2], ids[1], ids[0]]
+    assert page3["next_cursor"] is None
+    cancelled = client.get("/api/v1/tasks", params={"status": "cancelled"}).json()
+    assert [t["id"] for t in cancelled["items"]] == [ids[0]]
+    assert client.get("/api/v1/tasks", params={"type": "other"}).json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 501}, "limit"),
+        ({"status": "done"}, "status"),
+        ({"cursor": "!!"}, "cursor"),
+    ],
+)
+def test_list_bad_query_is_a_problem(client: TestClient[Any], params: dict[str, Any], field: str) -> None:
+    r = client.get("/api/v1/tasks", params=params)
+    assert r.status_code in (400, 422)
+    assert_problem(r, r.status_code, field)
+
+
+def test_health_and_ready(client: TestClient[Any]) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json() == {"status": "ready"}
+
+
+def test_ready_is_503_when_redis_is_down() -> None:
+    settings = load_settings({"REDIS_URL": "redis://127.0.0.1:1/0"})
+    with TestClient(create_app(settings)) as c:
+        r = c.get("/ready")
+        assert r.status_code == 503
+        assert r.json()["status"] == "unavailable" and "redis" in r.json()["reason"]
+        # Submitting while Redis is down: a 503 problem, never a 500.
+        assert_problem(c.post("/api/v1/tasks", json=HOOK), 503)
+
+
+def test_openapi_documents_every_route(client: TestClient[Any]) -> None:
+    schema = client.get("/schema/openapi.json").json()
+    paths = schema["paths"]
+    for path in (
+        "/api/v1/tasks",
+        "/api/v1/tasks/{task_id}",
+        "/api/v1/tasks/{task_id}/cancel",
+        "/health",
+        "/ready",
+    ):
+        assert path in paths
+    assert "SubmitTask" in schema["components"]["schemas"]
+
+
+def test_unknown_route_is_a_404_problem(client: TestClient[Any]) -> None:
+    assert_problem(client.get("/api/v1/nothing"), 404)

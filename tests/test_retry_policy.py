@@ -1,0 +1,92 @@
+"""Unit tests of the retry decision (pure logic)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
+from queue_system.domain.retry import ExponentialPolicy, FixedPolicy, decide, policy_from_dict
+
+H = 3_600_000
+FIXED = FixedPolicy(interval_ms=10_000, max_age_ms=24 * H)
+EXPO = ExponentialPolicy(max_retries=3, min_delay_ms=1_000, max_delay_ms=60_000)
+TRANSIENT = AttemptResult(Outcome.TRANSIENT, error="HTTP 503")
+
+
+def test_success_completes() -> None:
+    d = decide(FIXED, AttemptResult(Outcome.SUCCESS), attempts=1, created_at=0, now=5)
+    assert d.status is TaskStatus.COMPLETED
+    assert d.next_attempt_at is None
+
+
+def test_permanent_fails_at_once() -> None:
+    d = decide(FIXED, AttemptResult(Outcome.PERMANENT, status_code=404), attempts=1, created_at=0, now=5)
+    assert d.status is TaskStatus.FAILED
+
+
+def test_fixed_interval_retries_every_interval() -> None:
+    d = decide(FIXED, TRANSIENT, attempts=7, created_at=0, now=1_000_000)
+    assert d.status is TaskStatus.RETRYING
+    assert d.next_attempt_at == 1_010_000
+
+
+def test_fixed_gives_up_when_next_attempt_would_pass_max_age() -> None:
+    created = 0
+    just_inside = decide(FIXED, TRANSIENT, attempts=500, created_at=created, now=24 * H - 10_000)
+    assert just_inside.status is TaskStatus.RETRYING
+    outside = decide(FIXED, TRANSIENT, attempts=501, created_at=created, now=24 * H - 9_999)
+    assert outside.status is TaskStatus.FAILED
+    assert outside.reason == "retry window exhausted"
+
+
+def test_retry_after_longer_than_interval_is_honoured() -> None:
+    result = AttemptResult(Outcome.TRANSIENT, status_code=429, retry_after_ms=120_000)
+    d = decide(FIXED, result, attempts=1, created_at=0, now=1_000)
+    assert d.next_attempt_at == 121_000
+
+
+def test_retry_after_shorter_than_interval_keeps_interval() -> None:
+    result = AttemptResult(Outcome.TRANSIENT, status_code=429, retry_after_ms=1_000)
+    d = decide(FIXED, result, attempts=1, created_at=0, now=0)
+    assert d.next_attempt_at == 10_000
+
+
+def test_retry_after_beyond_max_age_fails() -> None:
+    result = AttemptResult(Outcome.TRANSIENT, status_code=503, retry_after_ms=25 * H)
+    assert decide(FIXED, result, attempts=1, created_at=0, now=0).status is TaskStatus.FAILED
+
+
+@pytest.mark.parametrize("attempts", [1, 2, 3])
+def test_exponential_delay_within_full_jitter_bounds(attempts: int) -> None:
+    rng = random.Random(1)
+    ceiling = min(60_000, 1_000 * 2 ** (attempts - 1))
+    for _ in range(200):
+        d = decide(EXPO, TRANSIENT, attempts=attempts, created_at=0, now=0, rng=rng)
+        assert d.status is TaskStatus.RETRYING
+        assert d.next_attempt_at is not None
+        assert 1_000 <= d.next_attempt_at <= max(1_000, ceiling)
+
+
+def test_exponential_delay_is_capped() -> None:
+    policy = ExponentialPolicy(max_retries=50, min_delay_ms=1_000, max_delay_ms=5_000)
+    d = decide(policy, TRANSIENT, attempts=40, created_at=0, now=0, rng=random.Random(2))
+    assert d.next_attempt_at is not None and d.next_attempt_at <= 5_000
+
+
+def test_exponential_gives_up_after_max_retries() -> None:
+    assert decide(EXPO, TRANSIENT, attempts=3, created_at=0, now=0).status is TaskStatus.RETRYING
+    d = decide(EXPO, TRANSIENT, attempts=4, created_at=0, now=0)
+    assert d.status is TaskStatus.FAILED
+    assert d.reason == "gave up after 4 attempts"
+
+
+def test_lost_attempt_is_retried_like_a_transient_one() -> None:
+    d = decide(FIXED, AttemptResult(Outcome.LOST), attempts=1, created_at=0, now=0)
+    assert d.status is TaskStatus.RETRYING
+
+
+@pytest.mark.parametrize("policy", [FIXED, EXPO])
+def test_policy_round_trips_through_dict(policy: FixedPolicy | ExponentialPolicy) -> None:
+    assert policy_from_dict(policy.as_dict()) == policy

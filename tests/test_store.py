@@ -1,0 +1,293 @@
+"""Integration tests of the Redis storage scripts on a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from queue_system.domain.models import Attempt, Outcome, TaskStatus
+from queue_system.storage.keys import RUN_ACTOR, Keys
+from queue_system.storage.redis_store import AsyncTaskStore, NewTask, TaskStore
+
+K = Keys()
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis) -> TaskStore:
+    return TaskStore(redis_client)
+
+
+def create(
+    redis_url: str, task_id: str, *, now: int = 1_000, due: int | None = None, type_: str = "webhook"
+) -> bool:
+    async def go() -> bool:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            created, _ = await AsyncTaskStore(client).create(
+                NewTask(
+                    id=task_id,
+                    type=type_,
+                    queue="default",
+                    payload_json='{"url":"http://x"}',
+                    fingerprint="fp",
+                    now=now,
+                    due=due,
+                )
+            )
+            return created
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+def attempt(n: int = 1) -> Attempt:
+    return Attempt(n=n, started_at=1_000, duration_ms=5, outcome=Outcome.SUCCESS, status_code=200)
+
+
+def finish(
+    store: TaskStore,
+    task_id: str,
+    token: int,
+    status: TaskStatus,
+    *,
+    now: int = 2_000,
+    next_at: int | None = None,
+) -> bool:
+    return store.finish(
+        task_id,
+        token,
+        now=now,
+        status=status,
+        next_at=next_at,
+        retention_ms=60_000,
+        attempt=attempt(),
+        fields={"result": "1"} if status is TaskStatus.COMPLETED else {},
+    )
+
+
+def queued_messages(client: redis.Redis) -> list[dict[str, object]]:
+    ids: list[str] = client.lrange(K.queue("default"), 0, -1)  # type: ignore[assignment]
+    raw: list[str] = [client.hget(K.queue("default") + ".msgs", mid) for mid in ids]  # type: ignore[misc]
+    return [json.loads(text) for text in raw]
+
+
+def test_create_stores_record_indexes_and_a_dramatiq_message(
+    store: TaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
+    assert create(redis_url, "t1")
+    task = store.get("t1")
+    assert task is not None and task.status is TaskStatus.PENDING and task.token == 1
+    assert redis_client.zscore(K.index(), "t1") == 1_000
+    assert redis_client.zscore(K.index(status="pending"), "t1") == 1_000
+    assert redis_client.zscore(K.index(type_="webhook"), "t1") == 1_000
+    (msg,) = queued_messages(redis_client)
+    # Exactly the shape dramatiq.Message.decode expects.
+    assert msg == {
+        "queue_name": "default",
+        "actor_name": RUN_ACTOR,
+        "args": ["t1", 1],
+        "kwargs": {},
+        "options": {"redis_message_id": "t1#1"},
+        "message_id": "t1#1",
+        "message_timestamp": 1_000,
+    }
+
+
+def test_duplicate_id_is_not_overwritten(store: TaskStore, redis_client: redis.Redis, redis_url: str) -> None:
+    assert create(redis_url, "dup")
+    assert not create(redis_url, "dup", now=5_000)
+    task = store.get("dup")
+    assert task is not None and task.created_at == 1_000
+    assert len(queued_messages(redis_client)) == 1
+
+
+def test_claim_then_complete(store: TaskStore, redis_client: redis.Redis, redis_url: str) -> None:
+    create(redis_url, "t")
+    claim = store.claim("t", 1, 1_500, 20_000)
+    assert claim.reason == "ok" and claim.task is not None
+    assert claim.task.status is TaskStatus.PROCESSING and claim.task.attempts == 1
+    assert redis_client.zscore(K.leases, "t") == 20_000
+    assert finish(store, "t", 1, TaskStatus.COMPLETED)
+    task = store.get("t")
+    assert task is not None and task.status is TaskStatus.COMPLETED and task.result == 1
+    assert [a.n for a in task.history] == [1]
+    assert redis_client.zscore(K.leases, "t") is None
+    assert redis_client.zscore(K.index(status="completed"), "t") is not None
+    assert redis_client.zscore(K.index(status="processing"), "t") is None
+    assert redis_client.zscore(K.expiry, "t") == 62_000
+    assert int(redis_client.pttl(K.task("t"))) > 0  # type: ignore[arg-type]
+
+
+def test_duplicate_or_stale_messages_are_skipped(store: TaskStore, redis_url: str) -> None:
+    create(redis_url, "t")
+    assert store.claim("t", 2, 1_500, 9_000).reason == "stale"
+    assert store.claim("t", 1, 1_500, 9_000).reason == "ok"
+    assert store.claim("t", 1, 1_500, 9_000).reason == "skip:processing"
+    finish(store, "t", 1, TaskStatus.COMPLETED)
+    assert store.claim("t", 1, 3_000, 9_000).reason == "skip:completed"
+    assert store.claim("missing", 1, 3_000, 9_000).reason == "missing"
+
+
+def test_concurrent_claims_admit_exactly_one(redis_client: redis.Redis, redis_url: str) -> None:
+    create(redis_url, "race")
+    results: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def claim() -> None:
+        store = TaskStore(redis.Redis.from_url(redis_url, decode_responses=True))
+        barrier.wait(5)
+        results.append(store.claim("race", 1, 1_500, 9_000).reason)
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(results) == ["ok"] + ["skip:processing"] * 7
+
+
+def test_retry_is_scheduled_then_promoted_with_a_new_token(
+    store: TaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
+    create(redis_url, "r")
+    store.claim("r", 1, 1_500, 9_000)
+    assert finish(store, "r", 1, TaskStatus.RETRYING, next_at=12_000)
+    assert redis_client.zscore(K.schedule, "r") == 12_000
+    assert store.promote_due(11_999) == 0
+    assert store.promote_due(12_000) == 1
+    task = store.get("r")
+    assert task is not None and task.status is TaskStatus.RETRYING and task.token == 2
+    assert queued_messages(redis_client)[-1]["args"] == ["r", 2]
+    assert store.claim("r", 1, 12_100, 20_000).reason == "stale"
+    assert store.claim("r", 2, 12_100, 20_000).reason == "ok"
+
+
+def test_scheduled_task_becomes_pending_when_due(
+    store: TaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
+    create(redis_url, "later", due=50_000)
+    assert queued_messages(redis_client) == []
+    assert store.get("later").status is TaskStatus.SCHEDULED  # type: ignore[union-attr]
+    store.promote_due(50_000)
+    assert store.get("later").status is TaskStatus.PENDING  # type: ignore[union-attr]
+    assert queued_messages(redis_client)[0]["args"] == ["later", 2]
+
+
+def test_expired_lease_is_recovered_and_the_late_result_ignored(
+    store: TaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
+    create(redis_url, "lost")
+    store.claim("lost", 1, 1_500, 5_000)
+    assert store.reclaim_expired(4_999) == 0
+    assert store.reclaim_expired(5_000) == 1
+    task = store.get("lost")
+    assert task is not None and task.status is TaskStatus.RETRYING and task.token == 2
+    assert task.history[-1].outcome is Outcome.LOST
+    assert queued_messages(redis_client)[-1]["args"] == ["lost", 2]
+    # The first worker comes back late: its outcome goes to history only.
+    assert not finish(store, "lost", 1, TaskStatus.COMPLETED)
+    assert store.get("lost").status is TaskStatus.RETRYING  # type: ignore[union-attr]
+
+
+def test_renew_extends_only_owned_processing_leases(
+    store: TaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
+    create(redis_url, "a")
+    store.claim("a", 1, 1_500, 5_000)
+    assert store.renew_leases(30_000, [("a", 1), ("a", 7), ("ghost", 1)]) == 1
+    assert redis_client.zscore(K.leases, "a") == 30_000
+
+
+def test_sweep_purges_finished_tasks_after_retention(
+    store: TaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
+    create(redis_url, "old")
+    store.claim("old", 1, 1_500, 9_000)
+    finish(store, "old", 1, TaskStatus.COMPLETED, now=2_000)
+    assert store.sweep(61_999) == 0
+    assert store.sweep(62_000) == 1
+    assert store.get("old") is None
+    for key in (K.index(), K.index(status="completed"), K.index(type_="webhook"), K.expiry):
+        assert redis_client.zscore(key, "old") is None
+
+
+def test_cancel_and_delete(redis_client: redis.Redis, redis_url: str, store: TaskStore) -> None:
+    create(redis_url, "c")
+
+    async def go() -> tuple[str, str, bool, bool]:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        s = AsyncTaskStore(client)
+        try:
+            first = await s.cancel("c", 3_000, 60_000)
+            again = await s.cancel("c", 3_000, 60_000)
+            return first, again, await s.delete("c"), await s.delete("c")
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(go()) == ("ok", "cancelled", True, False)
+    # Its message is still queued, and is skipped when it arrives.
+    assert store.claim("c", 1, 4_000, 9_000).reason == "missing"
+    assert redis_client.keys("qs:idx:*") == []
+
+
+def test_every_key_is_owned_by_the_key_module(
+    store: TaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
+    create(redis_url, "k")
+    store.claim("k", 1, 1_500, 9_000)
+    finish(store, "k", 1, TaskStatus.COMPLETED)
+    keys: list[str] = redis_client.keys("*")  # type: ignore[assignment]
+    for key in keys:
+        assert key.startswith("qs:")
+        # Task records expire; indexes are owned by the sweeper.
+        if key.startswith("qs:task:"):
+            assert int(redis_client.pttl(key)) > 0  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def many(redis_url: str) -> Iterator[list[str]]:
+    ids = [f"p{i:03d}" for i in range(25)]
+    for i, task_id in enumerate(ids):
+        create(redis_url, task_id, now=1_000 + i // 2, type_="webhook" if i % 3 else "other")
+    yield ids
+
+
+def _collect(redis_url: str, *, status: str | None, type_: str | None, limit: int) -> list[str]:
+    async def go() -> list[str]:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        s = AsyncTaskStore(client)
+        seen: list[str] = []
+        cursor = None
+        try:
+            for _ in range(100):
+                page = await s.page(status=status, type_=type_, cursor=cursor, limit=limit)
+                seen += [t.id for t in page.tasks]
+                cursor = page.next_cursor
+                if cursor is None:
+                    return seen
+        finally:
+            await client.aclose()
+        raise AssertionError("pagination did not end")
+
+    return asyncio.run(go())
+
+
+@pytest.mark.usefixtures("redis_client")
+def test_pagination_is_newest_first_and_complete_with_ties(redis_url: str, many: list[str]) -> None:
+    seen = _collect(redis_url, status=None, type_=None, limit=4)
+    assert sorted(seen) == sorted(many)
+    assert len(seen) == len(set(seen))
+    assert seen[0] == "p024"
+
+
+@pytest.mark.usefixtures("redis_client")
+def test_pagination_with_status_and_type_filters(redis_url: str, many: list[str]) -> None:
+    seen = _collect(redis_url, status="pending", type_="other", limit=3)
+    assert sorted(seen) == sorted(t for i, t in enumerate(many) if i % 3 == 0)

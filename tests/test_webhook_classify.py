@@ -1,0 +1,45 @@
+"""Unit tests of webhook outcome classification and Retry-After parsing (pure logic)."""
+
+from __future__ import annotations
+
+import email.utils
+
+import httpx
+import pytest
+
+from queue_system.delivery.webhook import classify, parse_retry_after
+from queue_system.domain.models import Outcome
+
+
+@pytest.mark.parametrize("code", [200, 201, 204, 299])
+def test_2xx_is_success(code: int) -> None:
+    r = classify(httpx.Response(code), b"ok")
+    assert r.outcome is Outcome.SUCCESS
+    assert r.status_code == code
+
+
+@pytest.mark.parametrize("code", [408, 425, 429, 500, 502, 503, 504])
+def test_transient_statuses(code: int) -> None:
+    assert classify(httpx.Response(code), b"").outcome is Outcome.TRANSIENT
+
+
+@pytest.mark.parametrize("code", [301, 400, 401, 403, 404, 410, 422])
+def test_permanent_statuses(code: int) -> None:
+    r = classify(httpx.Response(code), b"nope")
+    assert r.outcome is Outcome.PERMANENT
+    assert r.error == f"HTTP {code}"
+    assert r.response_body == "nope"
+
+
+def test_retry_after_seconds_and_date() -> None:
+    assert parse_retry_after("120") == 120_000
+    now = 1_700_000_000.0
+    date = email.utils.formatdate(now + 30, usegmt=True)
+    assert parse_retry_after(date, now=now) == 30_000
+    assert parse_retry_after("garbage") is None
+    assert parse_retry_after(None) is None
+
+
+def test_retry_after_is_read_from_a_429() -> None:
+    r = classify(httpx.Response(429, headers={"Retry-After": "7"}), b"")
+    assert r.retry_after_ms == 7_000
