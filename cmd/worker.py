@@ -29,6 +29,7 @@ def main() -> None:
         "--threads",
         str(w.threads),
         "--queues",
+        "priority",
         "default",
         "--path",
         os.getcwd(),

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from queue_system.errors import ConfigError
 
@@ -61,6 +61,34 @@ class WorkerSettings:
     task_modules: tuple[str, ...] = ()
 
 
+DEFAULT_EMAIL_FROM = "queue_system@localhost"
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpServer:
+    """Where the `email` kind sends: SMTP_URL parsed."""
+
+    host: str
+    port: int
+    ssl: bool = False  # smtps://: TLS from the first byte
+    starttls: bool = False  # smtp://...?starttls=true: upgrade the plain connection
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EmailSettings:
+    # repr=False: the URL may carry a password, and settings end up in logs.
+    smtp_url: str | None = field(default=None, repr=False)  # None: the `email` kind fails at once
+    email_from: str = DEFAULT_EMAIL_FROM
+    default_to: tuple[str, ...] = ()  # where a plain-string `email` payload goes
+    timeout_ms: int = 30_000  # per SMTP socket operation
+
+    @property
+    def smtp(self) -> SmtpServer | None:
+        return parse_smtp_url(self.smtp_url) if self.smtp_url else None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     env: str = "development"
@@ -68,8 +96,10 @@ class Settings:
     redis_url: str | None = None  # None: `make run` starts an embedded Redis under data_dir
     data_dir: Path = Path("var")
     retention_ms: int = 7 * 86_400_000
+    max_timeout_ms: int = 15 * 60_000  # the largest per-task `timeout` a client may ask for
     api: ApiSettings = field(default_factory=ApiSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    email: EmailSettings = field(default_factory=EmailSettings)
 
     @property
     def production(self) -> bool:
@@ -84,13 +114,13 @@ class _Reader:
         value = self.env.get(name)
         return value if value not in (None, "") else None
 
-    def str(self, name: str, default: str, choices: tuple[str, ...] | None = None) -> str:
+    def text(self, name: str, default: str, choices: tuple[str, ...] | None = None) -> str:
         value = self.raw(name) or default
         if choices and value not in choices:
             raise ConfigError(name, f"{value!r} is not one of {', '.join(choices)}")
         return value
 
-    def int(self, name: str, default: int, low: int, high: int) -> int:
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
         value = self.raw(name)
         if value is None:
             return default
@@ -134,7 +164,7 @@ def _redis_url(r: _Reader) -> str | None:
     if not addr:
         return None
     password = r.raw("REDIS_PASSWORD")
-    db = r.int("REDIS_DB", 0, 0, 1023)
+    db = r.integer("REDIS_DB", 0, 0, 1023)
     auth = f":{quote(password, safe='')}@" if password else ""
     return f"redis://{auth}{addr}/{db}"
 
@@ -142,20 +172,20 @@ def _redis_url(r: _Reader) -> str | None:
 def load_settings(env: Mapping[str, str]) -> Settings:
     r = _Reader(env)
     api = ApiSettings(
-        host=r.str("API_HOST", "0.0.0.0"),  # noqa: S104
-        port=r.int("API_PORT", 8080, 1, 65535),
+        host=r.text("API_HOST", "0.0.0.0"),  # noqa: S104
+        port=r.integer("API_PORT", 8080, 1, 65535),
         max_body_bytes=r.size("API_MAX_BODY_BYTES", 1_048_576),
         graceful_timeout_s=r.duration("API_SHUTDOWN_TIMEOUT", 30_000) // 1000,
     )
     modules = tuple(m.strip() for m in (r.raw("TASK_MODULES") or "").split(",") if m.strip())
     worker = WorkerSettings(
-        processes=r.int("WORKER_PROCESSES", 2, 1, 256),
-        threads=r.int("WORKER_CONCURRENCY", 8, 1, 1024),
-        prefetch=r.int("WORKER_PREFETCH", 0, 0, 10_000),
+        processes=r.integer("WORKER_PROCESSES", 2, 1, 256),
+        threads=r.integer("WORKER_CONCURRENCY", 8, 1, 1024),
+        prefetch=r.integer("WORKER_PREFETCH", 0, 0, 10_000),
         retry_interval_ms=r.duration("WORKER_RETRY_INTERVAL", 10_000, low_ms=10),
         retry_max_age_ms=r.duration("WORKER_RETRY_MAX_AGE", 86_400_000),
         request_timeout_ms=r.duration("WORKER_REQUEST_TIMEOUT", 30_000, low_ms=10),
-        max_retries=r.int("WORKER_MAX_RETRIES", 3, 0, 100),
+        max_retries=r.integer("WORKER_MAX_RETRIES", 3, 0, 100),
         backoff_min_ms=r.duration("WORKER_BACKOFF_MIN", 1_000),
         backoff_max_ms=r.duration("WORKER_BACKOFF_MAX", 3_600_000),
         lease_ms=r.duration("WORKER_LEASE", 15_000, low_ms=1_000),
@@ -163,13 +193,75 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         task_modules=modules,
     )
     return Settings(
-        env=r.str("ENV", "development", ("development", "production")),
+        env=r.text("ENV", "development", ("development", "production")),
         log_level=_log_level(r),
         redis_url=_redis_url(r),
-        data_dir=Path(r.str("DATA_DIR", "var")),
+        data_dir=Path(r.text("DATA_DIR", "var")),
         retention_ms=r.duration("TASK_RETENTION", 7 * 86_400_000, low_ms=1_000),
+        max_timeout_ms=r.duration("TASK_MAX_TIMEOUT", 15 * 60_000, low_ms=1_000),
         api=api,
         worker=worker,
+        email=_email(r),
+    )
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def parse_smtp_url(url: str) -> SmtpServer:
+    """`smtp://user:pass@host:587?starttls=true` -> SmtpServer. Raises ValueError with a readable message."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        # Not echoing the URL: it may carry a password, and this message is printed at start-up.
+        raise ValueError("must start with smtp:// or smtps://")
+    if not parts.hostname:
+        raise ValueError("no host (use e.g. smtp://localhost:1025)")
+    port = parts.port  # raises ValueError for a port that is not a number or out of range
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"starttls"})
+    if unknown:
+        raise ValueError(f"unknown parameter {unknown[0]!r} (only starttls=true|false)")
+    flag = (query.get("starttls") or ["false"])[-1].lower()
+    if flag not in _TRUE + _FALSE:
+        raise ValueError(f"starttls={flag!r} is not true or false")
+    ssl = parts.scheme == "smtps"
+    starttls = flag in _TRUE
+    if ssl and starttls:
+        raise ValueError("smtps:// is TLS already; starttls=true goes with smtp://")
+    return SmtpServer(
+        host=parts.hostname,
+        port=port or (465 if ssl else 25),
+        ssl=ssl,
+        starttls=starttls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
+
+
+def _address(name: str, value: str) -> str:
+    value = value.strip()
+    if "@" not in value or "\r" in value or "\n" in value:
+        raise ConfigError(name, f"{value!r} is not an email address")
+    return value
+
+
+def _email(r: _Reader) -> EmailSettings:
+    url = r.raw("SMTP_URL")
+    if url:
+        try:
+            parse_smtp_url(url)
+        except ValueError as exc:
+            raise ConfigError("SMTP_URL", str(exc)) from None
+    sender = _address("EMAIL_FROM", r.raw("EMAIL_FROM") or DEFAULT_EMAIL_FROM)
+    default_to = tuple(
+        _address("EMAIL_DEFAULT_TO", a) for a in (r.raw("EMAIL_DEFAULT_TO") or "").split(",") if a.strip()
+    )
+    return EmailSettings(
+        smtp_url=url,
+        email_from=sender,
+        default_to=default_to,
+        timeout_ms=r.duration("SMTP_TIMEOUT", 30_000, low_ms=10),
     )
 
 

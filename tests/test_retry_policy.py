@@ -7,7 +7,7 @@ import random
 import pytest
 
 from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
-from queue_system.domain.retry import ExponentialPolicy, FixedPolicy, decide, policy_from_dict
+from queue_system.domain.retry import ExponentialPolicy, FixedPolicy, decide, policy_from_dict, resolve_policy
 
 H = 3_600_000
 FIXED = FixedPolicy(interval_ms=10_000, max_age_ms=24 * H)
@@ -90,3 +90,18 @@ def test_lost_attempt_is_retried_like_a_transient_one() -> None:
 @pytest.mark.parametrize("policy", [FIXED, EXPO])
 def test_policy_round_trips_through_dict(policy: FixedPolicy | ExponentialPolicy) -> None:
     assert policy_from_dict(policy.as_dict()) == policy
+
+
+def test_fixed_policy_with_max_retries_stops_early() -> None:
+    policy = FixedPolicy(interval_ms=1_000, max_age_ms=24 * H, max_retries=2)
+    assert decide(policy, TRANSIENT, attempts=2, created_at=0, now=0).status is TaskStatus.RETRYING
+    assert decide(policy, TRANSIENT, attempts=3, created_at=0, now=0).status is TaskStatus.FAILED
+
+
+def test_resolve_policy_merges_overrides() -> None:
+    assert resolve_policy(None, FIXED, FIXED, EXPO) == FIXED
+    assert resolve_policy({"interval_ms": 2_000}, FIXED, FIXED, EXPO) == FixedPolicy(2_000, 24 * H)
+    assert resolve_policy({"max_retries": 5}, EXPO, FIXED, EXPO) == ExponentialPolicy(5, 1_000, 60_000)
+    switched = resolve_policy({"strategy": "exponential", "max_retries": 1}, FIXED, FIXED, EXPO)
+    assert switched == ExponentialPolicy(1, 1_000, 60_000)
+    assert resolve_policy({"strategy": "fixed"}, EXPO, FIXED, EXPO) == FIXED

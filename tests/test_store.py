@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from queue_system.domain.models import Attempt, Outcome, TaskStatus
 from queue_system.storage.keys import RUN_ACTOR, Keys
-from queue_system.storage.redis_store import AsyncTaskStore, NewTask, TaskStore
+from queue_system.storage.redis_store import AsyncTaskStore, NewTask, Query, TaskStore
 
 K = Keys()
 
@@ -267,7 +267,9 @@ def _collect(redis_url: str, *, status: str | None, type_: str | None, limit: in
         cursor = None
         try:
             for _ in range(100):
-                page = await s.page(status=status, type_=type_, cursor=cursor, limit=limit)
+                page = await s.page(
+                    Query(statuses=(status,) if status else (), type=type_, cursor=cursor, limit=limit)
+                )
                 seen += [t.id for t in page.tasks]
                 cursor = page.next_cursor
                 if cursor is None:

@@ -15,7 +15,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from queue_system import __version__
 from queue_system.api import problems
-from queue_system.api.routes import TaskController, health, ready
+from queue_system.api.routes import TaskController, health, ready, stats
 from queue_system.errors import QueueSystemError
 from queue_system.kinds.registry import REGISTRY, Registry, load_modules
 from queue_system.service.tasks import TaskService
@@ -35,7 +35,9 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY, keys: Keys 
         )
         store = AsyncTaskStore(client, keys)
         state["store"] = store
-        state["service"] = TaskService(store, registry, retention_ms=settings.retention_ms)
+        state["service"] = TaskService(
+            store, registry, retention_ms=settings.retention_ms, max_timeout_ms=settings.max_timeout_ms
+        )
         try:
             yield
         finally:
@@ -48,7 +50,7 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY, keys: Keys 
         return state["service"]  # type: ignore[return-value]
 
     return Litestar(
-        route_handlers=[TaskController, health, ready],
+        route_handlers=[TaskController, stats, health, ready],
         lifespan=[lifespan],
         dependencies={"store": Provide(provide_store), "service": Provide(provide_service)},
         exception_handlers={

@@ -88,8 +88,13 @@ def _validation_item(item: Any) -> dict[str, str]:
     message = str(item.get("message", "invalid value"))
     key = str(item.get("key") or "")
     path, message = split_msgspec_error(message)
-    # Litestar names the whole body "data"; the message names the field inside it.
-    field = path if key in ("", "data") else key
+    # Litestar names the whole body "data"; the message may name a field inside the key.
+    if key in ("", "data"):
+        field = path
+    elif path and path != key and not path.startswith(f"{key}."):
+        field = f"{key}.{path}"
+    else:
+        field = key
     return {"field": field or "body", "message": message}
 
 

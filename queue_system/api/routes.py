@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
-from msgspec import UNSET
 
 from queue_system.api.schemas import (
-    WEBHOOK_FIELDS,
+    Stats,
     SubmitTask,
     TaskOut,
     TaskPage,
@@ -19,31 +20,17 @@ from queue_system.api.schemas import (
     encode_cursor,
     task_out,
 )
+from queue_system.api.submission import to_submission
 from queue_system.domain.models import TaskStatus
 from queue_system.errors import InvalidInput
-from queue_system.service.tasks import Submission, TaskService
-from queue_system.storage.redis_store import AsyncTaskStore
+from queue_system.service.tasks import TaskService
+from queue_system.storage.redis_store import AsyncTaskStore, Query
 
 TaskId = FromPath[str]
 Service = NamedDependency[TaskService]
 Store = NamedDependency[AsyncTaskStore]
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="page size (default 50, max 500)")]
 Cursor = Annotated[str | None, QueryParameter(description="`next_cursor` of the previous page")]
-
-
-def to_submission(data: SubmitTask) -> Submission:
-    shorthand = {name: getattr(data, name) for name in WEBHOOK_FIELDS if getattr(data, name) is not None}
-    if data.type is None and data.payload is None:
-        if "url" not in shorthand:
-            raise InvalidInput("url: required (or give `type` and `payload`)", field="url")
-        return Submission("webhook", shorthand, data.id, data.queue, payload_prefix="")
-    if shorthand:
-        first = next(iter(shorthand))
-        raise InvalidInput(f"{first}: put webhook fields inside `payload` when `type` is given", field=first)
-    if data.type is None:
-        raise InvalidInput("type: required when `payload` is given", field="type")
-    payload = data.payload if data.payload is not UNSET else None
-    return Submission(data.type, payload, data.id, data.queue)
 
 
 class TaskController(Controller):
@@ -62,8 +49,15 @@ class TaskController(Controller):
         ),
         responses={},
     )
-    async def submit(self, data: JSONBody[SubmitTask], service: Service) -> Response[TaskOut]:
-        task, created = await service.submit(to_submission(data))
+    async def submit(
+        self,
+        data: JSONBody[SubmitTask],
+        service: Service,
+        idempotency_key: Annotated[
+            str | None, HeaderParameter(name="Idempotency-Key", description="same meaning as `id`")
+        ] = None,
+    ) -> Response[TaskOut]:
+        task, created = await service.submit(to_submission(data, idempotency_key))
         return Response(
             task_out(task, with_history=False),
             status_code=201 if created else 200,
@@ -78,12 +72,24 @@ class TaskController(Controller):
     async def list_tasks(
         self,
         service: Service,
-        status: Annotated[TaskStatus | None, QueryParameter(description="only tasks in this status")] = None,
+        status: Annotated[list[TaskStatus] | None, QueryParameter(description="repeatable")] = None,
         type: Annotated[str | None, QueryParameter(description="only tasks of this type")] = None,
+        queue: Annotated[str | None, QueryParameter(description="only tasks on this queue")] = None,
+        created_after: Annotated[datetime | None, QueryParameter(description="RFC 3339, inclusive")] = None,
+        created_before: Annotated[datetime | None, QueryParameter(description="RFC 3339, inclusive")] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> TaskPage:
-        page = await service.list(status=status, type_=type, cursor=decode_cursor(cursor), limit=limit)
+        query = Query(
+            statuses=tuple(dict.fromkeys(s.value for s in status or ())),
+            type=type,
+            queue=queue,
+            created_after=_ms(created_after, "created_after"),
+            created_before=_ms(created_before, "created_before"),
+            cursor=decode_cursor(cursor),
+            limit=limit,
+        )
+        page = await service.list(query)
         items = [task_out(t, with_history=False) for t in page.tasks]
         return TaskPage(items=items, next_cursor=encode_cursor(page.next_cursor), limit=limit)
 
@@ -95,9 +101,32 @@ class TaskController(Controller):
     async def cancel_task(self, task_id: TaskId, service: Service) -> TaskOut:
         return task_out(await service.cancel(task_id), with_history=True)
 
+    @post(
+        "/{task_id:str}/retry",
+        status_code=200,
+        summary="Run a failed or cancelled task again now",
+        description="The attempt history is kept; the new attempt is recorded with trigger `manual`, and the "
+        "retry window and retry count start afresh.",
+    )
+    async def retry_task(self, task_id: TaskId, service: Service) -> TaskOut:
+        return task_out(await service.retry(task_id), with_history=True)
+
     @delete("/{task_id:str}", summary="Delete a task (cancelled first, so it never runs again)")
     async def delete_task(self, task_id: TaskId, service: Service) -> None:
         await service.delete(task_id)
+
+
+@get("/api/v1/stats", tags=["tasks"], summary="Counts by status and type, queue depths, oldest pending age")
+async def stats(service: Service) -> Stats:
+    return msgspec.convert(await service.stats(), Stats)
+
+
+def _ms(value: datetime | None, field: str) -> int | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise InvalidInput(f"{field}: needs a time zone (RFC 3339)", field=field, status_code=400)
+    return int(value.timestamp() * 1000)
 
 
 @get("/health", tags=["health"], summary="Liveness: the process answers (no I/O)")

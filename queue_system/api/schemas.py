@@ -5,12 +5,27 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from queue_system.domain.models import Attempt, Task
 from queue_system.errors import InvalidInput
+
+Retries = Annotated[int, msgspec.Meta(ge=0, le=100)]
+
+
+class RetrySpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Overrides the kind's retry policy; unset fields keep the server's defaults.
+    `{"strategy": "exponential", "max_retries": 5, "min_delay": "1s", "max_delay": "1h"}` or
+    `{"strategy": "fixed", "interval": "10s", "max_age": "24h"}`."""
+
+    strategy: Literal["exponential", "fixed"] | None = None
+    max_retries: Retries | None = None
+    min_delay: str | None = None
+    max_delay: str | None = None
+    interval: str | None = None
+    max_age: str | None = None
 
 
 class SubmitTask(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -21,6 +36,11 @@ class SubmitTask(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     payload: Any = None
     id: str | None = msgspec.field(default=None)
     queue: str = "default"
+    max_retries: Retries | None = None
+    retry: RetrySpec | None = None
+    delay: str | None = None
+    run_at: datetime | None = None
+    timeout: str | None = None
     # The webhook shorthand:
     url: str | None = None
     method: str | None = None
@@ -63,6 +83,19 @@ class TaskPage(msgspec.Struct):
     items: list[TaskOut]
     next_cursor: str | None
     limit: int
+
+
+class QueueDepth(msgspec.Struct):
+    ready: int
+    dead: int
+
+
+class Stats(msgspec.Struct):
+    by_status: dict[str, int]
+    by_type: dict[str, int]
+    queues: dict[str, QueueDepth]
+    scheduled: int
+    oldest_pending_age_ms: int | None
 
 
 def rfc3339(ms: int | None) -> str | None:

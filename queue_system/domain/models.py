@@ -97,7 +97,14 @@ class Task:
     last_error: str | None = None
     next_attempt_at: int | None = None
     completed_at: int | None = None
+    retried_at: int | None = None  # a manual retry restarts the retry window and count here
+    attempt_base: int = 0  # attempts made before the last manual retry
+    trigger: str = "auto"  # what started the current attempt: "auto" | "manual"
     history: list[Attempt] = field(default_factory=list)
+
+    @property
+    def window_start(self) -> int:
+        return self.retried_at or self.created_at
 
 
 # Attempt history kept per task; older attempts are trimmed.

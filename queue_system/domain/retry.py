@@ -19,9 +19,17 @@ from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
 class FixedPolicy:
     interval_ms: int
     max_age_ms: int
+    max_retries: int | None = None  # None: only the deadline bounds the retries
 
     def as_dict(self) -> dict[str, Any]:
-        return {"strategy": "fixed", "interval_ms": self.interval_ms, "max_age_ms": self.max_age_ms}
+        data: dict[str, Any] = {
+            "strategy": "fixed",
+            "interval_ms": self.interval_ms,
+            "max_age_ms": self.max_age_ms,
+        }
+        if self.max_retries is not None:
+            data["max_retries"] = self.max_retries
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +52,36 @@ RetryPolicy = FixedPolicy | ExponentialPolicy
 
 def policy_from_dict(data: dict[str, Any]) -> RetryPolicy:
     if data.get("strategy") == "fixed":
-        return FixedPolicy(interval_ms=int(data["interval_ms"]), max_age_ms=int(data["max_age_ms"]))
+        retries = data.get("max_retries")
+        return FixedPolicy(
+            interval_ms=int(data["interval_ms"]),
+            max_age_ms=int(data["max_age_ms"]),
+            max_retries=None if retries is None else int(retries),
+        )
     return ExponentialPolicy(
         max_retries=int(data["max_retries"]),
         min_delay_ms=int(data["min_delay_ms"]),
         max_delay_ms=int(data["max_delay_ms"]),
     )
+
+
+def resolve_policy(
+    override: dict[str, Any] | None,
+    kind_default: RetryPolicy,
+    fixed: FixedPolicy,
+    exponential: ExponentialPolicy,
+) -> RetryPolicy:
+    """A task's policy: its kind's default, with the fields the task overrides (a partial dict:
+    `strategy` and/or `max_retries`, `interval_ms`, `max_age_ms`, `min_delay_ms`, `max_delay_ms`).
+    Switching strategy starts from the server's default for that strategy."""
+    if not override:
+        return kind_default
+    strategy = override.get("strategy") or kind_default.as_dict()["strategy"]
+    if strategy == kind_default.as_dict()["strategy"]:
+        base = kind_default
+    else:
+        base = fixed if strategy == "fixed" else exponential
+    return policy_from_dict({**base.as_dict(), **override, "strategy": strategy})
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +116,10 @@ def decide(
 
 
 def _delay_ms(policy: RetryPolicy, attempts: int, rng: random.Random) -> int | None:
+    if policy.max_retries is not None and attempts > policy.max_retries:
+        return None
     if isinstance(policy, FixedPolicy):
         return policy.interval_ms
-    if attempts > policy.max_retries:
-        return None
     # Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2^(n-1))], never below
     # the minimum, so a burst of failures spreads out instead of retrying in lockstep.
     ceiling = min(policy.max_delay_ms, policy.min_delay_ms * 2 ** (attempts - 1))

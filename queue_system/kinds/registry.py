@@ -56,11 +56,11 @@ Handler = Callable[[Any, RunContext], Any]
 PolicyFactory = Callable[[WorkerSettings], RetryPolicy]
 
 
-def fixed_policy(s: WorkerSettings) -> RetryPolicy:
+def fixed_policy(s: WorkerSettings) -> FixedPolicy:
     return FixedPolicy(interval_ms=s.retry_interval_ms, max_age_ms=s.retry_max_age_ms)
 
 
-def backoff_policy(s: WorkerSettings) -> RetryPolicy:
+def backoff_policy(s: WorkerSettings) -> ExponentialPolicy:
     return ExponentialPolicy(s.max_retries, s.backoff_min_ms, s.backoff_max_ms)
 
 

@@ -14,9 +14,14 @@ import httpx
 from loguru import logger
 
 from queue_system.domain.models import MAX_RESPONSE_BODY, Attempt, AttemptResult, Outcome, Task, TaskStatus
-from queue_system.domain.retry import Decision, RetryPolicy, decide, policy_from_dict
+from queue_system.domain.retry import (
+    Decision,
+    RetryPolicy,
+    decide,
+    resolve_policy,
+)
 from queue_system.errors import UnknownTaskType
-from queue_system.kinds.registry import Registry, RunContext
+from queue_system.kinds.registry import Registry, RunContext, backoff_policy, fixed_policy
 from queue_system.service.clock import Clock, now_ms
 from queue_system.settings import Settings
 from queue_system.storage.codec import dumps
@@ -77,10 +82,15 @@ class TaskRunner:
         duration_ms = int((time.perf_counter() - t0) * 1000)
         now = self.clock()
         decision = decide(
-            self._policy(task), result, attempts=task.attempts, created_at=task.created_at, now=now
+            self._policy(task),
+            result,
+            attempts=task.attempts - task.attempt_base,
+            created_at=task.window_start,
+            now=now,
         )
         attempt = Attempt(
             n=task.attempts,
+            trigger=task.trigger,
             started_at=started_at,
             duration_ms=duration_ms,
             outcome=result.outcome,
@@ -118,12 +128,9 @@ class TaskRunner:
         return kind.run(task.payload, ctx)
 
     def _policy(self, task: Task) -> RetryPolicy:
-        if task.retry:
-            return policy_from_dict(task.retry)
-        try:
-            return self.registry.get(task.type).policy(self.settings.worker)
-        except UnknownTaskType:
-            return self.registry.get("webhook").policy(self.settings.worker)
+        w = self.settings.worker
+        kind_policy = self.registry.get(task.type).policy if task.type in self.registry else backoff_policy
+        return resolve_policy(task.retry, kind_policy(w), fixed_policy(w), backoff_policy(w))
 
     @staticmethod
     def _log(task: Task, result: AttemptResult, decision: Decision, duration_ms: int, recorded: bool) -> None:

@@ -42,6 +42,9 @@ def task_from_hash(fields: dict[str, str], history: list[str] | None = None) -> 
         last_error=fields.get("last_error"),
         next_attempt_at=_int(fields.get("next_attempt_at")),
         completed_at=_int(fields.get("completed_at")),
+        retried_at=_int(fields.get("retried_at")),
+        attempt_base=int(fields.get("attempt_base", 0)),
+        trigger=fields.get("trigger", "auto"),
         history=[attempt_from_json(h) for h in history or ()],
     )
 

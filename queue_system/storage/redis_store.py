@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from queue_system.domain.models import MAX_HISTORY, Attempt, Task, TaskStatus
 from queue_system.storage import scripts
-from queue_system.storage.codec import attempt_to_json, flat_pairs, task_from_hash
+from queue_system.storage.codec import attempt_to_json, dumps, flat_pairs, task_from_hash
 from queue_system.storage.keys import RUN_ACTOR, Keys
 
 # Rows a listing may examine while filtering before it returns a partial page with a cursor.
@@ -30,6 +30,17 @@ class NewTask:
     now: int
     due: int | None = None  # epoch ms; set for a scheduled task
     extra: dict[str, str] = field(default_factory=dict)  # retry, timeout_ms, ...
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    statuses: tuple[str, ...] = ()
+    type: str | None = None
+    queue: str | None = None
+    created_after: int | None = None  # epoch ms, inclusive
+    created_before: int | None = None  # epoch ms, inclusive
+    cursor: tuple[int, str] | None = None
+    limit: int = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +134,7 @@ class AsyncTaskStore:
         self._cancel = client.register_script(scripts.CANCEL)
         self._delete = client.register_script(scripts.DELETE)
         self._page = client.register_script(scripts.PAGE)
+        self._retry = client.register_script(scripts.RETRY)
 
     def _k(self) -> list[str]:
         return [self.keys.prefix]
@@ -150,22 +162,31 @@ class AsyncTaskStore:
         out = await self._cancel(keys=self._k(), args=[task_id, now, retention_ms])
         return str(out[0]) if out[0] != "bad" else str(out[1])
 
+    async def retry(self, task_id: str, now: int) -> str:
+        """-> "ok" | "missing" | the status that cannot be retried."""
+        out = await self._retry(keys=self._k(), args=[task_id, now, self.actor])
+        return str(out[0]) if out[0] != "bad" else str(out[1])
+
     async def delete(self, task_id: str) -> bool:
         return bool(await self._delete(keys=self._k(), args=[task_id]))
 
-    async def page(
-        self,
-        *,
-        status: str | None,
-        type_: str | None,
-        cursor: tuple[int, str] | None,
-        limit: int,
-    ) -> Page:
-        index = self.keys.index(status=status, type_=type_)
-        filter_field, filter_value = ("type", type_) if status and type_ else ("", "")
-        score, last = cursor if cursor else ("", "")
+    async def page(self, query: Query) -> Page:
+        index = self.keys.index(
+            status=query.statuses[0] if len(query.statuses) == 1 else None, type_=query.type
+        )
+        filters: dict[str, list[str]] = {}
+        if len(query.statuses) > 1:
+            filters["status"] = list(query.statuses)
+        if query.type and len(query.statuses) == 1:
+            filters["type"] = [query.type]
+        if query.queue:
+            filters["queue"] = [query.queue]
+        low = str(query.created_after) if query.created_after is not None else "-inf"
+        high = str(query.created_before) if query.created_before is not None else "+inf"
+        score, last = query.cursor if query.cursor else ("", "")
+        args: list[Any] = [index, dumps(filters), low, high, score, last]
         rows, more, scanned_id, scanned_score = await self._page(
-            keys=self._k(), args=[index, filter_field, filter_value or "", score, last, limit, MAX_SCAN]
+            keys=self._k(), args=[*args, query.limit, MAX_SCAN]
         )
         ids = rows[::2]
         async with self.client.pipeline(transaction=False) as pipe:
@@ -174,8 +195,35 @@ class AsyncTaskStore:
             found = await pipe.execute()
         tasks = [task_from_hash(fields) for fields in found if fields]
         next_cursor: tuple[int, str] | None = None
-        if more and len(ids) == limit:
+        if more and len(ids) == query.limit:
             next_cursor = (int(float(rows[-1])), ids[-1])
         elif more:
             next_cursor = (int(float(scanned_score)), scanned_id)
         return Page(tasks, next_cursor)
+
+    async def stats(self, types: list[str], queues: list[str]) -> dict[str, Any]:
+        statuses = [s.value for s in TaskStatus]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for status in statuses:
+                pipe.zcard(self.keys.index(status=status))
+            for type_ in types:
+                pipe.zcard(self.keys.index(type_=type_))
+            for queue in queues:
+                pipe.llen(self.keys.queue(queue))
+                pipe.zcard(self.keys.dead_queue(queue))
+            pipe.zcard(self.keys.schedule)
+            pipe.zrange(self.keys.index(status=TaskStatus.PENDING.value), 0, 0, withscores=True)
+            out = await pipe.execute()
+        by_status = dict(zip(statuses, out[: len(statuses)], strict=True))
+        rest = out[len(statuses) :]
+        by_type = {t: n for t, n in zip(types, rest[: len(types)], strict=True) if n}
+        rest = rest[len(types) :]
+        queue_depth = {q: {"ready": rest[2 * i], "dead": rest[2 * i + 1]} for i, q in enumerate(queues)}
+        oldest = rest[-1]
+        return {
+            "by_status": by_status,
+            "by_type": by_type,
+            "queues": queue_depth,
+            "scheduled": rest[-2],
+            "oldest_pending_created_at": int(oldest[0][1]) if oldest else None,
+        }

@@ -21,6 +21,8 @@ local function move_status(id, old, new, created)
 end
 
 local function dispatch(id, token, queue, actor, now)
+  -- One actor per queue (run_task, run_task_priority): Dramatiq orders work by actor priority.
+  if queue ~= 'default' then actor = actor .. '_' .. queue end
   local mid = id .. '#' .. token
   local msg = cjson.encode({
     queue_name = queue, actor_name = actor, args = {id, tonumber(token)}, kwargs = {},
@@ -96,6 +98,7 @@ redis.call('HSET', k, 'status', 'processing', 'updated_at', now, 'started_at', n
 move_status(id, f[1], 'processing', f[3])
 redis.call('ZADD', P .. ':leases', lease, id)
 local out = redis.call('HGETALL', k)
+redis.call('HDEL', k, 'trigger')
 table.insert(out, 1, 'ok')
 return out
 """
@@ -222,6 +225,30 @@ return {'ok'}
 """
 )
 
+# ARGV: id, now, actor -> {'ok'} | {'missing'} | {'bad', status}
+# A failed or cancelled task runs again now; its history is kept, and the retry window and
+# retry count start afresh from here.
+RETRY = (
+    _HEADER
+    + """
+local id, now, actor = ARGV[1], ARGV[2], ARGV[3]
+local k = tkey(id)
+local f = redis.call('HMGET', k, 'status', 'created_at', 'queue', 'attempts')
+if not f[1] then return {'missing'} end
+if f[1] ~= 'failed' and f[1] ~= 'cancelled' then return {'bad', f[1]} end
+local token = redis.call('HINCRBY', k, 'token', 1)
+redis.call('HSET', k, 'status', 'pending', 'updated_at', now, 'retried_at', now, 'attempt_base', f[4],
+  'trigger', 'manual')
+redis.call('HDEL', k, 'completed_at', 'next_attempt_at')
+move_status(id, f[1], 'pending', f[2])
+redis.call('ZREM', P .. ':expiry', id)
+redis.call('PERSIST', k)
+redis.call('PERSIST', hkey(id))
+dispatch(id, token, f[3], actor, now)
+return {'ok'}
+"""
+)
+
 # ARGV: id -> 1 deleted | 0 missing
 DELETE = (
     _HEADER
@@ -240,26 +267,41 @@ return #ids
 """
 )
 
-# ARGV: index key, filter field|'', filter value, cursor score|'', cursor id, limit, max scan
+# ARGV: index key, filters (JSON: {field: [allowed values]}), min score, max score, cursor score|'',
+#       cursor id, limit, max scan
 # -> {{id, score, ...}, more (0|1), last scanned id, last scanned score}; newest first, ties by id
 # descending. `more` with fewer than `limit` rows means the scan bound was hit: resume from the
 # last scanned position.
 PAGE = (
     _HEADER
     + """
-local key, ff, fv, cs, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local limit, max_scan = tonumber(ARGV[6]), tonumber(ARGV[7])
+local key, filters, low, high = ARGV[1], cjson.decode(ARGV[2]), ARGV[3], ARGV[4]
+local cs, cid, limit, max_scan = ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
+local wanted = {}
+for name, values in pairs(filters) do
+  local set = {}
+  for _, v in ipairs(values) do set[v] = true end
+  wanted[name] = set
+end
+local function matches(id)
+  for name, set in pairs(wanted) do
+    local v = redis.call('HGET', tkey(id), name)
+    if not v or not set[v] then return false end
+  end
+  return true
+end
 local out, scanned, offset = {}, 0, 0
-local top = (cs == '') and '+inf' or cs
+local top = high
 local csn = tonumber(cs)
+if csn ~= nil and (high == '+inf' or csn < tonumber(high)) then top = cs end
 local last_id, last_sc = '', ''
 while scanned < max_scan do
-  local batch = redis.call('ZREVRANGEBYSCORE', key, top, '-inf', 'WITHSCORES', 'LIMIT', offset, 200)
+  local batch = redis.call('ZREVRANGEBYSCORE', key, top, low, 'WITHSCORES', 'LIMIT', offset, 200)
   if #batch == 0 then return {out, 0, last_id, last_sc} end
   for i = 1, #batch, 2 do
     local id, sc = batch[i], tonumber(batch[i + 1])
-    if csn == nil or sc < csn or id < cid then
-      if ff == '' or redis.call('HGET', tkey(id), ff) == fv then
+    if csn == nil or sc < csn or (sc == csn and id < cid) then
+      if matches(id) then
         if #out >= limit * 2 then return {out, 1, last_id, last_sc} end
         table.insert(out, id)
         table.insert(out, batch[i + 1])
