@@ -83,6 +83,8 @@ def test_json_body_value_is_kept(client: TestClient[Any]) -> None:
         ({"url": "http://example.test", "surprise": 1}, 422, "surprise"),
         ({"type": "teleport", "payload": {}}, 422, "type"),
         ({"type": "webhook", "payload": {"method": "GET"}}, 422, "payload.url"),
+        ({"type": "webhook", "payload": {"url": "ftp://x.test"}}, 422, "payload.url"),
+        ({"type": "webhook", "payload": {"url": "http://x.test", "method": "FETCH"}}, 422, "payload.method"),
         ({"type": "webhook", "payload": {"url": "http://x", "extra": 1}}, 422, "payload.extra"),
         ({"type": "webhook", "payload": HOOK, "url": "http://x"}, 422, "url"),
         ({"payload": HOOK}, 422, "type"),

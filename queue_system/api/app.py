@@ -15,8 +15,10 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from queue_system import __version__
 from queue_system.api import problems
+from queue_system.api.compat import compat_router
 from queue_system.api.routes import TaskController, health, ready, stats
 from queue_system.errors import QueueSystemError
+from queue_system.kinds.email import configure_email
 from queue_system.kinds.registry import REGISTRY, Registry, load_modules
 from queue_system.service.tasks import TaskService
 from queue_system.settings import Settings
@@ -26,6 +28,7 @@ from queue_system.storage.redis_store import AsyncTaskStore
 
 def create_app(settings: Settings, *, registry: Registry = REGISTRY, keys: Keys | None = None) -> Litestar:
     load_modules(settings.worker.task_modules)
+    configure_email(settings.email)
     state: dict[str, object] = {}
 
     @asynccontextmanager
@@ -50,7 +53,7 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY, keys: Keys 
         return state["service"]  # type: ignore[return-value]
 
     return Litestar(
-        route_handlers=[TaskController, stats, health, ready],
+        route_handlers=[TaskController, stats, health, ready, compat_router],
         lifespan=[lifespan],
         dependencies={"store": Provide(provide_store), "service": Provide(provide_service)},
         exception_handlers={

@@ -10,6 +10,7 @@ import msgspec
 from queue_system.delivery.webhook import WebhookRequest, send
 from queue_system.domain.models import AttemptResult
 from queue_system.errors import InvalidInput
+from queue_system.kinds import email, utility  # noqa: F401 - importing them registers their kinds
 from queue_system.kinds.registry import RunContext, fixed_policy, task_kind
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})

@@ -78,7 +78,14 @@ class TaskKind:
             value = msgspec.convert(raw, self.payload)
         except msgspec.ValidationError as exc:
             raise InvalidInput(_describe(exc, field_prefix), field=_field(exc, field_prefix)) from None
-        return self.check(value) if self.check else value
+        if self.check is None:
+            return value
+        try:
+            return self.check(value)
+        except InvalidInput as exc:  # checks name fields relative to the payload
+            field = join_field(field_prefix, exc.field or "")
+            message = exc.message.removeprefix(f"{exc.field}: ")
+            raise InvalidInput(f"{field}: {message}", field=field, status_code=exc.status_code) from None
 
     def run(self, raw: Any, ctx: RunContext) -> AttemptResult:
         try:

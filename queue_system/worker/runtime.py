@@ -16,6 +16,7 @@ import httpx
 import redis
 from loguru import logger
 
+from queue_system.kinds.email import configure_email
 from queue_system.kinds.registry import REGISTRY, load_modules
 from queue_system.service.maintenance import Maintenance
 from queue_system.service.runner import InFlight, TaskRunner
@@ -47,6 +48,7 @@ def worker_id() -> str:
 
 def build_runtime(settings: Settings, keys: Keys) -> Runtime:
     load_modules(settings.worker.task_modules)
+    configure_email(settings.email)
     client = redis.Redis.from_url(settings.redis_url or "", decode_responses=True, health_check_interval=30)
     threads = settings.worker.threads
     http = httpx.Client(
