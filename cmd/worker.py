@@ -16,6 +16,9 @@ def main() -> None:
     settings = _common.settings_or_exit()
     w = settings.worker
     env = dict(os.environ)
+    # How long an idle consumer waits between polls at most (Dramatiq's default is 1 s): it
+    # bounds the pick-up latency of a task submitted to an idle worker.
+    env.setdefault("dramatiq_worker_timeout", "100")
     if w.prefetch:
         env["dramatiq_queue_prefetch"] = str(w.prefetch)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_common.ROOT), env.get("PYTHONPATH")) if p)

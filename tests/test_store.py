@@ -293,3 +293,13 @@ def test_pagination_is_newest_first_and_complete_with_ties(redis_url: str, many:
 def test_pagination_with_status_and_type_filters(redis_url: str, many: list[str]) -> None:
     seen = _collect(redis_url, status="pending", type_="other", limit=3)
     assert sorted(seen) == sorted(t for i, t in enumerate(many) if i % 3 == 0)
+
+
+def test_a_result_json_cannot_hold_is_stored_as_text() -> None:
+    from queue_system.storage.codec import dumps, loads
+
+    class Odd:
+        def __str__(self) -> str:
+            return "odd!"
+
+    assert loads(dumps({"x": Odd()})) == {"x": "odd!"}

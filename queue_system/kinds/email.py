@@ -121,7 +121,7 @@ def send_email(mail: Email, ctx: RunContext) -> dict[str, Any]:
     recipients = list(dict.fromkeys(parseaddr(a)[1] for a in _as_list(mail.to) + _as_list(mail.cc)))
     refused = _deliver(config.server, config, message, recipients)
     result: dict[str, Any] = {
-        "message_id": message["Message-ID"],
+        "message_id": str(message["Message-ID"]),
         "accepted": [r for r in recipients if r not in refused],
     }
     if refused:  # some recipients took it: retrying would send them a second copy

@@ -8,7 +8,13 @@ import msgspec
 
 from queue_system.domain.models import Attempt, Outcome, Task, TaskStatus
 
-_encoder = msgspec.json.Encoder()
+
+def _fallback(value: Any) -> str:
+    # A handler's result of a type JSON cannot hold is kept as its text rather than lost.
+    return str(value)
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_fallback)
 _decoder = msgspec.json.Decoder()
 
 
