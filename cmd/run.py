@@ -5,6 +5,7 @@ Ctrl-C (or SIGTERM) stops the worker and the API gracefully, then Redis (saving 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -51,7 +52,9 @@ def stop_children(children: dict[str, subprocess.Popen[bytes]], grace_s: float) 
         try:
             child.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            child.kill()
+            # The whole group: the dramatiq CLI's forked workers too.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
             child.wait()
 
 
@@ -84,7 +87,8 @@ def main() -> int:
     try:
         code = supervise(children, stop)
     finally:
-        stop_children(children, settings.worker.request_timeout_ms / 1000 + 15)
+        # A little longer than the worker's own drain (cmd/worker.py: request timeout + 30 s).
+        stop_children(children, settings.worker.request_timeout_ms / 1000 + 35)
         if embedded is not None:
             embedded.stop()
             logger.info("embedded Redis stopped (data kept in {})", embedded.data_dir)
