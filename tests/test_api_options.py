@@ -203,5 +203,5 @@ def test_stats(client: TestClient[Any], redis_client: redis.Redis) -> None:
     assert stats["by_type"]["webhook"] == 5
     assert stats["queues"]["default"] == {"ready": 3, "dead": 0}
     assert stats["queues"]["priority"] == {"ready": 1, "dead": 0}
-    assert stats["scheduled"] == 1
+    assert stats["delayed"] == 1
     assert stats["oldest_pending_age_ms"] >= 0

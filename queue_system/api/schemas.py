@@ -94,7 +94,7 @@ class Stats(msgspec.Struct):
     by_status: dict[str, int]
     by_type: dict[str, int]
     queues: dict[str, QueueDepth]
-    scheduled: int
+    delayed: int  # scheduled tasks and retries waiting for their time
     oldest_pending_age_ms: int | None
 
 

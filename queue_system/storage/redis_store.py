@@ -224,6 +224,6 @@ class AsyncTaskStore:
             "by_status": by_status,
             "by_type": by_type,
             "queues": queue_depth,
-            "scheduled": rest[-2],
+            "delayed": rest[-2],
             "oldest_pending_created_at": int(oldest[0][1]) if oldest else None,
         }

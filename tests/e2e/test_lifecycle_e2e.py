@@ -145,3 +145,20 @@ def test_run_py_starts_everything_and_stops_on_sigint(
         for pid in children:
             if support.alive(pid):
                 support.kill_pid(pid)
+
+
+def test_sigterm_interrupts_a_slow_task_which_stays_retryable(
+    lifecycle_api: httpx.Client, redis_url: str, e2e_logs: Path, workers: list[Proc]
+) -> None:
+    api = lifecycle_api
+    workers.append(start_worker(redis_url, e2e_logs, name="worker-slow", WORKER_CONCURRENCY="1"))
+    task_id = submit(api, {"type": "slow", "payload": {"seconds": 60}})
+    wait_for_status(api, task_id, "processing", timeout=10)
+
+    workers[0].send(signal.SIGTERM)
+
+    assert workers[0].wait(timeout=15) == 0  # well before the 60 s sleep would end
+    task = get_task(api, task_id)
+    assert task["status"] == "retrying", task
+    assert task["last_error"].startswith("interrupted by worker shutdown")
+    assert outcomes(task) == ["transient"]
