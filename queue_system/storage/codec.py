@@ -30,12 +30,17 @@ def _int(value: str | None) -> int | None:
     return int(value) if value not in (None, "") else None
 
 
-def task_from_hash(fields: dict[str, str], history: list[str] | None = None) -> Task:
+def task_from_hash(
+    fields: dict[str, str], history: list[str] | None = None, payload: str | None = None
+) -> Task:
+    """A task from its hash, its attempt history and its payload (kept in a key of its own;
+    the claim script returns it among the fields)."""
+    payload = payload if payload is not None else fields.get("payload")
     retry = fields.get("retry")
     return Task(
         id=fields["id"],
         type=fields["type"],
-        payload=loads(fields["payload"]) if "payload" in fields else None,
+        payload=loads(payload) if payload is not None else None,
         status=TaskStatus(fields["status"]),
         queue=fields["queue"],
         attempts=int(fields.get("attempts", 0)),

@@ -30,6 +30,9 @@ class Keys:
     def history(self, task_id: str) -> str:
         return f"{self.prefix}:task:{task_id}:history"
 
+    def payload(self, task_id: str) -> str:
+        return f"{self.prefix}:task:{task_id}:payload"
+
     def index(self, status: str | None = None, type_: str | None = None) -> str:
         if status:
             return f"{self.prefix}:idx:status:{status}"

@@ -118,9 +118,10 @@ class TaskStore:
     def get(self, task_id: str) -> Task | None:
         with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(self.keys.task(task_id))
+            pipe.get(self.keys.payload(task_id))
             pipe.lrange(self.keys.history(task_id), 0, -1)
-            fields, history = pipe.execute()
-        return task_from_hash(fields, history) if fields else None
+            fields, payload, history = pipe.execute()
+        return task_from_hash(fields, history, payload) if fields else None
 
 
 class AsyncTaskStore:
@@ -146,16 +147,17 @@ class AsyncTaskStore:
         """-> (True, "") created and enqueued | (False, fingerprint of the task holding that id)."""
         status = TaskStatus.SCHEDULED if new.due is not None else TaskStatus.PENDING
         args: list[Any] = [new.id, new.type, new.queue, new.now, status.value, new.due or ""]
-        args += [self.actor, new.fingerprint, "payload", new.payload_json, *flat_pairs(new.extra)]
+        args += [self.actor, new.fingerprint, new.payload_json, *flat_pairs(new.extra)]
         out = await self._create(keys=self._k(), args=args)
         return (True, "") if out[0] == 1 else (False, out[1])
 
     async def get(self, task_id: str) -> Task | None:
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(self.keys.task(task_id))
+            pipe.get(self.keys.payload(task_id))
             pipe.lrange(self.keys.history(task_id), 0, -1)
-            fields, history = await pipe.execute()
-        return task_from_hash(fields, history) if fields else None
+            fields, payload, history = await pipe.execute()
+        return task_from_hash(fields, history, payload) if fields else None
 
     async def cancel(self, task_id: str, now: int, retention_ms: int) -> str:
         """-> "ok" | "missing" | the status that cannot be cancelled."""
@@ -192,8 +194,10 @@ class AsyncTaskStore:
         async with self.client.pipeline(transaction=False) as pipe:
             for task_id in ids:
                 pipe.hgetall(self.keys.task(task_id))
+                pipe.get(self.keys.payload(task_id))
             found = await pipe.execute()
-        tasks = [task_from_hash(fields) for fields in found if fields]
+        pairs = zip(found[::2], found[1::2], strict=True)
+        tasks = [task_from_hash(fields, None, payload) for fields, payload in pairs if fields]
         next_cursor: tuple[int, str] | None = None
         if more and len(ids) == query.limit:
             next_cursor = (int(float(rows[-1])), ids[-1])

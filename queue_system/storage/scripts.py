@@ -13,6 +13,9 @@ _HEADER = """
 local P = KEYS[1]
 local function tkey(id) return P .. ':task:' .. id end
 local function hkey(id) return P .. ':task:' .. id .. ':history' end
+-- The payload lives in its own string key: kept out of the hash, the hash's values stay small
+-- and Redis stores it as a compact listpack (about a third of the memory).
+local function pkey(id) return P .. ':task:' .. id .. ':payload' end
 local function skey(s) return P .. ':idx:status:' .. s end
 
 local function move_status(id, old, new, created)
@@ -37,6 +40,7 @@ local function finish_final(id, now, retention)
   -- A backstop expiry one day past the sweeper's, in case no worker runs to sweep.
   redis.call('PEXPIRE', tkey(id), retention + 86400000)
   redis.call('PEXPIRE', hkey(id), retention + 86400000)
+  redis.call('PEXPIRE', pkey(id), retention + 86400000)
 end
 
 local function purge(id)
@@ -47,7 +51,7 @@ local function purge(id)
   redis.call('ZREM', P .. ':schedule', id)
   redis.call('ZREM', P .. ':leases', id)
   redis.call('ZREM', P .. ':expiry', id)
-  return redis.call('DEL', tkey(id), hkey(id))
+  return redis.call('DEL', tkey(id), hkey(id), pkey(id))
 end
 
 local function push_history(id, entry, max_history)
@@ -56,7 +60,8 @@ local function push_history(id, entry, max_history)
 end
 """
 
-# ARGV: id, type, queue, now, status (pending|scheduled), due_ms, actor, fingerprint, field, value, ...
+# ARGV: id, type, queue, now, status (pending|scheduled), due_ms, actor, fingerprint, payload,
+#       field, value, ...
 # -> {1} created | {0, fingerprint} an id that exists already
 CREATE = (
     _HEADER
@@ -69,7 +74,8 @@ if redis.call('EXISTS', k) == 1 then
 end
 redis.call('HSET', k, 'id', id, 'type', typ, 'queue', queue, 'status', status, 'attempts', 0,
   'created_at', now, 'updated_at', now, 'token', 1, 'fingerprint', fp)
-for i = 9, #ARGV, 2 do redis.call('HSET', k, ARGV[i], ARGV[i + 1]) end
+for i = 10, #ARGV, 2 do redis.call('HSET', k, ARGV[i], ARGV[i + 1]) end
+redis.call('SET', pkey(id), ARGV[9])
 redis.call('ZADD', P .. ':idx:all', now, id)
 redis.call('ZADD', P .. ':idx:type:' .. typ, now, id)
 move_status(id, false, status, now)
@@ -100,6 +106,8 @@ redis.call('ZADD', P .. ':leases', lease, id)
 local out = redis.call('HGETALL', k)
 redis.call('HDEL', k, 'trigger')
 table.insert(out, 1, 'ok')
+table.insert(out, 'payload')
+table.insert(out, redis.call('GET', pkey(id)) or 'null')
 return out
 """
 )
@@ -244,6 +252,7 @@ move_status(id, f[1], 'pending', f[2])
 redis.call('ZREM', P .. ':expiry', id)
 redis.call('PERSIST', k)
 redis.call('PERSIST', hkey(id))
+redis.call('PERSIST', pkey(id))
 dispatch(id, token, f[3], actor, now)
 return {'ok'}
 """
