@@ -57,7 +57,7 @@ class WorkerSettings:
     backoff_min_ms: int = 1_000
     backoff_max_ms: int = 3_600_000
     lease_ms: int = 15_000
-    poll_interval_ms: int = 200
+    poll_interval_ms: int = 100
     task_modules: tuple[str, ...] = ()
 
 
@@ -189,7 +189,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         backoff_min_ms=r.duration("WORKER_BACKOFF_MIN", 1_000),
         backoff_max_ms=r.duration("WORKER_BACKOFF_MAX", 3_600_000),
         lease_ms=r.duration("WORKER_LEASE", 15_000, low_ms=1_000),
-        poll_interval_ms=r.duration("WORKER_POLL_INTERVAL", 200, low_ms=10),
+        poll_interval_ms=r.duration("WORKER_POLL_INTERVAL", 100, low_ms=10),
         task_modules=modules,
     )
     return Settings(
