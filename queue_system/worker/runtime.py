@@ -1,6 +1,6 @@
 """Per-process resources of a worker, owned by a Dramatiq middleware's lifecycle hooks.
 
-One `httpx.Client` (thread-safe, pooled) and one Redis client per worker process, created after
+One `httpx.Client` (thread-safe, pooled) and one Redis client per worker process, created as
 the process boots and closed when it shuts down; the reconciler loop runs beside the actor threads.
 """
 
@@ -38,7 +38,7 @@ _current: Runtime | None = None
 
 def current() -> Runtime:
     if _current is None:
-        raise RuntimeError("the worker runtime is not started (after_worker_boot has not run)")
+        raise RuntimeError("the worker runtime is not started (before_worker_boot has not run)")
     return _current
 
 
@@ -69,7 +69,9 @@ class WorkerRuntime(dramatiq.Middleware):
         self.settings = settings
         self.keys = keys
 
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        # Before, not after: Dramatiq starts consuming between the two hooks, and a message
+        # that arrives first must find the runtime ready.
         global _current
         _current = build_runtime(self.settings, self.keys)
         _current.maintenance.start()
