@@ -42,3 +42,25 @@ check: lint test ## Lint, types and tests
 clean: ## Remove the venv, caches and local data (var/)
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# ---- benchmarks (bench/README.md); not part of `make check`, never run by the tests
+BENCH_STAMP := $(VENV)/.bench-installed
+.PHONY: bench bench-quick bench-tools
+
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+	$(PY) -m pip install --quiet -c constraints.txt -r bench/requirements.txt
+	@touch $(BENCH_STAMP)
+
+bench-tools: ## Install wrk and nginx (Debian packages) for the benchmarks when missing and possible
+	@if ! command -v wrk >/dev/null || ! { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light) >/dev/null \
+			|| echo "bench: apt-get failed; using the Python load generator and sink instead"; \
+		else echo "bench: wrk/nginx missing; using the Python load generator and sink instead"; fi; \
+	fi
+
+bench: $(BENCH_STAMP) bench-tools ## Run the benchmarks (~10 min): table, bench/results/latest.{json,md}
+	$(PY) -m bench $(BENCH_ARGS)
+
+bench-quick: $(BENCH_STAMP) bench-tools ## Smoke-run the benchmark harness at tiny sizes (~1 min)
+	$(PY) -m bench --quick $(BENCH_ARGS)
