@@ -138,7 +138,7 @@ def _fail(redis_client: redis.Redis, task_id: str) -> None:
         retention_ms=60_000,
         attempt=attempt,
         fields={"last_error": "HTTP 404"},
-    )
+    ).recorded
 
 
 def test_manual_retry_of_a_failed_task(client: TestClient[Any], redis_client: redis.Redis) -> None:

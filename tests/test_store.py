@@ -19,8 +19,10 @@ K = Keys()
 
 
 @pytest.fixture
-def store(redis_client: redis.Redis) -> TaskStore:
-    return TaskStore(redis_client)
+def store(redis_client: redis.Redis) -> Iterator[TaskStore]:
+    store = TaskStore(redis_client)
+    yield store
+    store.close()
 
 
 def create(
@@ -69,7 +71,7 @@ def finish(
         retention_ms=60_000,
         attempt=attempt(),
         fields={"result": "1"} if status is TaskStatus.COMPLETED else {},
-    )
+    ).recorded
 
 
 def queued_messages(client: redis.Redis) -> list[dict[str, object]]:

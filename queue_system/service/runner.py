@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from loguru import logger
@@ -20,12 +20,11 @@ from queue_system.domain.retry import (
     decide,
     resolve_policy,
 )
-from queue_system.errors import UnknownTaskType
-from queue_system.kinds.registry import Registry, RunContext, backoff_policy, fixed_policy
+from queue_system.kinds.registry import Registry, RunContext, TaskKind, backoff_policy, fixed_policy
 from queue_system.service.clock import Clock, now_ms
 from queue_system.settings import Settings
 from queue_system.storage.codec import dumps
-from queue_system.storage.redis_store import TaskStore
+from queue_system.storage.redis_store import MessageAck, TaskStore
 
 
 class InFlight:
@@ -48,6 +47,16 @@ class InFlight:
             return list(self._items)
 
 
+@dataclass(frozen=True, slots=True)
+class AckViaFinish:
+    """Acknowledge each finished attempt's Dramatiq message in the finish script itself.
+
+    `acked` is the broker's set of message ids its consumer then skips (worker/broker.py)."""
+
+    broker_id: str
+    acked: set[str]
+
+
 @dataclass
 class TaskRunner:
     store: TaskStore
@@ -57,6 +66,8 @@ class TaskRunner:
     in_flight: InFlight
     stopping: threading.Event
     clock: Clock = now_ms
+    acks: AckViaFinish | None = None
+    _policies: dict[str, RetryPolicy] = field(default_factory=dict, repr=False)
 
     def run(self, task_id: str, token: int) -> None:
         now = self.clock()
@@ -73,16 +84,17 @@ class TaskRunner:
                 self.in_flight.discard((task_id, token))
 
     def _attempt(self, task: Task, token: int, started_at: int) -> None:
+        kind = self.registry.get(task.type) if task.type in self.registry else None
         t0 = time.perf_counter()
         try:
-            result = self._execute(task)
+            result = self._execute(task, kind)
         except Exception as exc:  # a bug in a handler must not lose the task
             logger.exception("handler raised")
             result = AttemptResult(Outcome.TRANSIENT, error=f"{type(exc).__name__}: {exc}")
         duration_ms = int((time.perf_counter() - t0) * 1000)
         now = self.clock()
         decision = decide(
-            self._policy(task),
+            self._policy(task, kind),
             result,
             attempts=task.attempts - task.attempt_base,
             created_at=task.window_start,
@@ -98,7 +110,8 @@ class TaskRunner:
             error=result.error,
             response_body=(result.response_body or None) and result.response_body[:MAX_RESPONSE_BODY],
         )
-        recorded = self.store.finish(
+        acks = self.acks
+        done = self.store.finish(
             task.id,
             token,
             now=now,
@@ -107,13 +120,14 @@ class TaskRunner:
             retention_ms=self.settings.retention_ms,
             attempt=attempt,
             fields=_fields(result, decision, now),
+            ack=MessageAck(acks.broker_id, task.queue) if acks else None,
         )
-        self._log(task, result, decision, duration_ms, recorded)
+        if acks and done.acked:
+            acks.acked.add(f"{task.id}#{token}")
+        self._log(task, result, decision, duration_ms, done.recorded)
 
-    def _execute(self, task: Task) -> AttemptResult:
-        try:
-            kind = self.registry.get(task.type)
-        except UnknownTaskType:
+    def _execute(self, task: Task, kind: TaskKind | None) -> AttemptResult:
+        if kind is None:
             # Transient: a worker that knows the type may be deploying (TASK_MODULES).
             return AttemptResult(Outcome.TRANSIENT, error=f"unknown task type {task.type!r} on this worker")
         timeout_ms = task.timeout_ms or self.settings.worker.request_timeout_ms
@@ -127,10 +141,16 @@ class TaskRunner:
         )
         return kind.run(task.payload, ctx)
 
-    def _policy(self, task: Task) -> RetryPolicy:
+    def _policy(self, task: Task, kind: TaskKind | None) -> RetryPolicy:
         w = self.settings.worker
-        kind_policy = self.registry.get(task.type).policy if task.type in self.registry else backoff_policy
-        return resolve_policy(task.retry, kind_policy(w), fixed_policy(w), backoff_policy(w))
+        default = self._policies.get(task.type)
+        if default is None:
+            default = (kind.policy if kind else backoff_policy)(w)
+            if kind:
+                self._policies[task.type] = default
+        if not task.retry:
+            return default
+        return resolve_policy(task.retry, default, fixed_policy(w), backoff_policy(w))
 
     @staticmethod
     def _log(task: Task, result: AttemptResult, decision: Decision, duration_ms: int, recorded: bool) -> None:

@@ -5,15 +5,20 @@ Each method is one round trip: a Lua script or a pipeline.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from redis.connection import AbstractConnection
+from redis.exceptions import NoScriptError
 
 from queue_system.domain.models import MAX_HISTORY, Attempt, Task, TaskStatus
 from queue_system.storage import scripts
-from queue_system.storage.codec import attempt_to_json, dumps, flat_pairs, task_from_hash
+from queue_system.storage.codec import attempt_to_json, dumps, flat_pairs, loads, task_from_hash
 from queue_system.storage.keys import RUN_ACTOR, Keys
 
 # Rows a listing may examine while filtering before it returns a partial page with a cursor.
@@ -55,32 +60,121 @@ class Claim:
     reason: str  # "ok" | "missing" | "stale" | "skip:<status>"
 
 
-def _pairs_to_dict(flat: list[str]) -> dict[str, str]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
+@dataclass(frozen=True, slots=True)
+class Finished:
+    recorded: bool  # False: the lease had been taken over; the attempt went to the history only
+    acked: bool  # the attempt's Dramatiq message was acknowledged by the same script
+
+
+@dataclass(frozen=True, slots=True)
+class MessageAck:
+    """Where the message being finished was fetched: Dramatiq's broker id and the queue."""
+
+    broker_id: str
+    queue: str
+
+
+def _opt_int(value: str) -> int | None:
+    return int(value) if value else None
+
+
+class _ScriptCaller:
+    """EVALSHA on a connection of the calling thread's own.
+
+    The worker's claim and finish run once per task on every thread; going through
+    `Script.__call__` and the pool's get/release per call was a fifth of the worker's CPU per
+    no-op task (bench/README.md, profile_worker). Each thread keeps one connection (the worker has
+    a fixed set of threads); a NOSCRIPT reply (Redis restarted or flushed its scripts) loads the
+    script and retries, and a broken connection is reconnected once, as redis-py's own retry does.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pool = client.connection_pool
+        self._local = threading.local()
+        self._all: weakref.WeakSet[AbstractConnection] = weakref.WeakSet()
+
+    def _connection(self) -> AbstractConnection:
+        conn: AbstractConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._pool.connection_class(**self._pool.connection_kwargs)
+            self._local.conn = conn
+            self._all.add(conn)
+        return conn
+
+    def __call__(self, sha: str, source: str, args: list[Any]) -> Any:
+        conn = self._connection()
+        for attempt in (1, 2, 3):
+            try:
+                conn.send_command("EVALSHA", sha, 1, *args)  # type: ignore[no-untyped-call]
+                return conn.read_response()  # type: ignore[no-untyped-call]
+            except NoScriptError:
+                if attempt == 3:
+                    raise
+                conn.send_command("SCRIPT", "LOAD", source)  # type: ignore[no-untyped-call]
+                conn.read_response()  # type: ignore[no-untyped-call]
+            except (redis.ConnectionError, redis.TimeoutError):
+                conn.disconnect()  # type: ignore[no-untyped-call]
+                if attempt > 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        for conn in list(self._all):
+            conn.disconnect()  # type: ignore[no-untyped-call]
+
+
+class _Script:
+    def __init__(self, caller: _ScriptCaller, source: str, prefix: str) -> None:
+        self.caller = caller
+        self.source = source
+        self.prefix = prefix
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()  # what Redis names it by
+
+    def __call__(self, *args: Any) -> Any:
+        return self.caller(self.sha, self.source, [self.prefix, *args])
 
 
 class TaskStore:
-    """Sync storage for the worker (thread-safe: redis-py pools connections)."""
+    """Sync storage for the worker (thread-safe: each thread uses a connection of its own)."""
 
     def __init__(self, client: redis.Redis, keys: Keys | None = None, actor: str = RUN_ACTOR) -> None:
         self.client = client
         self.keys = keys or Keys()
         self.actor = actor
-        self._claim = client.register_script(scripts.CLAIM)
-        self._finish = client.register_script(scripts.FINISH)
-        self._promote = client.register_script(scripts.PROMOTE)
-        self._reclaim = client.register_script(scripts.RECLAIM)
-        self._renew = client.register_script(scripts.RENEW)
-        self._sweep = client.register_script(scripts.SWEEP)
+        self._caller = _ScriptCaller(client)
+        prefix = self.keys.prefix
+        self._claim = _Script(self._caller, scripts.CLAIM, prefix)
+        self._finish = _Script(self._caller, scripts.FINISH, prefix)
+        self._promote = _Script(self._caller, scripts.PROMOTE, prefix)
+        self._reclaim = _Script(self._caller, scripts.RECLAIM, prefix)
+        self._renew = _Script(self._caller, scripts.RENEW, prefix)
+        self._sweep = _Script(self._caller, scripts.SWEEP, prefix)
 
-    def _k(self) -> list[str]:
-        return [self.keys.prefix]
+    def close(self) -> None:
+        self._caller.close()
 
     def claim(self, task_id: str, token: int, now: int, lease_until: int) -> Claim:
-        out = self._claim(keys=self._k(), args=[task_id, token, now, lease_until])
+        out = self._claim(task_id, token, now, lease_until)
         if out[0] != "ok":
             return Claim(None, out[0] if len(out) == 1 else f"{out[0]}:{out[1]}")
-        return Claim(task_from_hash(_pairs_to_dict(out[1:])), "ok")
+        _, created, type_, queue, attempts, retry, timeout, retried, base, trigger, payload = out
+        task = Task(
+            id=task_id,
+            type=type_,
+            payload=loads(payload),
+            status=TaskStatus.PROCESSING,
+            queue=queue,
+            attempts=attempts,
+            created_at=int(created),
+            updated_at=now,
+            retry=loads(retry) if retry else None,
+            timeout_ms=_opt_int(timeout),
+            token=token,
+            retried_at=_opt_int(retried),
+            attempt_base=int(base or 0),
+            trigger=trigger or "auto",
+        )
+        return Claim(task, "ok")
 
     def finish(
         self,
@@ -93,16 +187,19 @@ class TaskStore:
         retention_ms: int,
         attempt: Attempt,
         fields: dict[str, str],
-    ) -> bool:
+        ack: MessageAck | None = None,
+    ) -> Finished:
         args: list[Any] = [task_id, token, now, status.value, next_at or "", retention_ms]
-        args += [attempt_to_json(attempt), MAX_HISTORY, *flat_pairs(fields)]
-        return bool(self._finish(keys=self._k(), args=args))
+        args += [attempt_to_json(attempt), MAX_HISTORY]
+        args += [ack.broker_id, ack.queue] if ack else ["", ""]
+        recorded, acked = self._finish(*args, *flat_pairs(fields))
+        return Finished(bool(recorded), bool(acked))
 
     def promote_due(self, now: int, limit: int = 500) -> int:
-        return int(self._promote(keys=self._k(), args=[now, limit, self.actor]))
+        return int(self._promote(now, limit, self.actor))
 
     def reclaim_expired(self, now: int, limit: int = 500) -> int:
-        return int(self._reclaim(keys=self._k(), args=[now, limit, self.actor, MAX_HISTORY]))
+        return int(self._reclaim(now, limit, self.actor, MAX_HISTORY))
 
     def renew_leases(self, lease_until: int, owned: list[tuple[str, int]]) -> int:
         if not owned:
@@ -110,10 +207,10 @@ class TaskStore:
         args: list[Any] = [lease_until]
         for task_id, token in owned:
             args += [task_id, token]
-        return int(self._renew(keys=self._k(), args=args))
+        return int(self._renew(*args))
 
     def sweep(self, now: int, limit: int = 500) -> int:
-        return int(self._sweep(keys=self._k(), args=[now, limit]))
+        return int(self._sweep(now, limit))
 
     def get(self, task_id: str) -> Task | None:
         with self.client.pipeline(transaction=False) as pipe:

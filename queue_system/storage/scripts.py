@@ -89,60 +89,80 @@ return {1}
 """
 )
 
-# ARGV: id, token, now, lease_until -> {'ok', field, value, ...} | {'missing'} | {'stale'} | {'skip', status}
+# ARGV: id, token, now, lease_until
+# -> {'ok', created_at, type, queue, attempts, retry, timeout_ms, retried_at, attempt_base, trigger, payload}
+#    | {'missing'} | {'stale'} | {'skip', status}
+# Only what running the attempt needs comes back, in a fixed order ('' for an absent field).
 CLAIM = (
     _HEADER
     + """
 local id, token, now, lease = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local k = tkey(id)
-local f = redis.call('HMGET', k, 'status', 'token', 'created_at')
+local f = redis.call('HMGET', k, 'status', 'token', 'created_at', 'type', 'queue', 'attempts', 'retry',
+  'timeout_ms', 'retried_at', 'attempt_base', 'trigger')
 if not f[1] then return {'missing'} end
 if f[1] ~= 'pending' and f[1] ~= 'retrying' then return {'skip', f[1]} end
 if f[2] ~= token then return {'stale'} end
-redis.call('HINCRBY', k, 'attempts', 1)
-redis.call('HSET', k, 'status', 'processing', 'updated_at', now, 'started_at', now)
+local attempts = (tonumber(f[6]) or 0) + 1
+redis.call('HSET', k, 'status', 'processing', 'attempts', attempts, 'updated_at', now, 'started_at', now)
+if f[11] then redis.call('HDEL', k, 'trigger') end
 move_status(id, f[1], 'processing', f[3])
 redis.call('ZADD', P .. ':leases', lease, id)
-local out = redis.call('HGETALL', k)
-redis.call('HDEL', k, 'trigger')
-table.insert(out, 1, 'ok')
-table.insert(out, 'payload')
-table.insert(out, redis.call('GET', pkey(id)) or 'null')
-return out
+return {'ok', f[3], f[4], f[5], attempts, f[7] or '', f[8] or '', f[9] or '', f[10] or '', f[11] or '',
+  redis.call('GET', pkey(id)) or 'null'}
 """
 )
 
-# ARGV: id, token, now, status, next_at|'', retention, history_entry, max_history, field, value|'', ...
-# An empty value deletes the field. -> 1 recorded | 0 stale (the attempt is still added to history)
+# ARGV: id, token, now, status, next_at|'', retention, history_entry, max_history, broker_id|'', queue,
+#       field, value|'', ...   (an empty value deletes the field)
+# -> {recorded, acked}: recorded 0 = stale (the attempt is still added to history); acked 1 = this
+# attempt's Dramatiq message was acknowledged here.
+# With a broker id, the script also does Dramatiq's ack of the message `id#token` (the same SREM +
+# HDEL and heartbeat as Dramatiq's dispatch.lua), so recording the outcome and acknowledging the
+# message are one atomic step, and the worker saves a round trip per task.
 FINISH = (
     _HEADER
     + """
 local id, token, now, status, next_at = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local retention, entry, max_history = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
+local broker, queue = ARGV[9], ARGV[10]
+local acked = 0
+if broker ~= '' then
+  local D = P .. ':dramatiq:'
+  local mid = id .. '#' .. token
+  if redis.call('SREM', D .. '__acks__.' .. broker .. '.' .. queue, mid) == 1 then
+    redis.call('HDEL', D .. queue .. '.msgs', mid)
+    acked = 1
+  end
+  redis.call('ZADD', D .. '__heartbeats__', now, broker)
+end
 local k = tkey(id)
 local f = redis.call('HMGET', k, 'status', 'token', 'created_at')
-if not f[1] then return 0 end
+if not f[1] then return {0, acked} end
 push_history(id, entry, max_history)
-if f[1] ~= 'processing' or f[2] ~= token then return 0 end
-for i = 9, #ARGV, 2 do
+if f[1] ~= 'processing' or f[2] ~= token then return {0, acked} end
+local set, del = {'status', status, 'updated_at', now}, {'started_at'}
+for i = 11, #ARGV, 2 do
   if ARGV[i + 1] == '' then
-    redis.call('HDEL', k, ARGV[i])
+    table.insert(del, ARGV[i])
   else
-    redis.call('HSET', k, ARGV[i], ARGV[i + 1])
+    table.insert(set, ARGV[i])
+    table.insert(set, ARGV[i + 1])
   end
 end
-redis.call('HSET', k, 'status', status, 'updated_at', now)
-redis.call('HDEL', k, 'started_at')
 move_status(id, 'processing', status, f[3])
 redis.call('ZREM', P .. ':leases', id)
 if status == 'retrying' then
-  redis.call('HSET', k, 'next_attempt_at', next_at)
+  table.insert(set, 'next_attempt_at')
+  table.insert(set, next_at)
   redis.call('ZADD', P .. ':schedule', next_at, id)
 else
-  redis.call('HDEL', k, 'next_attempt_at')
+  table.insert(del, 'next_attempt_at')
   finish_final(id, now, retention)
 end
-return 1
+redis.call('HSET', k, unpack(set))
+redis.call('HDEL', k, unpack(del))
+return {1, acked}
 """
 )
 

@@ -19,7 +19,7 @@ from loguru import logger
 from queue_system.kinds.email import configure_email
 from queue_system.kinds.registry import REGISTRY, load_modules
 from queue_system.service.maintenance import Maintenance
-from queue_system.service.runner import InFlight, TaskRunner
+from queue_system.service.runner import AckViaFinish, InFlight, TaskRunner
 from queue_system.settings import Settings
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import TaskStore
@@ -31,6 +31,7 @@ class Runtime:
     maintenance: Maintenance
     http: httpx.Client
     redis: redis.Redis
+    store: TaskStore
 
 
 _current: Runtime | None = None
@@ -46,7 +47,7 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def build_runtime(settings: Settings, keys: Keys) -> Runtime:
+def build_runtime(settings: Settings, keys: Keys, acks: AckViaFinish | None = None) -> Runtime:
     load_modules(settings.worker.task_modules)
     configure_email(settings.email)
     client = redis.Redis.from_url(settings.redis_url or "", decode_responses=True, health_check_interval=30)
@@ -57,11 +58,11 @@ def build_runtime(settings: Settings, keys: Keys) -> Runtime:
     )
     store = TaskStore(client, keys)
     in_flight = InFlight()
-    runner = TaskRunner(store, REGISTRY, settings, http, in_flight, threading.Event())
+    runner = TaskRunner(store, REGISTRY, settings, http, in_flight, threading.Event(), acks=acks)
     maintenance = Maintenance(
         store, in_flight, lease_ms=settings.worker.lease_ms, poll_interval_ms=settings.worker.poll_interval_ms
     )
-    return Runtime(runner, maintenance, http, client)
+    return Runtime(runner, maintenance, http, client, store)
 
 
 class WorkerRuntime(dramatiq.Middleware):
@@ -73,7 +74,10 @@ class WorkerRuntime(dramatiq.Middleware):
         # Before, not after: Dramatiq starts consuming between the two hooks, and a message
         # that arrives first must find the runtime ready.
         global _current
-        _current = build_runtime(self.settings, self.keys)
+        acked = getattr(broker, "acked_by_finish", None)  # QueueBroker (worker/broker.py)
+        broker_id = getattr(broker, "broker_id", None)
+        acks = AckViaFinish(broker_id, acked) if acked is not None and broker_id else None
+        _current = build_runtime(self.settings, self.keys, acks)
         _current.maintenance.start()
         logger.info(
             "worker ready: {} threads, kinds: {}", self.settings.worker.threads, ", ".join(REGISTRY.names())
@@ -89,5 +93,6 @@ class WorkerRuntime(dramatiq.Middleware):
         if _current is not None:
             _current.maintenance.stop()
             _current.http.close()
+            _current.store.close()
             _current.redis.close()
             _current = None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from tests.e2e import support
 from tests.e2e.support import get_task, outcomes, submit, timestamp, wait_for_status
@@ -59,6 +60,22 @@ def test_kind_succeeds(api: httpx.Client, type_: str, payload: object, result: o
     assert task["attempts"] == 1
     if result is not None:
         assert task["result"] == result
+
+
+def test_finished_tasks_leave_no_dramatiq_message_behind(
+    api: httpx.Client, redis_client: redis.Redis
+) -> None:
+    # The finish script acknowledges each message (worker/broker.py): once the tasks are done,
+    # Dramatiq holds no message body and no unacknowledged id, so nothing would be redelivered.
+    ids = [submit(api, {"type": "echo", "payload": f"m{i}"}) for i in range(40)]
+    for task_id in ids:
+        wait_for_status(api, task_id, "completed", timeout=15)
+
+    def drained() -> bool:
+        acks = [k for k in redis_client.scan_iter("qs:dramatiq:__acks__.*") if redis_client.scard(k)]
+        return redis_client.hlen("qs:dramatiq:default.msgs") == 0 and not acks
+
+    assert support.poll(drained, timeout=5)
 
 
 def test_division_by_zero_fails_at_once(api: httpx.Client) -> None:
