@@ -305,3 +305,74 @@ def test_a_result_json_cannot_hold_is_stored_as_text() -> None:
             return "odd!"
 
     assert loads(dumps({"x": Odd()})) == {"x": "odd!"}
+
+
+def _new(task_id: str, fingerprint: str = "fp") -> NewTask:
+    return NewTask(
+        id=task_id,
+        type="webhook",
+        queue="default",
+        payload_json='{"url":"http://x"}',
+        fingerprint=fingerprint,
+        now=1_000,
+    )
+
+
+def test_concurrent_creates_are_pipelined_and_each_gets_its_own_reply(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    async def go() -> list[tuple[bool, str]]:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            store = AsyncTaskStore(client)
+            news = [_new(f"c{i}") for i in range(50)] + [_new("c7", fingerprint="other")]
+            return await asyncio.gather(*(store.create(n) for n in news))
+        finally:
+            await client.aclose()
+
+    out = asyncio.run(go())
+    assert out[:50] == [(True, "")] * 50
+    assert out[50] == (False, "fp")  # the duplicate id sees the first one's fingerprint
+    assert len(queued_messages(redis_client)) == 50
+    assert redis_client.zcard(K.index()) == 50
+
+
+def test_create_reloads_its_script_after_redis_forgot_it(redis_client: redis.Redis, redis_url: str) -> None:
+    async def go() -> list[tuple[bool, str]]:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            store = AsyncTaskStore(client)
+            first = await store.create(_new("before"))
+            await client.script_flush()  # as after a Redis restart
+            rest = await asyncio.gather(store.create(_new("after1")), store.create(_new("after2")))
+            return [first, *rest]
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(go()) == [(True, "")] * 3
+    assert len(queued_messages(redis_client)) == 3
+
+
+def test_worker_scripts_reload_after_redis_forgot_them(store: TaskStore, redis_client: redis.Redis) -> None:
+    assert store.promote_due(1_000) == 0
+    redis_client.script_flush()
+    assert store.promote_due(1_000) == 0
+    assert store.claim("nothing", 1, 1_000, 2_000).reason == "missing"
+
+
+def test_a_failed_batch_fails_each_of_its_callers() -> None:
+    async def go() -> list[BaseException | tuple[bool, str]]:
+        client = aioredis.Redis.from_url("redis://127.0.0.1:1", decode_responses=True)  # nobody listens
+        try:
+            store = AsyncTaskStore(client)
+            first = await asyncio.gather(
+                *(store.create(_new(f"f{i}")) for i in range(3)), return_exceptions=True
+            )
+            # The batcher is idle again: the next call fails the same way instead of hanging.
+            later = await asyncio.gather(store.create(_new("later")), return_exceptions=True)
+            return [*first, *later]
+        finally:
+            await client.aclose()
+
+    out = asyncio.run(go())
+    assert len(out) == 4 and all(isinstance(f, redis.ConnectionError) for f in out)

@@ -34,7 +34,12 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY, keys: Keys 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         client = aioredis.Redis.from_url(
-            settings.redis_url or "", decode_responses=True, health_check_interval=30
+            settings.redis_url or "",
+            decode_responses=True,
+            health_check_interval=30,
+            # A stalled Redis fails requests with a 503 instead of holding every submit forever.
+            socket_timeout=10,
+            socket_connect_timeout=5,
         )
         store = AsyncTaskStore(client, keys)
         state["store"] = store
@@ -46,16 +51,19 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY, keys: Keys 
         finally:
             await client.aclose()
 
-    async def provide_store() -> AsyncTaskStore:
+    def provide_store() -> AsyncTaskStore:
         return state["store"]  # type: ignore[return-value]
 
-    async def provide_service() -> TaskService:
+    def provide_service() -> TaskService:
         return state["service"]  # type: ignore[return-value]
 
     return Litestar(
         route_handlers=[TaskController, stats, health, ready, compat_router],
         lifespan=[lifespan],
-        dependencies={"store": Provide(provide_store), "service": Provide(provide_service)},
+        dependencies={
+            "store": Provide(provide_store, sync_to_thread=False),
+            "service": Provide(provide_service, sync_to_thread=False),
+        },
         exception_handlers={
             QueueSystemError: problems.on_app_error,
             HTTPException: problems.on_http_error,
