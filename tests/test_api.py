@@ -150,16 +150,18 @@ def test_cancel_pending_then_cancel_again_conflicts(client: TestClient[Any]) -> 
 
 
 def test_list_newest_first_with_filters_and_cursor(client: TestClient[Any]) -> None:
-    ids = [client.post("/api/v1/tasks", json=HOOK).json()["id"] for _ in range(5)]
-    client.post(f"/api/v1/tasks/{ids[0]}/cancel")
+    created = [client.post("/api/v1/tasks", json=HOOK).json() for _ in range(5)]
+    # Newest first; tasks created in the same millisecond come by id, descending.
+    ids = [t["id"] for t in sorted(created, key=lambda t: (t["created_at"], t["id"]), reverse=True)]
+    client.post(f"/api/v1/tasks/{ids[4]}/cancel")
     page1 = client.get("/api/v1/tasks", params={"limit": 2}).json()
-    assert [t["id"] for t in page1["items"]] == [ids[4], ids[3]]
+    assert [t["id"] for t in page1["items"]] == ids[:2]
     page2 = client.get("/api/v1/tasks", params={"limit": 2, "cursor": page1["next_cursor"]}).json()
     page3 = client.get("/api/v1/tasks", params={"limit": 2, "cursor": page2["next_cursor"]}).json()
-    assert [t["id"] for t in page2["items"] + page3["items"]] == [ids[2], ids[1], ids[0]]
+    assert [t["id"] for t in page2["items"] + page3["items"]] == ids[2:]
     assert page3["next_cursor"] is None
     cancelled = client.get("/api/v1/tasks", params={"status": "cancelled"}).json()
-    assert [t["id"] for t in cancelled["items"]] == [ids[0]]
+    assert [t["id"] for t in cancelled["items"]] == [ids[4]]
     assert client.get("/api/v1/tasks", params={"type": "other"}).json()["items"] == []
 
 

@@ -5,6 +5,7 @@ Real Redis, Dramatiq's own fetch and consumer (worker/broker.py), our storage sc
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -111,5 +112,40 @@ def test_consumer_skips_messages_acked_by_finish_and_acks_the_others(
         assert redis_client.smembers(_acks(broker)) == set()
         assert redis_client.hlen(MSGS) == 0
         assert consumer.outstanding_message_count == 0
+    finally:
+        consumer.close()
+
+
+def test_a_full_consumer_refills_as_soon_as_an_ack_makes_room(broker: QueueBroker, redis_url: str) -> None:
+    for i in range(6):
+        create(redis_url, f"m{i}")
+    consumer: Any = broker.consume("default", prefetch=4, timeout=5_000)
+    try:
+        held = [_next(consumer) for _ in range(4)]  # the prefetch is full: 4 outstanding
+        assert consumer.outstanding_message_count == 4
+
+        got: list[MessageProxy | None] = []
+        waiting = threading.Thread(target=lambda: got.append(next(consumer)))
+        waiting.start()
+        waiting.join(0.2)
+        assert waiting.is_alive()  # it waits for room rather than fetching past the prefetch
+        consumer.ack(held[0])  # a worker thread finishes one: room for a refill
+        waiting.join(4)
+        assert not waiting.is_alive()
+        assert got and got[0] is not None and got[0].options["redis_message_id"] == "m4#1"
+    finally:
+        consumer.close()
+
+
+def test_a_full_consumer_with_no_room_returns_none_after_the_idle_timeout(
+    broker: QueueBroker, redis_url: str
+) -> None:
+    for i in range(3):
+        create(redis_url, f"m{i}")
+    consumer: Any = broker.consume("default", prefetch=2, timeout=100)
+    try:
+        _next(consumer), _next(consumer)
+        assert next(consumer) is None  # so the consumer loop can check for shutdown
+        assert consumer.outstanding_message_count == 2
     finally:
         consumer.close()
