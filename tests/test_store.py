@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -376,3 +377,25 @@ def test_a_failed_batch_fails_each_of_its_callers() -> None:
 
     out = asyncio.run(go())
     assert len(out) == 4 and all(isinstance(f, redis.ConnectionError) for f in out)
+
+
+def test_a_stalled_redis_fails_the_batch_after_its_timeout() -> None:
+    # A server that accepts connections and never answers.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+
+        async def go() -> list[BaseException | tuple[bool, str]]:
+            client = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}", decode_responses=True)
+            try:
+                store = AsyncTaskStore(client)
+                store._create.TIMEOUT_S = 0.3
+                return await asyncio.gather(
+                    *(store.create(_new(f"s{i}")) for i in range(3)), return_exceptions=True
+                )
+            finally:
+                await client.aclose()
+
+        out = asyncio.run(go())
+    assert all(isinstance(f, redis.TimeoutError) for f in out), out

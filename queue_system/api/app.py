@@ -37,8 +37,6 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY, keys: Keys 
             settings.redis_url or "",
             decode_responses=True,
             health_check_interval=30,
-            # A stalled Redis fails requests with a 503 instead of holding every submit forever.
-            socket_timeout=10,
             socket_connect_timeout=5,
         )
         store = AsyncTaskStore(client, keys)

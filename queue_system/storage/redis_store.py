@@ -239,6 +239,7 @@ class _Batcher:
     """
 
     MAX_BATCH = 256
+    TIMEOUT_S = 10.0
 
     def __init__(self, client: aioredis.Redis, source: str, prefix: str) -> None:
         self.client = client
@@ -292,23 +293,31 @@ class _Batcher:
         # Straight on a pooled connection: one write of all the commands (packed by hiredis),
         # then their replies in order. An error reply is that call's result; a broken
         # connection fails the whole batch.
+        # One timeout for the whole batch (cheaper than redis-py's per-read one): a stalled Redis
+        # fails the batch's requests with a 503 instead of holding every submit.
         pool = self.client.connection_pool
-        conn = await pool.get_connection()
+        conn = None
         try:
-            packed = b"".join([hiredis.pack_command(("EVALSHA", self.sha, 1, *args)) for args in calls])
-            await conn.send_packed_command(packed)
-            replies: list[Any] = []
-            for _ in calls:
-                try:
-                    replies.append(await conn.read_response())
-                except redis.ResponseError as exc:
-                    replies.append(exc)
-            return replies
-        except BaseException:
-            await conn.disconnect()
+            async with asyncio.timeout(self.TIMEOUT_S):
+                conn = await pool.get_connection()  # may connect (and handshake) first
+                packed = b"".join([hiredis.pack_command(("EVALSHA", self.sha, 1, *args)) for args in calls])
+                await conn.send_packed_command(packed)
+                replies: list[Any] = []
+                for _ in calls:
+                    try:
+                        replies.append(await conn.read_response())
+                    except redis.ResponseError as exc:
+                        replies.append(exc)
+                return replies
+        except BaseException as exc:
+            if conn is not None:
+                await conn.disconnect()
+            if isinstance(exc, TimeoutError):
+                raise redis.TimeoutError(f"no reply from Redis within {self.TIMEOUT_S:g}s") from None
             raise
         finally:
-            await pool.release(conn)
+            if conn is not None:
+                await pool.release(conn)
 
 
 class AsyncTaskStore:
