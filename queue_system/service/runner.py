@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import httpx
+import redis
 from loguru import logger
 
 from queue_system.domain.models import MAX_RESPONSE_BODY, Attempt, AttemptResult, Outcome, Task, TaskStatus
@@ -24,7 +27,11 @@ from queue_system.kinds.registry import Registry, RunContext, TaskKind, backoff_
 from queue_system.service.clock import Clock, now_ms
 from queue_system.settings import Settings
 from queue_system.storage.codec import dumps
-from queue_system.storage.redis_store import MessageAck, TaskStore
+from queue_system.storage.redis_store import Claim, MessageAck, TaskStore
+
+T = TypeVar("T")
+# How long a worker thread holds a claim or an attempt's outcome while Redis is unreachable.
+OUTAGE_WAIT_S = 60.0
 
 
 class InFlight:
@@ -71,7 +78,13 @@ class TaskRunner:
 
     def run(self, task_id: str, token: int) -> None:
         now = self.clock()
-        claim = self.store.claim(task_id, token, now, now + self.settings.worker.lease_ms)
+
+        def claim_it() -> Claim:
+            nonlocal now
+            now = self.clock()
+            return self.store.claim(task_id, token, now, now + self.settings.worker.lease_ms)
+
+        claim = self._through_outage("claiming the task", claim_it)
         if claim.task is None:
             logger.debug("skipped message for {} (token {}): {}", task_id, token, claim.reason)
             return
@@ -111,20 +124,45 @@ class TaskRunner:
             response_body=(result.response_body or None) and result.response_body[:MAX_RESPONSE_BODY],
         )
         acks = self.acks
-        done = self.store.finish(
-            task.id,
-            token,
-            now=now,
-            status=decision.status,
-            next_at=decision.next_attempt_at,
-            retention_ms=self.settings.retention_ms,
-            attempt=attempt,
-            fields=_fields(result, decision, now),
-            ack=MessageAck(acks.broker_id, task.queue) if acks else None,
+        done = self._through_outage(
+            "recording the attempt",
+            lambda: self.store.finish(
+                task.id,
+                token,
+                now=now,
+                status=decision.status,
+                next_at=decision.next_attempt_at,
+                retention_ms=self.settings.retention_ms,
+                attempt=attempt,
+                fields=_fields(result, decision, now),
+                ack=MessageAck(acks.broker_id, task.queue) if acks else None,
+            ),
         )
         if acks and done.acked:
             acks.acked.add(f"{task.id}#{token}")
         self._log(task, result, decision, duration_ms, done.recorded)
+
+    def _through_outage(self, what: str, call: Callable[[], T]) -> T:
+        """`call()`, retried while Redis is unreachable, for up to OUTAGE_WAIT_S.
+
+        A Redis restart or failover must not cost a task: the attempt's outcome is held until
+        Redis answers again (FINISH is idempotent for a repeated call), rather than left to the
+        lease expiry, which would run the attempt a second time. A longer outage raises; the
+        lease then recovers the task."""
+        delay, waited = 0.05, 0.0
+        while True:
+            try:
+                return call()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if waited >= OUTAGE_WAIT_S:
+                    raise
+                if waited == 0:
+                    logger.warning(
+                        "Redis unavailable while {}; retrying up to {:g}s: {}", what, OUTAGE_WAIT_S, exc
+                    )
+                time.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 1.0)
 
     def _execute(self, task: Task, kind: TaskKind | None) -> AttemptResult:
         if kind is None:

@@ -139,6 +139,9 @@ end
 local k = tkey(id)
 local f = redis.call('HMGET', k, 'status', 'token', 'created_at')
 if not f[1] then return {0, acked} end
+-- The same token and no longer processing: only this attempt's own finish moved it on (every
+-- other transition changes the token), so this is a repeat after a lost reply: already done.
+if f[2] == token and f[1] ~= 'processing' then return {1, acked} end
 push_history(id, entry, max_history)
 if f[1] ~= 'processing' or f[2] ~= token then return {0, acked} end
 local set, del = {'status', status, 'updated_at', now}, {'started_at'}
