@@ -12,7 +12,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from queue_system.domain.models import Attempt, Outcome, TaskStatus
+from queue_system.domain.models import MAX_HISTORY, MAX_LOST_IN_A_ROW, Attempt, Outcome, TaskStatus
 from queue_system.storage.keys import RUN_ACTOR, Keys
 from queue_system.storage.redis_store import AsyncTaskStore, NewTask, Query, TaskStore
 
@@ -128,6 +128,26 @@ def test_claim_then_complete(store: TaskStore, redis_client: redis.Redis, redis_
     assert int(redis_client.pttl(K.task("t"))) > 0  # type: ignore[arg-type]
 
 
+def test_attempt_history_keeps_the_last_max_history_attempts(store: TaskStore, redis_url: str) -> None:
+    create(redis_url, "h")
+    for n in range(1, MAX_HISTORY + 6):
+        assert store.claim("h", n, 1_000 + n, 9_000_000).reason == "ok"
+        assert store.finish(
+            "h",
+            n,
+            now=1_000 + n,
+            status=TaskStatus.RETRYING,
+            next_at=1_000 + n,
+            retention_ms=60_000,
+            attempt=attempt(n),
+            fields={},
+        ).recorded
+        assert store.promote_due(1_000 + n) == 1  # the next token
+    task = store.get("h")
+    assert task is not None and task.attempts == MAX_HISTORY + 5
+    assert [a.n for a in task.history] == list(range(6, MAX_HISTORY + 6))
+
+
 def test_a_repeated_finish_is_recorded_once(store: TaskStore, redis_url: str) -> None:
     # A worker that lost the reply of its finish sends it again: the second one changes nothing.
     create(redis_url, "t")
@@ -199,8 +219,8 @@ def test_expired_lease_is_recovered_and_the_late_result_ignored(
 ) -> None:
     create(redis_url, "lost")
     store.claim("lost", 1, 1_500, 5_000)
-    assert store.reclaim_expired(4_999) == 0
-    assert store.reclaim_expired(5_000) == 1
+    assert store.reclaim_expired(4_999, 60_000) == 0
+    assert store.reclaim_expired(5_000, 60_000) == 1
     task = store.get("lost")
     assert task is not None and task.status is TaskStatus.RETRYING and task.token == 2
     assert task.history[-1].outcome is Outcome.LOST
@@ -208,6 +228,36 @@ def test_expired_lease_is_recovered_and_the_late_result_ignored(
     # The first worker comes back late: its outcome goes to history only.
     assert not finish(store, "lost", 1, TaskStatus.COMPLETED)
     assert store.get("lost").status is TaskStatus.RETRYING  # type: ignore[union-attr]
+
+
+def test_a_task_that_keeps_losing_its_worker_fails(store: TaskStore, redis_url: str) -> None:
+    # A poison task (it kills its worker every time): recovered and re-run MAX_LOST_IN_A_ROW - 1
+    # times, then failed rather than looping forever.
+    create(redis_url, "poison")
+    for token in range(1, MAX_LOST_IN_A_ROW + 1):
+        assert store.claim("poison", token, 1_000 * token, 1_000 * token + 500).reason == "ok"
+        assert store.reclaim_expired(1_000 * token + 500, 60_000) == 1
+    task = store.get("poison")
+    assert task is not None and task.status is TaskStatus.FAILED
+    assert [a.outcome for a in task.history] == [Outcome.LOST] * MAX_LOST_IN_A_ROW
+    assert task.last_error is not None and "lost attempts in a row" in task.last_error
+    assert store.claim("poison", MAX_LOST_IN_A_ROW + 1, 99_000, 99_500).reason == "skip:failed"
+
+
+def test_a_finished_attempt_resets_the_lost_count(store: TaskStore, redis_url: str) -> None:
+    create(redis_url, "flaky-host")
+    token = 1
+    for _ in range(3):  # lost, then a normal failure, again and again: never 5 lost in a row
+        for _ in range(MAX_LOST_IN_A_ROW - 1):
+            store.claim("flaky-host", token, 1_000, 1_500)
+            assert store.reclaim_expired(1_500, 60_000) == 1
+            token += 1
+        store.claim("flaky-host", token, 2_000, 9_000)
+        assert finish(store, "flaky-host", token, TaskStatus.RETRYING, next_at=2_000)
+        store.promote_due(2_000)
+        token += 1
+    task = store.get("flaky-host")
+    assert task is not None and task.status is TaskStatus.RETRYING
 
 
 def test_renew_extends_only_owned_processing_leases(

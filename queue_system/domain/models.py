@@ -109,5 +109,8 @@ class Task:
 
 # Attempt history kept per task; older attempts are trimmed.
 MAX_HISTORY = 50
+# A task whose worker is lost (lease expired: SIGKILL, OOM, host gone) this many times in a row
+# fails rather than being dispatched again: it is likely what kills its workers.
+MAX_LOST_IN_A_ROW = 5
 # Bytes of a response body kept in an attempt record.
 MAX_RESPONSE_BODY = 1024

@@ -26,11 +26,13 @@ class Maintenance:
         *,
         lease_ms: int,
         poll_interval_ms: int,
+        retention_ms: int,
         clock: Clock = now_ms,
     ) -> None:
         self.store = store
         self.in_flight = in_flight
         self.lease_ms = lease_ms
+        self.retention_ms = retention_ms
         self.poll_s = poll_interval_ms / 1000
         self.clock = clock
         self._stop = threading.Event()
@@ -44,7 +46,7 @@ class Maintenance:
         if now - self._last_renew >= self.lease_ms // 3:
             self._last_renew = now
             done["renewed"] = self.store.renew_leases(now + self.lease_ms, self.in_flight.snapshot())
-            done["recovered"] = self.store.reclaim_expired(now)
+            done["recovered"] = self.store.reclaim_expired(now, self.retention_ms)
             if done["recovered"]:
                 logger.warning("recovered {} task(s) whose worker was lost", done["recovered"])
         if now - self._last_sweep >= 10_000:

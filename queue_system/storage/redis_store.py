@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from redis.connection import AbstractConnection
 from redis.exceptions import NoScriptError
 
-from queue_system.domain.models import MAX_HISTORY, Attempt, Task, TaskStatus
+from queue_system.domain.models import MAX_HISTORY, MAX_LOST_IN_A_ROW, Attempt, Task, TaskStatus
 from queue_system.storage import scripts
 from queue_system.storage.codec import attempt_to_json, dumps, flat_pairs, loads, task_from_hash
 from queue_system.storage.keys import RUN_ACTOR, Keys
@@ -200,8 +200,8 @@ class TaskStore:
     def promote_due(self, now: int, limit: int = 500) -> int:
         return int(self._promote(now, limit, self.actor))
 
-    def reclaim_expired(self, now: int, limit: int = 500) -> int:
-        return int(self._reclaim(now, limit, self.actor, MAX_HISTORY))
+    def reclaim_expired(self, now: int, retention_ms: int, limit: int = 500) -> int:
+        return int(self._reclaim(now, limit, self.actor, MAX_HISTORY, MAX_LOST_IN_A_ROW, retention_ms))
 
     def renew_leases(self, lease_until: int, owned: list[tuple[str, int]]) -> int:
         if not owned:

@@ -55,8 +55,9 @@ local function purge(id)
 end
 
 local function push_history(id, entry, max_history)
-  redis.call('RPUSH', hkey(id), entry)
-  redis.call('LTRIM', hkey(id), -max_history, -1)
+  if redis.call('RPUSH', hkey(id), entry) > max_history then
+    redis.call('LTRIM', hkey(id), -max_history, -1)
+  end
 end
 """
 
@@ -144,7 +145,7 @@ if not f[1] then return {0, acked} end
 if f[2] == token and f[1] ~= 'processing' then return {1, acked} end
 push_history(id, entry, max_history)
 if f[1] ~= 'processing' or f[2] ~= token then return {0, acked} end
-local set, del = {'status', status, 'updated_at', now}, {'started_at'}
+local set, del = {'status', status, 'updated_at', now}, {'started_at', 'lost'}
 for i = 11, #ARGV, 2 do
   if ARGV[i + 1] == '' then
     table.insert(del, ARGV[i])
@@ -194,11 +195,14 @@ return n
 """
 )
 
-# ARGV: now, limit, actor, max_history -> number of tasks recovered from expired leases
+# ARGV: now, limit, actor, max_history, max_lost, retention -> number of tasks recovered from
+# expired leases. A task whose worker was lost `max_lost` times in a row fails instead of being
+# dispatched again: it is probably what kills its worker (a poison task: OOM, a segfault).
 RECLAIM = (
     _HEADER
     + """
 local now, limit, actor, max_history = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local max_lost, retention = tonumber(ARGV[5]), tonumber(ARGV[6])
 local ids = redis.call('ZRANGEBYSCORE', P .. ':leases', '-inf', now, 'LIMIT', 0, limit)
 local n = 0
 for _, id in ipairs(ids) do
@@ -207,14 +211,24 @@ for _, id in ipairs(ids) do
   local f = redis.call('HMGET', k, 'status', 'queue', 'created_at', 'attempts', 'started_at')
   if f[1] == 'processing' then
     local token = redis.call('HINCRBY', k, 'token', 1)
+    local lost = redis.call('HINCRBY', k, 'lost', 1)
     local err = 'worker lost: lease expired before the attempt finished'
-    redis.call('HSET', k, 'status', 'retrying', 'updated_at', now, 'next_attempt_at', now, 'last_error', err)
-    redis.call('HDEL', k, 'started_at')
-    move_status(id, 'processing', 'retrying', f[3])
     local started = tonumber(f[5]) or now
     push_history(id, cjson.encode({n = tonumber(f[4]), started_at = started, duration_ms = now - started,
       outcome = 'lost', error = err, trigger = 'auto'}), max_history)
-    dispatch(id, token, f[2], actor, now)
+    redis.call('HDEL', k, 'started_at')
+    if lost >= max_lost then
+      err = err .. '; gave up after ' .. lost .. ' lost attempts in a row (does the task kill its worker?)'
+      redis.call('HSET', k, 'status', 'failed', 'updated_at', now, 'completed_at', now, 'last_error', err)
+      redis.call('HDEL', k, 'next_attempt_at')
+      move_status(id, 'processing', 'failed', f[3])
+      finish_final(id, now, retention)
+    else
+      redis.call('HSET', k, 'status', 'retrying', 'updated_at', now, 'next_attempt_at', now,
+        'last_error', err)
+      move_status(id, 'processing', 'retrying', f[3])
+      dispatch(id, token, f[2], actor, now)
+    end
     n = n + 1
   end
 end
@@ -270,7 +284,7 @@ if f[1] ~= 'failed' and f[1] ~= 'cancelled' then return {'bad', f[1]} end
 local token = redis.call('HINCRBY', k, 'token', 1)
 redis.call('HSET', k, 'status', 'pending', 'updated_at', now, 'retried_at', now, 'attempt_base', f[4],
   'trigger', 'manual')
-redis.call('HDEL', k, 'completed_at', 'next_attempt_at')
+redis.call('HDEL', k, 'completed_at', 'next_attempt_at', 'lost')
 move_status(id, f[1], 'pending', f[2])
 redis.call('ZREM', P .. ':expiry', id)
 redis.call('PERSIST', k)

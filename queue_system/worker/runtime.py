@@ -60,7 +60,11 @@ def build_runtime(settings: Settings, keys: Keys, acks: AckViaFinish | None = No
     in_flight = InFlight()
     runner = TaskRunner(store, REGISTRY, settings, http, in_flight, threading.Event(), acks=acks)
     maintenance = Maintenance(
-        store, in_flight, lease_ms=settings.worker.lease_ms, poll_interval_ms=settings.worker.poll_interval_ms
+        store,
+        in_flight,
+        lease_ms=settings.worker.lease_ms,
+        poll_interval_ms=settings.worker.poll_interval_ms,
+        retention_ms=settings.retention_ms,
     )
     return Runtime(runner, maintenance, http, client, store)
 
