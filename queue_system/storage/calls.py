@@ -1,0 +1,173 @@
+"""How the storage scripts reach Redis on the hot paths, cheaper than redis-py's generic route.
+
+`ScriptCaller`/`Script`: the worker's threads, EVALSHA on a connection per thread.
+`Batcher`: the API's concurrent submits, sent as pipelines.
+Both load a script Redis does not know (NOSCRIPT: a restart, SCRIPT FLUSH) and re-send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import weakref
+from typing import Any
+
+import hiredis
+import redis
+import redis.asyncio as aioredis
+from redis.connection import AbstractConnection
+from redis.exceptions import NoScriptError
+
+
+class ScriptCaller:
+    """EVALSHA on a connection of the calling thread's own.
+
+    The worker's claim and finish run once per task on every thread; going through
+    `Script.__call__` and the pool's get/release per call was a fifth of the worker's CPU per
+    no-op task (bench/README.md, profile_worker). Each thread keeps one connection (the worker has
+    a fixed set of threads); a NOSCRIPT reply (Redis restarted or flushed its scripts) loads the
+    script and retries, and a broken connection is reconnected once, as redis-py's own retry does.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pool = client.connection_pool
+        self._local = threading.local()
+        self._all: weakref.WeakSet[AbstractConnection] = weakref.WeakSet()
+
+    def _connection(self) -> AbstractConnection:
+        conn: AbstractConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._pool.connection_class(**self._pool.connection_kwargs)
+            self._local.conn = conn
+            self._all.add(conn)
+        return conn
+
+    def __call__(self, sha: str, source: str, args: list[Any]) -> Any:
+        conn = self._connection()
+        for attempt in (1, 2, 3):
+            try:
+                conn.send_command("EVALSHA", sha, 1, *args)  # type: ignore[no-untyped-call]
+                return conn.read_response()  # type: ignore[no-untyped-call]
+            except NoScriptError:
+                if attempt == 3:
+                    raise
+                conn.send_command("SCRIPT", "LOAD", source)  # type: ignore[no-untyped-call]
+                conn.read_response()  # type: ignore[no-untyped-call]
+            except (redis.ConnectionError, redis.TimeoutError):
+                conn.disconnect()  # type: ignore[no-untyped-call]
+                if attempt > 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        for conn in list(self._all):
+            conn.disconnect()  # type: ignore[no-untyped-call]
+
+
+class Script:
+    def __init__(self, caller: ScriptCaller, source: str, prefix: str) -> None:
+        self.caller = caller
+        self.source = source
+        self.prefix = prefix
+        self.sha = _sha(source)
+
+    def __call__(self, *args: Any) -> Any:
+        return self.caller(self.sha, self.source, [self.prefix, *args])
+
+
+def _sha(source: str) -> str:
+    return hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()  # what Redis names it by
+
+
+class Batcher:
+    """Concurrent calls of one script, sent as pipelines: one write and one read for many.
+
+    Under load the API has many submits in flight at once; each one's own round trip through
+    redis-py's asyncio client (pool, write, wake-up, read) cost the API process about as much
+    CPU as the rest of the request. Here the first call starts a drain task and the calls that
+    arrive while a pipeline is in flight ride the next one; a lone call goes out at once. Each
+    call gets its own reply or error; a NOSCRIPT reply loads the script and re-sends those calls
+    (they did not run).
+    """
+
+    MAX_BATCH = 256
+    TIMEOUT_S = 10.0
+
+    def __init__(self, client: aioredis.Redis, source: str, prefix: str) -> None:
+        self.client = client
+        self.source = source
+        self.sha = _sha(source)
+        self.prefix = prefix
+        self._queue: list[tuple[list[Any], asyncio.Future[Any]]] = []
+        self._drain_task: asyncio.Task[None] | None = None
+
+    async def __call__(self, *args: Any) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append(([self.prefix, *args], future))
+        if self._drain_task is None:
+            self._drain_task = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[: self.MAX_BATCH]
+                del self._queue[: self.MAX_BATCH]
+                try:
+                    replies = await self._send([args for args, _ in batch])
+                except BaseException as exc:  # every caller of the batch gets the error
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (_, future), reply in zip(batch, replies, strict=True):
+                    if future.done():  # the caller went away (request cancelled)
+                        continue
+                    if isinstance(reply, Exception):
+                        future.set_exception(reply)
+                    else:
+                        future.set_result(reply)
+        finally:
+            self._drain_task = None
+
+    async def _send(self, calls: list[list[Any]]) -> list[Any]:
+        replies = await self._pipeline(calls)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            await self.client.script_load(self.source)
+            for i, reply in zip(missing, await self._pipeline([calls[i] for i in missing]), strict=True):
+                replies[i] = reply
+        return replies
+
+    async def _pipeline(self, calls: list[list[Any]]) -> list[Any]:
+        # Straight on a pooled connection: one write of all the commands (packed by hiredis),
+        # then their replies in order. An error reply is that call's result; a broken
+        # connection fails the whole batch.
+        # One timeout for the whole batch (cheaper than redis-py's per-read one): a stalled Redis
+        # fails the batch's requests with a 503 instead of holding every submit.
+        pool = self.client.connection_pool
+        conn = None
+        try:
+            async with asyncio.timeout(self.TIMEOUT_S):
+                conn = await pool.get_connection()  # may connect (and handshake) first
+                packed = b"".join([hiredis.pack_command(("EVALSHA", self.sha, 1, *args)) for args in calls])
+                await conn.send_packed_command(packed)
+                replies: list[Any] = []
+                for _ in calls:
+                    try:
+                        replies.append(await conn.read_response())
+                    except redis.ResponseError as exc:
+                        replies.append(exc)
+                return replies
+        except BaseException as exc:
+            if conn is not None:
+                await conn.disconnect()
+            if isinstance(exc, TimeoutError):
+                raise redis.TimeoutError(f"no reply from Redis within {self.TIMEOUT_S:g}s") from None
+            raise
+        finally:
+            if conn is not None:
+                await pool.release(conn)
