@@ -260,6 +260,49 @@ def test_a_finished_attempt_resets_the_lost_count(store: TaskStore, redis_url: s
     assert task is not None and task.status is TaskStatus.RETRYING
 
 
+def _lose_message(client: redis.Redis, task_id: str, token: int) -> None:
+    """What Dramatiq's nack does when it dead-letters a message: the body leaves the queue."""
+    mid = f"{task_id}#{token}"
+    client.lrem(K.queue("default"), 0, mid)
+    client.hdel(K.queue("default") + ".msgs", mid)
+
+
+def test_a_waiting_task_whose_message_is_gone_is_dispatched_again(
+    store: TaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
+    create(redis_url, "stranded", now=1_000)
+    create(redis_url, "fine", now=1_000)
+    _lose_message(redis_client, "stranded", 1)
+
+    assert store.redispatch_stranded(TaskStatus.PENDING, 0, 2_000, 5_000) == (2, 0)  # too recent
+    assert store.redispatch_stranded(TaskStatus.PENDING, 0, 7_000, 5_000) == (2, 1)
+    messages = queued_messages(redis_client)
+    assert [m["args"] for m in messages] == [["fine", 1], ["stranded", 2]]
+    assert store.claim("stranded", 2, 7_100, 9_000).reason == "ok"
+    # Its message is back: a second pass finds nothing to do.
+    assert store.redispatch_stranded(TaskStatus.PENDING, 0, 99_000, 5_000) == (1, 0)
+
+
+def test_a_retrying_task_waiting_in_the_schedule_is_left_alone(store: TaskStore, redis_url: str) -> None:
+    create(redis_url, "r", now=1_000)
+    store.claim("r", 1, 1_500, 9_000)
+    assert finish(store, "r", 1, TaskStatus.RETRYING, next_at=500_000)
+    assert store.redispatch_stranded(TaskStatus.RETRYING, 0, 400_000, 5_000) == (1, 0)
+
+
+def test_the_walk_covers_the_waiting_tasks_a_slice_at_a_time(
+    store: TaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
+    for i in range(5):
+        create(redis_url, f"w{i}", now=1_000 + i)
+        _lose_message(redis_client, f"w{i}", 1)
+    assert store.redispatch_stranded(TaskStatus.PENDING, 0, 900_000, 5_000, limit=2) == (2, 2)
+    assert store.redispatch_stranded(TaskStatus.PENDING, 2, 900_000, 5_000, limit=2) == (2, 2)
+    assert store.redispatch_stranded(TaskStatus.PENDING, 4, 900_000, 5_000, limit=2) == (1, 1)
+    names = sorted(str(m["args"][0]) for m in queued_messages(redis_client))  # type: ignore[index]
+    assert names == [f"w{i}" for i in range(5)]
+
+
 def test_renew_extends_only_owned_processing_leases(
     store: TaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:

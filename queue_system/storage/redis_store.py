@@ -89,6 +89,7 @@ class TaskStore:
         self._reclaim = Script(self._caller, scripts.RECLAIM, prefix)
         self._renew = Script(self._caller, scripts.RENEW, prefix)
         self._sweep = Script(self._caller, scripts.SWEEP, prefix)
+        self._redispatch = Script(self._caller, scripts.REDISPATCH, prefix)
 
     def close(self) -> None:
         self._caller.close()
@@ -151,6 +152,13 @@ class TaskStore:
 
     def sweep(self, now: int, limit: int = 500) -> int:
         return int(self._sweep(now, limit))
+
+    def redispatch_stranded(
+        self, status: TaskStatus, offset: int, now: int, min_age_ms: int, limit: int = 500
+    ) -> tuple[int, int]:
+        """-> (tasks checked, tasks dispatched again) of `status`, from rank `offset`, oldest first."""
+        checked, redispatched = self._redispatch(status.value, offset, limit, now, min_age_ms, self.actor)
+        return int(checked), int(redispatched)
 
     def get(self, task_id: str) -> Task | None:
         with self.client.pipeline(transaction=False) as pipe:

@@ -303,6 +303,35 @@ return purge(ARGV[1]) > 0 and 1 or 0
 """
 )
 
+# ARGV: status (pending|retrying), offset, limit, now, min_age_ms, actor
+# -> {checked, redispatched}: of `limit` tasks of that status from rank `offset` (oldest first),
+# dispatch again those that have waited `min_age_ms` since their last change and whose message is
+# gone: dead-lettered by Dramatiq, or lost with an outage that outlasted the worker's patience.
+# A retrying task that waits in the schedule has no message yet and is left alone. The new token
+# makes any surviving copy of the old message stale, so a false alarm costs a skipped message.
+REDISPATCH = (
+    _HEADER
+    + """
+local status, offset, limit, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local min_age, actor = tonumber(ARGV[5]), ARGV[6]
+local ids = redis.call('ZRANGE', skey(status), offset, offset + limit - 1)
+local n = 0
+for _, id in ipairs(ids) do
+  local k = tkey(id)
+  local f = redis.call('HMGET', k, 'status', 'token', 'queue', 'updated_at')
+  if f[1] == status and (tonumber(f[4]) or now) <= now - min_age
+      and not redis.call('ZSCORE', P .. ':schedule', id)
+      and redis.call('HEXISTS', P .. ':dramatiq:' .. f[3] .. '.msgs', id .. '#' .. f[2]) == 0 then
+    local token = redis.call('HINCRBY', k, 'token', 1)
+    redis.call('HSET', k, 'updated_at', now)
+    dispatch(id, token, f[3], actor, now)
+    n = n + 1
+  end
+end
+return {#ids, n}
+"""
+)
+
 # ARGV: now, limit -> number of finished tasks purged after their retention
 SWEEP = (
     _HEADER
