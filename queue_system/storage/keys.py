@@ -2,13 +2,16 @@
 
 {p}:task:{id}            hash    the task record (expires `retention` after it finishes)
 {p}:task:{id}:history    list    the last MAX_HISTORY attempts, JSON each (same expiry)
+{p}:task:{id}:payload    string  the payload, JSON (same expiry; kept out of the hash, see scripts.py)
 {p}:idx:all              zset    id -> created_at ms, every live task
 {p}:idx:status:{status}  zset    id -> created_at ms
 {p}:idx:type:{type}      zset    id -> created_at ms
 {p}:schedule             zset    id -> due ms (scheduled and retrying tasks)
 {p}:leases               zset    id -> lease expiry ms (processing tasks)
 {p}:expiry               zset    id -> purge-at ms (finished tasks); the sweeper owns them
-{p}:dramatiq:{queue}     list    Dramatiq's queue (Dramatiq's RedisBroker, namespace {p}:dramatiq)
+{p}:dramatiq:{queue}     list    Dramatiq's queue (Dramatiq's RedisBroker, namespace {p}:dramatiq);
+                                 its other keys ({queue}.msgs, __acks__.*, __heartbeats__, .DQ, .XQ)
+                                 are Dramatiq's, written by our scripts the way dispatch.lua does
 """
 
 from __future__ import annotations
