@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import redis
 from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
+from queue_system.api.schemas import rfc3339
 from queue_system.settings import load_settings
 
 HOOK = {
@@ -211,3 +213,10 @@ def test_openapi_documents_every_route(client: TestClient[Any]) -> None:
 
 def test_unknown_route_is_a_404_problem(client: TestClient[Any]) -> None:
     assert_problem(client.get("/api/v1/nothing"), 404)
+
+
+@pytest.mark.parametrize("ms", [0, 999, 1_000, 1_763_891_307_079, 1_763_891_307_001, 4_102_444_799_999])
+def test_timestamps_are_rfc3339_utc_with_milliseconds(ms: int) -> None:
+    expected = datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+    assert rfc3339(ms) == expected.replace("+00:00", "Z")
+    assert rfc3339(None) is None

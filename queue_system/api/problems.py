@@ -104,6 +104,9 @@ def on_storage_error(request: Request[Any, Any, Any], exc: Exception) -> Respons
         request,
         503,
         "storage-unavailable",
-        "Redis is unreachable; nothing was stored, try again",
+        # Unreachable: nothing was stored. Too slow (no reply in 10 s): the write may have landed,
+        # so the client is told how to retry safely.
+        "Redis is unreachable or did not answer; try again with the same `id` so a retry cannot "
+        "create a second task",
         headers={"Retry-After": "1"},
     )
