@@ -1,15 +1,18 @@
-"""Typed settings, read from the environment once at the edge (`cmd/`) and passed down.
+"""Typed settings, read from the environment once at the edge (`queue_system.cli`) and passed down.
 
-Durations accept `500ms`, `10s`, `5m`, `24h`, `7d` or a bare number of seconds. A bad value raises
-ConfigError naming the variable, and start-up stops with that message.
+`SPEC` is the one table of variables: name, parser (with its bounds), default and help. The loader
+reads it, the dataclasses take their defaults from it, and a test holds the README's Settings table
+to it (`markdown_table()` renders it). Durations accept `500ms`, `10s`, `5m`, `24h`, `7d` or a bare
+number of seconds. A bad value raises ConfigError naming the variable, and start-up stops with it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from queue_system.errors import ConfigError
@@ -18,6 +21,8 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, None: 1000}
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib)?\s*$", re.IGNORECASE)
 _UNIT_BYTES = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1_000_000, "mib": 1_048_576, None: 1}
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 def parse_duration_ms(text: str) -> int:
@@ -38,33 +43,6 @@ def parse_size_bytes(text: str) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class ApiSettings:
-    host: str = "0.0.0.0"  # noqa: S104 - a service listens on all interfaces; set API_HOST to narrow
-    port: int = 8080
-    max_body_bytes: int = 1_048_576
-    graceful_timeout_s: int = 30
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerSettings:
-    processes: int = 2
-    threads: int = 8
-    prefetch: int = 0  # 0 = dramatiq's default (2 x threads)
-    retry_interval_ms: int = 10_000
-    retry_max_age_ms: int = 86_400_000
-    request_timeout_ms: int = 30_000
-    max_retries: int = 3
-    backoff_min_ms: int = 1_000
-    backoff_max_ms: int = 3_600_000
-    lease_ms: int = 15_000
-    poll_interval_ms: int = 100
-    task_modules: tuple[str, ...] = ()
-
-
-DEFAULT_EMAIL_FROM = "queue_system@localhost"
-
-
-@dataclass(frozen=True, slots=True)
 class SmtpServer:
     """Where the `email` kind sends: SMTP_URL parsed."""
 
@@ -74,139 +52,6 @@ class SmtpServer:
     starttls: bool = False  # smtp://...?starttls=true: upgrade the plain connection
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class EmailSettings:
-    # repr=False: the URL may carry a password, and settings end up in logs.
-    smtp_url: str | None = field(default=None, repr=False)  # None: the `email` kind fails at once
-    email_from: str = DEFAULT_EMAIL_FROM
-    default_to: tuple[str, ...] = ()  # where a plain-string `email` payload goes
-    timeout_ms: int = 30_000  # per SMTP socket operation
-
-    @property
-    def smtp(self) -> SmtpServer | None:
-        return parse_smtp_url(self.smtp_url) if self.smtp_url else None
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    env: str = "development"
-    log_level: str = "INFO"
-    redis_url: str | None = None  # None: `make run` starts an embedded Redis under data_dir
-    data_dir: Path = Path("var")
-    retention_ms: int = 7 * 86_400_000
-    max_timeout_ms: int = 15 * 60_000  # the largest per-task `timeout` a client may ask for
-    api: ApiSettings = field(default_factory=ApiSettings)
-    worker: WorkerSettings = field(default_factory=WorkerSettings)
-    email: EmailSettings = field(default_factory=EmailSettings)
-
-    @property
-    def production(self) -> bool:
-        return self.env == "production"
-
-
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-
-    def raw(self, name: str) -> str | None:
-        value = self.env.get(name)
-        return value if value not in (None, "") else None
-
-    def text(self, name: str, default: str, choices: tuple[str, ...] | None = None) -> str:
-        value = self.raw(name) or default
-        if choices and value not in choices:
-            raise ConfigError(name, f"{value!r} is not one of {', '.join(choices)}")
-        return value
-
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
-        value = self.raw(name)
-        if value is None:
-            return default
-        try:
-            number = int(value)
-        except ValueError:
-            raise ConfigError(name, f"{value!r} is not a whole number") from None
-        if not low <= number <= high:
-            raise ConfigError(name, f"{number} is outside {low}..{high}")
-        return number
-
-    def duration(self, name: str, default_ms: int, low_ms: int = 1) -> int:
-        value = self.raw(name)
-        if value is None:
-            return default_ms
-        try:
-            ms = parse_duration_ms(value)
-        except ValueError as exc:
-            raise ConfigError(name, str(exc)) from None
-        if ms < low_ms:
-            raise ConfigError(name, f"{value!r} is shorter than the minimum {low_ms}ms")
-        return ms
-
-    def size(self, name: str, default: int) -> int:
-        value = self.raw(name)
-        if value is None:
-            return default
-        try:
-            return parse_size_bytes(value)
-        except ValueError as exc:
-            raise ConfigError(name, str(exc)) from None
-
-
-def _redis_url(r: _Reader) -> str | None:
-    url = r.raw("REDIS_URL")
-    if url:
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError("REDIS_URL", f"{url!r} must start with redis://, rediss:// or unix://")
-        return url
-    addr = r.raw("REDIS_ADDR")
-    if not addr:
-        return None
-    password = r.raw("REDIS_PASSWORD")
-    db = r.integer("REDIS_DB", 0, 0, 1023)
-    auth = f":{quote(password, safe='')}@" if password else ""
-    return f"redis://{auth}{addr}/{db}"
-
-
-def load_settings(env: Mapping[str, str]) -> Settings:
-    r = _Reader(env)
-    api = ApiSettings(
-        host=r.text("API_HOST", "0.0.0.0"),  # noqa: S104
-        port=r.integer("API_PORT", 8080, 1, 65535),
-        max_body_bytes=r.size("API_MAX_BODY_BYTES", 1_048_576),
-        graceful_timeout_s=r.duration("API_SHUTDOWN_TIMEOUT", 30_000) // 1000,
-    )
-    modules = tuple(m.strip() for m in (r.raw("TASK_MODULES") or "").split(",") if m.strip())
-    worker = WorkerSettings(
-        processes=r.integer("WORKER_PROCESSES", 2, 1, 256),
-        threads=r.integer("WORKER_CONCURRENCY", 8, 1, 1024),
-        prefetch=r.integer("WORKER_PREFETCH", 0, 0, 10_000),
-        retry_interval_ms=r.duration("WORKER_RETRY_INTERVAL", 10_000, low_ms=10),
-        retry_max_age_ms=r.duration("WORKER_RETRY_MAX_AGE", 86_400_000),
-        request_timeout_ms=r.duration("WORKER_REQUEST_TIMEOUT", 30_000, low_ms=10),
-        max_retries=r.integer("WORKER_MAX_RETRIES", 3, 0, 100),
-        backoff_min_ms=r.duration("WORKER_BACKOFF_MIN", 1_000),
-        backoff_max_ms=r.duration("WORKER_BACKOFF_MAX", 3_600_000),
-        lease_ms=r.duration("WORKER_LEASE", 15_000, low_ms=1_000),
-        poll_interval_ms=r.duration("WORKER_POLL_INTERVAL", 100, low_ms=10),
-        task_modules=modules,
-    )
-    return Settings(
-        env=r.text("ENV", "development", ("development", "production")),
-        log_level=_log_level(r),
-        redis_url=_redis_url(r),
-        data_dir=Path(r.text("DATA_DIR", "var")),
-        retention_ms=r.duration("TASK_RETENTION", 7 * 86_400_000, low_ms=1_000),
-        max_timeout_ms=r.duration("TASK_MAX_TIMEOUT", 15 * 60_000, low_ms=1_000),
-        api=api,
-        worker=worker,
-        email=_email(r),
-    )
-
-
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
 
 
 def parse_smtp_url(url: str) -> SmtpServer:
@@ -239,34 +84,377 @@ def parse_smtp_url(url: str) -> SmtpServer:
     )
 
 
-def _address(name: str, value: str) -> str:
+# ---------------------------------------------------------------- parsers (each knows its bounds)
+
+
+@dataclass(frozen=True, slots=True)
+class Parser:
+    """Text of the environment -> value; raises ValueError with a message that may follow `NAME: `."""
+
+    parse: Callable[[str], Any]
+    allowed: str  # the bounds, as the README shows them
+
+
+def integer(low: int, high: int) -> Parser:
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a whole number") from None
+        if not low <= number <= high:
+            raise ValueError(f"{number} is outside {low}..{high}")
+        return number
+
+    return Parser(parse, f"{low}-{high}")
+
+
+def _ms_text(ms: int) -> str:
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+def duration(low_ms: int = 1, *, unit_ms: int = 1) -> Parser:
+    """A duration of at least `low_ms`, in milliseconds (or whole `unit_ms`, e.g. 1000 for seconds)."""
+
+    def parse(text: str) -> int:
+        ms = parse_duration_ms(text)
+        if ms < low_ms:
+            raise ValueError(f"{text!r} is shorter than the minimum {low_ms}ms")
+        return ms // unit_ms
+
+    return Parser(parse, f"a duration >= {_ms_text(low_ms)}")
+
+
+def size() -> Parser:
+    return Parser(parse_size_bytes, "a size: `1048576`, `512KiB`, `1MiB`")
+
+
+def choice(*options: str, upper: bool = False) -> Parser:
+    def parse(text: str) -> str:
+        value = text.upper() if upper else text
+        if value not in options:
+            raise ValueError(f"{value!r} is not one of {', '.join(options)}")
+        return value
+
+    return Parser(parse, ", ".join(f"`{o}`" for o in options))
+
+
+def text(allowed: str = "any") -> Parser:
+    return Parser(str, allowed)
+
+
+def _redis_url(url: str) -> str:
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"{url!r} must start with redis://, rediss:// or unix://")
+    return url
+
+
+def _smtp_url(url: str) -> str:
+    parse_smtp_url(url)  # validated at start-up; the kind parses it again through EmailSettings.smtp
+    return url
+
+
+def _address(value: str) -> str:
     value = value.strip()
     if "@" not in value or "\r" in value or "\n" in value:
-        raise ConfigError(name, f"{value!r} is not an email address")
+        raise ValueError(f"{value!r} is not an email address")
     return value
 
 
-def _email(r: _Reader) -> EmailSettings:
-    url = r.raw("SMTP_URL")
-    if url:
+def _addresses(value: str) -> tuple[str, ...]:
+    return tuple(_address(a) for a in value.split(",") if a.strip())
+
+
+def _modules(value: str) -> tuple[str, ...]:
+    return tuple(m.strip() for m in value.split(",") if m.strip())
+
+
+# ---------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True, slots=True)
+class Var:
+    """One environment variable."""
+
+    name: str
+    parser: Parser
+    default: str | None  # as it would be written in the environment; None: unset
+    help: str
+    # Where load_settings puts the value ("api.port"); None: read by hand (the REDIS_* parts).
+    target: str | None = None
+    unset: Any = None  # the value when unset and there is no default
+
+    def value(self, raw: str | None) -> Any:
+        """Parse `raw` (None or '' for unset). Raises ConfigError naming the variable."""
+        source = raw if raw not in (None, "") else self.default
+        if source is None:
+            return self.unset
         try:
-            parse_smtp_url(url)
+            return self.parser.parse(source)
         except ValueError as exc:
-            raise ConfigError("SMTP_URL", str(exc)) from None
-    sender = _address("EMAIL_FROM", r.raw("EMAIL_FROM") or DEFAULT_EMAIL_FROM)
-    default_to = tuple(
-        _address("EMAIL_DEFAULT_TO", a) for a in (r.raw("EMAIL_DEFAULT_TO") or "").split(",") if a.strip()
-    )
-    return EmailSettings(
-        smtp_url=url,
-        email_from=sender,
-        default_to=default_to,
-        timeout_ms=r.duration("SMTP_TIMEOUT", 30_000, low_ms=10),
+            raise ConfigError(self.name, str(exc)) from None
+
+
+# Var(name, parser with its bounds, default as written in the environment, help, where it goes).
+SPEC: tuple[Var, ...] = (
+    Var(
+        "ENV",
+        choice("development", "production"),
+        "development",
+        "`production`: JSON log lines, no access log; `development`: coloured logs",
+        "env",
+    ),
+    Var(
+        "LOG_LEVEL",
+        choice("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", upper=True),
+        "INFO",
+        "log level (any case)",
+        "log_level",
+    ),
+    Var(
+        "REDIS_URL",
+        Parser(_redis_url, "`redis://`, `rediss://`, `unix://`"),
+        None,
+        "`redis://[:password@]host:port/db`, `rediss://...` or `unix:///path`. Unset: `make run` starts "
+        "an embedded Redis; `make run-api`/`run-worker` refuse to start",
+    ),
+    Var("REDIS_ADDR", text("`host:port`"), None, "Redis as `host:port`, when `REDIS_URL` is unset"),
+    Var("REDIS_PASSWORD", text(), None, "the password for `REDIS_ADDR`"),
+    Var("REDIS_DB", integer(0, 1023), "0", "the database number for `REDIS_ADDR`"),
+    Var(
+        "DATA_DIR",
+        Parser(Path, "a directory"),
+        "var",
+        "where `make run` keeps the embedded Redis's data",
+        "data_dir",
+    ),
+    # A service listens on all interfaces; set API_HOST to narrow.
+    Var("API_HOST", text("an address"), "0.0.0.0", "the API's listen address", "api.host"),  # noqa: S104
+    Var("API_PORT", integer(1, 65535), "8080", "the API's port", "api.port"),
+    Var(
+        "API_MAX_BODY_BYTES",
+        size(),
+        "1MiB",
+        "largest accepted request body (`413` beyond)",
+        "api.max_body_bytes",
+    ),
+    Var(
+        "API_SHUTDOWN_TIMEOUT",
+        duration(unit_ms=1000),
+        "30s",
+        "on SIGTERM, how long in-flight requests may take to finish",
+        "api.graceful_timeout_s",
+    ),
+    Var("WORKER_PROCESSES", integer(1, 256), "2", "worker processes", "worker.processes"),
+    Var("WORKER_CONCURRENCY", integer(1, 1024), "8", "threads per worker process", "worker.threads"),
+    Var(
+        "WORKER_PREFETCH",
+        integer(0, 10_000),
+        "0",
+        "messages each process holds ahead (`0`: Dramatiq's default, 2 x threads)",
+        "worker.prefetch",
+    ),
+    Var(
+        "WORKER_REQUEST_TIMEOUT", duration(10), "30s", "webhook request timeout", "worker.request_timeout_ms"
+    ),
+    Var("WORKER_RETRY_INTERVAL", duration(10), "10s", "webhook retry interval", "worker.retry_interval_ms"),
+    Var(
+        "WORKER_RETRY_MAX_AGE",
+        duration(),
+        "24h",
+        "webhooks stop retrying this long after creation",
+        "worker.retry_max_age_ms",
+    ),
+    Var(
+        "WORKER_MAX_RETRIES",
+        integer(0, 100),
+        "3",
+        "retries for the backoff kinds (every kind but webhook)",
+        "worker.max_retries",
+    ),
+    Var(
+        "WORKER_BACKOFF_MIN",
+        duration(),
+        "1s",
+        "exponential backoff: the first retry's bound (full jitter)",
+        "worker.backoff_min_ms",
+    ),
+    Var(
+        "WORKER_BACKOFF_MAX",
+        duration(),
+        "1h",
+        "exponential backoff: the longest wait",
+        "worker.backoff_max_ms",
+    ),
+    Var(
+        "WORKER_LEASE",
+        duration(1_000),
+        "15s",
+        "a running task's lease, renewed every third of it; a task whose worker died is recovered within "
+        "about this long",
+        "worker.lease_ms",
+    ),
+    Var(
+        "WORKER_POLL_INTERVAL",
+        duration(10),
+        "100ms",
+        "how often each worker process dispatches due retries and checks leases (a retry starts at most "
+        "about this much late)",
+        "worker.poll_interval_ms",
+    ),
+    Var(
+        "TASK_RETENTION",
+        duration(1_000),
+        "7d",
+        "finished tasks (completed, failed, cancelled) are deleted this long after they finish",
+        "retention_ms",
+    ),
+    Var(
+        "TASK_MODULES",
+        Parser(_modules, "module names, comma-separated"),
+        None,
+        "modules with your own task kinds, imported by the API and the worker",
+        "worker.task_modules",
+        unset=(),
+    ),
+    Var(
+        "TASK_MAX_TIMEOUT",
+        duration(1_000),
+        "15m",
+        "the largest per-task `timeout` a client may ask for",
+        "max_timeout_ms",
+    ),
+    Var(
+        "SMTP_URL",
+        Parser(_smtp_url, "`smtp://`, `smtps://`"),
+        None,
+        "`smtp://[user:pass@]host[:port][?starttls=true]` or `smtps://...`; unset: email tasks fail at once",
+        "email.smtp_url",
+    ),
+    Var(
+        "EMAIL_FROM",
+        Parser(_address, "an address"),
+        "queue_system@localhost",
+        "the sender of email tasks",
+        "email.email_from",
+    ),
+    Var(
+        "EMAIL_DEFAULT_TO",
+        Parser(_addresses, "addresses, comma-separated"),
+        None,
+        "recipients of an email task whose payload is a plain string",
+        "email.default_to",
+        unset=(),
+    ),
+    Var("SMTP_TIMEOUT", duration(10), "30s", "timeout of each SMTP socket operation", "email.timeout_ms"),
+)
+_BY_NAME = {var.name: var for var in SPEC}
+
+
+def _default(name: str) -> Any:
+    """The typed default of a variable: what load_settings gives when it is unset."""
+    return _BY_NAME[name].value(None)
+
+
+# ---------------------------------------------------------------- what the rest of the code reads
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    host: str = _default("API_HOST")
+    port: int = _default("API_PORT")
+    max_body_bytes: int = _default("API_MAX_BODY_BYTES")
+    graceful_timeout_s: int = _default("API_SHUTDOWN_TIMEOUT")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    processes: int = _default("WORKER_PROCESSES")
+    threads: int = _default("WORKER_CONCURRENCY")
+    prefetch: int = _default("WORKER_PREFETCH")  # 0 = dramatiq's default (2 x threads)
+    retry_interval_ms: int = _default("WORKER_RETRY_INTERVAL")
+    retry_max_age_ms: int = _default("WORKER_RETRY_MAX_AGE")
+    request_timeout_ms: int = _default("WORKER_REQUEST_TIMEOUT")
+    max_retries: int = _default("WORKER_MAX_RETRIES")
+    backoff_min_ms: int = _default("WORKER_BACKOFF_MIN")
+    backoff_max_ms: int = _default("WORKER_BACKOFF_MAX")
+    lease_ms: int = _default("WORKER_LEASE")
+    poll_interval_ms: int = _default("WORKER_POLL_INTERVAL")
+    task_modules: tuple[str, ...] = _default("TASK_MODULES")
+
+
+DEFAULT_EMAIL_FROM: str = _default("EMAIL_FROM")
+
+
+@dataclass(frozen=True, slots=True)
+class EmailSettings:
+    # repr=False: the URL may carry a password, and settings end up in logs.
+    smtp_url: str | None = field(default=_default("SMTP_URL"), repr=False)  # None: `email` fails at once
+    email_from: str = DEFAULT_EMAIL_FROM
+    default_to: tuple[str, ...] = _default("EMAIL_DEFAULT_TO")  # where a plain-string payload goes
+    timeout_ms: int = _default("SMTP_TIMEOUT")  # per SMTP socket operation
+
+    @property
+    def smtp(self) -> SmtpServer | None:
+        return parse_smtp_url(self.smtp_url) if self.smtp_url else None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    env: str = _default("ENV")
+    log_level: str = _default("LOG_LEVEL")
+    redis_url: str | None = None  # None: `make run` starts an embedded Redis under data_dir
+    data_dir: Path = _default("DATA_DIR")  # noqa: RUF009 - a Path is immutable
+    retention_ms: int = _default("TASK_RETENTION")
+    max_timeout_ms: int = _default("TASK_MAX_TIMEOUT")  # the largest per-task `timeout` a client may ask for
+    api: ApiSettings = field(default_factory=ApiSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    email: EmailSettings = field(default_factory=EmailSettings)
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Every variable of SPEC with a target, parsed, plus REDIS_URL from its parts."""
+    groups: dict[str, dict[str, Any]] = {"": {}, "api": {}, "worker": {}, "email": {}}
+    for var in SPEC:
+        if var.target:
+            group, _, name = var.target.rpartition(".")
+            groups[group][name] = var.value(env.get(var.name))
+    return Settings(
+        **groups[""],
+        redis_url=_redis_url_from(env),
+        api=ApiSettings(**groups["api"]),
+        worker=WorkerSettings(**groups["worker"]),
+        email=EmailSettings(**groups["email"]),
     )
 
 
-def _log_level(r: _Reader) -> str:
-    level = (r.raw("LOG_LEVEL") or "INFO").upper()
-    if level not in ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError("LOG_LEVEL", f"{level!r} is not one of TRACE, DEBUG, INFO, WARNING, ERROR")
-    return level
+def _redis_url_from(env: Mapping[str, str]) -> str | None:
+    """REDIS_URL, or one built from REDIS_ADDR and its parts (read only when they are used)."""
+
+    def read(name: str) -> Any:
+        return _BY_NAME[name].value(env.get(name))
+
+    url: str | None = read("REDIS_URL")
+    if url:
+        return url
+    addr: str | None = read("REDIS_ADDR")
+    if not addr:
+        return None
+    password: str | None = read("REDIS_PASSWORD")
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"redis://{auth}{addr}/{read('REDIS_DB')}"
+
+
+def markdown_table() -> str:
+    """The README's Settings table, as SPEC says it (tests/test_settings.py compares the two)."""
+    rows = ["| variable | default | allowed | meaning |", "|---|---|---|---|"]
+    for var in SPEC:
+        default = "unset" if var.default is None else f"`{var.default}`"
+        rows.append(f"| `{var.name}` | {default} | {var.parser.allowed} | {var.help} |")
+    return "\n".join(rows)

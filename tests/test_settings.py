@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from queue_system.errors import ConfigError
-from queue_system.settings import load_settings, parse_duration_ms, parse_size_bytes
+from queue_system.settings import (
+    SPEC,
+    Settings,
+    Var,
+    load_settings,
+    markdown_table,
+    parse_duration_ms,
+    parse_size_bytes,
+)
 
 
 @pytest.mark.parametrize(
@@ -84,6 +94,10 @@ def test_redis_addr_password_db() -> None:
         ({"REDIS_URL": "http://x"}, "REDIS_URL"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"API_MAX_BODY_BYTES": "big"}, "API_MAX_BODY_BYTES"),
+        ({"REDIS_ADDR": "h:1", "REDIS_DB": "1024"}, "REDIS_DB"),
+        ({"EMAIL_DEFAULT_TO": "a@x.org, nobody"}, "EMAIL_DEFAULT_TO"),
+        ({"SMTP_URL": "http://mail"}, "SMTP_URL"),
+        ({"WORKER_LEASE": "500ms"}, "WORKER_LEASE"),
     ],
 )
 def test_bad_value_names_the_variable(env: dict[str, str], variable: str) -> None:
@@ -91,3 +105,46 @@ def test_bad_value_names_the_variable(env: dict[str, str], variable: str) -> Non
         load_settings(env)
     assert info.value.variable == variable
     assert str(info.value).startswith(f"{variable}: ")
+
+
+def test_defaults_come_from_the_spec() -> None:
+    """The dataclasses' own defaults are the loader's defaults: one source, SPEC."""
+    assert load_settings({}) == Settings()
+
+
+# -- the README's Settings table is the spec ------------------------------------------------------
+
+
+def _readme_rows() -> list[list[str]]:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = text.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in table]
+
+
+def test_readme_settings_table_matches_the_spec() -> None:
+    rows = _readme_rows()
+    expected = [
+        [cell.strip() for cell in line.strip("|").split(" | ")] for line in markdown_table().split("\n")
+    ]
+    assert rows[:2] == expected[:2], "the header changed: paste markdown_table() into the README"
+    documented = {row[0].strip("`"): row for row in rows[2:]}
+    for var, row in zip(SPEC, expected[2:], strict=True):
+        assert var.name in documented, f"{var.name} is not in the README's Settings table"
+        _, default, allowed, meaning = documented[var.name]
+        assert default == row[1], f"{var.name}: README default {default}, spec {row[1]}"
+        assert allowed == row[2], f"{var.name}: README allows {allowed}, spec {row[2]}"
+        assert meaning == row[3], f"{var.name}: README says {meaning!r}, spec {row[3]!r}"
+    assert len(rows) == len(expected), sorted(set(documented) - {v.name for v in SPEC})
+    # Order too, so that pasting markdown_table() over the README's table is always the fix.
+    assert rows == expected
+
+
+@pytest.mark.parametrize("var", SPEC, ids=lambda v: v.name)
+def test_every_default_parses(var: Var) -> None:
+    if var.default is not None:
+        var.value(None)
+
+
+def test_redis_parts_are_read_only_without_redis_url() -> None:
+    assert load_settings({"REDIS_URL": "redis://h:1/0", "REDIS_DB": "many"}).redis_url == "redis://h:1/0"
