@@ -1,0 +1,5 @@
+"""`python -m queue_system ...` is `queue-system ...` (how `queue-system run` starts its children)."""
+
+from queue_system.cli import main
+
+main(prog_name="queue-system")

@@ -1,0 +1,85 @@
+"""The `queue-system` command: `queue-system api | worker | run` (`cmd/*.py` call it too).
+
+Settings are read here once, at the edge, and passed down; a bad value stops with the variable's
+name and exit code 2. The product's modules are imported inside each command, so that
+`queue-system worker` (which becomes the dramatiq CLI) never loads Litestar.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from queue_system.errors import ConfigError
+from queue_system.settings import Settings, load_settings
+
+
+def settings_or_exit(*, need_redis: bool = True) -> Settings:
+    """The settings from the environment, or exit 2 with a message naming the variable."""
+    try:
+        settings = load_settings(os.environ)
+    except ConfigError as exc:
+        sys.stderr.write(f"configuration error: {exc}\n")
+        raise SystemExit(2) from None
+    if need_redis and not settings.redis_url:
+        sys.stderr.write(
+            "configuration error: REDIS_URL (or REDIS_ADDR) is not set; "
+            "`make run` starts an embedded Redis for you\n"
+        )
+        raise SystemExit(2)
+    return settings
+
+
+def _user_modules_importable() -> None:
+    # TASK_MODULES name the user's modules relative to the working directory, as uvicorn's
+    # --app-dir and dramatiq's --path (both "." by default) do; a console script's sys.path starts
+    # at its bin/ directory instead.
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """queue_system: a task queue you can trust with webhooks. Settings come from the environment
+    (README, Settings)."""
+
+
+@main.command()
+def api() -> None:
+    """Serve the HTTP API (needs REDIS_URL)."""
+    settings = settings_or_exit()
+    _user_modules_importable()
+    import uvicorn
+
+    from queue_system.api.app import create_app
+    from queue_system.logging import configure_logging
+
+    configure_logging(production=settings.production, level=settings.log_level, process="api")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api.host,
+        port=settings.api.port,
+        log_config=None,
+        access_log=not settings.production,
+        timeout_graceful_shutdown=settings.api.graceful_timeout_s,
+        server_header=False,
+    )
+
+
+@main.command()
+def worker() -> None:
+    """Run the worker: becomes the dramatiq CLI (needs REDIS_URL)."""
+    from queue_system.worker.launch import exec_worker
+
+    exec_worker(settings_or_exit())
+
+
+@main.command()
+def run() -> None:
+    """Everything in one command: Redis (embedded unless REDIS_URL is set), the API and a worker."""
+    from queue_system.launcher import run_all
+
+    sys.exit(run_all(settings_or_exit(need_redis=False)))

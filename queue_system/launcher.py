@@ -1,0 +1,92 @@
+"""`queue-system run` (make run): Redis (embedded when REDIS_URL is unset), the API and a worker.
+
+Ctrl-C (or SIGTERM) stops the worker and the API gracefully, then Redis (saving its data).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from types import FrameType
+
+from loguru import logger
+
+from queue_system.embedded import EmbeddedRedis
+from queue_system.logging import configure_logging
+from queue_system.settings import Settings
+
+
+def start_children(env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
+    # Own sessions: a terminal's Ctrl-C reaches only us, and we stop the children in order.
+    return {
+        name: subprocess.Popen([sys.executable, "-m", "queue_system", name], env=env, start_new_session=True)
+        for name in ("worker", "api")
+    }
+
+
+def supervise(children: dict[str, subprocess.Popen[bytes]], stop: threading.Event) -> int:
+    """Wait for a stop signal or a child's death. -> exit code."""
+    while not stop.wait(0.2):
+        for name, child in children.items():
+            if child.poll() is not None:
+                logger.error("{} exited with code {}; stopping everything", name, child.returncode)
+                return 1
+    return 0
+
+
+def stop_children(children: dict[str, subprocess.Popen[bytes]], grace_s: float) -> None:
+    logger.info("stopping: worker and API finish what they are doing")
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for child in children.values():
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            # The whole group: the dramatiq CLI's forked workers too.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+
+def start_redis(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
+    if settings.redis_url:
+        return settings.redis_url, None
+    embedded = EmbeddedRedis(settings.data_dir / "redis")
+    url = embedded.start()
+    logger.info("embedded Redis ready: REDIS_URL={} (data in {})", url, embedded.data_dir)
+    return url, embedded
+
+
+def run_all(settings: Settings) -> int:
+    """Start everything, wait for Ctrl-C/SIGTERM or a child's death, stop in order. -> exit code."""
+    configure_logging(production=settings.production, level=settings.log_level, process="run")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    url, embedded = start_redis(settings)
+    children = start_children({**os.environ, "REDIS_URL": url})
+    logger.info(
+        "API on http://{}:{} (docs at /schema), worker started; Ctrl-C stops all",
+        settings.api.host,
+        settings.api.port,
+    )
+    try:
+        code = supervise(children, stop)
+    finally:
+        # A little longer than the worker's own drain (worker/launch.py: request timeout + 30 s).
+        stop_children(children, settings.worker.request_timeout_ms / 1000 + 35)
+        if embedded is not None:
+            embedded.stop()
+            logger.info("embedded Redis stopped (data kept in {})", embedded.data_dir)
+    return code
