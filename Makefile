@@ -21,26 +21,27 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP) ## Create .venv and install the package with its pinned dependencies
 
 run: $(STAMP) ## Start everything: embedded Redis (unless REDIS_URL is set), API on :8080, worker
-	$(PY) cmd/run.py
+	$(BIN)/queue-system run
 
-run-api: $(STAMP) ## Start the API alone (needs REDIS_URL)
-	$(PY) cmd/api.py
+run-api: $(STAMP) ## Start the API alone (needs REDIS_URL): queue-system api
+	$(BIN)/queue-system api
 
-run-worker: $(STAMP) ## Start the worker alone (needs REDIS_URL)
-	$(PY) cmd/worker.py
+run-worker: $(STAMP) ## Start the worker alone (needs REDIS_URL): queue-system worker
+	$(BIN)/queue-system worker
 
 test: $(STAMP) ## Run the whole test suite (real Redis, real processes)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff + mypy
+lint: $(STAMP) ## ruff, mypy (strict) and the import contracts (pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 check: lint test ## Lint, types and tests
 
 clean: ## Remove the venv, caches and local data (var/)
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # ---- benchmarks (bench/README.md); not part of `make check`, never run by the tests
