@@ -1,4 +1,4 @@
-"""Shared pieces of the harness: processes, Redis, waiting with a bound, statistics, machine facts."""
+"""Shared pieces of the harness: processes, Redis, statistics, machine facts."""
 
 from __future__ import annotations
 
@@ -7,16 +7,13 @@ import hashlib
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -24,7 +21,11 @@ from pathlib import Path
 import psutil
 import redis
 
+from queue_system import testing
 from queue_system.embedded import EmbeddedRedis
+from queue_system.testing import free_port, port_open, wait_until
+
+__all__ = ["free_port", "port_open", "wait_until"]  # the scenarios import them from here
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -41,54 +42,17 @@ def log(message: str) -> None:
     sys.stderr.flush()
 
 
-# ---------------------------------------------------------------- waiting, always bounded
+# ---------------------------------------------------------------- waiting and processes
+# The helpers the end-to-end tests use too (queue_system.testing); a scenario that times out raises
+# TimeoutError, which the driver reports as a failed scenario like a BenchError.
 
 
-def wait_until(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.02) -> float:
-    """Poll `check` until true; -> seconds waited. Raises BenchError after `timeout`."""
-    t0 = time.monotonic()
-    deadline = t0 + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return time.monotonic() - t0
-        time.sleep(interval)
-    raise BenchError(f"timed out after {timeout:g}s waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-# ---------------------------------------------------------------- processes
-
-
-@dataclass
-class Proc:
-    """A child process in its own session (so stopping it stops its children, and nothing else)."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
+class Proc(testing.Proc):
+    """A process of the harness (see queue_system.testing.Proc), with what the scenarios ask of it."""
 
     def check_alive(self) -> None:
-        if not self.alive():
-            tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
-            raise BenchError(f"{self.name} exited with code {self.popen.returncode}:\n{tail}")
+        if not self.running:
+            raise BenchError(f"{self.name} exited with code {self.returncode}:\n{self.tail(30)}")
 
     def rss_bytes(self, *, children: bool = True) -> int:
         """RSS of the process and (by default) of its descendants."""
@@ -103,39 +67,9 @@ class Proc:
         except psutil.Error:
             return 0
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM (graceful), then SIGKILL to the child's own process group after `timeout`."""
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log(f"{self.name} did not stop within {timeout:g}s: killing its process group")
-        # The group is the one this child leads (start_new_session): only what we started.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(5)
-
 
 def spawn(name: str, args: list[str], *, env: Mapping[str, str], logs: Path, cwd: Path = ROOT) -> Proc:
-    logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"{name}.log"
-    out = log_path.open("ab")
-    try:
-        popen = subprocess.Popen(
-            args,
-            env=dict(env),
-            cwd=cwd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    finally:
-        out.close()
-    return Proc(name, popen, log_path)
+    return Proc(name, args, env, logs / f"{name}.log", cwd=cwd, append=True)
 
 
 @contextlib.contextmanager
@@ -151,7 +85,8 @@ EXTRA_ENV: dict[str, str] = {}
 
 
 def base_env(**extra: str) -> dict[str, str]:
-    """The environment for child processes: ours plus the repository on PYTHONPATH, quiet logs."""
+    """The environment for child processes: quiet logs, and the repository on PYTHONPATH for the
+    `bench.*` modules the children import (the sink, the bare baselines, the noop kind)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKER_", "API_", "REDIS_"))}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"

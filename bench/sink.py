@@ -75,7 +75,7 @@ async def _serve(port: int) -> None:
 
 def start_python_sink(port: int, logs: Path) -> Proc:
     proc = spawn("sink-py", [PY, str(ROOT / "bench" / "sink.py"), str(port)], env=base_env(), logs=logs)
-    wait_until("the python sink", lambda: port_open(port) or not proc.alive(), 10)
+    wait_until("the python sink", lambda: port_open(port) or not proc.running, 10)
     proc.check_alive()
     return proc
 
@@ -115,7 +115,7 @@ def start_nginx(port: int, logs: Path) -> Proc | None:
     conf = conf_dir / "nginx.conf"
     conf.write_text(_NGINX_CONF.format(dir=conf_dir, port=port))
     proc = spawn("sink-nginx", [binary, "-p", str(conf_dir), "-c", str(conf)], env=base_env(), logs=logs)
-    wait_until("nginx", lambda: port_open(port) or not proc.alive(), 10)
+    wait_until("nginx", lambda: port_open(port) or not proc.running, 10)
     proc.check_alive()
     return proc
 

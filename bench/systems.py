@@ -158,7 +158,7 @@ def bare_outstanding(client: redis.Redis) -> int:
 
 
 def _wait_http(proc: Proc, port: int) -> None:
-    wait_until(f"{proc.name} on port {port}", lambda: port_open(port) or not proc.alive(), 30)
+    wait_until(f"{proc.name} on port {port}", lambda: port_open(port) or not proc.running, 30)
     proc.check_alive()
 
 

@@ -2,7 +2,8 @@
 
 Each process runs in its own session (so the dramatiq CLI and its forked children can be killed as
 one process group), writes stdout and stderr to a log file, and is stopped with SIGTERM, then
-SIGKILL to its group after a bounded wait. Every wait here is a poll with a deadline.
+SIGKILL to its group after a bounded wait (`queue_system.testing`, shared with the benchmarks).
+Every wait here is a poll with a deadline.
 """
 
 from __future__ import annotations
@@ -10,17 +11,18 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from queue_system import testing
+from queue_system.testing import alive, descendants, free_port, kill_pid, poll
+
+__all__ = ["alive", "descendants", "free_port", "kill_pid", "poll"]  # used by the tests as support.*
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,12 +44,6 @@ ALL: list[Proc] = []  # every process started in this test session (for log tail
 _serial = itertools.count(1)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def child_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
     env.update(BASE_ENV)
@@ -55,106 +51,17 @@ def child_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def alive(pid: int) -> bool:
-    """True if `pid` exists and is not a zombie (Linux /proc)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def kill_pid(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGKILL)
-
-
-def descendants(pid: int) -> list[int]:
-    """The pids of all live descendants of `pid` (Linux /proc), whatever their session."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        parents.setdefault(ppid, []).append(int(entry.name))
-    out: list[int] = []
-    todo = [pid]
-    while todo:
-        children = parents.get(todo.pop(), [])
-        out += children
-        todo += children
-    return out
-
-
-def poll(check: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    """Call `check` until it returns True (-> True) or `timeout` seconds pass (-> False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if check():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
-class Proc:
-    """One child process with its log file."""
+class Proc(testing.Proc):
+    """A process of a test: run from the repository, logged to `log_dir`, listed in ALL."""
 
     def __init__(self, name: str, args: list[str], env: Mapping[str, str], log_dir: Path) -> None:
-        self.name = name
-        self.log_path = log_dir / f"{name}-{next(_serial)}.log"
-        with self.log_path.open("wb") as log:
-            self.popen = subprocess.Popen(
-                args, cwd=ROOT, env=dict(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self.pid = self.popen.pid
-        self.started_at = time.time()
-        self.stopped_at: float | None = None
+        super().__init__(name, args, env, log_dir / f"{name}-{next(_serial)}.log", cwd=ROOT)
         ALL.append(self)
-
-    @property
-    def running(self) -> bool:
-        return self.popen.poll() is None
-
-    @property
-    def returncode(self) -> int | None:
-        return self.popen.poll()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def tail(self, lines: int = 60) -> str:
         """The last lines of the log, without the access lines of the tests' status polling."""
         kept = [line for line in self.log().splitlines() if '"GET /api/v1/tasks/' not in line]
         return "\n".join(kept[-lines:])
-
-    def send(self, sig: signal.Signals) -> None:
-        if self.running:
-            self.popen.send_signal(sig)
-
-    def kill_group(self, sig: signal.Signals = signal.SIGKILL) -> None:
-        """Signal the whole process group (the dramatiq CLI and its forked workers)."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, sig)
-
-    def wait(self, timeout: float) -> int:
-        code = self.popen.wait(timeout)
-        self.stopped_at = self.stopped_at or time.time()
-        return code
-
-    def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM, then SIGKILL to the group after `timeout`; leftovers of the group are killed."""
-        self.send(signal.SIGTERM)
-        try:
-            code = self.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill_group()
-            code = self.wait(10)
-        self.kill_group()  # a forked child that outlived its parent
-        return code
 
     def expect_log(self, text: str, count: int = 1, timeout: float = 30.0) -> None:
         def seen() -> bool:
