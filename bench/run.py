@@ -1,5 +1,6 @@
 """`python -m bench [--quick] [--only 1,2,...] [--rounds N]`: run the scenarios, print the table,
-write bench/results/latest.json and latest.md (quick mode: quick.json and quick.md).
+write bench/results/latest.json and latest.md (quick mode: results.{json,md} beside the run's logs
+in bench/results/logs/, which git ignores: a smoke run's numbers mean nothing).
 
 Scenarios, in the order they run: 1 API submit, 2 worker path, 3 webhook delivery (+ latency and
 the Redis memory per task of 5), 4 scale, 5 worker RSS, 6 retry cadence, peers (Celery, RQ, arq).
@@ -46,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--env", action="append", default=[], metavar="K=V", help="extra environment for every child process"
     )
-    parser.add_argument("--output", default="", help="results name (default latest, or quick with --quick)")
+    parser.add_argument(
+        "--output",
+        default="",
+        help="results name under bench/results (default latest; --quick: beside the logs)",
+    )
     args = parser.parse_args(argv)
 
     for item in args.env:
@@ -105,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{k}: {v['cores']:.2f} (peak {v['peak']:.2f})" for k, v in noise.items())
     )
     ctx.rows.sort(key=lambda r: (not r.scenario[0].isdigit(), r.scenario[:1]))  # stable: keeps run order
-    output = args.output or ("quick" if args.quick else "latest")
+    output = args.output or (f"logs/{ctx.logs.name}/results" if args.quick else "latest")
     path = write(ctx.rows, facts, ctx.config(), ctx.notes, output)
     print()
     print(
