@@ -1,0 +1,164 @@
+"""Parsers for configuration text: durations, sizes, SMTP URLs, and the bounded parsers of the
+settings table (`queue_system.settings.SPEC`). Each raises ValueError with a readable message,
+which the settings prefix with the variable's name."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, None: 1000}
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib)?\s*$", re.IGNORECASE)
+_UNIT_BYTES = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1_000_000, "mib": 1_048_576, None: 1}
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def parse_duration_ms(text: str) -> int:
+    """`10s` -> 10000. Raises ValueError with a readable message."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration (use e.g. 500ms, 10s, 5m, 24h, 7d)")
+    number, unit = match.groups()
+    return int(float(number) * _UNIT_MS[unit])
+
+
+def parse_size_bytes(text: str) -> int:
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a size (use e.g. 1048576, 512KiB, 1MiB)")
+    number, unit = match.groups()
+    return int(number) * _UNIT_BYTES[unit.lower() if unit else None]
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpServer:
+    """Where the `email` kind sends: SMTP_URL parsed."""
+
+    host: str
+    port: int
+    ssl: bool = False  # smtps://: TLS from the first byte
+    starttls: bool = False  # smtp://...?starttls=true: upgrade the plain connection
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+def parse_smtp_url(url: str) -> SmtpServer:
+    """`smtp://user:pass@host:587?starttls=true` -> SmtpServer. Raises ValueError with a readable message."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        # Not echoing the URL: it may carry a password, and this message is printed at start-up.
+        raise ValueError("must start with smtp:// or smtps://")
+    if not parts.hostname:
+        raise ValueError("no host (use e.g. smtp://localhost:1025)")
+    port = parts.port  # raises ValueError for a port that is not a number or out of range
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"starttls"})
+    if unknown:
+        raise ValueError(f"unknown parameter {unknown[0]!r} (only starttls=true|false)")
+    flag = (query.get("starttls") or ["false"])[-1].lower()
+    if flag not in _TRUE + _FALSE:
+        raise ValueError(f"starttls={flag!r} is not true or false")
+    ssl = parts.scheme == "smtps"
+    starttls = flag in _TRUE
+    if ssl and starttls:
+        raise ValueError("smtps:// is TLS already; starttls=true goes with smtp://")
+    return SmtpServer(
+        host=parts.hostname,
+        port=port or (465 if ssl else 25),
+        ssl=ssl,
+        starttls=starttls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
+
+
+# ---------------------------------------------------------------- parsers (each knows its bounds)
+
+
+@dataclass(frozen=True, slots=True)
+class Parser:
+    """Text of the environment -> value; raises ValueError with a message that may follow `NAME: `."""
+
+    parse: Callable[[str], Any]
+    allowed: str  # the bounds, as the README shows them
+
+
+def integer(low: int, high: int) -> Parser:
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a whole number") from None
+        if not low <= number <= high:
+            raise ValueError(f"{number} is outside {low}..{high}")
+        return number
+
+    return Parser(parse, f"{low}-{high}")
+
+
+def _ms_text(ms: int) -> str:
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+def duration(low_ms: int = 1, *, unit_ms: int = 1) -> Parser:
+    """A duration of at least `low_ms`, in milliseconds (or whole `unit_ms`, e.g. 1000 for seconds)."""
+
+    def parse(text: str) -> int:
+        ms = parse_duration_ms(text)
+        if ms < low_ms:
+            raise ValueError(f"{text!r} is shorter than the minimum {low_ms}ms")
+        return ms // unit_ms
+
+    return Parser(parse, f"a duration >= {_ms_text(low_ms)}")
+
+
+def size() -> Parser:
+    return Parser(parse_size_bytes, "a size: `1048576`, `512KiB`, `1MiB`")
+
+
+def choice(*options: str, upper: bool = False) -> Parser:
+    def parse(text: str) -> str:
+        value = text.upper() if upper else text
+        if value not in options:
+            raise ValueError(f"{value!r} is not one of {', '.join(options)}")
+        return value
+
+    return Parser(parse, ", ".join(f"`{o}`" for o in options))
+
+
+def text(allowed: str = "any") -> Parser:
+    return Parser(str, allowed)
+
+
+def redis_url(url: str) -> str:
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"{url!r} must start with redis://, rediss:// or unix://")
+    return url
+
+
+def smtp_url(url: str) -> str:
+    parse_smtp_url(url)  # validated at start-up; the kind parses it again through EmailSettings.smtp
+    return url
+
+
+def email_address(value: str) -> str:
+    value = value.strip()
+    if "@" not in value or "\r" in value or "\n" in value:
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+def email_addresses(value: str) -> tuple[str, ...]:
+    return tuple(email_address(a) for a in value.split(",") if a.strip())
+
+
+def module_names(value: str) -> tuple[str, ...]:
+    return tuple(m.strip() for m in value.split(",") if m.strip())
