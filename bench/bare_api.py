@@ -2,8 +2,9 @@
 
     BENCH_PORT=8099 python bench/bare_api.py
 
-Same framework, server and server options as cmd/api.py (uvicorn, no access log, no server
-header); the route decodes the JSON body (any server must read it) and answers a small object.
+Same framework, server and server options as `queue-system api` (queue_system/cli.py: uvicorn, no
+access log, no server header); the route decodes the JSON body (any server must read it) and
+answers a small object.
 """
 
 from __future__ import annotations
