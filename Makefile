@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## Create .venv and install the package with its pinned dependencies
 
-run: $(STAMP) ## Start everything: embedded Redis (unless REDIS_URL is set), API on :8080, worker
+run: $(STAMP) ## Start everything: embedded Redis (unless REDIS_URL is set), API on :8080, worker: queue-system run
 	$(BIN)/queue-system run
 
 run-api: $(STAMP) ## Start the API alone (needs REDIS_URL): queue-system api
