@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from queue_system.api.keys import KeyRing, Role, hash_key, presented_key
+from queue_system.api.keys import (
+    KeyRing,
+    Role,
+    hash_key,
+    presented_key,
+    startup_problem,
+    startup_warning,
+)
 
 WRITE = "write-key-0123456789"
 HASHED = "hashed-key-0123456789"
@@ -100,3 +107,15 @@ def test_every_entry_is_compared(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.clear()
         ring.authorize(presented)
         assert len(calls) == 3
+
+
+def test_startup_rules() -> None:
+    none, some = KeyRing(), KeyRing.from_settings(api_keys=WRITE)
+    problem = startup_problem(none, production=True, auth_disabled=False)
+    assert problem is not None and "API_KEYS" in problem
+    assert startup_problem(none, production=True, auth_disabled=True) is None
+    assert startup_problem(none, production=False, auth_disabled=False) is None
+    assert startup_problem(some, production=True, auth_disabled=False) is None
+    assert startup_warning(none, auth_disabled=False) is not None
+    assert startup_warning(some, auth_disabled=True) is not None
+    assert startup_warning(some, auth_disabled=False) is None

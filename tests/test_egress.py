@@ -211,3 +211,14 @@ def test_egress_blocked_is_not_a_connection_error() -> None:
 
     for base in (httpcore.ConnectError, httpx.TransportError, aiohttp.ClientError, OSError):
         assert not issubclass(EgressBlocked, base)
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST.", "api.localhost"])
+def test_localhost_is_loopback_at_submit(host: str) -> None:
+    assert DEFAULT.check_url_literal(f"http://{host}:8080/") == "loopback 127.0.0.0/8"
+    assert EgressPolicy.from_strings(allow="127.0.0.0/8").check_url_literal(f"http://{host}/") is None
+
+
+def test_a_resolver_answer_that_is_not_an_address_is_refused() -> None:
+    with pytest.raises(EgressBlocked, match="not an IP address"):
+        resolve_checked_sync("odd.test", 443, DEFAULT, lambda h, p: ["127.000.000.001"])

@@ -81,6 +81,14 @@ def test_httpx_literal_loopback_is_refused_by_default_and_allowed_when_opened() 
         assert rx.count == 1
 
 
+@pytest.mark.parametrize("url", ["http://[::1]:9/", "http://[::ffff:7f00:1]:9/", "http://0x7f.1:9/"])
+def test_httpx_blocked_literals_never_connect(url: str) -> None:
+    dns = StubDNS({})
+    with sync_client(EgressPolicy(), dns) as client, pytest.raises(EgressBlocked):
+        client.get(url)
+    assert dns.calls == []
+
+
 def test_httpx_rebinding_second_connection_is_refused() -> None:
     """First answer passes (127/8 is opened here), the second is private: each new connection
     resolves and checks again, so the second request never leaves."""

@@ -97,3 +97,19 @@ def presented_key(authorization: str | None, x_api_key: str | None) -> str | Non
     if x_api_key and x_api_key.strip():
         return x_api_key.strip()
     return None
+
+
+def startup_problem(ring: KeyRing, *, production: bool, auth_disabled: bool) -> str | None:
+    """Why the API must refuse to start: production without keys, unless API_AUTH=disabled says so."""
+    if production and not ring.enabled and not auth_disabled:
+        return "ENV=production needs API_KEYS or API_KEYS_FILE (or API_AUTH=disabled to run open)"
+    return None
+
+
+def startup_warning(ring: KeyRing, *, auth_disabled: bool) -> str | None:
+    """What to warn about at start when the API runs open."""
+    if auth_disabled:
+        return "API_AUTH=disabled: the API accepts requests without a key"
+    if not ring.enabled:
+        return "no API_KEYS: the API accepts requests without a key (development only)"
+    return None

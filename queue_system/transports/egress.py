@@ -162,6 +162,9 @@ class EgressPolicy:
         literal = ip_literal(host)
         if isinstance(literal, str):
             return literal
+        if literal is None and _is_localhost(host):
+            # RFC 6761: `localhost` is loopback by definition; say so at submit, not only at connect.
+            literal = ipaddress.IPv4Address("127.0.0.1")
         return None if literal is None else self.check_ip(literal)
 
     def check_url_literal(self, url: str) -> str | None:
@@ -250,10 +253,18 @@ def ip_literal(host: str) -> IPAddress | str | None:
         return NON_CANONICAL_IPV4
 
 
+def _is_localhost(host: str) -> bool:
+    name = host.rstrip(".").lower()
+    return name == "localhost" or name.endswith(".localhost")
+
+
 def _checked(host: str, port: int, answers: Iterable[str], policy: EgressPolicy) -> list[str]:
     addresses: list[str] = []
     for answer in answers:
-        address = str(_strip_scope(ipaddress.ip_address(answer)))
+        try:
+            address = str(_strip_scope(ipaddress.ip_address(answer)))
+        except ValueError:
+            raise EgressBlocked(host, repr(answer), "not an IP address") from None
         problem = policy.check_ip(address)
         if problem:
             raise EgressBlocked(host, address, problem)
