@@ -49,6 +49,7 @@ BLOCKED = [
     ("fe80::1%eth0", "link-local"),
     ("ff02::1", "multicast"),
     ("2001:db8::1", "documentation"),
+    ("2001:2::5", "benchmarking"),
     ("100::1", "discard"),
     ("fec0::1", "site-local"),
     ("::ffff:127.0.0.1", "IPv4-mapped of 127.0.0.1: loopback"),
@@ -192,7 +193,7 @@ def test_bad_settings_name_the_variable(kwargs: dict[str, str], message: str) ->
 @pytest.mark.parametrize(
     ("url", "problem"),
     [
-        ("http://[::1/", "invalid"),
+        ("http://[::1/", "invalid URL"),
         ("http://8.8.8.8:99999/", "invalid port"),
         ("http:///nohost", "no host"),
         ("http://%31%32%37.0.0.1/", "percent-encoded host"),

@@ -5,9 +5,8 @@ so a name that answers "public" to a submit-time check and "private" at connect 
 cannot slip through. The HTTP clients plug this in through `egress_httpx` (httpcore network backend)
 and `egress_aiohttp` (aiohttp resolver and connector).
 
-The default deny list is explicit: on Python 3.11.7 `ipaddress.is_global` is True for the NAT64, 6to4,
-IPv4-compatible and IPv4-translated forms of private addresses, so those are unwrapped and the
-embedded IPv4 is checked again.
+The default deny list is explicit (`egress_ranges`): IPv6 forms that carry an IPv4 are unwrapped and
+the IPv4 is checked again, because `ipaddress.is_global` gets several of them wrong on Python 3.11.
 """
 
 from __future__ import annotations
@@ -19,56 +18,19 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from queue_system.transports.egress_ranges import (
+    GLOBAL_UNICAST,
+    IPV4_DENY,
+    IPV6_DENY,
+    IPAddress,
+    IPNetwork,
+    embedded_ipv4,
+    first_match,
+)
+
 # A resolver answers the addresses (as text) a host name stands for; tests pass a stub.
 AsyncResolver = Callable[[str, int], Awaitable[Sequence[str]]]
 SyncResolver = Callable[[str, int], Sequence[str]]
-
-_N = ipaddress.ip_network
-
-# (name, network): the first match names the range in the error. Order matters where ranges nest.
-_IPV4_DENY: tuple[tuple[str, IPNetwork], ...] = (
-    ("this network", _N("0.0.0.0/8")),
-    ("private", _N("10.0.0.0/8")),
-    ("shared address space (CGNAT)", _N("100.64.0.0/10")),
-    ("loopback", _N("127.0.0.0/8")),
-    ("link-local (cloud metadata)", _N("169.254.0.0/16")),
-    ("private", _N("172.16.0.0/12")),
-    ("IETF protocol assignments", _N("192.0.0.0/24")),
-    ("documentation", _N("192.0.2.0/24")),
-    ("6to4 relay anycast", _N("192.88.99.0/24")),
-    ("private", _N("192.168.0.0/16")),
-    ("benchmarking", _N("198.18.0.0/15")),
-    ("documentation", _N("198.51.100.0/24")),
-    ("documentation", _N("203.0.113.0/24")),
-    ("multicast", _N("224.0.0.0/4")),
-    ("broadcast", _N("255.255.255.255/32")),
-    ("reserved", _N("240.0.0.0/4")),
-)
-
-_IPV6_DENY: tuple[tuple[str, IPNetwork], ...] = (
-    ("unspecified", _N("::/128")),
-    ("loopback", _N("::1/128")),
-    # RFC 8215 local-use NAT64: meant for one network, never global, and its embedding depends on a
-    # prefix length only the operator knows, so it is refused whole rather than unwrapped.
-    ("NAT64 local-use", _N("64:ff9b:1::/48")),
-    ("discard-only", _N("100::/64")),
-    ("documentation", _N("2001:db8::/32")),
-    ("documentation", _N("3fff::/20")),
-    ("unique local", _N("fc00::/7")),
-    ("link-local", _N("fe80::/10")),
-    ("site-local (deprecated)", _N("fec0::/10")),
-    ("multicast", _N("ff00::/8")),
-)
-
-_MAPPED = _N("::ffff:0:0/96")
-_TRANSLATED = _N("::ffff:0:0:0/96")
-_COMPATIBLE = _N("::/96")
-_NAT64 = _N("64:ff9b::/96")
-_SIXTOFOUR = _N("2002::/16")
-_TEREDO = _N("2001::/32")
-_GLOBAL_UNICAST = _N("2000::/3")
 
 # A last label that is all digits or 0x-hex makes the host an IPv4 attempt (WHATWG URL rules); then it
 # must be a canonical dotted quad. `2130706433`, `0x7f.1`, `0177.0.0.1`, `127.1` are refused, not guessed.
@@ -145,7 +107,7 @@ class EgressPolicy:
         if any(address.version == n.version and address in n for n in self.allow_cidrs):
             return None
         if isinstance(address, ipaddress.IPv4Address):
-            return _first_match(address, _IPV4_DENY)
+            return first_match(address, IPV4_DENY)
         return self._check_ipv6(address)
 
     def check_port(self, port: int) -> str | None:
@@ -171,6 +133,9 @@ class EgressPolicy:
         """`check_host_port` for a URL; a URL without a usable host or port is refused too."""
         try:
             parts = urlsplit(url)
+        except ValueError:
+            return "invalid URL"
+        try:
             port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
         except ValueError:
             return "invalid port"
@@ -182,10 +147,10 @@ class EgressPolicy:
         return self.check_host_port(host, port)
 
     def _check_ipv6(self, address: ipaddress.IPv6Address) -> str | None:
-        named = _first_match(address, _IPV6_DENY)
+        named = first_match(address, IPV6_DENY)
         if named:
             return named
-        embedded = _embedded_ipv4(address)
+        embedded = embedded_ipv4(address)
         if embedded:
             wrapper, inner = embedded
             for ipv4 in inner:
@@ -193,7 +158,7 @@ class EgressPolicy:
                 if problem:
                     return f"{wrapper} of {ipv4}: {problem}"
             return None
-        if address not in _GLOBAL_UNICAST:
+        if address not in GLOBAL_UNICAST:
             return "not global unicast (outside 2000::/3)"
         return None
 
@@ -203,36 +168,6 @@ def _strip_scope(address: IPAddress) -> IPAddress:
     if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
         return ipaddress.IPv6Address(int(address))
     return address
-
-
-def _first_match(address: IPAddress, table: Iterable[tuple[str, IPNetwork]]) -> str | None:
-    for name, network in table:
-        if address.version == network.version and address in network:
-            return f"{name} {network}"
-    return None
-
-
-def _embedded_ipv4(
-    address: ipaddress.IPv6Address,
-) -> tuple[str, tuple[ipaddress.IPv4Address, ...]] | None:
-    """The IPv4 address(es) an IPv6 form carries, with the form's name; None for a plain IPv6."""
-    low32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    if address in _MAPPED:
-        return "IPv4-mapped", (low32,)
-    if address in _TRANSLATED:
-        return "IPv4-translated", (low32,)
-    if address in _COMPATIBLE:
-        return "IPv4-compatible", (low32,)
-    if address in _NAT64:
-        return "NAT64", (low32,)
-    if address in _SIXTOFOUR:
-        return "6to4", (ipaddress.IPv4Address((int(address) >> 80) & 0xFFFFFFFF),)
-    if address in _TEREDO:
-        # Teredo carries the server and the (bit-inverted) client address; both must be allowed.
-        server = ipaddress.IPv4Address((int(address) >> 64) & 0xFFFFFFFF)
-        client = ipaddress.IPv4Address(~int(address) & 0xFFFFFFFF)
-        return "Teredo", (server, client)
-    return None
 
 
 def ip_literal(host: str) -> IPAddress | str | None:
