@@ -251,3 +251,21 @@ def test_aiohttp_resolver_alone_filters_by_family() -> None:
         await resolver.close()
 
     asyncio.run(go())
+
+
+def test_aiohttp_default_dns_cache_and_concurrent_lookups_stay_blocked() -> None:
+    """The delivery engine keeps aiohttp's DNS cache on: concurrent and repeated requests for a
+    blocked name all fail with EgressBlocked (shared lookups do not turn it into another error)."""
+    dns = StubDNS({"evil.test": [["10.0.0.1"]]})
+
+    async def go() -> list[BaseException | None]:
+        async with aiohttp.ClientSession(connector=GuardedConnector(EgressPolicy(), dns.resolve)) as session:
+
+            async def one() -> None:
+                async with session.get("http://evil.test:9/"):
+                    pass
+
+            return await asyncio.gather(*(one() for _ in range(5)), return_exceptions=True)
+
+    outcomes = asyncio.run(go())
+    assert all(isinstance(outcome, EgressBlocked) for outcome in outcomes), outcomes
