@@ -23,7 +23,9 @@ from queue_system.transports.async_http import (
     classify_status,
     destination,
 )
-from queue_system.worker.delivery_loop import Completed, Delivery, DeliveryLoop
+from queue_system.worker.delivery_loop import Admission, Completed, Delivery, DeliveryLoop
+
+TAKEN = Admission.TAKEN
 
 
 class Outcomes:
@@ -57,10 +59,18 @@ Factory = Callable[..., tuple[DeliveryLoop, Outcomes]]
 def make_loop() -> Iterator[Factory]:
     started: list[DeliveryLoop] = []
 
-    def make(max_inflight: int = 256, max_per_host: int = 32) -> tuple[DeliveryLoop, Outcomes]:
+    def make(
+        max_inflight: int = 256, max_per_host: int = 32, max_waiting_per_host: int | None = None
+    ) -> tuple[DeliveryLoop, Outcomes]:
         outcomes = Outcomes()
         sender = AsyncHttpSender(PoolLimits(max_connections=max_inflight, max_per_host=max_per_host))
-        loop = DeliveryLoop(sender, outcomes, max_inflight=max_inflight, max_per_host=max_per_host)
+        loop = DeliveryLoop(
+            sender,
+            outcomes,
+            max_inflight=max_inflight,
+            max_per_host=max_per_host,
+            max_waiting_per_host=max_waiting_per_host,
+        )
         loop.start()
         started.append(loop)
         return loop, outcomes
@@ -87,7 +97,7 @@ def test_many_deliveries_in_flight_from_one_thread(make_loop: Factory) -> None:
     loop, outcomes = make_loop(max_inflight=200, max_per_host=200)
     with SlowReceiver(delay_ms=300) as rx:
         for i in range(120):
-            assert loop.submit(hook(rx.url(f"/h/{i}")))
+            assert loop.submit(hook(rx.url(f"/h/{i}"))) is TAKEN
         done = outcomes.wait_for(120)
         # One submitting thread, one loop thread: far more requests than threads were open at once.
         assert rx.stats.max_active >= 100
@@ -99,7 +109,7 @@ def test_per_destination_cap_is_never_exceeded(make_loop: Factory) -> None:
     loop, outcomes = make_loop(max_inflight=100, max_per_host=5)
     with SlowReceiver(delay_ms=30) as rx:
         for _ in range(60):
-            assert loop.submit(hook(rx.url()))
+            assert loop.submit(hook(rx.url())) is TAKEN
         assert poll(lambda: loop.by_destination().get(destination(rx.url())) is not None)
         running, waiting = loop.by_destination()[destination(rx.url())]
         assert running == 5
@@ -115,13 +125,13 @@ def test_a_dead_destination_does_not_block_another(make_loop: Factory) -> None:
     with SlowReceiver(mode="hang") as dead, SlowReceiver(delay_ms=10) as healthy:
         t0 = time.monotonic()
         for _ in range(30):  # three times the global bound: the waiters hold no global slot
-            assert loop.submit(hook(dead.url(), timeout_s=30), timeout=2)
+            assert loop.submit(hook(dead.url(), timeout_s=30), timeout=2) is TAKEN
         assert time.monotonic() - t0 < 2
         assert poll(lambda: loop.by_destination().get(destination(dead.url())) == (4, 26))
         assert poll(lambda: dead.stats.active == 4)
         assert loop.in_flight() == 4
         for i in range(20):
-            assert loop.submit(hook(healthy.url(), key=i), timeout=2)
+            assert loop.submit(hook(healthy.url(), key=i), timeout=2) is TAKEN
         done = outcomes.wait_for(20, timeout=5)
         assert sorted(c.delivery.key for c in done) == list(range(20))
         assert dead.stats.max_active == 4
@@ -134,12 +144,12 @@ def test_max_inflight_blocks_the_submitter(make_loop: Factory) -> None:
     loop, outcomes = make_loop(max_inflight=4, max_per_host=32)
     with SlowReceiver(delay_ms=400) as rx:
         for _ in range(4):
-            assert loop.submit(hook(rx.url()), timeout=1)
+            assert loop.submit(hook(rx.url()), timeout=1) is TAKEN
         t0 = time.monotonic()
-        assert not loop.submit(hook(rx.url()), timeout=0.1)  # full: not taken
+        assert loop.submit(hook(rx.url()), timeout=0.1) is Admission.FULL
         assert time.monotonic() - t0 >= 0.1
         assert loop.in_flight() == 4
-        assert loop.submit(hook(rx.url()), timeout=5)  # taken once a delivery ends
+        assert loop.submit(hook(rx.url()), timeout=5) is TAKEN  # once a delivery ends
         assert time.monotonic() - t0 >= 0.2
         outcomes.wait_for(5)
         assert rx.stats.max_active <= 4
@@ -151,8 +161,8 @@ def test_timeouts_and_refused_connections_are_transient(make_loop: Factory) -> N
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
     with SlowReceiver(mode="hang") as dead:
-        assert loop.submit(hook(dead.url(), timeout_s=0.3, key="timeout"))
-        assert loop.submit(hook(f"http://127.0.0.1:{closed_port}/x", key="refused"))
+        assert loop.submit(hook(dead.url(), timeout_s=0.3, key="timeout")) is TAKEN
+        assert loop.submit(hook(f"http://127.0.0.1:{closed_port}/x", key="refused")) is TAKEN
         done = {c.delivery.key: c for c in outcomes.wait_for(2)}
     timeout, refused = done["timeout"].result, done["refused"].result
     assert timeout.outcome is Outcome.TRANSIENT
@@ -177,7 +187,7 @@ def test_statuses_are_classified(
 ) -> None:
     loop, outcomes = make_loop()
     with SlowReceiver(delay_ms=0, **behaviour) as rx:
-        assert loop.submit(hook(rx.url()))
+        assert loop.submit(hook(rx.url())) is TAKEN
         (done,) = outcomes.wait_for(1)
     assert done.result.outcome is outcome
     assert done.result.retry_after_ms == retry_after_ms
@@ -187,7 +197,7 @@ def test_statuses_are_classified(
 def test_a_large_body_is_cut(make_loop: Factory) -> None:
     loop, outcomes = make_loop()
     with SlowReceiver(delay_ms=0, body=b"x" * 300_000) as rx:
-        assert loop.submit(hook(rx.url()))
+        assert loop.submit(hook(rx.url())) is TAKEN
         (done,) = outcomes.wait_for(1)
     assert done.result.outcome is Outcome.SUCCESS
     assert done.result.response_body == "x" * MAX_RESPONSE_BODY
@@ -205,7 +215,7 @@ def test_drain_lets_running_deliveries_finish_and_hands_back_the_rest(make_loop:
     loop, outcomes = make_loop(max_inflight=50, max_per_host=3)
     with SlowReceiver(delay_ms=300) as rx:
         for i in range(10):
-            assert loop.submit(hook(rx.url(), key=i))
+            assert loop.submit(hook(rx.url(), key=i)) is TAKEN
         assert poll(lambda: rx.stats.active == 3)
         t0 = time.monotonic()
         report = loop.drain(timeout=5)
@@ -215,14 +225,14 @@ def test_drain_lets_running_deliveries_finish_and_hands_back_the_rest(make_loop:
         done = outcomes.wait_for(3)
         assert sorted(c.delivery.key for c in done) == [0, 1, 2]
         assert all(c.result.outcome is Outcome.SUCCESS for c in done)
-        assert not loop.submit(hook(rx.url()))  # draining: nothing new is taken
+        assert loop.submit(hook(rx.url())) is Admission.DRAINING
         assert rx.stats.requests == 3
 
 
 def test_drain_is_bounded(make_loop: Factory) -> None:
     loop, outcomes = make_loop()
     with SlowReceiver(mode="hang") as dead:
-        assert loop.submit(hook(dead.url(), timeout_s=30, key="stuck"))
+        assert loop.submit(hook(dead.url(), timeout_s=30, key="stuck")) is TAKEN
         assert poll(lambda: dead.stats.active == 1)
         t0 = time.monotonic()
         report = loop.stop(grace=0.3)
@@ -263,7 +273,7 @@ def test_an_egress_guard_plugs_in_as_the_resolver() -> None:
                 ("blocked", "blocked.test"),
                 ("literal", "127.0.0.1"),
             ]:
-                assert loop.submit(hook(f"http://{host}:{rx.port}/x", key=key))
+                assert loop.submit(hook(f"http://{host}:{rx.port}/x", key=key)) is TAKEN
             done = {c.delivery.key: c.result for c in outcomes.wait_for(3)}
             assert rx.stats.requests == 1
     finally:
@@ -276,7 +286,21 @@ def test_an_egress_guard_plugs_in_as_the_resolver() -> None:
 
 def test_an_unusable_url_fails_permanently(make_loop: Factory) -> None:
     loop, outcomes = make_loop()
-    assert loop.submit(hook("http://127.0.0.1:99999/x"))
+    assert loop.submit(hook("http://127.0.0.1:99999/x")) is TAKEN
     (done,) = outcomes.wait_for(1)
     assert done.result.outcome is Outcome.PERMANENT
     assert loop.in_flight() == 0
+
+
+def test_a_destination_with_enough_waiting_is_saturated(make_loop: Factory) -> None:
+    loop, outcomes = make_loop(max_inflight=50, max_per_host=2, max_waiting_per_host=3)
+    with SlowReceiver(mode="hang") as dead, SlowReceiver(delay_ms=0) as healthy:
+        admissions = []
+        for _ in range(5):
+            admissions.append(loop.submit(hook(dead.url(), timeout_s=30)))
+            poll(lambda: sum(loop.by_destination().get(destination(dead.url()), (0, 0))) == len(admissions))
+        assert admissions == [TAKEN] * 5
+        assert loop.by_destination()[destination(dead.url())] == (2, 3)
+        assert loop.submit(hook(dead.url())) is Admission.SATURATED
+        assert loop.submit(hook(healthy.url())) is TAKEN  # other destinations are unaffected
+        outcomes.wait_for(1)

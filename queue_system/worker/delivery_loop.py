@@ -9,6 +9,9 @@ callback records the outcome and acks in one step). Bounds:
 - at most `max_per_host` per destination (scheme, host, port). A delivery waiting for its
   destination's slot holds no global slot, so a saturated or dead destination cannot block the
   others; when one of that destination's deliveries ends, its slots pass to the next waiter.
+- optionally at most `max_waiting_per_host` waiting per destination (a soft bound: submits on
+  their way to the loop are not counted yet): past it `submit()` answers SATURATED and the caller
+  parks the task elsewhere (in Redis) rather than in this process' memory and prefetch.
 - outcomes go to one completion thread, in batches (the caller can pipeline its FINISH calls),
   so the loop never waits on Redis.
 
@@ -26,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import uvloop
@@ -33,6 +37,15 @@ from loguru import logger
 
 from queue_system.domain.models import AttemptResult, Outcome
 from queue_system.transports.async_http import AsyncHttpSender, Destination, WebhookRequest, destination
+
+
+class Admission(StrEnum):
+    """What `submit()` did with a delivery."""
+
+    TAKEN = "taken"  # it will run; its outcome comes to the completion callback
+    FULL = "full"  # max_inflight stayed taken until the submit timeout
+    SATURATED = "saturated"  # max_waiting_per_host already wait for its destination
+    DRAINING = "draining"  # the loop is draining or stopped
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -70,6 +83,7 @@ class DeliveryLoop:
         *,
         max_inflight: int = 256,
         max_per_host: int = 32,
+        max_waiting_per_host: int | None = None,
         loop_factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop,
     ) -> None:
         if max_inflight < 1 or max_per_host < 1:
@@ -78,6 +92,7 @@ class DeliveryLoop:
         self.on_complete = on_complete
         self.max_inflight = max_inflight
         self.max_per_host = max_per_host
+        self.max_waiting_per_host = max_waiting_per_host
         self._loop = loop_factory()
         self._loop_thread = threading.Thread(target=self._run_loop, name="delivery-loop", daemon=True)
         self._done: queue.SimpleQueue[Completed | None] = queue.SimpleQueue()
@@ -122,24 +137,36 @@ class DeliveryLoop:
         return report
 
     # ---- the actor threads' side
-    def submit(self, delivery: Delivery, timeout: float | None = None) -> bool:
+    def submit(self, delivery: Delivery, timeout: float | None = None) -> Admission:
         """Hand a delivery to the loop; blocks while `max_inflight` are in flight.
 
-        False if the loop is draining or no slot freed within `timeout`: the delivery was not
-        taken and the caller leaves its message queued."""
+        Anything but TAKEN: the delivery was not taken, the caller keeps the task."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        dest = self._saturation_key(delivery)
         with self._room:
             while self._global >= self.max_inflight and not self._stopping:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    return False
+                    return Admission.FULL
                 self._room.wait(remaining)
             if self._stopping:
-                return False
+                return Admission.DRAINING
+            host = self._hosts.get(dest) if dest else None
+            limit = self.max_waiting_per_host
+            if host is not None and limit is not None and len(host.waiting) >= limit:
+                return Admission.SATURATED
             self._global += 1
             # Scheduled under the lock: a drain that starts later runs after this placement.
             self._loop.call_soon_threadsafe(self._place, delivery)
-        return True
+        return Admission.TAKEN
+
+    def _saturation_key(self, delivery: Delivery) -> Destination | None:
+        if self.max_waiting_per_host is None:
+            return None
+        try:
+            return destination(delivery.request.url)
+        except ValueError:
+            return None  # placed, then failed permanently by _place
 
     # ---- counters
     def in_flight(self) -> int:
