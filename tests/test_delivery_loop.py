@@ -304,3 +304,26 @@ def test_a_destination_with_enough_waiting_is_saturated(make_loop: Factory) -> N
         assert loop.submit(hook(dead.url())) is Admission.SATURATED
         assert loop.submit(hook(healthy.url())) is TAKEN  # other destinations are unaffected
         outcomes.wait_for(1)
+
+
+def test_the_receiver_fails_and_hangs_at_the_given_rates(make_loop: Factory) -> None:
+    loop, outcomes = make_loop()
+    with SlowReceiver(delay_ms=0, error_rate=0.3, hang_rate=0.2) as rx:
+        for _ in range(200):
+            assert loop.submit(hook(rx.url(), timeout_s=0.5)) is TAKEN
+        done = outcomes.wait_for(200)
+        s = rx.stats
+        assert s.requests == 200
+        assert s.answered[200] + s.answered[500] + s.hung == 200
+        assert 20 <= s.hung <= 60 and 35 <= s.answered[500] <= 85  # seeded: the same every run
+    kinds = {(c.result.outcome, c.result.status_code) for c in done}
+    assert kinds == {(Outcome.SUCCESS, 200), (Outcome.TRANSIENT, 500), (Outcome.TRANSIENT, None)}
+
+
+def test_the_receiver_reports_its_counters_over_http() -> None:
+    with SlowReceiver(delay_ms=0) as rx, httpx.Client() as client:
+        assert client.post(rx.url("/a"), content=b"x").status_code == 200
+        stats = client.get(rx.url("/_stats")).json()
+        assert stats["requests"] == 1 and stats["answered"] == {"200": 1}
+        assert client.post(rx.url("/_reset")).status_code == 200
+        assert client.get(rx.url("/_stats")).json()["requests"] == 0
