@@ -1,0 +1,167 @@
+"""Send one webhook request on an event loop with aiohttp, and classify the outcome.
+
+Why aiohttp: measured here (2 cores, 256 requests in flight, POST of a small JSON body), CPU per
+request of the client process was ~0.3-0.4 ms for aiohttp, ~1.35 ms for the sync `httpx.Client`
+from 16 threads and 8-12 ms for `httpx.AsyncClient` (its pool search grows with the connections).
+
+The classification is the sync sender's (delivery/webhook.py): 2xx -> success; timeouts,
+connection errors, 408/425/429/5xx -> transient (honouring `Retry-After`); other statuses ->
+permanent. Only the status, the `Retry-After` header and a bounded prefix of the body are read.
+
+An egress guard plugs in as aiohttp's resolver (`resolver_factory=`, called on the loop): it
+resolves once, checks every address, and raises its own exception for a blocked one; list that
+exception in `permanent_errors` so the attempt fails permanently instead of being retried.
+aiohttp skips the resolver for an IP-literal host, so with a guard set the sender passes those
+through `resolve()` itself before sending: the guard sees every destination.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver
+
+from queue_system.delivery.webhook import TRANSIENT_STATUS, WebhookRequest, parse_retry_after
+from queue_system.domain.models import MAX_RESPONSE_BODY, AttemptResult, Outcome
+
+# Read at most this much of a response; a larger body closes the connection instead of draining it.
+READ_LIMIT = 64 * 1024
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Destination = tuple[str, str, int]  # (scheme, host, port): what the per-destination cap counts
+
+
+def destination(url: str) -> Destination:
+    """`https://Example.com/x` -> ("https", "example.com", 443)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme, 0)
+
+
+def classify_status(code: int, retry_after: str | None, body: bytes) -> AttemptResult:
+    """The outcome of a response: delivery/webhook.py's `classify`, on plain values."""
+    text = body[:MAX_RESPONSE_BODY].decode("utf-8", "replace")
+    if 200 <= code < 300:
+        return AttemptResult(
+            Outcome.SUCCESS, result={"status_code": code}, status_code=code, response_body=text
+        )
+    error = f"HTTP {code}"
+    if code in TRANSIENT_STATUS or code >= 500:
+        return AttemptResult(
+            Outcome.TRANSIENT,
+            error=error,
+            status_code=code,
+            response_body=text,
+            retry_after_ms=parse_retry_after(retry_after),
+        )
+    return AttemptResult(Outcome.PERMANENT, error=error, status_code=code, response_body=text)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLimits:
+    max_connections: int = 256  # all destinations together
+    max_per_host: int = 32  # per (scheme, host, port)
+    keepalive_s: float = 30.0  # an idle connection is closed after this long
+
+
+class AsyncHttpSender:
+    """One pooled aiohttp session; create, use and close it on one event loop."""
+
+    def __init__(
+        self,
+        limits: PoolLimits,
+        *,
+        user_agent: str = "queue_system-webhooks/0.1",
+        resolver_factory: Callable[[], AbstractResolver] | None = None,
+        permanent_errors: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        self.limits = limits
+        self.user_agent = user_agent
+        self.resolver_factory = resolver_factory
+        self._resolver: AbstractResolver | None = None
+        self.permanent_errors = permanent_errors
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        self._resolver = self.resolver_factory() if self.resolver_factory else None
+        connector = aiohttp.TCPConnector(
+            limit=self.limits.max_connections,
+            limit_per_host=self.limits.max_per_host,
+            keepalive_timeout=self.limits.keepalive_s,
+            resolver=self._resolver,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers={"User-Agent": self.user_agent},
+            # No cookies carried from one customer's webhook to another's; no env proxies.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, request: WebhookRequest, timeout_s: float) -> AttemptResult:
+        if self._session is None:
+            raise RuntimeError("AsyncHttpSender.open() has not run")
+        try:
+            if self._resolver is not None:
+                await _check_literal(self._resolver, request.url)
+            async with self._session.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                data=request.content,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                allow_redirects=False,
+            ) as response:
+                body = await _read_prefix(response)
+                return classify_status(response.status, response.headers.get("Retry-After"), body)
+        except TimeoutError as exc:  # aiohttp's timeouts subclass it
+            return AttemptResult(
+                Outcome.TRANSIENT, error=f"timeout after {timeout_s:g}s ({type(exc).__name__})"
+            )
+        except aiohttp.InvalidURL as exc:
+            return AttemptResult(Outcome.PERMANENT, error=f"invalid URL: {exc}")
+        except self.permanent_errors as exc:
+            return AttemptResult(Outcome.PERMANENT, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
+        except (aiohttp.ClientError, OSError) as exc:
+            return AttemptResult(Outcome.TRANSIENT, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
+
+
+async def _check_literal(resolver: AbstractResolver, url: str) -> None:
+    """Put an IP-literal host through the guard's resolver, which aiohttp would skip."""
+    _, host, port = destination(url)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return  # a name: the connector resolves it through the guard
+    await resolver.resolve(host, port)
+
+
+async def _read_prefix(response: aiohttp.ClientResponse) -> bytes:
+    buf = bytearray()
+    while len(buf) < READ_LIMIT:
+        chunk = await response.content.read(READ_LIMIT - len(buf))
+        if not chunk:
+            return bytes(buf)
+        buf += chunk
+    # More than READ_LIMIT: close rather than drain, so a huge body cannot hold the connection.
+    response.close()
+    return bytes(buf)
+
+
+__all__ = [
+    "AsyncHttpSender",
+    "Destination",
+    "PoolLimits",
+    "WebhookRequest",
+    "classify_status",
+    "destination",
+]
