@@ -119,7 +119,9 @@ def tasks() -> None:
 @click.option("--max-retries", type=click.IntRange(0, 100), help="Retries after the first attempt.")
 @client_command
 def submit(opts: Options, **given: Any) -> None:
-    """Submit a task: --type with --payload, or --webhook URL with --method/--header/--body."""
+    """Submit a task, or a webhook.
+
+    --type with --payload, or --webhook URL with --method, --header and --body."""
     body = _submit_body(**given)
     with Api(opts) as api:
         response = api.call("POST", TASKS, body=body)
@@ -218,7 +220,9 @@ def _act(opts: Options, task_id: str, action: str) -> None:
 @click.argument("task_id")
 @client_command
 def retry(opts: Options, task_id: str) -> None:
-    """Run a failed or cancelled task again now (another status: exit 4)."""
+    """Run a failed or cancelled task again now.
+
+    Another status is a conflict: exit 4."""
     _act(opts, task_id, "retry")
 
 
@@ -226,7 +230,9 @@ def retry(opts: Options, task_id: str) -> None:
 @click.argument("task_id")
 @client_command
 def cancel(opts: Options, task_id: str) -> None:
-    """Cancel a pending, scheduled or retrying task (another status: exit 4)."""
+    """Cancel a pending, scheduled or retrying task.
+
+    Another status is a conflict: exit 4."""
     _act(opts, task_id, "cancel")
 
 
@@ -235,7 +241,9 @@ def cancel(opts: Options, task_id: str) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask.")
 @client_command
 def delete(opts: Options, task_id: str, yes: bool) -> None:
-    """Delete a task (a task that could still run is cancelled first)."""
+    """Delete a task (asks first).
+
+    A task that could still run is cancelled first, so it never runs again."""
     if not yes:
         confirm(f"Delete task {task_id}?")
     with Api(opts) as api:
@@ -252,7 +260,9 @@ def delete(opts: Options, task_id: str, yes: bool) -> None:
 @click.command()
 @client_command
 def stats(opts: Options) -> None:
-    """Counts by status and type, queue depths, delayed tasks, oldest pending age."""
+    """Counts by status and type, queue depths.
+
+    Also the delayed tasks (scheduled or waiting to retry) and the oldest pending age."""
     with Api(opts) as api:
         data = api.json("GET", "/api/v1/stats")
     if opts.as_json:
@@ -273,14 +283,18 @@ def _report(opts: Options, path: str, what: str) -> None:
 @click.command()
 @client_command
 def workers(opts: Options) -> None:
-    """Workers alive with their heartbeat age (GET /api/v1/workers)."""
+    """Workers alive and their heartbeat age.
+
+    GET /api/v1/workers; a server without it: exit 3."""
     _report(opts, "/api/v1/workers", "workers")
 
 
 @click.command()
 @client_command
 def destinations(opts: Options) -> None:
-    """Webhook destinations and their circuit-breaker state (GET /api/v1/destinations)."""
+    """Webhook destinations and their breaker state.
+
+    GET /api/v1/destinations; a server without it: exit 3."""
     _report(opts, "/api/v1/destinations", "destinations")
 
 
@@ -319,7 +333,10 @@ def purge(
     opts: Options, statuses: tuple[str, ...], older_than: timedelta, task_type: str | None,
     queue: str | None, most: int, yes: bool,
 ) -> None:  # fmt: skip
-    """Delete the tasks with a status created before a time: purge --status failed --older-than 7d."""
+    """Delete old tasks of some status (asks first).
+
+    purge --status failed --older-than 7d: lists the matching tasks, says how many, asks (unless
+    --yes), deletes each, and reports the counts; exit 1 if any deletion failed."""
     before = render.rfc3339(datetime.now(UTC) - older_than)
     params = _filters(statuses, task_type, queue) | {"created_before": before}
     with Api(opts) as api:
