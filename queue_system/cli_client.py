@@ -171,7 +171,7 @@ def _header(text: str) -> tuple[str, str]:
 @click.option("--status", "statuses", multiple=True, type=STATUS, help="Only this status; repeatable.")
 @click.option("--type", "task_type", help="Only tasks of this type.")
 @click.option("--queue", help="Only tasks on this queue.")
-@click.option("--limit", type=click.IntRange(1, PAGE), default=50, show_default=True, help="Tasks per page.")
+@click.option("--limit", type=click.IntRange(1, PAGE), help="Tasks per page: 50, or 500 with --all.")
 @click.option("--cursor", help="Continue from the `next_cursor` of a previous list.")
 @click.option(
     "--all", "follow", is_flag=True, help=f"Follow the pages to the end (at most {MAX_LISTED:,} tasks)."
@@ -179,12 +179,15 @@ def _header(text: str) -> tuple[str, str]:
 @client_command
 def list_tasks(
     opts: Options, statuses: tuple[str, ...], task_type: str | None, queue: str | None,
-    limit: int, cursor: str | None, follow: bool,
+    limit: int | None, cursor: str | None, follow: bool,
 ) -> None:  # fmt: skip
-    """List tasks, newest first. --json prints {"items": [...], "next_cursor": ...}."""
+    """List tasks, newest first.
+
+    --json prints {"items": [...], "next_cursor": ...}; next_cursor is null at the end."""
+    page = limit or (PAGE if follow else 50)
     with Api(opts) as api:
         items, more = fetch_tasks(
-            api, _filters(statuses, task_type, queue), limit, cursor, MAX_LISTED if follow else limit
+            api, _filters(statuses, task_type, queue), page, cursor, MAX_LISTED if follow else page
         )
     if opts.as_json:
         emit_json({"items": items, "next_cursor": more})

@@ -158,6 +158,8 @@ def test_list_filters_and_pages(cli: Cli, api: httpx.Client) -> None:
         t["id"] for t in page["items"] + rest["items"]
     ]
 
+    assert json.loads(ok(cli("tasks", "list", "--all", "--json")))["items"] == everything["items"]
+
     human = cli("tasks", "list", "--limit", "2")
     lines = ok(human).splitlines()
     assert lines[0].split()[:5] == ["ID", "TYPE", "STATUS", "QUEUE", "ATTEMPTS"] and len(lines) == 3
