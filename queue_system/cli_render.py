@@ -1,0 +1,145 @@
+"""Plain-text output of the `queue-system` client commands: aligned columns, no colours, no wide
+characters, so it reads the same in a terminal, a log file and an email."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+CELL = 60  # longer cells are cut: a table row stays on one line in a wide terminal
+
+
+def rfc3339(when: datetime) -> str:
+    """-> `2026-11-23T09:27:06.952Z`, the API's own format."""
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = [list(headers), *cells]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())  # error messages and response bodies may span lines
+    return text if len(text) <= CELL else text[: CELL - 3] + "..."
+
+
+def when(text: str | None) -> str | None:
+    """`2026-11-23T09:27:06.952Z` -> `2026-11-23 09:27:06` (the columns say UTC)."""
+    return text[:19].replace("T", " ") if text else None
+
+
+def millis(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    if ms < 1000:
+        return f"{ms} ms"
+    seconds = ms / 1000
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def task_table(tasks: Sequence[dict[str, Any]]) -> str:
+    return table(
+        ("ID", "TYPE", "STATUS", "QUEUE", "ATTEMPTS", "CREATED (UTC)", "LAST ERROR"),
+        [
+            (
+                t["id"],
+                t["type"],
+                t["status"],
+                t["queue"],
+                t["attempts"],
+                when(t["created_at"]),
+                t.get("last_error"),
+            )
+            for t in tasks
+        ],
+    )
+
+
+def task_detail(task: dict[str, Any]) -> str:
+    fields = [
+        ("id", task["id"]),
+        ("type", task["type"]),
+        ("status", task["status"]),
+        ("queue", task["queue"]),
+        ("attempts", task["attempts"]),
+        ("created (UTC)", when(task["created_at"])),
+        ("updated (UTC)", when(task["updated_at"])),
+        ("next attempt (UTC)", when(task.get("next_attempt_at"))),
+        ("completed (UTC)", when(task.get("completed_at"))),
+        ("last error", task.get("last_error")),
+        ("result", task.get("result")),
+        ("retry", task.get("retry")),
+    ]
+    width = max(len(name) for name, _ in fields)
+    lines = [f"{name + ':':<{width + 1}}  {_text(value)}" for name, value in fields if value is not None]
+    lines += ["", "payload:", json.dumps(task.get("payload"), indent=2, ensure_ascii=False), ""]
+    history = task.get("attempt_history") or []
+    lines.append(f"attempts ({len(history)} kept):" if history else "attempts: none yet")
+    if history:
+        lines.append(timeline(history))
+    return "\n".join(lines)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def timeline(history: Sequence[dict[str, Any]]) -> str:
+    """One row per attempt, oldest first: what started it, how it ended, what the receiver said."""
+    return table(
+        ("#", "STARTED (UTC)", "TRIGGER", "OUTCOME", "CODE", "DURATION", "ERROR / RESPONSE"),
+        [
+            (
+                a["n"],
+                when(a["started_at"]),
+                a.get("trigger", "auto"),
+                a["outcome"],
+                a.get("status_code"),
+                millis(a.get("duration_ms")),
+                a.get("error") or a.get("response_body"),
+            )
+            for a in history
+        ],
+    )
+
+
+def stats(data: dict[str, Any]) -> str:
+    parts = [
+        table(("STATUS", "TASKS"), list(data.get("by_status", {}).items())),  # the lifecycle order
+        table(("TYPE", "TASKS"), sorted(data.get("by_type", {}).items())),
+        table(
+            ("QUEUE", "READY", "DEAD"),
+            [(name, q.get("ready"), q.get("dead")) for name, q in sorted(data.get("queues", {}).items())],
+        ),
+        f"delayed (scheduled or waiting to retry): {data.get('delayed', 0)}\n"
+        f"oldest pending: {millis(data.get('oldest_pending_age_ms')) or 'none'}",
+    ]
+    return "\n\n".join(parts)
+
+
+def records(data: Any, what: str) -> str:
+    """A table of whatever list of objects an endpoint returns (`[...]`, `{"items": [...]}` or
+    `{"<what>": [...]}`); anything else as indented JSON."""
+    rows = data
+    if isinstance(data, dict):
+        rows = data.get(what, data.get("items", data))
+    if isinstance(rows, list) and all(isinstance(r, dict) for r in rows):
+        if not rows:
+            return f"no {what}"
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        return table([c.upper() for c in columns], [[row.get(c) for c in columns] for row in rows])
+    return json.dumps(data, indent=2, ensure_ascii=False)
