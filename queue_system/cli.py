@@ -83,3 +83,14 @@ def run() -> None:
     from queue_system.launcher import run_all
 
     sys.exit(run_all(settings_or_exit(need_redis=False)))
+
+
+def _add_client_commands() -> None:
+    # The client commands (tasks, stats, workers, destinations, purge) talk to the API over HTTP.
+    from queue_system.cli_client import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_add_client_commands()
