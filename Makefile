@@ -65,3 +65,33 @@ bench: $(BENCH_STAMP) bench-tools ## Run the benchmarks (about 6 min): table, be
 
 bench-quick: $(BENCH_STAMP) bench-tools ## Smoke-run the harness at tiny sizes (about 1 min; results in bench/results/logs/)
 	$(PY) -m bench --quick $(BENCH_ARGS)
+
+# ---- containers (docker-compose.yml, docker/); `make docker-test` readies a bare Debian machine
+COMPOSE_BIN := $(VENV)/docker-tools/docker-compose
+# The Compose binary docker/ci/setup.sh fetched, else the Docker CLI's own plugin.
+COMPOSE ?= $(if $(wildcard $(COMPOSE_BIN)),$(COMPOSE_BIN),docker compose)
+DOCKER_TEST_TIMEOUT ?= 1500
+.PHONY: docker-setup docker-build docker-up docker-down docker-logs docker-test lint-docker
+
+docker-setup: $(STAMP) ## Start dockerd, build stand-in base images, fetch Compose+hadolint (when missing)
+	bash docker/ci/setup.sh
+
+docker-build: ## Build the api and worker images
+	$(COMPOSE) build
+
+docker-up: ## Start Redis, the API on :8080 and a worker in containers; waits until healthy
+	$(COMPOSE) up -d --build --wait
+
+docker-down: ## Stop and remove the containers (the Redis volume stays; add ARGS=-v to drop it)
+	$(COMPOSE) down $(ARGS)
+
+docker-logs: ## Follow the containers' logs
+	$(COMPOSE) logs -f --tail=100
+
+docker-test: docker-setup ## End to end in containers: build, webhook, scale, stop a worker mid-delivery
+	COMPOSE="$(COMPOSE_BIN)" timeout $(DOCKER_TEST_TIMEOUT) $(PY) -m pytest tests/docker -m docker -p no:cacheprovider $(PYTEST_ARGS)
+
+lint-docker: $(STAMP) ## hadolint on the Dockerfiles, `docker compose config` (no daemon needed)
+	bash docker/ci/setup.sh tools
+	$(BIN)/hadolint docker/api.Dockerfile docker/worker.Dockerfile
+	$(COMPOSE_BIN) config --quiet
