@@ -32,7 +32,7 @@ run-worker: $(STAMP) ## Start the worker alone (needs REDIS_URL): queue-system w
 test: $(STAMP) ## Run the whole test suite (real Redis, real processes)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff, mypy (strict) and the import contracts (pyproject.toml)
+lint: $(STAMP) lint-docker ## ruff, mypy (strict), the import contracts (pyproject.toml), hadolint and compose config
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -89,7 +89,7 @@ docker-logs: ## Follow the containers' logs
 	$(COMPOSE) logs -f --tail=100
 
 docker-test: docker-setup ## End to end in containers: build, webhook, scale, stop a worker mid-delivery
-	COMPOSE="$(COMPOSE_BIN)" timeout $(DOCKER_TEST_TIMEOUT) $(PY) -m pytest tests/docker -m docker -p no:cacheprovider $(PYTEST_ARGS)
+	QS_DOCKER_TEST=1 COMPOSE="$(COMPOSE_BIN)" timeout $(DOCKER_TEST_TIMEOUT) $(PY) -m pytest tests/docker -m docker -p no:cacheprovider --durations=5 $(PYTEST_ARGS)
 
 lint-docker: $(STAMP) ## hadolint on the Dockerfiles, `docker compose config` (no daemon needed)
 	bash docker/ci/setup.sh tools
