@@ -1,0 +1,22 @@
+"""`make docker-test` only: these tests build images and run containers, so `make test` skips them."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+ENABLED = os.environ.get("QS_DOCKER_TEST") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "docker: builds the images and runs them with Docker Compose")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if ENABLED:
+        return
+    skip = pytest.mark.skip(reason="containers: run by `make docker-test`")
+    for item in items:
+        if item.get_closest_marker("docker"):
+            item.add_marker(skip)
