@@ -33,9 +33,8 @@ def _int(value: str | None) -> int | None:
 def task_from_hash(
     fields: dict[str, str], history: list[str] | None = None, payload: str | None = None
 ) -> Task:
-    """A task from its hash, its attempt history and its payload (kept in a key of its own;
-    the claim script returns it among the fields)."""
-    payload = payload if payload is not None else fields.get("payload")
+    """A task from its hash, its attempt history and its payload (a key of its own): the one
+    decoder of a task, for reads and for the claim script's reply alike."""
     retry = fields.get("retry")
     return Task(
         id=fields["id"],
