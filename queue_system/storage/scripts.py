@@ -57,11 +57,35 @@ def _load(name: str) -> str:
     return (files("queue_system.storage") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
 
 
-PRELUDE = render_prelude() + _load("common")
+# A top-level definition of the prelude or common.lua (with the comment lines above it).
+_DEFINITION = re.compile(r"^(?:--[^\n]*\n)*local (?:function )?(\w+)[^\n]*\n(?:[ \t}][^\n]*\n|end\n)*", re.M)
+
+
+def _used_definitions(library: str, body: str) -> str:
+    """The definitions of `library` that `body` uses, directly or through each other, in order.
+
+    Redis runs a script's whole chunk on every call, so each helper defined costs a closure per
+    call; the hot scripts (claim, finish) use a few of them."""
+    defs = [(m.group(1), m.group(0)) for m in _DEFINITION.finditer(library)]
+    used = {"P"}
+    text = body
+    changed = True
+    while changed:
+        changed = False
+        for name, source in defs:
+            if name not in used and re.search(rf"\b{name}\b", text):
+                used.add(name)
+                text += source
+                changed = True
+    return "".join(source for name, source in defs if name in used)
+
+
+_LIBRARY = render_prelude() + _load("common")
 
 
 def _script(name: str) -> str:
-    return PRELUDE + _load(name)
+    body = _load(name)
+    return _used_definitions(_LIBRARY, body) + body
 
 
 CREATE = _script("create")

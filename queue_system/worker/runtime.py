@@ -2,6 +2,8 @@
 
 One `httpx.Client` (thread-safe, pooled) and one Redis client per worker process, created as
 the process boots and closed when it shuts down; the reconciler loop runs beside the actor threads.
+`Runtime.run` is what the actors call: it gives the runner the message's ack (built by the broker)
+and, when the finish script did the ack, tells the broker's consumer not to ack again.
 """
 
 from __future__ import annotations
