@@ -151,8 +151,8 @@ class TaskStore:
         reply = self._claim(task_id, token, now, lease_until)
         if reply[0] == "ok":
             _, pairs, payload = reply
-            fields = dict(zip(pairs[::2], pairs[1::2], strict=True))
-            return Claim(task_from_hash(fields, None, payload))
+            names_values = iter(pairs)
+            return Claim(task_from_hash(dict(zip(names_values, names_values)), None, payload))
         if reply[0] == "not_claimable":
             return Skip(SkipReason.NOT_CLAIMABLE, TaskStatus(reply[1]))
         return Skip(SkipReason(reply[0]))
