@@ -151,8 +151,9 @@ class TaskStore:
         reply = self._claim(task_id, token, now, lease_until)
         if reply[0] == "ok":
             _, pairs, payload = reply
-            names_values = iter(pairs)
-            return Claim(task_from_hash(dict(zip(names_values, names_values)), None, payload))
+            names_values = iter(pairs)  # name, value, name, value, ...
+            fields = dict(zip(names_values, names_values, strict=True))
+            return Claim(task_from_hash(fields, None, payload))
         if reply[0] == "not_claimable":
             return Skip(SkipReason.NOT_CLAIMABLE, TaskStatus(reply[1]))
         return Skip(SkipReason(reply[0]))
