@@ -13,9 +13,10 @@ import redis
 from litestar.testing import AsyncTestClient, TestClient
 
 from queue_system.api.app import create_app
-from queue_system.domain.models import Attempt, Outcome, TaskStatus
+from queue_system.domain.models import Attempt, AttemptResult, Outcome, TaskStatus
+from queue_system.domain.retry import Decision
 from queue_system.settings import load_settings
-from queue_system.storage.redis_store import TaskStore
+from queue_system.storage.redis_store import Claim, TaskStore
 from tests.test_api import HOOK, assert_problem
 
 
@@ -127,17 +128,12 @@ def test_timeout_is_stored(client: TestClient[Any], redis_client: redis.Redis) -
 
 def _fail(redis_client: redis.Redis, task_id: str) -> None:
     store = TaskStore(redis_client)
-    assert store.claim(task_id, 1, 10**13, 10**13 + 1).task is not None
+    claim = store.claim(task_id, 1, 10**13, 10**13 + 1)
+    assert isinstance(claim, Claim)
     attempt = Attempt(n=1, started_at=1, duration_ms=1, outcome=Outcome.PERMANENT, status_code=404)
+    result = AttemptResult(Outcome.PERMANENT, error="HTTP 404", status_code=404)
     assert store.finish(
-        task_id,
-        1,
-        now=10**13,
-        status=TaskStatus.FAILED,
-        next_at=None,
-        retention_ms=60_000,
-        attempt=attempt,
-        fields={"last_error": "HTTP 404"},
+        claim.task, attempt, Decision(TaskStatus.FAILED), result, now=10**13, retention_ms=60_000
     ).recorded
 
 
@@ -156,7 +152,7 @@ def test_manual_retry_of_a_failed_task(client: TestClient[Any], redis_client: re
     assert redis_client.zscore("qs:expiry", task_id) is None
     # The next claim is recorded as manual.
     claim = TaskStore(redis_client).claim(task_id, 2, 10**13, 10**13 + 1)
-    assert claim.task is not None
+    assert isinstance(claim, Claim)
     assert claim.task.trigger == "manual"
     assert claim.task.attempt_base == 1
     assert_problem(client.post("/api/v1/tasks/nope/retry"), 404)

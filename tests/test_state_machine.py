@@ -1,34 +1,134 @@
-"""The transition table in the domain agrees with what the storage scripts accept."""
+"""The status machine, as the storage scripts enforce it: every script, from every status, on a real
+Redis. The table below is the truth (domain/models.py's docstring draws it); each script names the
+statuses it accepts, so this test is what keeps the two in step.
+
+Each case reaches its starting status through the scripts themselves, runs one script, and checks
+the resulting status, and that the task sits in exactly that status's index.
+"""
 
 from __future__ import annotations
 
-from queue_system.domain.models import CANCELLABLE, CLAIMABLE, TRANSITIONS, TaskStatus, can_transition
-from queue_system.storage import scripts
+import asyncio
+from collections.abc import Callable
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
+from queue_system.domain.retry import Decision
+from queue_system.storage.keys import Keys
+from queue_system.storage.redis_store import AsyncTaskStore, ChangeResult, TaskStore
+from tests.test_store import create, finish_with
+
+K = Keys()
+PENDING, SCHEDULED, PROCESSING, RETRYING = "pending", "scheduled", "processing", "retrying"
+COMPLETED, FAILED, CANCELLED, GONE = "completed", "failed", "cancelled", "gone"
+LATER = 10**7  # past every lease, due time and retention the setup writes
+RETENTION_MS = 60_000
+
+# script -> {from: to}; a status not listed is left as it is.
+EXPECTED: dict[str, dict[str, str]] = {
+    "claim": {PENDING: PROCESSING, RETRYING: PROCESSING},
+    "finish completed": {PROCESSING: COMPLETED},
+    "finish retrying": {PROCESSING: RETRYING},
+    "finish failed": {PROCESSING: FAILED},
+    "promote": {SCHEDULED: PENDING},  # a due retrying task is dispatched and stays retrying
+    "reclaim": {PROCESSING: RETRYING},  # the lease expired; after MAX_LOST_IN_A_ROW: failed
+    "renew": {},
+    "cancel": {PENDING: CANCELLED, SCHEDULED: CANCELLED, RETRYING: CANCELLED},
+    "retry": {FAILED: PENDING, CANCELLED: PENDING},
+    "redispatch": {},  # a new message, same status
+    "sweep": {COMPLETED: GONE, FAILED: GONE, CANCELLED: GONE},
+    "delete": {status.value: GONE for status in TaskStatus},
+}
 
 
-def test_final_statuses_have_no_way_out_but_manual_retry() -> None:
-    assert TRANSITIONS[TaskStatus.COMPLETED] == frozenset()
-    for status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
-        assert TRANSITIONS[status] == {TaskStatus.PENDING}
+def _async(redis_url: str, call: Callable[[AsyncTaskStore], object]) -> object:
+    async def go() -> object:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            return await call(AsyncTaskStore(client))  # type: ignore[misc]
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
 
 
-def test_claimable_statuses_lead_to_processing() -> None:
-    for status in CLAIMABLE:
-        assert can_transition(status, TaskStatus.PROCESSING)
-        assert f"'{status.value}'" in scripts.CLAIM
+def _finish(store: TaskStore, status: TaskStatus, *, now: int, next_at: int | None = None) -> None:
+    result = AttemptResult(Outcome.SUCCESS if status is TaskStatus.COMPLETED else Outcome.TRANSIENT)
+    finish_with(store, "t", 1, Decision(status, next_at), result, now=now)
 
 
-def test_cancellable_statuses_lead_to_cancelled_in_domain_and_script() -> None:
-    for status in CANCELLABLE:
-        assert can_transition(status, TaskStatus.CANCELLED)
-        assert f"'{status.value}'" in scripts.CANCEL
-    assert not can_transition(TaskStatus.PROCESSING, TaskStatus.CANCELLED)
+def _reach(status: str, store: TaskStore, redis_url: str) -> None:
+    """Task `t`, current token 1, in `status`, by way of the scripts."""
+    create(redis_url, "t", now=1_000, due=50_000 if status == SCHEDULED else None)
+    if status in (PROCESSING, RETRYING, COMPLETED, FAILED):
+        store.claim("t", 1, 1_500, 9_000)
+    if status in (RETRYING, COMPLETED, FAILED):
+        _finish(store, TaskStatus(status), now=2_000, next_at=5_000 if status == RETRYING else None)
+    if status == CANCELLED:
+        _async(redis_url, lambda s: s.cancel("t", 2_000, RETENTION_MS))
 
 
-def test_processing_ends_in_the_statuses_finish_writes() -> None:
-    assert TRANSITIONS[TaskStatus.PROCESSING] == {
-        TaskStatus.COMPLETED,
-        TaskStatus.RETRYING,
-        TaskStatus.FAILED,
-    }
-    assert "f[1] ~= 'processing'" in scripts.FINISH
+def _finish_as(status: TaskStatus) -> Callable[[TaskStore, str, str], object]:
+    def run(store: TaskStore, _status: str, _url: str) -> object:
+        _finish(store, status, now=LATER, next_at=LATER + 1)
+        return None
+
+    return run
+
+
+# script -> how to run it on task `t` (current token 1): (store, its status, redis_url)
+RUN: dict[str, Callable[[TaskStore, str, str], object]] = {
+    "claim": lambda store, _, __: store.claim("t", 1, LATER, LATER + 10_000),
+    "finish completed": _finish_as(TaskStatus.COMPLETED),
+    "finish retrying": _finish_as(TaskStatus.RETRYING),
+    "finish failed": _finish_as(TaskStatus.FAILED),
+    "promote": lambda store, _, __: store.promote_due(LATER),
+    "reclaim": lambda store, _, __: store.reclaim_expired(LATER, RETENTION_MS),
+    "renew": lambda store, _, __: store.renew_leases(LATER + 10_000, [("t", 1)]),
+    "cancel": lambda _, __, url: _async(url, lambda s: s.cancel("t", LATER, RETENTION_MS)),
+    "retry": lambda _, __, url: _async(url, lambda s: s.retry("t", LATER)),
+    "redispatch": lambda store, status, _: store.redispatch_stranded(TaskStatus(status), 0, LATER, 0),
+    "sweep": lambda store, _, __: store.sweep(LATER),
+    "delete": lambda _, __, url: _async(url, lambda s: s.delete("t")),
+}
+
+
+def _status(client: redis.Redis) -> str:
+    status = client.hget(K.task("t"), "status")
+    indexed = [s.value for s in TaskStatus if client.zscore(K.index(status=s.value), "t") is not None]
+    assert indexed == ([status] if status else []), f"status {status}, in the indexes of {indexed}"
+    return str(status) if status else GONE
+
+
+def test_every_script_is_in_the_table() -> None:
+    assert set(RUN) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("script", list(EXPECTED))
+def test_every_script_from_every_status(script: str, redis_client: redis.Redis, redis_url: str) -> None:
+    store = TaskStore(redis_client)
+    actual, expected = {}, {}
+    try:
+        for start in TaskStatus:
+            redis_client.flushdb()
+            _reach(start.value, store, redis_url)
+            assert _status(redis_client) == start.value
+            RUN[script](store, start.value, redis_url)
+            actual[start.value] = _status(redis_client)
+            expected[start.value] = EXPECTED[script].get(start.value, start.value)
+    finally:
+        store.close()
+    assert actual == expected
+
+
+def test_a_refused_change_names_the_status_that_refused(redis_client: redis.Redis, redis_url: str) -> None:
+    store = TaskStore(redis_client)
+    try:
+        _reach(PROCESSING, store, redis_url)
+    finally:
+        store.close()
+    refused = _async(redis_url, lambda s: s.cancel("t", LATER, RETENTION_MS))
+    assert isinstance(refused, ChangeResult) and refused.status is TaskStatus.PROCESSING

@@ -7,14 +7,38 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from importlib.resources import files
 
+import dramatiq
 import pytest
 import redis
 import redis.asyncio as aioredis
 
-from queue_system.domain.models import MAX_HISTORY, MAX_LOST_IN_A_ROW, Attempt, Outcome, TaskStatus
-from queue_system.storage.keys import RUN_ACTOR, Keys
-from queue_system.storage.redis_store import AsyncTaskStore, NewTask, Query, TaskStore
+from queue_system.domain.models import (
+    MAX_HISTORY,
+    MAX_LOST_IN_A_ROW,
+    Attempt,
+    AttemptResult,
+    Outcome,
+    Task,
+    TaskStatus,
+)
+from queue_system.domain.retry import Decision
+from queue_system.storage import dramatiq_wire, scripts
+from queue_system.storage.keys import Keys
+from queue_system.storage.redis_store import (
+    AsyncTaskStore,
+    Change,
+    ChangeResult,
+    Claim,
+    Finished,
+    MessageAck,
+    NewTask,
+    Query,
+    Skip,
+    SkipReason,
+    TaskStore,
+)
 
 K = Keys()
 
@@ -50,8 +74,52 @@ def create(
     return asyncio.run(go())
 
 
+def get(redis_url: str, task_id: str) -> Task | None:
+    """The task as the API reads it."""
+
+    async def go() -> Task | None:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            return await AsyncTaskStore(client).get(task_id)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
 def attempt(n: int = 1) -> Attempt:
     return Attempt(n=n, started_at=1_000, duration_ms=5, outcome=Outcome.SUCCESS, status_code=200)
+
+
+def claimed(task_id: str, token: int) -> Task:
+    """A task as its claim returned it (what finish is given)."""
+    return Task(
+        id=task_id,
+        type="webhook",
+        payload=None,
+        status=TaskStatus.PROCESSING,
+        queue="default",
+        attempts=1,
+        created_at=1_000,
+        updated_at=1_000,
+        token=token,
+    )
+
+
+def finish_with(
+    store: TaskStore,
+    task_id: str,
+    token: int,
+    decision: Decision,
+    result: AttemptResult,
+    *,
+    now: int = 2_000,
+    n: int = 1,
+    ack: MessageAck | None = None,
+) -> Finished:
+    return store.finish(
+        claimed(task_id, token), attempt(n), decision, result, now=now, retention_ms=60_000, ack=ack
+    )
 
 
 def finish(
@@ -63,16 +131,16 @@ def finish(
     now: int = 2_000,
     next_at: int | None = None,
 ) -> bool:
-    return store.finish(
-        task_id,
-        token,
-        now=now,
-        status=status,
-        next_at=next_at,
-        retention_ms=60_000,
-        attempt=attempt(),
-        fields={"result": "1"} if status is TaskStatus.COMPLETED else {},
-    ).recorded
+    if status is TaskStatus.COMPLETED:
+        result = AttemptResult(Outcome.SUCCESS, result=1)
+    else:
+        result = AttemptResult(Outcome.TRANSIENT, error="HTTP 503")
+    return finish_with(store, task_id, token, Decision(status, next_at), result, now=now).recorded
+
+
+def ok(claim: Claim | Skip) -> Task:
+    assert isinstance(claim, Claim), claim
+    return claim.task
 
 
 def queued_messages(client: redis.Redis) -> list[dict[str, object]]:
@@ -85,40 +153,44 @@ def test_create_stores_record_indexes_and_a_dramatiq_message(
     store: TaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     assert create(redis_url, "t1")
-    task = store.get("t1")
+    task = get(redis_url, "t1")
     assert task is not None and task.status is TaskStatus.PENDING and task.token == 1
     assert redis_client.zscore(K.index(), "t1") == 1_000
     assert redis_client.zscore(K.index(status="pending"), "t1") == 1_000
     assert redis_client.zscore(K.index(type_="webhook"), "t1") == 1_000
     (msg,) = queued_messages(redis_client)
-    # Exactly the shape dramatiq.Message.decode expects.
+    # Exactly the layout dramatiq_wire describes, and what dramatiq.Message.decode reads.
+    assert msg == dramatiq_wire.message("t1", 1, "default", 1_000)
     assert msg == {
         "queue_name": "default",
-        "actor_name": RUN_ACTOR,
+        "actor_name": "run_task",
         "args": ["t1", 1],
         "kwargs": {},
         "options": {"redis_message_id": "t1#1"},
         "message_id": "t1#1",
         "message_timestamp": 1_000,
     }
+    decoded = dramatiq.Message.decode(json.dumps(msg).encode())
+    assert decoded.actor_name == "run_task" and decoded.args == ("t1", 1)
 
 
 def test_duplicate_id_is_not_overwritten(store: TaskStore, redis_client: redis.Redis, redis_url: str) -> None:
     assert create(redis_url, "dup")
     assert not create(redis_url, "dup", now=5_000)
-    task = store.get("dup")
+    task = get(redis_url, "dup")
     assert task is not None and task.created_at == 1_000
     assert len(queued_messages(redis_client)) == 1
 
 
 def test_claim_then_complete(store: TaskStore, redis_client: redis.Redis, redis_url: str) -> None:
     create(redis_url, "t")
-    claim = store.claim("t", 1, 1_500, 20_000)
-    assert claim.reason == "ok" and claim.task is not None
-    assert claim.task.status is TaskStatus.PROCESSING and claim.task.attempts == 1
+    started = ok(store.claim("t", 1, 1_500, 20_000))
+    assert started.status is TaskStatus.PROCESSING and started.attempts == 1 and started.token == 1
+    assert started.payload == {"url": "http://x"} and started.updated_at == 1_500
+    assert started.trigger == "auto" and started.type == "webhook" and started.queue == "default"
     assert redis_client.zscore(K.leases, "t") == 20_000
     assert finish(store, "t", 1, TaskStatus.COMPLETED)
-    task = store.get("t")
+    task = get(redis_url, "t")
     assert task is not None and task.status is TaskStatus.COMPLETED and task.result == 1
     assert [a.n for a in task.history] == [1]
     assert redis_client.zscore(K.leases, "t") is None
@@ -131,19 +203,12 @@ def test_claim_then_complete(store: TaskStore, redis_client: redis.Redis, redis_
 def test_attempt_history_keeps_the_last_max_history_attempts(store: TaskStore, redis_url: str) -> None:
     create(redis_url, "h")
     for n in range(1, MAX_HISTORY + 6):
-        assert store.claim("h", n, 1_000 + n, 9_000_000).reason == "ok"
-        assert store.finish(
-            "h",
-            n,
-            now=1_000 + n,
-            status=TaskStatus.RETRYING,
-            next_at=1_000 + n,
-            retention_ms=60_000,
-            attempt=attempt(n),
-            fields={},
-        ).recorded
+        assert isinstance(store.claim("h", n, 1_000 + n, 9_000_000), Claim)
+        decision = Decision(TaskStatus.RETRYING, 1_000 + n)
+        result = AttemptResult(Outcome.TRANSIENT, error="HTTP 503")
+        assert finish_with(store, "h", n, decision, result, now=1_000 + n, n=n).recorded
         assert store.promote_due(1_000 + n) == 1  # the next token
-    task = store.get("h")
+    task = get(redis_url, "h")
     assert task is not None and task.attempts == MAX_HISTORY + 5
     assert [a.n for a in task.history] == list(range(6, MAX_HISTORY + 6))
 
@@ -154,37 +219,40 @@ def test_a_repeated_finish_is_recorded_once(store: TaskStore, redis_url: str) ->
     store.claim("t", 1, 1_500, 9_000)
     assert finish(store, "t", 1, TaskStatus.COMPLETED)
     assert finish(store, "t", 1, TaskStatus.COMPLETED)
-    task = store.get("t")
+    task = get(redis_url, "t")
     assert task is not None and task.status is TaskStatus.COMPLETED
     assert [a.n for a in task.history] == [1]
 
 
 def test_duplicate_or_stale_messages_are_skipped(store: TaskStore, redis_url: str) -> None:
     create(redis_url, "t")
-    assert store.claim("t", 2, 1_500, 9_000).reason == "stale"
-    assert store.claim("t", 1, 1_500, 9_000).reason == "ok"
-    assert store.claim("t", 1, 1_500, 9_000).reason == "skip:processing"
+    assert store.claim("t", 2, 1_500, 9_000) == Skip(SkipReason.STALE)
+    assert isinstance(store.claim("t", 1, 1_500, 9_000), Claim)
+    assert store.claim("t", 1, 1_500, 9_000) == Skip(SkipReason.NOT_CLAIMABLE, TaskStatus.PROCESSING)
     finish(store, "t", 1, TaskStatus.COMPLETED)
-    assert store.claim("t", 1, 3_000, 9_000).reason == "skip:completed"
-    assert store.claim("missing", 1, 3_000, 9_000).reason == "missing"
+    assert store.claim("t", 1, 3_000, 9_000) == Skip(SkipReason.NOT_CLAIMABLE, TaskStatus.COMPLETED)
+    assert store.claim("missing", 1, 3_000, 9_000) == Skip(SkipReason.MISSING)
 
 
 def test_concurrent_claims_admit_exactly_one(redis_client: redis.Redis, redis_url: str) -> None:
     create(redis_url, "race")
-    results: list[str] = []
+    results: list[Claim | Skip] = []
     barrier = threading.Barrier(8)
 
     def claim() -> None:
         store = TaskStore(redis.Redis.from_url(redis_url, decode_responses=True))
         barrier.wait(5)
-        results.append(store.claim("race", 1, 1_500, 9_000).reason)
+        results.append(store.claim("race", 1, 1_500, 9_000))
 
     threads = [threading.Thread(target=claim) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(10)
-    assert sorted(results) == ["ok"] + ["skip:processing"] * 7
+    assert sum(isinstance(r, Claim) for r in results) == 1
+    assert [r for r in results if isinstance(r, Skip)] == [
+        Skip(SkipReason.NOT_CLAIMABLE, TaskStatus.PROCESSING)
+    ] * 7
 
 
 def test_retry_is_scheduled_then_promoted_with_a_new_token(
@@ -196,11 +264,11 @@ def test_retry_is_scheduled_then_promoted_with_a_new_token(
     assert redis_client.zscore(K.schedule, "r") == 12_000
     assert store.promote_due(11_999) == 0
     assert store.promote_due(12_000) == 1
-    task = store.get("r")
+    task = get(redis_url, "r")
     assert task is not None and task.status is TaskStatus.RETRYING and task.token == 2
     assert queued_messages(redis_client)[-1]["args"] == ["r", 2]
-    assert store.claim("r", 1, 12_100, 20_000).reason == "stale"
-    assert store.claim("r", 2, 12_100, 20_000).reason == "ok"
+    assert store.claim("r", 1, 12_100, 20_000) == Skip(SkipReason.STALE)
+    assert isinstance(store.claim("r", 2, 12_100, 20_000), Claim)
 
 
 def test_scheduled_task_becomes_pending_when_due(
@@ -208,9 +276,9 @@ def test_scheduled_task_becomes_pending_when_due(
 ) -> None:
     create(redis_url, "later", due=50_000)
     assert queued_messages(redis_client) == []
-    assert store.get("later").status is TaskStatus.SCHEDULED  # type: ignore[union-attr]
+    assert get(redis_url, "later").status is TaskStatus.SCHEDULED  # type: ignore[union-attr]
     store.promote_due(50_000)
-    assert store.get("later").status is TaskStatus.PENDING  # type: ignore[union-attr]
+    assert get(redis_url, "later").status is TaskStatus.PENDING  # type: ignore[union-attr]
     assert queued_messages(redis_client)[0]["args"] == ["later", 2]
 
 
@@ -221,13 +289,13 @@ def test_expired_lease_is_recovered_and_the_late_result_ignored(
     store.claim("lost", 1, 1_500, 5_000)
     assert store.reclaim_expired(4_999, 60_000) == 0
     assert store.reclaim_expired(5_000, 60_000) == 1
-    task = store.get("lost")
+    task = get(redis_url, "lost")
     assert task is not None and task.status is TaskStatus.RETRYING and task.token == 2
     assert task.history[-1].outcome is Outcome.LOST
     assert queued_messages(redis_client)[-1]["args"] == ["lost", 2]
     # The first worker comes back late: its outcome goes to history only.
     assert not finish(store, "lost", 1, TaskStatus.COMPLETED)
-    assert store.get("lost").status is TaskStatus.RETRYING  # type: ignore[union-attr]
+    assert get(redis_url, "lost").status is TaskStatus.RETRYING  # type: ignore[union-attr]
 
 
 def test_a_task_that_keeps_losing_its_worker_fails(store: TaskStore, redis_url: str) -> None:
@@ -235,13 +303,15 @@ def test_a_task_that_keeps_losing_its_worker_fails(store: TaskStore, redis_url: 
     # times, then failed rather than looping forever.
     create(redis_url, "poison")
     for token in range(1, MAX_LOST_IN_A_ROW + 1):
-        assert store.claim("poison", token, 1_000 * token, 1_000 * token + 500).reason == "ok"
+        assert isinstance(store.claim("poison", token, 1_000 * token, 1_000 * token + 500), Claim)
         assert store.reclaim_expired(1_000 * token + 500, 60_000) == 1
-    task = store.get("poison")
+    task = get(redis_url, "poison")
     assert task is not None and task.status is TaskStatus.FAILED
     assert [a.outcome for a in task.history] == [Outcome.LOST] * MAX_LOST_IN_A_ROW
     assert task.last_error is not None and "lost attempts in a row" in task.last_error
-    assert store.claim("poison", MAX_LOST_IN_A_ROW + 1, 99_000, 99_500).reason == "skip:failed"
+    assert store.claim("poison", MAX_LOST_IN_A_ROW + 1, 99_000, 99_500) == Skip(
+        SkipReason.NOT_CLAIMABLE, TaskStatus.FAILED
+    )
 
 
 def test_a_finished_attempt_resets_the_lost_count(store: TaskStore, redis_url: str) -> None:
@@ -256,7 +326,7 @@ def test_a_finished_attempt_resets_the_lost_count(store: TaskStore, redis_url: s
         assert finish(store, "flaky-host", token, TaskStatus.RETRYING, next_at=2_000)
         store.promote_due(2_000)
         token += 1
-    task = store.get("flaky-host")
+    task = get(redis_url, "flaky-host")
     assert task is not None and task.status is TaskStatus.RETRYING
 
 
@@ -278,7 +348,7 @@ def test_a_waiting_task_whose_message_is_gone_is_dispatched_again(
     assert store.redispatch_stranded(TaskStatus.PENDING, 0, 7_000, 5_000) == (2, 1)
     messages = queued_messages(redis_client)
     assert [m["args"] for m in messages] == [["fine", 1], ["stranded", 2]]
-    assert store.claim("stranded", 2, 7_100, 9_000).reason == "ok"
+    assert isinstance(store.claim("stranded", 2, 7_100, 9_000), Claim)
     # Its message is back: a second pass finds nothing to do.
     assert store.redispatch_stranded(TaskStatus.PENDING, 0, 99_000, 5_000) == (1, 0)
 
@@ -320,7 +390,7 @@ def test_sweep_purges_finished_tasks_after_retention(
     finish(store, "old", 1, TaskStatus.COMPLETED, now=2_000)
     assert store.sweep(61_999) == 0
     assert store.sweep(62_000) == 1
-    assert store.get("old") is None
+    assert get(redis_url, "old") is None
     for key in (K.index(), K.index(status="completed"), K.index(type_="webhook"), K.expiry):
         assert redis_client.zscore(key, "old") is None
 
@@ -328,7 +398,7 @@ def test_sweep_purges_finished_tasks_after_retention(
 def test_cancel_and_delete(redis_client: redis.Redis, redis_url: str, store: TaskStore) -> None:
     create(redis_url, "c")
 
-    async def go() -> tuple[str, str, bool, bool]:
+    async def go() -> tuple[ChangeResult, ChangeResult, bool, bool]:
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
         s = AsyncTaskStore(client)
         try:
@@ -338,9 +408,14 @@ def test_cancel_and_delete(redis_client: redis.Redis, redis_url: str, store: Tas
         finally:
             await client.aclose()
 
-    assert asyncio.run(go()) == ("ok", "cancelled", True, False)
+    assert asyncio.run(go()) == (
+        ChangeResult(Change.DONE),
+        ChangeResult(Change.REFUSED, TaskStatus.CANCELLED),
+        True,
+        False,
+    )
     # Its message is still queued, and is skipped when it arrives.
-    assert store.claim("c", 1, 4_000, 9_000).reason == "missing"
+    assert store.claim("c", 1, 4_000, 9_000) == Skip(SkipReason.MISSING)
     assert redis_client.keys("qs:idx:*") == []
 
 
@@ -462,7 +537,7 @@ def test_worker_scripts_reload_after_redis_forgot_them(store: TaskStore, redis_c
     assert store.promote_due(1_000) == 0
     redis_client.script_flush()
     assert store.promote_due(1_000) == 0
-    assert store.claim("nothing", 1, 1_000, 2_000).reason == "missing"
+    assert store.claim("nothing", 1, 1_000, 2_000) == Skip(SkipReason.MISSING)
 
 
 def test_a_failed_batch_fails_each_of_its_callers() -> None:
@@ -503,3 +578,51 @@ def test_a_stalled_redis_fails_the_batch_after_its_timeout() -> None:
 
         out = asyncio.run(go())
     assert all(isinstance(f, redis.TimeoutError) for f in out), out
+
+
+def test_finish_maps_the_outcome_to_the_record(
+    store: TaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
+    create(redis_url, "f")
+    store.claim("f", 1, 1_500, 9_000)
+    transient = AttemptResult(Outcome.TRANSIENT, error="HTTP 503")
+    assert finish_with(store, "f", 1, Decision(TaskStatus.RETRYING, 5_000), transient).recorded
+    fields: dict[str, str] = redis_client.hgetall(K.task("f"))  # type: ignore[assignment]
+    assert fields["last_error"] == "HTTP 503" and fields["next_attempt_at"] == "5000"
+    assert "completed_at" not in fields and "result" not in fields and "started_at" not in fields
+
+    store.promote_due(5_000)
+    store.claim("f", 2, 5_100, 9_000)
+    gave_up = Decision(TaskStatus.FAILED, reason="gave up after 2 attempts")
+    assert finish_with(store, "f", 2, gave_up, AttemptResult(Outcome.PERMANENT), now=6_000).recorded
+    fields = redis_client.hgetall(K.task("f"))  # type: ignore[assignment]
+    assert fields["last_error"] == "permanent; gave up after 2 attempts"  # no error text: the outcome
+    assert fields["completed_at"] == "6000" and "next_attempt_at" not in fields
+
+    create(redis_url, "g")
+    store.claim("g", 1, 1_500, 9_000)
+    finish_with(store, "g", 1, Decision(TaskStatus.RETRYING, 2_000), transient)
+    store.promote_due(2_000)
+    store.claim("g", 2, 2_100, 9_000)
+    finish_with(
+        store, "g", 2, Decision(TaskStatus.COMPLETED), AttemptResult(Outcome.SUCCESS, result={"a": 1})
+    )
+    task = get(redis_url, "g")
+    assert task is not None and task.result == {"a": 1} and task.last_error is None
+    assert task.completed_at == 2_000 and task.next_attempt_at is None
+
+
+def test_the_lua_spells_no_key_or_wire_name_of_its_own() -> None:
+    # Key names come from Keys and Dramatiq's names from dramatiq_wire, rendered into the prelude.
+    prelude = scripts.render_prelude()
+    assert "local function task_key(id) return P .. ':task:' .. id end" in prelude
+    assert "local SCHEDULE = P .. ':schedule'" in prelude
+    assert "['priority'] = 'run_task_priority'" in prelude
+    for path in (files("queue_system.storage") / "lua").iterdir():
+        source = path.read_text()
+        code = "\n".join(line.split("--")[0] for line in source.splitlines())
+        for literal in (":task:", ":idx:", ":schedule", ":leases", ":expiry", "dramatiq", "run_task", "'#'"):
+            assert literal not in code, f"{path.name} spells {literal!r}"
+        if path.name != "common.lua":
+            assert source.startswith(f"-- {path.name.removesuffix('.lua')}: "), path.name
+            assert "-- KEYS[1]" in source and "-- ARGV" in source and "-- Returns" in source, path.name

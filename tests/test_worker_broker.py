@@ -1,31 +1,36 @@
 """The finish script acknowledges the attempt's Dramatiq message; the consumer then skips its own ack.
 
-Real Redis, Dramatiq's own fetch and consumer (worker/broker.py), our storage scripts.
+Real Redis, Dramatiq's own fetch and consumer (worker/broker.py), our storage scripts. The first
+tests pin the parts of Dramatiq's private `_RedisConsumer` and of its dispatch.lua we rely on.
 """
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Iterator
+from importlib.resources import files
 from typing import Any
 
 import pytest
 import redis
 from dramatiq.broker import MessageProxy
+from dramatiq.brokers.redis import _RedisConsumer
 
-from queue_system.domain.models import Attempt, Outcome, TaskStatus
+from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
+from queue_system.domain.retry import Decision
 from queue_system.storage.keys import Keys
-from queue_system.storage.redis_store import MessageAck, TaskStore
-from queue_system.worker.broker import QueueBroker
-from tests.test_store import create
+from queue_system.storage.redis_store import Claim, MessageAck, TaskStore
+from queue_system.worker.broker import FinishAckingBroker, _Consumer
+from tests.test_store import create, finish_with
 
 K = Keys()
 MSGS = K.queue("default") + ".msgs"
 
 
 @pytest.fixture
-def broker(redis_client: redis.Redis, redis_url: str) -> Iterator[QueueBroker]:
-    broker = QueueBroker(url=redis_url, namespace=K.dramatiq_namespace)
+def broker(redis_client: redis.Redis, redis_url: str) -> Iterator[FinishAckingBroker]:
+    broker = FinishAckingBroker(url=redis_url, namespace=K.dramatiq_namespace)
     yield broker
     broker.client.close()
 
@@ -37,8 +42,8 @@ def store(redis_client: redis.Redis) -> Iterator[TaskStore]:
     store.close()
 
 
-def _acks(broker: QueueBroker) -> str:
-    return f"{K.dramatiq_namespace}:__acks__.{broker.broker_id}.default"
+def _acks(broker: FinishAckingBroker) -> str:
+    return broker.ack_in_finish("default", "any", 1).fetched
 
 
 def _next(consumer: Any) -> MessageProxy:
@@ -50,46 +55,80 @@ def _next(consumer: Any) -> MessageProxy:
 
 
 def _complete(store: TaskStore, task_id: str, ack: MessageAck | None) -> tuple[bool, bool]:
-    assert store.claim(task_id, 1, 1_500, 9_000).reason == "ok"
-    done = store.finish(
-        task_id,
-        1,
-        now=2_000,
-        status=TaskStatus.COMPLETED,
-        next_at=None,
-        retention_ms=60_000,
-        attempt=Attempt(n=1, started_at=1_500, duration_ms=1, outcome=Outcome.SUCCESS),
-        fields={"result": "null"},
-        ack=ack,
-    )
+    assert isinstance(store.claim(task_id, 1, 1_500, 9_000), Claim)
+    decision = Decision(TaskStatus.COMPLETED)
+    done = finish_with(store, task_id, 1, decision, AttemptResult(Outcome.SUCCESS), ack=ack)
     return done.recorded, done.acked
 
 
+def test_the_private_consumer_api_we_rely_on_is_there(broker: FinishAckingBroker) -> None:
+    # _Consumer subclasses dramatiq.brokers.redis._RedisConsumer and uses these of its parts.
+    params = list(inspect.signature(_RedisConsumer.__init__).parameters)
+    assert params == ["self", "broker", "queue_name", "prefetch", "timeout"]
+    assert list(inspect.signature(_RedisConsumer.ack).parameters) == ["self", "message"]
+    assert list(inspect.signature(_RedisConsumer.nack).parameters) == ["self", "message"]
+    assert type(vars(_RedisConsumer)["outstanding_message_count"]) is property
+    consumer: Any = broker.consume("default", prefetch=2, timeout=100)
+    try:
+        assert isinstance(consumer, _Consumer)
+        assert consumer.message_cache == [] and consumer.queued_message_ids == set()
+        assert consumer.timeout == 100 and consumer.outstanding_message_count == 0
+    finally:
+        consumer.close()
+    assert isinstance(broker.broker_id, str) and broker.namespace == K.dramatiq_namespace
+
+
+def test_the_dispatch_lua_key_layout_we_mimic() -> None:
+    # The finish script does dispatch.lua's `ack` with the keys worker/broker.py names: the
+    # consumer's set `{ns}:__acks__.{worker_id}.{queue}`, the hash `{ns}:{queue}.msgs`, and the
+    # heartbeat in `{ns}:__heartbeats__`.
+    source = (files("dramatiq.brokers") / "redis" / "dispatch.lua").read_text()
+    assert 'local acks = namespace .. ":__acks__." .. worker_id' in source
+    assert 'local queue_acks = acks .. "." .. queue_name' in source
+    assert 'local queue_messages = queue_full_name .. ".msgs"' in source
+    assert 'local heartbeats = namespace .. ":__heartbeats__"' in source
+    assert 'redis.call("zadd", heartbeats, timestamp, worker_id)' in source
+    ack = source[source.index('elseif command == "ack"') : source.index('elseif command == "nack"')]
+    assert 'redis.call("srem", queue_acks, message_id) > 0' in ack
+    assert 'redis.call("hdel", queue_messages, message_id)' in ack
+
+
+def test_ack_in_finish_names_the_keys_dramatiq_fetches_into(
+    broker: FinishAckingBroker, redis_client: redis.Redis, redis_url: str
+) -> None:
+    create(redis_url, "t", type_="webhook")
+    assert len(broker.do_fetch("default", 10)) == 1
+    ack = broker.ack_in_finish("default", "t", 1)
+    assert redis_client.smembers(ack.fetched) == {ack.message_id} == {"t#1"}
+    assert redis_client.hexists(ack.messages, ack.message_id)
+    assert redis_client.zscore(ack.heartbeats, ack.consumer_id) is not None  # Dramatiq's own heartbeat
+
+
 def test_finish_acks_the_message_dramatiq_fetched(
-    broker: QueueBroker, store: TaskStore, redis_client: redis.Redis, redis_url: str
+    broker: FinishAckingBroker, store: TaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "t")
     assert len(broker.do_fetch("default", 10)) == 1  # Dramatiq's own fetch: the id moves to its ack set
     assert redis_client.smembers(_acks(broker)) == {"t#1"}
 
-    assert _complete(store, "t", MessageAck(broker.broker_id, "default")) == (True, True)
+    assert _complete(store, "t", broker.ack_in_finish("default", "t", 1)) == (True, True)
     assert redis_client.smembers(_acks(broker)) == set()
     assert redis_client.hlen(MSGS) == 0
     assert redis_client.zscore(K.dramatiq_namespace + ":__heartbeats__", broker.broker_id) == 2_000
 
 
 def test_finish_without_a_fetched_message_acks_nothing(
-    broker: QueueBroker, store: TaskStore, redis_client: redis.Redis, redis_url: str
+    broker: FinishAckingBroker, store: TaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "t")
     # Not fetched by this broker (e.g. a copy Dramatiq's Retries re-enqueued under another id):
     # the message stays for Dramatiq to ack.
-    assert _complete(store, "t", MessageAck(broker.broker_id, "default")) == (True, False)
+    assert _complete(store, "t", broker.ack_in_finish("default", "t", 1)) == (True, False)
     assert redis_client.hlen(MSGS) == 1
 
 
 def test_consumer_skips_messages_acked_by_finish_and_acks_the_others(
-    broker: QueueBroker, store: TaskStore, redis_client: redis.Redis, redis_url: str
+    broker: FinishAckingBroker, store: TaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "a")
     create(redis_url, "b")
@@ -101,8 +140,9 @@ def test_consumer_skips_messages_acked_by_finish_and_acks_the_others(
 
         # The runner's side for `a`: finish acked it, so it tells the broker.
         task_a = first.args[0]
-        assert _complete(store, task_a, MessageAck(broker.broker_id, "default")) == (True, True)
-        broker.acked_by_finish.add(first.options["redis_message_id"])
+        assert _complete(store, task_a, broker.ack_in_finish("default", task_a, 1)) == (True, True)
+        broker.acked_in_finish(broker.ack_in_finish("default", task_a, 1))
+        assert broker.acked_by_finish == {first.options["redis_message_id"]}
         consumer.ack(first)
         assert broker.acked_by_finish == set()
 
@@ -116,7 +156,9 @@ def test_consumer_skips_messages_acked_by_finish_and_acks_the_others(
         consumer.close()
 
 
-def test_a_full_consumer_refills_as_soon_as_an_ack_makes_room(broker: QueueBroker, redis_url: str) -> None:
+def test_a_full_consumer_refills_as_soon_as_an_ack_makes_room(
+    broker: FinishAckingBroker, redis_url: str
+) -> None:
     for i in range(6):
         create(redis_url, f"m{i}")
     consumer: Any = broker.consume("default", prefetch=4, timeout=5_000)
@@ -138,7 +180,7 @@ def test_a_full_consumer_refills_as_soon_as_an_ack_makes_room(broker: QueueBroke
 
 
 def test_a_full_consumer_with_no_room_returns_none_after_the_idle_timeout(
-    broker: QueueBroker, redis_url: str
+    broker: FinishAckingBroker, redis_url: str
 ) -> None:
     for i in range(3):
         create(redis_url, f"m{i}")

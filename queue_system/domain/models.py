@@ -1,4 +1,15 @@
-"""Task model and status machine."""
+"""The task model.
+
+How a task moves between statuses (each move is one storage script; tests/test_state_machine.py
+runs every script from every status on a real Redis and checks this):
+
+    pending    -> processing (claim), cancelled (cancel)
+    scheduled  -> pending (promote, when due), cancelled
+    processing -> completed, retrying, failed (finish); retrying or failed (reclaim: lease expired)
+    retrying   -> processing (claim), cancelled
+    failed, cancelled -> pending (manual retry)
+    completed: final
+"""
 
 from __future__ import annotations
 
@@ -15,34 +26,6 @@ class TaskStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-    @property
-    def is_final(self) -> bool:
-        return self in FINAL_STATUSES
-
-
-FINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
-
-# The one table of allowed transitions. Storage enforces the same table atomically (see
-# storage/scripts.py: each script names the statuses it accepts); tests check they agree.
-TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    TaskStatus.PENDING: frozenset({TaskStatus.PROCESSING, TaskStatus.CANCELLED}),
-    TaskStatus.SCHEDULED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELLED}),
-    TaskStatus.PROCESSING: frozenset({TaskStatus.COMPLETED, TaskStatus.RETRYING, TaskStatus.FAILED}),
-    TaskStatus.RETRYING: frozenset({TaskStatus.PROCESSING, TaskStatus.CANCELLED}),
-    TaskStatus.COMPLETED: frozenset(),
-    TaskStatus.FAILED: frozenset({TaskStatus.PENDING}),
-    TaskStatus.CANCELLED: frozenset({TaskStatus.PENDING}),
-}
-
-# Statuses whose message, when it arrives, may start an attempt.
-CLAIMABLE = frozenset({TaskStatus.PENDING, TaskStatus.RETRYING})
-# Statuses a user may cancel.
-CANCELLABLE = frozenset({TaskStatus.PENDING, TaskStatus.SCHEDULED, TaskStatus.RETRYING})
-
-
-def can_transition(src: TaskStatus, dst: TaskStatus) -> bool:
-    return dst in TRANSITIONS[src]
 
 
 class Outcome(StrEnum):

@@ -1,1 +1,2 @@
-"""Use cases. `tasks.TaskService` serves the API, `runner.TaskRunner` and `maintenance` the worker."""
+"""Use cases: `tasks.TaskService` serves the API; `runner.TaskRunner` and `reconciler.Reconciler`
+the worker."""

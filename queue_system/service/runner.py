@@ -1,7 +1,10 @@
 """Running one task message: claim, run the kind's handler, record the attempt, decide what next.
 
-The actor calls `TaskRunner.run(task_id, token)`. A message whose token is stale, or whose task is
-finished, cancelled or gone, is skipped: Dramatiq delivers at least once, so duplicates are normal.
+The actor calls `TaskRunner.run(task_id, token, ack)`. A message whose token is stale, or whose
+task is finished, cancelled or gone, is skipped: Dramatiq delivers at least once, so duplicates are
+normal. `ack` is the message's acknowledgement, opaque here: the store's finish does it in the same
+script that records the attempt, and `run` reports whether it did (the worker then tells its
+consumer not to ack again).
 """
 
 from __future__ import annotations
@@ -24,10 +27,9 @@ from queue_system.domain.retry import (
     resolve_policy,
 )
 from queue_system.kinds.registry import Registry, RunContext, TaskKind, backoff_policy, fixed_policy
-from queue_system.service.clock import Clock, now_ms
+from queue_system.service.clock import now_ms
 from queue_system.settings import Settings
-from queue_system.storage.codec import dumps
-from queue_system.storage.redis_store import Claim, MessageAck, TaskStore
+from queue_system.storage.redis_store import Claim, MessageAck, Skip, TaskStore
 
 T = TypeVar("T")
 # How long a worker thread holds a claim or an attempt's outcome while Redis is unreachable.
@@ -54,16 +56,6 @@ class InFlight:
             return list(self._items)
 
 
-@dataclass(frozen=True, slots=True)
-class AckViaFinish:
-    """Acknowledge each finished attempt's Dramatiq message in the finish script itself.
-
-    `acked` is the broker's set of message ids its consumer then skips (worker/broker.py)."""
-
-    broker_id: str
-    acked: set[str]
-
-
 @dataclass
 class TaskRunner:
     store: TaskStore
@@ -72,31 +64,32 @@ class TaskRunner:
     http: httpx.Client
     in_flight: InFlight
     stopping: threading.Event
-    clock: Clock = now_ms
-    acks: AckViaFinish | None = None
     _policies: dict[str, RetryPolicy] = field(default_factory=dict, repr=False)
 
-    def run(self, task_id: str, token: int) -> None:
-        now = self.clock()
+    def run(self, task_id: str, token: int, ack: MessageAck | None = None) -> bool:
+        """-> True when the attempt's finish acknowledged `ack`."""
+        now = now_ms()
 
-        def claim_it() -> Claim:
+        def claim_it() -> Claim | Skip:
             nonlocal now
-            now = self.clock()
+            now = now_ms()
             return self.store.claim(task_id, token, now, now + self.settings.worker.lease_ms)
 
         claim = self._through_outage("claiming the task", claim_it)
-        if claim.task is None:
-            logger.debug("skipped message for {} (token {}): {}", task_id, token, claim.reason)
-            return
+        if isinstance(claim, Skip):
+            logger.debug(
+                "skipped message for {} (token {}): {} {}", task_id, token, claim.reason, claim.status
+            )
+            return False
         task = claim.task
         with logger.contextualize(task_id=task_id, attempt=task.attempts):
             self.in_flight.add((task_id, token))
             try:
-                self._attempt(task, token, now)
+                return self._attempt(task, now, ack)
             finally:
                 self.in_flight.discard((task_id, token))
 
-    def _attempt(self, task: Task, token: int, started_at: int) -> None:
+    def _attempt(self, task: Task, started_at: int, ack: MessageAck | None) -> bool:
         kind = self.registry.get(task.type) if task.type in self.registry else None
         t0 = time.perf_counter()
         try:
@@ -105,7 +98,7 @@ class TaskRunner:
             logger.exception("handler raised")
             result = AttemptResult(Outcome.TRANSIENT, error=f"{type(exc).__name__}: {exc}")
         duration_ms = int((time.perf_counter() - t0) * 1000)
-        now = self.clock()
+        now = now_ms()
         decision = decide(
             self._policy(task, kind),
             result,
@@ -123,24 +116,15 @@ class TaskRunner:
             error=result.error,
             response_body=(result.response_body or None) and result.response_body[:MAX_RESPONSE_BODY],
         )
-        acks = self.acks
+        retention_ms = self.settings.retention_ms
         done = self._through_outage(
             "recording the attempt",
             lambda: self.store.finish(
-                task.id,
-                token,
-                now=now,
-                status=decision.status,
-                next_at=decision.next_attempt_at,
-                retention_ms=self.settings.retention_ms,
-                attempt=attempt,
-                fields=_fields(result, decision, now),
-                ack=MessageAck(acks.broker_id, task.queue) if acks else None,
+                task, attempt, decision, result, now=now, retention_ms=retention_ms, ack=ack
             ),
         )
-        if acks and done.acked:
-            acks.acked.add(f"{task.id}#{token}")
         self._log(task, result, decision, duration_ms, done.recorded)
+        return done.acked
 
     def _through_outage(self, what: str, call: Callable[[], T]) -> T:
         """`call()`, retried while Redis is unreachable, for up to OUTAGE_WAIT_S.
@@ -204,17 +188,3 @@ class TaskRunner:
                 result.error,
                 decision.reason or "will retry",
             )
-
-
-def _fields(result: AttemptResult, decision: Decision, now: int) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    if decision.status is TaskStatus.COMPLETED:
-        fields["result"] = dumps(result.result)
-        fields["last_error"] = ""
-        fields["completed_at"] = str(now)
-    else:
-        error = result.error or result.outcome.value
-        fields["last_error"] = f"{error}; {decision.reason}" if decision.reason else error
-        if decision.status is TaskStatus.FAILED:
-            fields["completed_at"] = str(now)
-    return fields

@@ -14,7 +14,7 @@ from queue_system.domain.models import Task, TaskStatus
 from queue_system.errors import Conflict, InvalidInput, TaskNotFound
 from queue_system.kinds.registry import Registry
 from queue_system.service.clock import Clock, now_ms
-from queue_system.storage.redis_store import AsyncTaskStore, NewTask, Page, Query
+from queue_system.storage.redis_store import AsyncTaskStore, Change, NewTask, Page, Query
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 QUEUES = ("default", "priority")
@@ -122,10 +122,10 @@ class TaskService:
     async def retry(self, task_id: str) -> Task:
         """Run a failed or cancelled task again now (history kept, recorded as a manual attempt)."""
         outcome = await self.store.retry(task_id, self.clock())
-        if outcome == "missing":
+        if outcome.change is Change.MISSING:
             raise TaskNotFound(task_id)
-        if outcome != "ok":
-            raise Conflict(f"a {outcome} task cannot be retried; only failed or cancelled ones")
+        if outcome.change is Change.REFUSED:
+            raise Conflict(f"a {outcome.status} task cannot be retried; only failed or cancelled ones")
         return await self.get(task_id)
 
     async def stats(self) -> dict[str, Any]:
@@ -136,10 +136,10 @@ class TaskService:
 
     async def cancel(self, task_id: str) -> Task:
         outcome = await self.store.cancel(task_id, self.clock(), self.retention_ms)
-        if outcome == "missing":
+        if outcome.change is Change.MISSING:
             raise TaskNotFound(task_id)
-        if outcome != "ok":
-            raise Conflict(f"a {outcome} task cannot be cancelled")
+        if outcome.change is Change.REFUSED:
+            raise Conflict(f"a {outcome.status} task cannot be cancelled")
         return await self.get(task_id)
 
     async def delete(self, task_id: str) -> None:

@@ -1,1 +1,2 @@
-"""Redis storage: every key name in `keys.py`, every state change one Lua script in `scripts.py`."""
+"""Redis storage: every key name in `keys.py`, Dramatiq's wire format in `dramatiq_wire.py`, every
+state change one Lua script in `lua/` (loaded and rendered by `scripts.py`)."""

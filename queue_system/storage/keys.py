@@ -2,7 +2,8 @@
 
 {p}:task:{id}            hash    the task record (expires `retention` after it finishes)
 {p}:task:{id}:history    list    the last MAX_HISTORY attempts, JSON each (same expiry)
-{p}:task:{id}:payload    string  the payload, JSON (same expiry; kept out of the hash, see scripts.py)
+{p}:task:{id}:payload    string  the payload, JSON (same expiry; kept out of the hash: the hash's
+                                 values stay small and Redis keeps it as a compact listpack)
 {p}:idx:all              zset    id -> created_at ms, every live task
 {p}:idx:status:{status}  zset    id -> created_at ms
 {p}:idx:type:{type}      zset    id -> created_at ms
@@ -10,13 +11,18 @@
 {p}:leases               zset    id -> lease expiry ms (processing tasks)
 {p}:expiry               zset    id -> purge-at ms (finished tasks); the sweeper owns them
 {p}:dramatiq:{queue}     list    Dramatiq's queue (Dramatiq's RedisBroker, namespace {p}:dramatiq);
-                                 its other keys ({queue}.msgs, __acks__.*, __heartbeats__, .DQ, .XQ)
-                                 are Dramatiq's, written by our scripts the way dispatch.lua does
+                                 its other keys are Dramatiq's: storage/dramatiq_wire.py lists those
+                                 our scripts write, worker/broker.py the consumer's own
+
+The Lua scripts take their key names from this class (storage/scripts.py renders them), so each
+name is spelled here only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from queue_system.storage import dramatiq_wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +31,7 @@ class Keys:
 
     @property
     def dramatiq_namespace(self) -> str:
-        return f"{self.prefix}:dramatiq"
+        return f"{self.prefix}:{dramatiq_wire.NAMESPACE_SUFFIX}"
 
     def task(self, task_id: str) -> str:
         return f"{self.prefix}:task:{task_id}"
@@ -58,12 +64,8 @@ class Keys:
     def queue(self, name: str) -> str:
         return f"{self.dramatiq_namespace}:{name}"
 
-    def delay_queue(self, name: str) -> str:
-        return f"{self.dramatiq_namespace}:{name}.DQ"
+    def messages(self, queue: str) -> str:
+        return f"{self.queue(queue)}{dramatiq_wire.MESSAGES_SUFFIX}"
 
     def dead_queue(self, name: str) -> str:
-        return f"{self.dramatiq_namespace}:{name}.XQ"
-
-
-# The Dramatiq actor that runs a task; the storage scripts write messages addressed to it.
-RUN_ACTOR = "run_task"
+        return f"{self.queue(name)}{dramatiq_wire.DEAD_SUFFIX}"

@@ -1,21 +1,32 @@
 """Task storage on Redis: `TaskStore` (sync, the worker's threads) and `AsyncTaskStore` (the API).
 
-Each method is one round trip: a Lua script or a pipeline.
+The store speaks domain types (`Task`, `Attempt`, `Decision`, `AttemptResult`) and result types
+(`Claim | Skip`, `Finished`, `ChangeResult`); the mapping to hash fields and script arguments
+happens here and in codec.py only. Each method is one round trip: a Lua script or a pipeline.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 
-from queue_system.domain.models import MAX_HISTORY, MAX_LOST_IN_A_ROW, Attempt, Task, TaskStatus
+from queue_system.domain.models import (
+    MAX_HISTORY,
+    MAX_LOST_IN_A_ROW,
+    Attempt,
+    AttemptResult,
+    Task,
+    TaskStatus,
+)
+from queue_system.domain.retry import Decision
 from queue_system.storage import scripts
-from queue_system.storage.calls import Batcher, Script, ScriptCaller
-from queue_system.storage.codec import attempt_to_json, dumps, flat_pairs, loads, task_from_hash
-from queue_system.storage.keys import RUN_ACTOR, Keys
+from queue_system.storage.codec import attempt_to_json, dumps, flat_pairs, task_from_hash
+from queue_system.storage.evalsha import Batcher, Script, ScriptCaller
+from queue_system.storage.keys import Keys
 
 # Rows a listing may examine while filtering before it returns a partial page with a cursor.
 MAX_SCAN = 5_000
@@ -50,37 +61,78 @@ class Page:
     next_cursor: tuple[int, str] | None
 
 
+class SkipReason(StrEnum):
+    """Why a message starts no attempt (Dramatiq delivers at least once: duplicates are normal)."""
+
+    MISSING = "missing"  # the task is gone (deleted, or purged after its retention)
+    NOT_CLAIMABLE = "not_claimable"  # its status is not pending/retrying: running, finished, cancelled
+    STALE = "stale"  # another message (a newer token) is the task's current one
+
+
 @dataclass(frozen=True, slots=True)
 class Claim:
-    task: Task | None
-    reason: str  # "ok" | "missing" | "stale" | "skip:<status>"
+    """The attempt starts: the task as it now is (`processing`, attempt counted, leased)."""
+
+    task: Task
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    reason: SkipReason
+    status: TaskStatus | None = None  # for NOT_CLAIMABLE
 
 
 @dataclass(frozen=True, slots=True)
 class Finished:
     recorded: bool  # False: the lease had been taken over; the attempt went to the history only
-    acked: bool  # the attempt's Dramatiq message was acknowledged by the same script
+    acked: bool  # the `ack` given to finish was acknowledged by the same script
 
 
 @dataclass(frozen=True, slots=True)
 class MessageAck:
-    """Where the message being finished was fetched: Dramatiq's broker id and the queue."""
+    """A broker message to acknowledge in the script that records the attempt: remove
+    `message_id` from the set of fetched messages and its body from `messages`, and mark the
+    consumer alive in `heartbeats`. The worker builds it (worker/broker.py); storage only hands
+    the names to the script."""
 
-    broker_id: str
-    queue: str
+    fetched: str  # set: the consumer's fetched, unacknowledged message ids
+    messages: str  # hash: message id -> message body
+    message_id: str
+    heartbeats: str  # zset: consumer id -> last seen (ms)
+    consumer_id: str
 
 
-def _opt_int(value: str) -> int | None:
-    return int(value) if value else None
+_NO_ACK = ("", "", "", "", "")
+
+
+class Change(StrEnum):
+    """The outcome of a cancel or a manual retry."""
+
+    DONE = "done"
+    MISSING = "missing"
+    REFUSED = "refused"  # the task's status does not allow it
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeResult:
+    change: Change
+    status: TaskStatus | None = None  # the status that refused
+
+
+def _change(reply: list[str]) -> ChangeResult:
+    if reply[0] == "ok":
+        return ChangeResult(Change.DONE)
+    if reply[0] == "missing":
+        return ChangeResult(Change.MISSING)
+    return ChangeResult(Change.REFUSED, TaskStatus(reply[1]))
 
 
 class TaskStore:
     """Sync storage for the worker (thread-safe: each thread uses a connection of its own)."""
 
-    def __init__(self, client: redis.Redis, keys: Keys | None = None, actor: str = RUN_ACTOR) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys | None = None) -> None:
         self.client = client
         self.keys = keys or Keys()
-        self.actor = actor
         self._caller = ScriptCaller(client)
         prefix = self.keys.prefix
         self._claim = Script(self._caller, scripts.CLAIM, prefix)
@@ -94,53 +146,52 @@ class TaskStore:
     def close(self) -> None:
         self._caller.close()
 
-    def claim(self, task_id: str, token: int, now: int, lease_until: int) -> Claim:
-        out = self._claim(task_id, token, now, lease_until)
-        if out[0] != "ok":
-            return Claim(None, out[0] if len(out) == 1 else f"{out[0]}:{out[1]}")
-        _, created, type_, queue, attempts, retry, timeout, retried, base, trigger, payload = out
-        task = Task(
-            id=task_id,
-            type=type_,
-            payload=loads(payload),
-            status=TaskStatus.PROCESSING,
-            queue=queue,
-            attempts=attempts,
-            created_at=int(created),
-            updated_at=now,
-            retry=loads(retry) if retry else None,
-            timeout_ms=_opt_int(timeout),
-            token=token,
-            retried_at=_opt_int(retried),
-            attempt_base=int(base or 0),
-            trigger=trigger or "auto",
-        )
-        return Claim(task, "ok")
+    def claim(self, task_id: str, token: int, now: int, lease_until: int) -> Claim | Skip:
+        """Start an attempt for the message (task_id, token), if it is the task's current one."""
+        reply = self._claim(task_id, token, now, lease_until)
+        if reply[0] == "ok":
+            _, pairs, payload = reply
+            names_values = iter(pairs)  # name, value, name, value, ...
+            fields = dict(zip(names_values, names_values, strict=True))
+            return Claim(task_from_hash(fields, None, payload))
+        if reply[0] == "not_claimable":
+            return Skip(SkipReason.NOT_CLAIMABLE, TaskStatus(reply[1]))
+        return Skip(SkipReason(reply[0]))
 
     def finish(
         self,
-        task_id: str,
-        token: int,
+        task: Task,
+        attempt: Attempt,
+        decision: Decision,
+        result: AttemptResult,
         *,
         now: int,
-        status: TaskStatus,
-        next_at: int | None,
         retention_ms: int,
-        attempt: Attempt,
-        fields: dict[str, str],
         ack: MessageAck | None = None,
     ) -> Finished:
-        args: list[Any] = [task_id, token, now, status.value, next_at or "", retention_ms]
-        args += [attempt_to_json(attempt), MAX_HISTORY]
-        args += [ack.broker_id, ack.queue] if ack else ["", ""]
-        recorded, acked = self._finish(*args, *flat_pairs(fields))
+        """Record the attempt of `task` (as claimed) and apply the decision: completed keeps the
+        handler's result, retrying waits in the schedule, failed keeps the error; and acknowledge
+        `ack`, in one script. Safe to repeat after a lost reply."""
+        status = decision.status
+        result_json = last_error = ""
+        if status is TaskStatus.COMPLETED:
+            result_json = dumps(result.result)
+        else:
+            error = result.error or result.outcome.value
+            last_error = f"{error}; {decision.reason}" if decision.reason else error
+        args: list[Any] = [task.id, task.token, now, status.value, decision.next_attempt_at or ""]
+        args += [retention_ms, attempt_to_json(attempt), MAX_HISTORY, result_json, last_error]
+        args += (
+            (ack.fetched, ack.messages, ack.message_id, ack.heartbeats, ack.consumer_id) if ack else _NO_ACK
+        )
+        recorded, acked = self._finish(*args)
         return Finished(bool(recorded), bool(acked))
 
     def promote_due(self, now: int, limit: int = 500) -> int:
-        return int(self._promote(now, limit, self.actor))
+        return int(self._promote(now, limit))
 
     def reclaim_expired(self, now: int, retention_ms: int, limit: int = 500) -> int:
-        return int(self._reclaim(now, limit, self.actor, MAX_HISTORY, MAX_LOST_IN_A_ROW, retention_ms))
+        return int(self._reclaim(now, limit, MAX_HISTORY, MAX_LOST_IN_A_ROW, retention_ms))
 
     def renew_leases(self, lease_until: int, owned: list[tuple[str, int]]) -> int:
         if not owned:
@@ -157,25 +208,16 @@ class TaskStore:
         self, status: TaskStatus, offset: int, now: int, min_age_ms: int, limit: int = 500
     ) -> tuple[int, int]:
         """-> (tasks checked, tasks dispatched again) of `status`, from rank `offset`, oldest first."""
-        checked, redispatched = self._redispatch(status.value, offset, limit, now, min_age_ms, self.actor)
+        checked, redispatched = self._redispatch(status.value, offset, limit, now, min_age_ms)
         return int(checked), int(redispatched)
-
-    def get(self, task_id: str) -> Task | None:
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self.keys.task(task_id))
-            pipe.get(self.keys.payload(task_id))
-            pipe.lrange(self.keys.history(task_id), 0, -1)
-            fields, payload, history = pipe.execute()
-        return task_from_hash(fields, history, payload) if fields else None
 
 
 class AsyncTaskStore:
     """Async storage for the API."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys | None = None, actor: str = RUN_ACTOR) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys | None = None) -> None:
         self.client = client
         self.keys = keys or Keys()
-        self.actor = actor
         self._create = Batcher(client, scripts.CREATE, self.keys.prefix)
         self._cancel = client.register_script(scripts.CANCEL)
         self._delete = client.register_script(scripts.DELETE)
@@ -192,7 +234,7 @@ class AsyncTaskStore:
         """-> (True, "") created and enqueued | (False, fingerprint of the task holding that id)."""
         status = TaskStatus.SCHEDULED if new.due is not None else TaskStatus.PENDING
         args: list[Any] = [new.id, new.type, new.queue, new.now, status.value, new.due or ""]
-        args += [self.actor, new.fingerprint, new.payload_json, *flat_pairs(new.extra)]
+        args += [new.fingerprint, new.payload_json, *flat_pairs(new.extra)]
         out = await self._create(*args)
         return (True, "") if out[0] == 1 else (False, out[1])
 
@@ -204,15 +246,13 @@ class AsyncTaskStore:
             fields, payload, history = await pipe.execute()
         return task_from_hash(fields, history, payload) if fields else None
 
-    async def cancel(self, task_id: str, now: int, retention_ms: int) -> str:
-        """-> "ok" | "missing" | the status that cannot be cancelled."""
-        out = await self._cancel(keys=self._k(), args=[task_id, now, retention_ms])
-        return str(out[0]) if out[0] != "bad" else str(out[1])
+    async def cancel(self, task_id: str, now: int, retention_ms: int) -> ChangeResult:
+        """A waiting task (pending, scheduled, retrying) is cancelled; others are REFUSED."""
+        return _change(await self._cancel(keys=self._k(), args=[task_id, now, retention_ms]))
 
-    async def retry(self, task_id: str, now: int) -> str:
-        """-> "ok" | "missing" | the status that cannot be retried."""
-        out = await self._retry(keys=self._k(), args=[task_id, now, self.actor])
-        return str(out[0]) if out[0] != "bad" else str(out[1])
+    async def retry(self, task_id: str, now: int) -> ChangeResult:
+        """A failed or cancelled task runs again now; others are REFUSED."""
+        return _change(await self._retry(keys=self._k(), args=[task_id, now]))
 
     async def delete(self, task_id: str) -> bool:
         return bool(await self._delete(keys=self._k(), args=[task_id]))

@@ -1,4 +1,4 @@
-"""The one actor: thin, it hands the task id and token to the runner.
+"""The actors, one per queue: thin, they hand the task id and token to the runtime.
 
 Retries here are Dramatiq's and only cover infrastructure errors (Redis unreachable while claiming
 or recording): the handler's own failures are caught by the runner and retried by our policy.
@@ -10,7 +10,7 @@ from typing import Any
 
 import dramatiq
 
-from queue_system.storage.keys import RUN_ACTOR
+from queue_system.storage.dramatiq_wire import actor_name
 from queue_system.worker.runtime import current
 
 _OPTIONS: dict[str, Any] = {
@@ -21,13 +21,13 @@ _OPTIONS: dict[str, Any] = {
 }
 
 
-@dramatiq.actor(actor_name=RUN_ACTOR, queue_name="default", priority=10, **_OPTIONS)
+@dramatiq.actor(actor_name=actor_name("default"), queue_name="default", priority=10, **_OPTIONS)
 def run_task(task_id: str, token: int) -> None:
-    current().runner.run(task_id, token)
+    current().run("default", task_id, token)
 
 
 # The same work on the `priority` queue. Dramatiq hands a worker's prefetched messages to its
 # threads lowest priority number first, so these overtake a backlog on `default`.
-@dramatiq.actor(actor_name=f"{RUN_ACTOR}_priority", queue_name="priority", priority=0, **_OPTIONS)
+@dramatiq.actor(actor_name=actor_name("priority"), queue_name="priority", priority=0, **_OPTIONS)
 def run_task_priority(task_id: str, token: int) -> None:
-    current().runner.run(task_id, token)
+    current().run("priority", task_id, token)

@@ -14,7 +14,7 @@ from dramatiq.middleware import Retries, TimeLimit
 from queue_system.logging import configure_logging
 from queue_system.settings import load_settings
 from queue_system.storage.keys import Keys
-from queue_system.worker.broker import QueueBroker
+from queue_system.worker.broker import FinishAckingBroker
 from queue_system.worker.runtime import WorkerRuntime, worker_id
 
 settings = load_settings(os.environ)
@@ -22,7 +22,7 @@ configure_logging(
     production=settings.production, level=settings.log_level, process="worker", worker_id=worker_id()
 )
 keys = Keys()
-broker = QueueBroker(
+broker = FinishAckingBroker(
     url=settings.redis_url,
     namespace=keys.dramatiq_namespace,
     middleware=[TimeLimit(), Retries()],

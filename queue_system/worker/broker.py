@@ -1,14 +1,19 @@
-"""Dramatiq's RedisBroker, with two changes to its consumer: the ack of a finished task's message is
-done by our finish script, and a full prefetch buffer is refilled as soon as there is room.
+"""`FinishAckingBroker`: Dramatiq's RedisBroker, with two changes to its consumer: the ack of a
+finished task's message is done by our finish script, and a full prefetch buffer is refilled as
+soon as there is room.
 
-Recording an attempt's outcome and acknowledging its message are one atomic step (the FINISH
-script in storage/scripts.py does Dramatiq's SREM + HDEL for the message `id#token`). The runner
-adds the ids of the messages acknowledged that way to `acked_by_finish`, and the consumer skips its
-own ack round trip for those. Every other message (skipped as stale, a Dramatiq retry of an
-infrastructure error, the delay queues) is acknowledged by Dramatiq as usual.
+Recording an attempt's outcome and acknowledging its message are one atomic step: the broker hands
+the runner a `MessageAck` (`ack_in_finish`: the consumer's set of fetched messages, the message
+hash, the message id and the heartbeat, named exactly as Dramatiq's dispatch.lua names them), the
+finish script does Dramatiq's SREM + HDEL with it, and when it did, `acked_in_finish` tells the
+consumer to skip its own ack round trip. Every other message (skipped as stale, a Dramatiq retry
+of an infrastructure error, the delay queues) is acknowledged by Dramatiq as usual.
 
-This reaches into `dramatiq.brokers.redis._RedisConsumer` (pinned in constraints.txt); the end to
-end tests fail loudly if an upgrade changes it, since unacknowledged messages would be redelivered.
+This is the only module that knows Dramatiq's consumer-side keys and reaches into
+`dramatiq.brokers.redis._RedisConsumer` (pinned in constraints.txt). tests/test_worker_broker.py
+pins what we rely on: the consumer's attributes and ack/nack signatures, and the key layout of
+dispatch.lua; an upgrade that changes them fails there, not in production (unacknowledged messages
+would be redelivered).
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ from typing import Any
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 
+from queue_system.storage import dramatiq_wire
+from queue_system.storage.redis_store import MessageAck
+
 
 class _Consumer(_RedisConsumer):
-    broker: QueueBroker
+    broker: FinishAckingBroker
 
-    def __init__(self, broker: QueueBroker, queue_name: str, prefetch: int, timeout: int) -> None:
+    def __init__(self, broker: FinishAckingBroker, queue_name: str, prefetch: int, timeout: int) -> None:
         super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]
         # Refill once a quarter of the prefetch has been worked off: fetches stay batched and
         # the worker threads never run dry.
@@ -68,13 +76,36 @@ class _Consumer(_RedisConsumer):
             self._room.set()
 
 
-class QueueBroker(RedisBroker):
+class FinishAckingBroker(RedisBroker):
+    """Dramatiq's RedisBroker whose consumers leave the ack of a finished task to our finish script."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
         # Message ids (`id#token`) the finish script acknowledged and the consumer has yet to see.
         # set.add/remove are atomic under the GIL: worker threads add, the consumer thread removes.
         self.acked_by_finish: set[str] = set()
+        # Dramatiq's dispatch.lua names: `{ns}:__acks__.{broker_id}.{queue}` holds what this
+        # broker's consumer of `queue` fetched and has not acknowledged yet.
+        self._fetched = {q: f"{self.namespace}:__acks__.{self.broker_id}.{q}" for q in dramatiq_wire.QUEUES}
+        self._heartbeats = f"{self.namespace}:__heartbeats__"
+        self._messages = {
+            q: f"{self.namespace}:{q}{dramatiq_wire.MESSAGES_SUFFIX}" for q in dramatiq_wire.QUEUES
+        }
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
         return _Consumer
+
+    def ack_in_finish(self, queue: str, task_id: str, token: int) -> MessageAck:
+        """The ack of message (task_id, token), fetched by this broker's consumer of `queue`."""
+        return MessageAck(
+            fetched=self._fetched[queue],
+            messages=self._messages[queue],
+            message_id=dramatiq_wire.message_id(task_id, token),
+            heartbeats=self._heartbeats,
+            consumer_id=self.broker_id,
+        )
+
+    def acked_in_finish(self, ack: MessageAck) -> None:
+        """The finish script acknowledged `ack`: its consumer must not ack it again."""
+        self.acked_by_finish.add(ack.message_id)

@@ -2,6 +2,8 @@
 
 One `httpx.Client` (thread-safe, pooled) and one Redis client per worker process, created as
 the process boots and closed when it shuts down; the reconciler loop runs beside the actor threads.
+`Runtime.run` is what the actors call: it gives the runner the message's ack (built by the broker)
+and, when the finish script did the ack, tells the broker's consumer not to ack again.
 """
 
 from __future__ import annotations
@@ -19,20 +21,33 @@ from loguru import logger
 
 from queue_system.kinds.email import configure_email
 from queue_system.kinds.registry import REGISTRY, load_modules
-from queue_system.service.maintenance import Maintenance
-from queue_system.service.runner import AckViaFinish, InFlight, TaskRunner
+from queue_system.service.reconciler import Reconciler
+from queue_system.service.runner import InFlight, TaskRunner
 from queue_system.settings import Settings
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import TaskStore
+from queue_system.worker.broker import FinishAckingBroker
 
 
 @dataclass
 class Runtime:
     runner: TaskRunner
-    maintenance: Maintenance
+    reconciler: Reconciler
     http: httpx.Client
     redis: redis.Redis
     store: TaskStore
+    # Set when the broker lets the finish script ack each message (worker/broker.py).
+    broker: FinishAckingBroker | None = None
+
+    def run(self, queue: str, task_id: str, token: int) -> None:
+        """Run the message (task_id, token) the consumer of `queue` fetched."""
+        broker = self.broker
+        if broker is None:
+            self.runner.run(task_id, token)
+            return
+        ack = broker.ack_in_finish(queue, task_id, token)
+        if self.runner.run(task_id, token, ack):
+            broker.acked_in_finish(ack)
 
 
 _current: Runtime | None = None
@@ -48,7 +63,7 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def build_runtime(settings: Settings, keys: Keys, acks: AckViaFinish | None = None) -> Runtime:
+def build_runtime(settings: Settings, keys: Keys, broker: FinishAckingBroker | None = None) -> Runtime:
     load_modules(settings.worker.task_modules)
     configure_email(settings.email)
     client = redis.Redis.from_url(settings.redis_url or "", decode_responses=True, health_check_interval=30)
@@ -59,15 +74,15 @@ def build_runtime(settings: Settings, keys: Keys, acks: AckViaFinish | None = No
     )
     store = TaskStore(client, keys)
     in_flight = InFlight()
-    runner = TaskRunner(store, REGISTRY, settings, http, in_flight, threading.Event(), acks=acks)
-    maintenance = Maintenance(
+    runner = TaskRunner(store, REGISTRY, settings, http, in_flight, threading.Event())
+    reconciler = Reconciler(
         store,
         in_flight,
         lease_ms=settings.worker.lease_ms,
         poll_interval_ms=settings.worker.poll_interval_ms,
         retention_ms=settings.retention_ms,
     )
-    return Runtime(runner, maintenance, http, client, store)
+    return Runtime(runner, reconciler, http, client, store, broker)
 
 
 class WorkerRuntime(dramatiq.Middleware):
@@ -79,14 +94,12 @@ class WorkerRuntime(dramatiq.Middleware):
         # Before, not after: Dramatiq starts consuming between the two hooks, and a message
         # that arrives first must find the runtime ready.
         global _current
-        acked = getattr(broker, "acked_by_finish", None)  # QueueBroker (worker/broker.py)
-        broker_id = getattr(broker, "broker_id", None)
-        acks = AckViaFinish(broker_id, acked) if acked is not None and broker_id else None
-        _current = build_runtime(self.settings, self.keys, acks)
+        acking = broker if isinstance(broker, FinishAckingBroker) else None
+        _current = build_runtime(self.settings, self.keys, acking)
         # Modules, kinds and clients live as long as the process: keep them out of the
         # collector's generations, so full collections stay short (tail latency).
         gc.freeze()
-        _current.maintenance.start()
+        _current.reconciler.start()
         logger.info(
             "worker ready: {} threads, kinds: {}", self.settings.worker.threads, ", ".join(REGISTRY.names())
         )
@@ -99,7 +112,7 @@ class WorkerRuntime(dramatiq.Middleware):
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         global _current
         if _current is not None:
-            _current.maintenance.stop()
+            _current.reconciler.stop()
             _current.http.close()
             _current.store.close()
             _current.redis.close()

@@ -16,7 +16,7 @@ import redis
 from loguru import logger
 
 from queue_system.domain.models import TaskStatus
-from queue_system.service.clock import Clock, now_ms
+from queue_system.service.clock import now_ms
 from queue_system.service.runner import InFlight
 from queue_system.storage.redis_store import TaskStore
 
@@ -27,7 +27,7 @@ STRANDED_AFTER_MS = 5 * 60_000
 WALK_SLICE = 500
 
 
-class Maintenance:
+class Reconciler:
     def __init__(
         self,
         store: TaskStore,
@@ -36,14 +36,12 @@ class Maintenance:
         lease_ms: int,
         poll_interval_ms: int,
         retention_ms: int,
-        clock: Clock = now_ms,
     ) -> None:
         self.store = store
         self.in_flight = in_flight
         self.lease_ms = lease_ms
         self.retention_ms = retention_ms
         self.poll_s = poll_interval_ms / 1000
-        self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_renew = 0
@@ -53,7 +51,7 @@ class Maintenance:
         self._walk = {TaskStatus.PENDING: 0, TaskStatus.RETRYING: 0}
 
     def tick(self) -> dict[str, int]:
-        now = self.clock()
+        now = now_ms()
         done = {"promoted": self.store.promote_due(now)}
         if now - self._last_renew >= self.lease_ms // 3:
             self._last_renew = now
@@ -80,7 +78,7 @@ class Maintenance:
         return total
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="qs-maintenance", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="qs-reconciler", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -93,6 +91,6 @@ class Maintenance:
             try:
                 self.tick()
             except redis.RedisError as exc:
-                logger.warning("maintenance tick failed (will retry): {}", exc)
+                logger.warning("reconciler tick failed (will retry): {}", exc)
                 self._stop.wait(1.0)
             self._stop.wait(self.poll_s)

@@ -1,4 +1,4 @@
-"""How the storage scripts reach Redis on the hot paths, cheaper than redis-py's generic route.
+"""EVALSHA callers for the storage scripts' hot paths, cheaper than redis-py's generic route.
 
 `ScriptCaller`/`Script`: the worker's threads, EVALSHA on a connection per thread.
 `Batcher`: the API's concurrent submits, sent as pipelines.

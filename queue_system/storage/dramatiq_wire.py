@@ -1,0 +1,55 @@
+"""Dramatiq's wire format, as our scripts write it: the one place that spells it.
+
+Our Lua scripts enqueue Dramatiq messages themselves (the same HSET + RPUSH as Dramatiq's own
+`enqueue`), so a task and its message are written in one atomic step. What they must agree on with
+Dramatiq's RedisBroker and with our actors lives here; `storage/scripts.py` renders these values
+into the Lua prelude, and the worker's actors take their names from here too.
+
+Keys, under the broker's namespace `{prefix}:dramatiq`:
+    {namespace}:{queue}        list  message ids, in order
+    {namespace}:{queue}.msgs   hash  message id -> message JSON (`message()` below)
+    {namespace}:{queue}.XQ     zset  dead-lettered message ids
+The other Dramatiq keys (the per-consumer sets of fetched messages, the heartbeats) belong to
+Dramatiq's consumer; only worker/broker.py touches them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The broker's namespace is `{prefix}:{NAMESPACE_SUFFIX}` (see storage/keys.py).
+NAMESPACE_SUFFIX = "dramatiq"
+# The queues a task may name; one actor each (Dramatiq orders a worker's work by actor priority).
+QUEUES = ("default", "priority")
+# The actor of the `default` queue; the others are `{ACTOR}_{queue}`.
+ACTOR = "run_task"
+# Message ids are `{task_id}{SEPARATOR}{token}`: unique per dispatch, so a new token is a new message.
+SEPARATOR = "#"
+MESSAGES_SUFFIX = ".msgs"
+DEAD_SUFFIX = ".XQ"
+
+
+def actor_name(queue: str) -> str:
+    return ACTOR if queue == "default" else f"{ACTOR}_{queue}"
+
+
+ACTORS: dict[str, str] = {queue: actor_name(queue) for queue in QUEUES}
+
+
+def message_id(task_id: str, token: int | str) -> str:
+    return f"{task_id}{SEPARATOR}{token}"
+
+
+def message(task_id: str, token: int, queue: str, now: int) -> dict[str, Any]:
+    """The message JSON our dispatch writes: what `dramatiq.Message.decode` reads. The actor gets
+    `(task_id, token)` and nothing else: the task record holds the rest."""
+    mid = message_id(task_id, token)
+    return {
+        "queue_name": queue,
+        "actor_name": actor_name(queue),
+        "args": [task_id, token],
+        "kwargs": {},
+        "options": {"redis_message_id": mid},
+        "message_id": mid,
+        "message_timestamp": now,
+    }

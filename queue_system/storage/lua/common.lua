@@ -1,0 +1,49 @@
+-- Functions every script shares. Before this file comes the prelude storage/scripts.py renders
+-- from storage/keys.py and storage/dramatiq_wire.py: P (the key prefix, KEYS[1]), the key
+-- helpers task_key(id), history_key(id), payload_key(id), status_index(status),
+-- type_index(type), queue_key(queue), messages_key(queue), the keys ALL_INDEX, SCHEDULE, LEASES,
+-- EXPIRY, message_id(id, token) and ACTORS (queue -> actor name).
+
+-- A finished task's keys expire this long after the sweeper should have purged them: a backstop
+-- in case no worker runs to sweep.
+local BACKSTOP_MS = 86400000
+
+local function move_status(id, old, new, created_at)
+  if old then redis.call('ZREM', status_index(old), id) end
+  redis.call('ZADD', status_index(new), created_at, id)
+end
+
+-- Enqueue the message of attempt `token` the way Dramatiq's own enqueue does (HSET + RPUSH).
+local function dispatch(id, token, queue, now)
+  local mid = message_id(id, token)
+  local message = cjson.encode({
+    queue_name = queue, actor_name = ACTORS[queue], args = {id, tonumber(token)}, kwargs = {},
+    options = {redis_message_id = mid}, message_id = mid, message_timestamp = tonumber(now)})
+  redis.call('HSET', messages_key(queue), mid, message)
+  redis.call('RPUSH', queue_key(queue), mid)
+end
+
+local function finish_final(id, now, retention)
+  redis.call('ZADD', EXPIRY, now + retention, id)
+  redis.call('PEXPIRE', task_key(id), retention + BACKSTOP_MS)
+  redis.call('PEXPIRE', history_key(id), retention + BACKSTOP_MS)
+  redis.call('PEXPIRE', payload_key(id), retention + BACKSTOP_MS)
+end
+
+local function purge(id)
+  local found = redis.call('HMGET', task_key(id), 'type', 'status')
+  local task_type, status = found[1], found[2]
+  if task_type then redis.call('ZREM', type_index(task_type), id) end
+  if status then redis.call('ZREM', status_index(status), id) end
+  redis.call('ZREM', ALL_INDEX, id)
+  redis.call('ZREM', SCHEDULE, id)
+  redis.call('ZREM', LEASES, id)
+  redis.call('ZREM', EXPIRY, id)
+  return redis.call('DEL', task_key(id), history_key(id), payload_key(id))
+end
+
+local function push_history(id, entry, max_history)
+  if redis.call('RPUSH', history_key(id), entry) > max_history then
+    redis.call('LTRIM', history_key(id), -max_history, -1)
+  end
+end

@@ -1,0 +1,55 @@
+-- finish: record an attempt's outcome, apply the decision, and acknowledge its message.
+-- KEYS[1]  the key prefix
+-- ARGV     id, token, now, status (completed|retrying|failed), next_attempt_at|'' (retrying),
+--          retention_ms, history entry (JSON), max_history, result JSON|'' (completed),
+--          last_error|'' (retrying, failed),
+--          then the message to acknowledge, or '' x 5: fetched-set key, messages key, message id,
+--          heartbeats key, consumer id (worker/broker.py builds them: Dramatiq's ack, as in its
+--          dispatch.lua, done here so recording and acknowledging are one atomic step)
+-- Returns  {recorded, acked}: recorded 0 = stale (the lease was taken over: the attempt is only
+--          added to the history); acked 1 = the message was acknowledged here
+local id, token, now, status, next_attempt_at = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local retention, entry, max_history = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
+local result, last_error = ARGV[9], ARGV[10]
+local fetched, messages, mid, heartbeats, consumer = ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]
+local acked = 0
+if fetched ~= '' then
+  if redis.call('SREM', fetched, mid) == 1 then
+    redis.call('HDEL', messages, mid)
+    acked = 1
+  end
+  redis.call('ZADD', heartbeats, now, consumer)
+end
+local key = task_key(id)
+local found = redis.call('HMGET', key, 'status', 'token', 'created_at')
+local current, current_token, created_at = found[1], found[2], found[3]
+if not current then return {0, acked} end
+-- The same token and no longer processing: only this attempt's own finish moved it on (every
+-- other transition changes the token), so this is a repeat after a lost reply: already done.
+if current_token == token and current ~= 'processing' then return {1, acked} end
+push_history(id, entry, max_history)
+if current ~= 'processing' or current_token ~= token then return {0, acked} end
+local set, del = {'status', status, 'updated_at', now}, {'started_at', 'lost'}
+if status == 'completed' then
+  table.insert(set, 'result')
+  table.insert(set, result)
+  table.insert(del, 'last_error')
+else
+  table.insert(set, 'last_error')
+  table.insert(set, last_error)
+end
+move_status(id, 'processing', status, created_at)
+redis.call('ZREM', LEASES, id)
+if status == 'retrying' then
+  table.insert(set, 'next_attempt_at')
+  table.insert(set, next_attempt_at)
+  redis.call('ZADD', SCHEDULE, next_attempt_at, id)
+else
+  table.insert(set, 'completed_at')
+  table.insert(set, now)
+  table.insert(del, 'next_attempt_at')
+  finish_final(id, now, retention)
+end
+redis.call('HSET', key, unpack(set))
+redis.call('HDEL', key, unpack(del))
+return {1, acked}

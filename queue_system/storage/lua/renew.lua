@@ -1,0 +1,14 @@
+-- renew: extend the leases of the attempts a worker is still running.
+-- KEYS[1]  the key prefix
+-- ARGV     lease_until, then id, token, id, token, ...
+-- Returns  the number of leases extended (only a processing task with that very token)
+local lease_until, n = ARGV[1], 0
+for i = 2, #ARGV, 2 do
+  local id, token = ARGV[i], ARGV[i + 1]
+  local found = redis.call('HMGET', task_key(id), 'status', 'token')
+  if found[1] == 'processing' and found[2] == token then
+    redis.call('ZADD', LEASES, 'XX', lease_until, id)
+    n = n + 1
+  end
+end
+return n
