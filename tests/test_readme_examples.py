@@ -65,6 +65,7 @@ def test_aliases_answer_with_our_task_fields(client: TestClient[Any]) -> None:
     assert r.status_code == 201
     assert r.json()["type"] == "echo"
     assert r.json()["retry"] == {"max_retries": 2}
+    assert r.json()["task_id"] == "e-1"
     assert r.headers["location"] == "/api/v1/tasks/e-1"
     assert client.post("/enqueue", json={"payload": {"url": "http://x.test/h"}}).json()["type"] == "webhook"
     assert client.post("/enqueue", json={"payload": [1]}).json()["field"] == "type"

@@ -12,9 +12,9 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from queue_system.domain.models import MAX_HISTORY, MAX_LOST_IN_A_ROW, Attempt, Outcome, TaskStatus
+from queue_system.domain.models import MAX_HISTORY, MAX_LOST_IN_A_ROW, Attempt, Outcome, TaskQuery, TaskStatus
 from queue_system.storage.keys import RUN_ACTOR, Keys
-from queue_system.storage.redis_store import AsyncTaskStore, NewTask, Query, TaskStore
+from queue_system.storage.redis_store import AsyncTaskStore, NewTask, TaskStore
 
 K = Keys()
 
@@ -375,7 +375,7 @@ def _collect(redis_url: str, *, status: str | None, type_: str | None, limit: in
         try:
             for _ in range(100):
                 page = await s.page(
-                    Query(statuses=(status,) if status else (), type=type_, cursor=cursor, limit=limit)
+                    TaskQuery(statuses=(status,) if status else (), type=type_, cursor=cursor, limit=limit)
                 )
                 seen += [t.id for t in page.tasks]
                 cursor = page.next_cursor

@@ -17,8 +17,7 @@ import httpx
 import redis
 from loguru import logger
 
-from queue_system.kinds.email import configure_email
-from queue_system.kinds.registry import REGISTRY, load_modules
+from queue_system.kinds import load_kinds
 from queue_system.service.maintenance import Maintenance
 from queue_system.service.runner import AckViaFinish, InFlight, TaskRunner
 from queue_system.settings import Settings
@@ -49,8 +48,6 @@ def worker_id() -> str:
 
 
 def build_runtime(settings: Settings, keys: Keys, acks: AckViaFinish | None = None) -> Runtime:
-    load_modules(settings.worker.task_modules)
-    configure_email(settings.email)
     client = redis.Redis.from_url(settings.redis_url or "", decode_responses=True, health_check_interval=30)
     threads = settings.worker.threads
     http = httpx.Client(
@@ -59,7 +56,7 @@ def build_runtime(settings: Settings, keys: Keys, acks: AckViaFinish | None = No
     )
     store = TaskStore(client, keys)
     in_flight = InFlight()
-    runner = TaskRunner(store, REGISTRY, settings, http, in_flight, threading.Event(), acks=acks)
+    runner = TaskRunner(store, load_kinds(settings), settings, http, in_flight, threading.Event(), acks=acks)
     maintenance = Maintenance(
         store,
         in_flight,
@@ -88,7 +85,9 @@ class WorkerRuntime(dramatiq.Middleware):
         gc.freeze()
         _current.maintenance.start()
         logger.info(
-            "worker ready: {} threads, kinds: {}", self.settings.worker.threads, ", ".join(REGISTRY.names())
+            "worker ready: {} threads, kinds: {}",
+            self.settings.worker.threads,
+            ", ".join(_current.runner.registry.names()),
         )
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:

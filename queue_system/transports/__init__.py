@@ -1,0 +1,1 @@
+"""Outbound transports: HTTP and SMTP. They import only `domain`."""
