@@ -20,6 +20,7 @@ from queue_system.domain.models import (
     TaskQuery,
     TaskStatus,
 )
+from queue_system.domain.policy import decode_policy
 from queue_system.storage import scripts
 from queue_system.storage.calls import Batcher, Script, ScriptCaller
 from queue_system.storage.codec import attempt_to_json, dumps, flat_pairs, loads, task_from_hash
@@ -99,7 +100,7 @@ class TaskStore:
             attempts=attempts,
             created_at=int(created),
             updated_at=now,
-            retry=loads(retry) if retry else None,
+            retry=decode_policy(retry) if retry else None,
             timeout_ms=_opt_int(timeout),
             token=token,
             retried_at=_opt_int(retried),
