@@ -1,11 +1,12 @@
 """Task kinds: `type` -> payload schema + handler + default retry policy.
 
 Everything a user's own kind needs is exported here (see the README's "Your own task kinds"):
-`task_kind`, `RunContext`, `TransientError`, `PermanentError`, `backoff_policy`, `fixed_policy`.
+`task_kind`, `RunContext`, `TransientError`, `PermanentError`, `backoff_policy`, `fixed_policy`,
+and `InvalidInput` for a `check=` function that rejects a payload.
 `load_kinds(settings)` builds the registry a process serves.
 """
 
-from queue_system.errors import PermanentError, TransientError
+from queue_system.errors import InvalidInput, PermanentError, TransientError
 from queue_system.kinds.catalog import load_kinds
 from queue_system.kinds.registry import (
     Registry,
@@ -17,6 +18,7 @@ from queue_system.kinds.registry import (
 )
 
 __all__ = [
+    "InvalidInput",
     "PermanentError",
     "Registry",
     "RunContext",
