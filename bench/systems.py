@@ -18,8 +18,9 @@ import redis
 import redis.asyncio as aioredis
 
 from bench.common import PY, ROOT, Proc, base_env, port_open, spawn, wait_until
-from queue_system.kinds.registry import REGISTRY, load_modules
+from queue_system.kinds import load_kinds
 from queue_system.service.tasks import Submission, TaskService
+from queue_system.settings import Settings
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import AsyncTaskStore
 
@@ -76,10 +77,10 @@ def failed(client: redis.Redis) -> int:
 
 
 async def _preload_ours(redis_url: str, subs: list[Submission], batch: int) -> None:
-    load_modules([NOOP_MODULE])
+    kinds = load_kinds(Settings(), [NOOP_MODULE])
     client = aioredis.Redis.from_url(redis_url, decode_responses=True, max_connections=batch)
     try:
-        service = TaskService(AsyncTaskStore(client, KEYS), REGISTRY, retention_ms=7 * 86_400_000)
+        service = TaskService(AsyncTaskStore(client, KEYS), kinds, retention_ms=7 * 86_400_000)
         for i in range(0, len(subs), batch):
             await asyncio.gather(*(service.submit(s) for s in subs[i : i + batch]))
     finally:

@@ -47,6 +47,8 @@ def test_submit_webhook_shorthand(client: TestClient[Any], redis_client: redis.R
     assert r.status_code == 201, r.text
     task = r.json()
     assert r.headers["location"] == f"/api/v1/tasks/{task['id']}"
+    # The old system's clients read `task_id` and `message`.
+    assert task["task_id"] == task["id"] and task["message"] == "task accepted"
     assert task["type"] == "webhook" and task["status"] == "pending" and task["attempts"] == 0
     assert task["payload"] == HOOK
     assert task["created_at"].endswith("Z")
@@ -126,6 +128,7 @@ def test_client_id_same_body_returns_existing_different_body_conflicts(client: T
     assert again.status_code == 200
     assert again.json()["id"] == "order-42"
     assert again.json()["created_at"] == first.json()["created_at"]
+    assert again.json()["task_id"] == "order-42" and again.headers["location"] == "/api/v1/tasks/order-42"
     other = client.post("/api/v1/tasks", json=dict(HOOK, id="order-42", body="different"))
     body = assert_problem(other, 409)
     assert other.headers["location"] == "/api/v1/tasks/order-42"
@@ -220,3 +223,12 @@ def test_timestamps_are_rfc3339_utc_with_milliseconds(ms: int) -> None:
     expected = datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
     assert rfc3339(ms) == expected.replace("+00:00", "Z")
     assert rfc3339(None) is None
+
+
+def test_a_problem_keeps_field_and_message_apart(client: TestClient[Any]) -> None:
+    bad = {"type": "webhook", "payload": {"url": "https://example.test/h", "headers": {"X Y": "1"}}}
+    body = assert_problem(client.post("/api/v1/tasks", json=bad), 422, "payload.headers.X Y")
+    assert body["errors"] == [{"field": "payload.headers.X Y", "message": "invalid header 'X Y'"}]
+    assert body["detail"] == "payload.headers.X Y: invalid header 'X Y'"
+    unknown = assert_problem(client.post("/api/v1/tasks", json={"type": "nope", "payload": 1}), 422, "type")
+    assert unknown["detail"].startswith("unknown task type 'nope'; known types: ")

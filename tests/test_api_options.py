@@ -89,16 +89,41 @@ def test_priority_queue_gets_its_own_actor(client: TestClient[Any], redis_client
     assert msg["args"] == [task["id"], 1]
 
 
-def test_retry_override_is_stored_in_ms(client: TestClient[Any]) -> None:
-    body = {
-        "type": "webhook",
-        "payload": HOOK,
-        "retry": {"strategy": "fixed", "interval": "2s", "max_age": "1h"},
-    }
+def test_retry_override_comes_back_as_written_and_is_stored_resolved(
+    client: TestClient[Any], redis_client: redis.Redis
+) -> None:
+    body = {"type": "webhook", "payload": HOOK, "retry": {"interval": "2s", "max_retries": 3}}
     task = client.post("/api/v1/tasks", json=body).json()
-    assert task["retry"] == {"strategy": "fixed", "interval_ms": 2000, "max_age_ms": 3_600_000}
+    assert task["retry"] == {"interval": "2s", "max_retries": 3}
+    assert client.get(f"/api/v1/tasks/{task['id']}").json()["retry"] == {"interval": "2s", "max_retries": 3}
+    # Stored as the whole policy, resolved against the server's defaults once, at submit.
+    stored = json.loads(redis_client.hget(f"qs:task:{task['id']}", "retry"))  # type: ignore[arg-type]
+    assert stored == {
+        "strategy": "fixed",
+        "interval_ms": 2000,
+        "max_age_ms": 86_400_000,
+        "max_retries": 3,
+        "requested": {"interval": "2s", "max_retries": 3},
+    }
+    switched = dict(HOOK, retry={"strategy": "exponential", "max_delay": "1h"})
+    assert client.post("/api/v1/tasks", json=switched).json()["retry"] == switched["retry"]
     task = client.post("/api/v1/tasks", json=dict(HOOK, max_retries=5)).json()
     assert task["retry"] == {"max_retries": 5}
+
+
+def test_a_task_without_retry_options_stores_no_policy(
+    client: TestClient[Any], redis_client: redis.Redis
+) -> None:
+    task = client.post("/api/v1/tasks", json=HOOK).json()
+    assert task["retry"] is None
+    assert not redis_client.hexists(f"qs:task:{task['id']}", "retry")
+
+
+def test_the_same_retry_options_resubmitted_are_the_same_task(client: TestClient[Any]) -> None:
+    body = dict(HOOK, id="r-1", retry={"interval": "2s"})
+    assert client.post("/api/v1/tasks", json=body).status_code == 201
+    assert client.post("/api/v1/tasks", json=body).status_code == 200
+    assert_problem(client.post("/api/v1/tasks", json=dict(body, retry={"interval": "3s"})), 409)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,6 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bench.slow_receiver import SlowReceiver
-from queue_system.delivery.webhook import classify
 from queue_system.domain.models import MAX_RESPONSE_BODY, AttemptResult, Outcome
 from queue_system.transports.async_http import (
     AsyncHttpSender,
@@ -23,6 +22,7 @@ from queue_system.transports.async_http import (
     classify_status,
     destination,
 )
+from queue_system.transports.http import classify
 from queue_system.worker.delivery_loop import Admission, Completed, Delivery, DeliveryLoop
 
 TAKEN = Admission.TAKEN

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import redis
 from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
+from queue_system.kinds import Registry, backoff_policy
 from queue_system.settings import load_settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -65,6 +67,7 @@ def test_aliases_answer_with_our_task_fields(client: TestClient[Any]) -> None:
     assert r.status_code == 201
     assert r.json()["type"] == "echo"
     assert r.json()["retry"] == {"max_retries": 2}
+    assert r.json()["task_id"] == "e-1"
     assert r.headers["location"] == "/api/v1/tasks/e-1"
     assert client.post("/enqueue", json={"payload": {"url": "http://x.test/h"}}).json()["type"] == "webhook"
     assert client.post("/enqueue", json={"payload": [1]}).json()["field"] == "type"
@@ -75,3 +78,19 @@ def test_aliases_answer_with_our_task_fields(client: TestClient[Any]) -> None:
     assert client.get("/job/e-1").json()["attempt_history"] == []
     assert [t["id"] for t in client.get("/jobs").json()["items"]][-1] == "e-1"
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_the_user_kind_example_needs_only_queue_system_kinds() -> None:
+    text = README.read_text()
+    match = re.search(r"### Your own task kinds.*?```python\n(.*?)```", text, re.S)
+    assert match, "README has no user-kind example"
+    source = match.group(1)
+    imports = re.findall(r"^(?:from|import) (queue_system\S*)", source, re.M)
+    assert imports == ["queue_system.kinds"]
+    module = types.ModuleType("myapp_tasks")
+    exec(compile(source, "README.md", "exec"), module.__dict__)  # our own README, run as a user would
+    registry = Registry()
+    registry.add_module(module)
+    kind = registry.get("resize")
+    assert kind.policy is backoff_policy
+    assert kind.decode({"image_url": "https://example.com/a.png", "width": 300}).width == 300

@@ -7,7 +7,15 @@ import random
 import pytest
 
 from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
-from queue_system.domain.retry import ExponentialPolicy, FixedPolicy, decide, policy_from_dict, resolve_policy
+from queue_system.domain.retry import (
+    ExponentialPolicy,
+    FixedPolicy,
+    RetryOverride,
+    decide,
+    decode_policy,
+    encode_policy,
+    resolve_policy,
+)
 
 H = 3_600_000
 FIXED = FixedPolicy(interval_ms=10_000, max_age_ms=24 * H)
@@ -87,9 +95,19 @@ def test_lost_attempt_is_retried_like_a_transient_one() -> None:
     assert d.status is TaskStatus.RETRYING
 
 
-@pytest.mark.parametrize("policy", [FIXED, EXPO])
-def test_policy_round_trips_through_dict(policy: FixedPolicy | ExponentialPolicy) -> None:
-    assert policy_from_dict(policy.as_dict()) == policy
+@pytest.mark.parametrize(
+    "policy",
+    [FIXED, EXPO, FixedPolicy(2_000, 24 * H, max_retries=3, requested={"interval": "2s", "max_retries": 3})],
+)
+def test_policy_round_trips_as_tagged_json(policy: FixedPolicy | ExponentialPolicy) -> None:
+    assert decode_policy(encode_policy(policy)) == policy
+
+
+def test_policy_json_is_tagged_and_omits_what_is_unset() -> None:
+    assert encode_policy(EXPO) == (
+        '{"strategy":"exponential","max_retries":3,"min_delay_ms":1000,"max_delay_ms":60000}'
+    )
+    assert encode_policy(FIXED) == '{"strategy":"fixed","interval_ms":10000,"max_age_ms":86400000}'
 
 
 def test_fixed_policy_with_max_retries_stops_early() -> None:
@@ -100,8 +118,24 @@ def test_fixed_policy_with_max_retries_stops_early() -> None:
 
 def test_resolve_policy_merges_overrides() -> None:
     assert resolve_policy(None, FIXED, FIXED, EXPO) == FIXED
-    assert resolve_policy({"interval_ms": 2_000}, FIXED, FIXED, EXPO) == FixedPolicy(2_000, 24 * H)
-    assert resolve_policy({"max_retries": 5}, EXPO, FIXED, EXPO) == ExponentialPolicy(5, 1_000, 60_000)
-    switched = resolve_policy({"strategy": "exponential", "max_retries": 1}, FIXED, FIXED, EXPO)
-    assert switched == ExponentialPolicy(1, 1_000, 60_000)
-    assert resolve_policy({"strategy": "fixed"}, EXPO, FIXED, EXPO) == FIXED
+    faster = RetryOverride({"interval": "2s"}, interval_ms=2_000)
+    assert resolve_policy(faster, FIXED, FIXED, EXPO) == FixedPolicy(
+        2_000, 24 * H, requested={"interval": "2s"}
+    )
+    more = RetryOverride({"max_retries": 5}, max_retries=5)
+    assert resolve_policy(more, EXPO, FIXED, EXPO) == ExponentialPolicy(5, 1_000, 60_000, {"max_retries": 5})
+    switch = RetryOverride(
+        {"strategy": "exponential", "max_retries": 1}, strategy="exponential", max_retries=1
+    )
+    switched = resolve_policy(switch, FIXED, FIXED, EXPO)
+    assert switched == ExponentialPolicy(1, 1_000, 60_000, requested=switch.requested)
+    to_fixed = RetryOverride({"strategy": "fixed"}, strategy="fixed")
+    assert resolve_policy(to_fixed, EXPO, FIXED, EXPO) == FixedPolicy(
+        10_000, 24 * H, requested=to_fixed.requested
+    )
+
+
+def test_resolve_policy_ignores_the_other_strategys_options() -> None:
+    # No strategy given: the kind's stays, and options that belong to the other one do nothing.
+    stray = RetryOverride({"min_delay": "1s"}, min_delay_ms=1_000)
+    assert resolve_policy(stray, FIXED, FIXED, EXPO) == FixedPolicy(10_000, 24 * H, requested=stray.requested)

@@ -21,6 +21,7 @@ from queue_system.domain.models import (
     AttemptResult,
     Outcome,
     Task,
+    TaskQuery,
     TaskStatus,
 )
 from queue_system.domain.retry import Decision
@@ -34,7 +35,6 @@ from queue_system.storage.redis_store import (
     Finished,
     MessageAck,
     NewTask,
-    Query,
     Skip,
     SkipReason,
     TaskStore,
@@ -450,7 +450,7 @@ def _collect(redis_url: str, *, status: str | None, type_: str | None, limit: in
         try:
             for _ in range(100):
                 page = await s.page(
-                    Query(statuses=(status,) if status else (), type=type_, cursor=cursor, limit=limit)
+                    TaskQuery(statuses=(status,) if status else (), type=type_, cursor=cursor, limit=limit)
                 )
                 seen += [t.id for t in page.tasks]
                 cursor = page.next_cursor

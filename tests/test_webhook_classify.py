@@ -7,8 +7,8 @@ import email.utils
 import httpx
 import pytest
 
-from queue_system.delivery.webhook import classify, parse_retry_after
 from queue_system.domain.models import Outcome
+from queue_system.transports.http import classify, parse_retry_after
 
 
 @pytest.mark.parametrize("code", [200, 201, 204, 299])

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
-from queue_system.kinds import RunContext, task_kind
-from queue_system.kinds.registry import PermanentError, backoff_policy
+from queue_system.kinds import PermanentError, RunContext, backoff_policy, task_kind
 
 
 class Shout(msgspec.Struct, forbid_unknown_fields=True):

@@ -19,17 +19,16 @@ from queue_system.api import problems
 from queue_system.api.compat import compat_router
 from queue_system.api.routes import TaskController, health, ready, stats
 from queue_system.errors import QueueSystemError
-from queue_system.kinds.email import configure_email
-from queue_system.kinds.registry import REGISTRY, Registry, load_modules
+from queue_system.kinds import Registry, load_kinds
 from queue_system.service.tasks import TaskService
 from queue_system.settings import Settings
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import AsyncTaskStore
 
 
-def create_app(settings: Settings, *, registry: Registry = REGISTRY, keys: Keys | None = None) -> Litestar:
-    load_modules(settings.worker.task_modules)
-    configure_email(settings.email)
+def create_app(settings: Settings, *, registry: Registry | None = None, keys: Keys | None = None) -> Litestar:
+    """`registry`: the kinds the API accepts; by default the built-ins and TASK_MODULES."""
+    kinds = registry if registry is not None else load_kinds(settings)
     state: dict[str, object] = {}
 
     @asynccontextmanager
@@ -41,9 +40,12 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY, keys: Keys 
             socket_connect_timeout=5,
         )
         store = AsyncTaskStore(client, keys)
-        state["store"] = store
         state["service"] = TaskService(
-            store, registry, retention_ms=settings.retention_ms, max_timeout_ms=settings.max_timeout_ms
+            store,
+            kinds,
+            retention_ms=settings.retention_ms,
+            max_timeout_ms=settings.max_timeout_ms,
+            retry_defaults=settings.worker,
         )
         # Everything built so far lives as long as the process: keep it out of the collector's
         # generations, so full collections under load stay short (p99).
@@ -55,9 +57,6 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY, keys: Keys 
 
     # Plain closures over `state`, on purpose: injecting Litestar's `State` into these providers
     # took the submit benchmark from 0.66 to 0.42 of the bare route (A/B, 3 x 4 s rounds).
-    def provide_store() -> AsyncTaskStore:
-        return state["store"]  # type: ignore[return-value]
-
     def provide_service() -> TaskService:
         return state["service"]  # type: ignore[return-value]
 
@@ -65,7 +64,6 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY, keys: Keys 
         route_handlers=[TaskController, stats, health, ready, compat_router],
         lifespan=[lifespan],
         dependencies={
-            "store": Provide(provide_store, sync_to_thread=False),
             "service": Provide(provide_service, sync_to_thread=False),
         },
         exception_handlers={

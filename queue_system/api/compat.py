@@ -13,33 +13,24 @@ from litestar import Response, Router, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from queue_system.api.routes import Service
-from queue_system.api.schemas import Retries, SubmitTask, TaskOut, TaskPage, task_out
-from queue_system.api.submission import to_submission
+from queue_system.api.schemas import CreatedTask, RetryCount, SubmitTask, TaskOut, TaskPage, task_out
+from queue_system.api.submission import submit
+from queue_system.domain.models import TaskQuery
 from queue_system.errors import InvalidInput
-from queue_system.storage.redis_store import Query
 
 
 class Enqueue(msgspec.Struct, forbid_unknown_fields=True):
     payload: Any
     id: str | None = None
     type: str | None = None
-    max_retries: Retries | None = None
+    max_retries: RetryCount | None = None
 
 
 class Job(msgspec.Struct, forbid_unknown_fields=True):
     job_type: str
     payload: Any = None
     id: str | None = None
-    max_retries: Retries | None = None
-
-
-async def _submit(service: Service, data: SubmitTask) -> Response[TaskOut]:
-    task, created = await service.submit(to_submission(data))
-    return Response(
-        task_out(task, with_history=False),
-        status_code=201 if created else 200,
-        headers={"Location": f"/api/v1/tasks/{task.id}"},
-    )
+    max_retries: RetryCount | None = None
 
 
 def _infer_type(payload: Any) -> str:
@@ -47,26 +38,26 @@ def _infer_type(payload: Any) -> str:
         return "webhook"
     if isinstance(payload, str):
         return "echo"
-    raise InvalidInput("type: required unless the payload is a webhook object or a string", field="type")
+    raise InvalidInput("required unless the payload is a webhook object or a string", field="type")
 
 
 @post("/tasks", summary="= POST /api/v1/tasks")
-async def post_tasks(data: JSONBody[SubmitTask], service: Service) -> Response[TaskOut]:
-    return await _submit(service, data)
+async def post_tasks(data: JSONBody[SubmitTask], service: Service) -> Response[CreatedTask]:
+    return await submit(service, data)
 
 
 @post("/enqueue", summary="{id, payload, max_retries} -> POST /api/v1/tasks")
-async def enqueue(data: JSONBody[Enqueue], service: Service) -> Response[TaskOut]:
+async def enqueue(data: JSONBody[Enqueue], service: Service) -> Response[CreatedTask]:
     type_ = data.type or _infer_type(data.payload)
-    return await _submit(
+    return await submit(
         service, SubmitTask(type=type_, payload=data.payload, id=data.id, max_retries=data.max_retries)
     )
 
 
 @post("/job", summary="{job_type, payload} -> POST /api/v1/tasks {type, payload}")
-async def post_job(data: JSONBody[Job], service: Service) -> Response[TaskOut]:
-    submit = SubmitTask(type=data.job_type, payload=data.payload, id=data.id, max_retries=data.max_retries)
-    return await _submit(service, submit)
+async def post_job(data: JSONBody[Job], service: Service) -> Response[CreatedTask]:
+    job = SubmitTask(type=data.job_type, payload=data.payload, id=data.id, max_retries=data.max_retries)
+    return await submit(service, job)
 
 
 @get("/task", summary="?id= -> GET /api/v1/tasks/{id}")
@@ -81,7 +72,7 @@ async def get_job(task_id: FromPath[str], service: Service) -> TaskOut:
 
 @get("/jobs", summary="= GET /api/v1/tasks (first page, newest first)")
 async def get_jobs(service: Service, limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50) -> TaskPage:
-    page = await service.list(Query(limit=limit))
+    page = await service.list(TaskQuery(limit=limit))
     return TaskPage(
         items=[task_out(t, with_history=False) for t in page.tasks], next_cursor=None, limit=limit
     )

@@ -13,8 +13,9 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from loguru import logger
 
+from queue_system.api.schemas import task_location
 from queue_system.errors import Conflict, InvalidInput, QueueSystemError, TaskNotFound, UnknownTaskType
-from queue_system.validation import split_msgspec_error
+from queue_system.field_paths import split_msgspec_error
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -52,14 +53,17 @@ def on_app_error(request: Request[Any, Any, Any], exc: QueueSystemError) -> Resp
         )
     if isinstance(exc, InvalidInput):
         slug = "invalid-request" if exc.status_code == 400 else "validation"
-        message = exc.message.removeprefix(f"{exc.field}: ") if exc.field else exc.message
-        errors = [{"field": exc.field, "message": message}] if exc.field else None
-        return problem(request, exc.status_code, slug, exc.message, field=exc.field, errors=errors)
+        if exc.field is None:
+            return problem(request, exc.status_code, slug, exc.message)
+        errors = [{"field": exc.field, "message": exc.message}]
+        detail = f"{exc.field}: {exc.message}"
+        return problem(request, exc.status_code, slug, detail, field=exc.field, errors=errors)
     if isinstance(exc, TaskNotFound):
         return problem(request, 404, "not-found", str(exc))
     if isinstance(exc, Conflict):
-        headers = {"Location": exc.location} if exc.location else None
-        return problem(request, 409, "conflict", exc.message, headers=headers, location=exc.location)
+        location = task_location(exc.task_id) if exc.task_id else None
+        headers = {"Location": location} if location else None
+        return problem(request, 409, "conflict", exc.message, headers=headers, location=location)
     return on_unexpected(request, exc)
 
 

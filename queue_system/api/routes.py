@@ -1,17 +1,20 @@
-"""Routes: thin, each calls one TaskService method."""
+"""Routes: thin, each calls one TaskService method (the API never sees the store)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
+from queue_system.api import submission
 from queue_system.api.schemas import (
+    TASKS_PATH,
+    CreatedTask,
     Stats,
     SubmitTask,
     TaskOut,
@@ -20,21 +23,18 @@ from queue_system.api.schemas import (
     encode_cursor,
     task_out,
 )
-from queue_system.api.submission import to_submission
-from queue_system.domain.models import TaskStatus
+from queue_system.domain.models import TaskQuery, TaskStatus
 from queue_system.errors import InvalidInput
 from queue_system.service.tasks import TaskService
-from queue_system.storage.redis_store import AsyncTaskStore, Query
 
 TaskId = FromPath[str]
 Service = NamedDependency[TaskService]
-Store = NamedDependency[AsyncTaskStore]
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="page size (default 50, max 500)")]
 Cursor = Annotated[str | None, QueryParameter(description="`next_cursor` of the previous page")]
 
 
 class TaskController(Controller):
-    path = "/api/v1/tasks"
+    path = TASKS_PATH
     tags = ["tasks"]
 
     @post(
@@ -56,13 +56,8 @@ class TaskController(Controller):
         idempotency_key: Annotated[
             str | None, HeaderParameter(name="Idempotency-Key", description="same meaning as `id`")
         ] = None,
-    ) -> Response[TaskOut]:
-        task, created = await service.submit(to_submission(data, idempotency_key))
-        return Response(
-            task_out(task, with_history=False),
-            status_code=201 if created else 200,
-            headers={"Location": f"/api/v1/tasks/{task.id}"},
-        )
+    ) -> Response[CreatedTask]:
+        return await submission.submit(service, data, idempotency_key)
 
     @get(
         "/",
@@ -80,7 +75,7 @@ class TaskController(Controller):
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> TaskPage:
-        query = Query(
+        query = TaskQuery(
             statuses=tuple(dict.fromkeys(s.value for s in status or ())),
             type=type,
             queue=queue,
@@ -125,7 +120,7 @@ def _ms(value: datetime | None, field: str) -> int | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        raise InvalidInput(f"{field}: needs a time zone (RFC 3339)", field=field, status_code=400)
+        raise InvalidInput("needs a time zone (RFC 3339)", field=field, status_code=400)
     return int(value.timestamp() * 1000)
 
 
@@ -135,9 +130,9 @@ async def health() -> dict[str, str]:
 
 
 @get("/ready", tags=["health"], summary="Readiness: Redis answers a PING", responses={})
-async def ready(store: Store, request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
+async def ready(service: Service) -> Response[dict[str, str]]:
     try:
-        await store.ping()
+        await service.ping()
     except Exception as exc:  # any failure to reach Redis means not ready
         return Response({"status": "unavailable", "reason": f"redis: {exc}"}, status_code=503)
     return Response({"status": "ready"}, status_code=200)

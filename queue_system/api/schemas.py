@@ -14,7 +14,10 @@ import msgspec
 from queue_system.domain.models import Attempt, Task
 from queue_system.errors import InvalidInput
 
-Retries = Annotated[int, msgspec.Meta(ge=0, le=100)]
+# How many retries a client may ask for.
+RetryCount = Annotated[int, msgspec.Meta(ge=0, le=100)]
+# Where a task lives: the `Location` of a create or a conflict.
+TASKS_PATH = "/api/v1/tasks"
 
 
 class RetrySpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -23,7 +26,7 @@ class RetrySpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     `{"strategy": "fixed", "interval": "10s", "max_age": "24h"}`."""
 
     strategy: Literal["exponential", "fixed"] | None = None
-    max_retries: Retries | None = None
+    max_retries: RetryCount | None = None
     min_delay: str | None = None
     max_delay: str | None = None
     interval: str | None = None
@@ -38,7 +41,7 @@ class SubmitTask(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     payload: Any = None
     id: str | None = msgspec.field(default=None)
     queue: str = "default"
-    max_retries: Retries | None = None
+    max_retries: RetryCount | None = None
     retry: RetrySpec | None = None
     delay: str | None = None
     run_at: datetime | None = None
@@ -77,8 +80,15 @@ class TaskOut(msgspec.Struct):
     completed_at: str | None = None
     result: Any = None
     last_error: str | None = None
-    retry: dict[str, Any] | None = None
+    retry: dict[str, Any] | None = None  # the task's own retry options, as the client wrote them
     attempt_history: list[AttemptOut] | None = None
+
+
+class CreatedTask(TaskOut):
+    """A create's answer: the task, plus `task_id` and `message` as the old system answered."""
+
+    task_id: str = ""
+    message: str = ""
 
 
 class TaskPage(msgspec.Struct):
@@ -127,8 +137,23 @@ def attempt_out(a: Attempt) -> AttemptOut:
     )
 
 
+def task_location(task_id: str) -> str:
+    return f"{TASKS_PATH}/{task_id}"
+
+
 def task_out(task: Task, *, with_history: bool) -> TaskOut:
     return TaskOut(
+        **_task_fields(task), attempt_history=[attempt_out(a) for a in task.history] if with_history else None
+    )
+
+
+def created_out(task: Task, *, created: bool) -> CreatedTask:
+    message = "task accepted" if created else "task already exists (same id and request)"
+    return CreatedTask(**_task_fields(task), task_id=task.id, message=message)
+
+
+def _task_fields(task: Task) -> dict[str, Any]:
+    return dict(
         id=task.id,
         type=task.type,
         status=task.status.value,
@@ -141,8 +166,7 @@ def task_out(task: Task, *, with_history: bool) -> TaskOut:
         completed_at=rfc3339(task.completed_at),
         result=task.result,
         last_error=task.last_error,
-        retry=task.retry,
-        attempt_history=[attempt_out(a) for a in task.history] if with_history else None,
+        retry=task.retry.requested if task.retry is not None else None,
     )
 
 
@@ -160,6 +184,4 @@ def decode_cursor(text: str | None) -> tuple[int, str] | None:
         score, task_id = raw.split(":", 1)
         return int(score), task_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput(
-            "cursor: not a cursor this API returned", field="cursor", status_code=400
-        ) from None
+        raise InvalidInput("not a cursor this API returned", field="cursor", status_code=400) from None

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from queue_system.domain.policy import RetryPolicy
+
 
 class TaskStatus(StrEnum):
     PENDING = "pending"
@@ -73,7 +75,7 @@ class Task:
     attempts: int
     created_at: int  # epoch ms
     updated_at: int
-    retry: dict[str, Any] | None = None  # per-task policy override, None = the kind's default
+    retry: RetryPolicy | None = None  # the task's own policy, resolved at submit; None = the kind's
     timeout_ms: int | None = None
     token: int = 0
     result: Any = None
@@ -97,3 +99,22 @@ MAX_HISTORY = 50
 MAX_LOST_IN_A_ROW = 5
 # Bytes of a response body kept in an attempt record.
 MAX_RESPONSE_BODY = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    """Which tasks to list, newest first: the filters are ANDed; `cursor` continues a page."""
+
+    statuses: tuple[str, ...] = ()
+    type: str | None = None
+    queue: str | None = None
+    created_after: int | None = None  # epoch ms, inclusive
+    created_before: int | None = None  # epoch ms, inclusive
+    cursor: tuple[int, str] | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    tasks: list[Task]
+    next_cursor: tuple[int, str] | None

@@ -3,85 +3,37 @@
 Two shapes: a fixed interval until a deadline counted from creation (webhooks: every 10 s for 24 h),
 and exponential backoff with full jitter up to `max_retries` (everything else). Dramatiq's own
 backoff always adds jitter and cannot give a fixed interval, so the decision lives here and the
-worker schedules the next attempt itself.
+worker schedules the next attempt itself. The policies are typed values (`domain/policy.py`): a
+task's own is resolved at submit and stored on the task; a task without one uses its kind's.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
 
 from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
+from queue_system.domain.policy import (
+    ExponentialPolicy,
+    FixedPolicy,
+    RetryOverride,
+    RetryPolicy,
+    decode_policy,
+    encode_policy,
+    resolve_policy,
+)
 
-
-@dataclass(frozen=True, slots=True)
-class FixedPolicy:
-    interval_ms: int
-    max_age_ms: int
-    max_retries: int | None = None  # None: only the deadline bounds the retries
-
-    def as_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "strategy": "fixed",
-            "interval_ms": self.interval_ms,
-            "max_age_ms": self.max_age_ms,
-        }
-        if self.max_retries is not None:
-            data["max_retries"] = self.max_retries
-        return data
-
-
-@dataclass(frozen=True, slots=True)
-class ExponentialPolicy:
-    max_retries: int
-    min_delay_ms: int
-    max_delay_ms: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "strategy": "exponential",
-            "max_retries": self.max_retries,
-            "min_delay_ms": self.min_delay_ms,
-            "max_delay_ms": self.max_delay_ms,
-        }
-
-
-RetryPolicy = FixedPolicy | ExponentialPolicy
-
-
-def policy_from_dict(data: dict[str, Any]) -> RetryPolicy:
-    if data.get("strategy") == "fixed":
-        retries = data.get("max_retries")
-        return FixedPolicy(
-            interval_ms=int(data["interval_ms"]),
-            max_age_ms=int(data["max_age_ms"]),
-            max_retries=None if retries is None else int(retries),
-        )
-    return ExponentialPolicy(
-        max_retries=int(data["max_retries"]),
-        min_delay_ms=int(data["min_delay_ms"]),
-        max_delay_ms=int(data["max_delay_ms"]),
-    )
-
-
-def resolve_policy(
-    override: dict[str, Any] | None,
-    kind_default: RetryPolicy,
-    fixed: FixedPolicy,
-    exponential: ExponentialPolicy,
-) -> RetryPolicy:
-    """A task's policy: its kind's default, with the fields the task overrides (a partial dict:
-    `strategy` and/or `max_retries`, `interval_ms`, `max_age_ms`, `min_delay_ms`, `max_delay_ms`).
-    Switching strategy starts from the server's default for that strategy."""
-    if not override:
-        return kind_default
-    strategy = override.get("strategy") or kind_default.as_dict()["strategy"]
-    if strategy == kind_default.as_dict()["strategy"]:
-        base = kind_default
-    else:
-        base = fixed if strategy == "fixed" else exponential
-    return policy_from_dict({**base.as_dict(), **override, "strategy": strategy})
+__all__ = [
+    "Decision",
+    "ExponentialPolicy",
+    "FixedPolicy",
+    "RetryOverride",
+    "RetryPolicy",
+    "decide",
+    "decode_policy",
+    "encode_policy",
+    "resolve_policy",
+]
 
 
 @dataclass(frozen=True, slots=True)

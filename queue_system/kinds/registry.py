@@ -1,7 +1,7 @@
-"""The registry of task kinds, and the decorator users register their own kinds with.
+"""Task kinds and their registry; the `task_kind` decorator users mark their handlers with.
 
     import msgspec
-    from queue_system.kinds import task_kind, RunContext
+    from queue_system.kinds import RunContext, task_kind
 
     class Resize(msgspec.Struct):
         image_url: str
@@ -12,16 +12,19 @@
         ...
         return {"ok": True}
 
-A handler returns a result (stored on the task) or an `AttemptResult`; raising `TransientError`
-asks for a retry, `PermanentError` fails the task, any other exception counts as transient.
+The decorator only marks the handler; nothing is registered at import. The composition root
+(`queue_system.kinds.load_kinds(settings)`) imports the modules and adds the kinds it finds to a
+`Registry` of its own. A handler returns a result (stored on the task) or an `AttemptResult`;
+raising `TransientError` asks for a retry, `PermanentError` fails the task, any other exception
+counts as transient.
 """
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -29,17 +32,9 @@ import msgspec
 
 from queue_system.domain.models import AttemptResult, Outcome
 from queue_system.domain.retry import ExponentialPolicy, FixedPolicy, RetryPolicy
-from queue_system.errors import InvalidInput, UnknownTaskType
+from queue_system.errors import InvalidInput, PermanentError, TransientError, UnknownTaskType
+from queue_system.field_paths import join_field, split_msgspec_error
 from queue_system.settings import WorkerSettings
-from queue_system.validation import join_field, split_msgspec_error
-
-
-class TransientError(Exception):
-    """Raised by a handler: this attempt failed, a later one may succeed."""
-
-
-class PermanentError(Exception):
-    """Raised by a handler: retrying cannot help, fail the task now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +50,18 @@ class RunContext:
 Handler = Callable[[Any, RunContext], Any]
 PolicyFactory = Callable[[WorkerSettings], RetryPolicy]
 
+# The attribute `task_kind` marks a handler with: the kinds it serves (a handler may serve several).
+KINDS_ATTRIBUTE = "__task_kinds__"
+
 
 def fixed_policy(s: WorkerSettings) -> FixedPolicy:
     return FixedPolicy(interval_ms=s.retry_interval_ms, max_age_ms=s.retry_max_age_ms)
 
 
 def backoff_policy(s: WorkerSettings) -> ExponentialPolicy:
-    return ExponentialPolicy(s.max_retries, s.backoff_min_ms, s.backoff_max_ms)
+    return ExponentialPolicy(
+        max_retries=s.max_retries, min_delay_ms=s.backoff_min_ms, max_delay_ms=s.backoff_max_ms
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,43 +72,36 @@ class TaskKind:
     policy: PolicyFactory = backoff_policy
     check: Callable[[Any], Any] | None = None  # semantic validation / normalisation after decoding
 
-    def _convert(self, raw: Any) -> Any:
+    def _convert(self, raw: Any, prefix: str) -> Any:
         try:
-            value = msgspec.convert(raw, self.payload)
+            return msgspec.convert(raw, self.payload)
         except msgspec.ValidationError as exc:
-            raise InvalidInput(_describe(exc, "payload"), field=_field(exc, "payload")) from None
-        # An absent payload is where a check fills in defaults.
-        return self.check(value) if value is None and self.check else value
+            path, message = split_msgspec_error(str(exc))
+            raise InvalidInput(message, field=join_field(prefix, path)) from None
 
     def decode(self, raw: Any, *, field_prefix: str = "payload") -> Any:
-        """Validate a JSON payload; raises InvalidInput naming the field."""
-        try:
-            value = msgspec.convert(raw, self.payload)
-        except msgspec.ValidationError as exc:
-            raise InvalidInput(_describe(exc, field_prefix), field=_field(exc, field_prefix)) from None
+        """Validate a JSON payload; raises InvalidInput naming the field as the client wrote it."""
+        value = self._convert(raw, field_prefix)
         if self.check is None:
             return value
         try:
             return self.check(value)
         except InvalidInput as exc:  # checks name fields relative to the payload
             field = join_field(field_prefix, exc.field or "")
-            message = exc.message.removeprefix(f"{exc.field}: ")
-            raise InvalidInput(f"{field}: {message}", field=field, status_code=exc.status_code) from None
+            raise InvalidInput(exc.message, field=field, status_code=exc.status_code) from None
 
     def run(self, raw: Any, ctx: RunContext) -> AttemptResult:
         try:
             # The stored payload passed `check` at submit and is stored normalised: only its
             # type is rebuilt here (re-checking cost ~5% of a webhook delivery's CPU).
-            value = self._convert(raw)
+            value = self._convert(raw, "payload")
+            if value is None and self.check:  # an absent payload is where a check fills in defaults
+                value = self.check(value)
             out = self.handler(value, ctx)
         except InvalidInput as exc:
-            field = (
-                exc.field
-                if exc.field and exc.field.startswith("payload")
-                else join_field("payload", exc.field or "")
-            )
-            message = exc.message.removeprefix(f"{exc.field}: ")
-            return AttemptResult(Outcome.PERMANENT, error=f"invalid payload: {field}: {message}")
+            field = exc.field or ""
+            field = field if field.startswith("payload") else join_field("payload", field)
+            return AttemptResult(Outcome.PERMANENT, error=f"invalid payload: {field}: {exc.message}")
         except PermanentError as exc:
             return AttemptResult(Outcome.PERMANENT, error=str(exc) or type(exc).__name__)
         except TransientError as exc:
@@ -118,22 +111,27 @@ class TaskKind:
         return AttemptResult(Outcome.SUCCESS, result=out)
 
 
-def _field(exc: msgspec.ValidationError, prefix: str) -> str:
-    return join_field(prefix, split_msgspec_error(str(exc))[0])
-
-
-def _describe(exc: msgspec.ValidationError, prefix: str) -> str:
-    path, message = split_msgspec_error(str(exc))
-    return f"{join_field(prefix, path)}: {message}"
+def payload_error(path: str, message: str) -> InvalidInput:
+    """InvalidInput for a place in the payload: path is "" (the payload itself), ".a" or "to[1]".
+    The field is relative to the payload; `TaskKind.decode` prefixes it as the client wrote it."""
+    return InvalidInput(message, field=path.lstrip(".") or None)
 
 
 class Registry:
-    def __init__(self) -> None:
+    def __init__(self, kinds: Iterable[TaskKind] = ()) -> None:
         self._kinds: dict[str, TaskKind] = {}
+        for kind in kinds:
+            self.add(kind)
 
     def add(self, kind: TaskKind) -> TaskKind:
         self._kinds[kind.name] = kind
         return kind
+
+    def add_module(self, module: ModuleType) -> None:
+        """Add every kind a handler in `module` is marked with by `task_kind`."""
+        for value in vars(module).values():
+            for kind in getattr(value, KINDS_ATTRIBUTE, ()):
+                self.add(kind)
 
     def get(self, name: str) -> TaskKind:
         kind = self._kinds.get(name)
@@ -148,28 +146,18 @@ class Registry:
         return name in self._kinds
 
 
-REGISTRY = Registry()
-
-
 def task_kind(
     name: str,
     *,
     payload: Any = Any,
     policy: PolicyFactory = backoff_policy,
     check: Callable[[Any], Any] | None = None,
-    registry: Registry = REGISTRY,
 ) -> Callable[[Handler], Handler]:
-    """Register a handler as the task kind `name` (see the module docstring)."""
+    """Mark a handler as the task kind `name` (see the module docstring)."""
 
-    def register(handler: Handler) -> Handler:
-        registry.add(TaskKind(name, payload, handler, policy, check))
+    def mark(handler: Handler) -> Handler:
+        kinds = (*getattr(handler, KINDS_ATTRIBUTE, ()), TaskKind(name, payload, handler, policy, check))
+        setattr(handler, KINDS_ATTRIBUTE, kinds)
         return handler
 
-    return register
-
-
-def load_modules(modules: Iterable[str]) -> None:
-    """Import the built-in kinds and the user's `TASK_MODULES`, which register themselves."""
-    importlib.import_module("queue_system.kinds.builtin")
-    for module in modules:
-        importlib.import_module(module)
+    return mark

@@ -14,19 +14,13 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from queue_system.errors import InvalidInput
-from queue_system.kinds.registry import PermanentError, RunContext, TransientError, task_kind
+from queue_system.errors import PermanentError, TransientError
+from queue_system.kinds.registry import RunContext, payload_error, task_kind
 
 MAX_SLOW_S = 300.0
 
 # int as well as float, so the stored payload keeps a client's 5 as 5 rather than 5.0.
 Number = int | float
-
-
-def payload_error(path: str, message: str) -> InvalidInput:
-    """InvalidInput for a place in the payload: path is "" (the payload itself), ".a" or "to[1]".
-    The field is relative to the payload; `TaskKind.decode` prefixes it as the client wrote it."""
-    return InvalidInput(message, field=path.lstrip(".") or None)
 
 
 # --- echo, reverse -----------------------------------------------------------------------------

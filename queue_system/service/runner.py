@@ -20,13 +20,8 @@ import redis
 from loguru import logger
 
 from queue_system.domain.models import MAX_RESPONSE_BODY, Attempt, AttemptResult, Outcome, Task, TaskStatus
-from queue_system.domain.retry import (
-    Decision,
-    RetryPolicy,
-    decide,
-    resolve_policy,
-)
-from queue_system.kinds.registry import Registry, RunContext, TaskKind, backoff_policy, fixed_policy
+from queue_system.domain.retry import Decision, RetryPolicy, decide
+from queue_system.kinds.registry import Registry, RunContext, TaskKind, backoff_policy
 from queue_system.service.clock import now_ms
 from queue_system.settings import Settings
 from queue_system.storage.redis_store import Claim, MessageAck, Skip, TaskStore
@@ -164,15 +159,15 @@ class TaskRunner:
         return kind.run(task.payload, ctx)
 
     def _policy(self, task: Task, kind: TaskKind | None) -> RetryPolicy:
-        w = self.settings.worker
+        """The task's own policy (resolved at submit), else its kind's default."""
+        if task.retry is not None:
+            return task.retry
         default = self._policies.get(task.type)
         if default is None:
-            default = (kind.policy if kind else backoff_policy)(w)
+            default = (kind.policy if kind else backoff_policy)(self.settings.worker)
             if kind:
                 self._policies[task.type] = default
-        if not task.retry:
-            return default
-        return resolve_policy(task.retry, default, fixed_policy(w), backoff_policy(w))
+        return default
 
     @staticmethod
     def _log(task: Task, result: AttemptResult, decision: Decision, duration_ms: int, recorded: bool) -> None:

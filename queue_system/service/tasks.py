@@ -1,4 +1,8 @@
-"""Submitting, reading, listing, cancelling and deleting tasks (the API's use cases)."""
+"""Submitting, reading, listing, cancelling and deleting tasks (the API's use cases).
+
+The API talks to this layer only: it never sees the store. A task's own retry options are resolved
+here, at submit, into the typed policy stored on the task.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,16 @@ from typing import Any
 
 import msgspec
 
-from queue_system.domain.models import Task, TaskStatus
+from queue_system.domain.models import Page, Task, TaskQuery, TaskStatus
+from queue_system.domain.retry import RetryOverride, RetryPolicy, encode_policy, resolve_policy
 from queue_system.errors import Conflict, InvalidInput, TaskNotFound
-from queue_system.kinds.registry import Registry
-from queue_system.service.clock import Clock, now_ms
-from queue_system.storage.redis_store import AsyncTaskStore, Change, NewTask, Page, Query
+from queue_system.kinds.registry import Registry, TaskKind, backoff_policy, fixed_policy
+from queue_system.service.clock import now_ms
+from queue_system.settings import WorkerSettings
+from queue_system.storage.dramatiq_wire import QUEUES
+from queue_system.storage.redis_store import AsyncTaskStore, Change, NewTask
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-QUEUES = ("default", "priority")
 MAX_SCHEDULE_AHEAD_MS = 366 * 86_400_000
 
 
@@ -27,7 +33,7 @@ class Submission:
     payload: Any
     id: str | None = None
     queue: str = "default"
-    retry: dict[str, Any] | None = None  # a partial policy override, durations in ms
+    retry: RetryOverride | None = None  # the task's own retry options; None: the kind's policy
     timeout_ms: int | None = None
     delay_ms: int | None = None
     run_at: int | None = None  # epoch ms
@@ -43,28 +49,32 @@ class TaskService:
         *,
         retention_ms: int,
         max_timeout_ms: int = 15 * 60_000,
-        clock: Clock = now_ms,
+        retry_defaults: WorkerSettings | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.retention_ms = retention_ms
         self.max_timeout_ms = max_timeout_ms
-        self.clock = clock
+        # The server's retry defaults (WORKER_RETRY_*, WORKER_BACKOFF_*) a task's own options start from.
+        self.retry_defaults = retry_defaults or WorkerSettings()
 
     async def submit(self, sub: Submission) -> tuple[Task, bool]:
         """Store and enqueue atomically. -> (task, created). Same id + same request -> (existing, False)."""
         kind = self.registry.get(sub.type)
         payload = kind.decode(sub.payload, field_prefix=sub.payload_prefix)
         self._check_options(sub)
-        now = self.clock()
+        now = now_ms()
         payload_json = msgspec.json.encode(payload).decode()
+        policy = self._policy(kind, sub.retry)
         extra: dict[str, str] = {}
-        if sub.retry:
-            extra["retry"] = msgspec.json.encode(sub.retry).decode()
+        if policy is not None:  # a task on its kind's policy stores nothing: memory per task counts
+            extra["retry"] = encode_policy(policy)
         if sub.timeout_ms is not None:
             extra["timeout_ms"] = str(sub.timeout_ms)
         due = self._due(sub, now)
-        options = f"{sub.queue}\0{extra.get('retry', '')}\0{sub.timeout_ms}\0{sub.delay_ms}\0{sub.run_at}"
+        # The options as requested (not as resolved): resending the same request stays the same task.
+        requested = msgspec.json.encode(sub.retry.requested).decode() if sub.retry else ""
+        options = f"{sub.queue}\0{requested}\0{sub.timeout_ms}\0{sub.delay_ms}\0{sub.run_at}"
         fingerprint = hashlib.sha256(f"{sub.type}\0{payload_json}\0{options}".encode()).hexdigest()[:32]
         task_id = sub.id or str(uuid.uuid4())
         new = NewTask(
@@ -79,27 +89,29 @@ class TaskService:
         )
         created, existing_fingerprint = await self.store.create(new)
         if created:  # one round trip on the hot path: the record is exactly what we just wrote
-            return _as_task(new, payload, sub), True
+            return _as_task(new, payload, sub, policy), True
         if existing_fingerprint != fingerprint:
-            raise Conflict(
-                f"a different task with id {task_id!r} exists", location=f"/api/v1/tasks/{task_id}"
-            )
+            raise Conflict(f"a different task with id {task_id!r} exists", task_id=task_id)
         task = await self.store.get(task_id)
         if task is None:  # deleted between the two calls
             raise Conflict(f"task {task_id!r} was deleted meanwhile; submit again")
         return task, False
 
+    def _policy(self, kind: TaskKind, override: RetryOverride | None) -> RetryPolicy | None:
+        if override is None:
+            return None
+        w = self.retry_defaults
+        return resolve_policy(override, kind.policy(w), fixed_policy(w), backoff_policy(w))
+
     def _check_options(self, sub: Submission) -> None:
         if sub.id is not None and not ID_PATTERN.match(sub.id):
-            raise InvalidInput("id: 1-128 characters of A-Z a-z 0-9 . _ : -", field="id")
+            raise InvalidInput("1-128 characters of A-Z a-z 0-9 . _ : -", field="id")
         if sub.queue not in QUEUES:
-            raise InvalidInput(f"queue: must be one of {', '.join(QUEUES)}", field="queue")
+            raise InvalidInput(f"must be one of {', '.join(QUEUES)}", field="queue")
         if sub.timeout_ms is not None and not 1 <= sub.timeout_ms <= self.max_timeout_ms:
-            raise InvalidInput(
-                f"timeout: must be between 1ms and {self.max_timeout_ms // 1000}s", field="timeout"
-            )
+            raise InvalidInput(f"must be between 1ms and {self.max_timeout_ms // 1000}s", field="timeout")
         if sub.delay_ms is not None and sub.run_at is not None:
-            raise InvalidInput("delay: give either `delay` or `run_at`, not both", field="delay")
+            raise InvalidInput("give either `delay` or `run_at`, not both", field="delay")
 
     def _due(self, sub: Submission, now: int) -> int | None:
         due = now + sub.delay_ms if sub.delay_ms is not None else sub.run_at
@@ -107,8 +119,12 @@ class TaskService:
             return None
         if due - now > MAX_SCHEDULE_AHEAD_MS:
             field = "delay" if sub.delay_ms is not None else "run_at"
-            raise InvalidInput(f"{field}: at most 366 days ahead", field=field)
+            raise InvalidInput("at most 366 days ahead", field=field)
         return due
+
+    async def ping(self) -> None:
+        """Raises if Redis does not answer (readiness)."""
+        await self.store.ping()
 
     async def get(self, task_id: str) -> Task:
         task = await self.store.get(task_id)
@@ -116,12 +132,12 @@ class TaskService:
             raise TaskNotFound(task_id)
         return task
 
-    async def list(self, query: Query) -> Page:
+    async def list(self, query: TaskQuery) -> Page:
         return await self.store.page(query)
 
     async def retry(self, task_id: str) -> Task:
         """Run a failed or cancelled task again now (history kept, recorded as a manual attempt)."""
-        outcome = await self.store.retry(task_id, self.clock())
+        outcome = await self.store.retry(task_id, now_ms())
         if outcome.change is Change.MISSING:
             raise TaskNotFound(task_id)
         if outcome.change is Change.REFUSED:
@@ -131,11 +147,11 @@ class TaskService:
     async def stats(self) -> dict[str, Any]:
         stats = await self.store.stats(self.registry.names(), list(QUEUES))
         oldest = stats.pop("oldest_pending_created_at")
-        stats["oldest_pending_age_ms"] = max(0, self.clock() - oldest) if oldest is not None else None
+        stats["oldest_pending_age_ms"] = max(0, now_ms() - oldest) if oldest is not None else None
         return stats
 
     async def cancel(self, task_id: str) -> Task:
-        outcome = await self.store.cancel(task_id, self.clock(), self.retention_ms)
+        outcome = await self.store.cancel(task_id, now_ms(), self.retention_ms)
         if outcome.change is Change.MISSING:
             raise TaskNotFound(task_id)
         if outcome.change is Change.REFUSED:
@@ -144,12 +160,12 @@ class TaskService:
 
     async def delete(self, task_id: str) -> None:
         """Cancel first when possible (so it never runs again), then remove the record."""
-        await self.store.cancel(task_id, self.clock(), self.retention_ms)
+        await self.store.cancel(task_id, now_ms(), self.retention_ms)
         if not await self.store.delete(task_id):
             raise TaskNotFound(task_id)
 
 
-def _as_task(new: NewTask, payload: Any, sub: Submission) -> Task:
+def _as_task(new: NewTask, payload: Any, sub: Submission, policy: RetryPolicy | None) -> Task:
     return Task(
         id=new.id,
         type=new.type,
@@ -160,7 +176,7 @@ def _as_task(new: NewTask, payload: Any, sub: Submission) -> Task:
         created_at=new.now,
         updated_at=new.now,
         token=1,
-        retry=sub.retry,
+        retry=policy,
         timeout_ms=sub.timeout_ms,
         next_attempt_at=new.due,
     )

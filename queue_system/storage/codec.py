@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from queue_system.domain.models import Attempt, Outcome, Task, TaskStatus
+from queue_system.domain.policy import decode_policy
 
 
 def _fallback(value: Any) -> str:
@@ -49,7 +50,7 @@ def task_from_hash(
         attempts=int(fields.get("attempts", 0)),
         created_at=int(fields["created_at"]),
         updated_at=int(fields["updated_at"]),
-        retry=loads(retry) if retry else None,
+        retry=decode_policy(retry) if retry else None,
         timeout_ms=_int(fields.get("timeout_ms")),
         token=int(fields.get("token", 0)),
         result=loads(fields["result"]) if "result" in fields else None,

@@ -19,7 +19,9 @@ from queue_system.domain.models import (
     MAX_LOST_IN_A_ROW,
     Attempt,
     AttemptResult,
+    Page,
     Task,
+    TaskQuery,
     TaskStatus,
 )
 from queue_system.domain.retry import Decision
@@ -42,23 +44,6 @@ class NewTask:
     now: int
     due: int | None = None  # epoch ms; set for a scheduled task
     extra: dict[str, str] = field(default_factory=dict)  # retry, timeout_ms, ...
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    statuses: tuple[str, ...] = ()
-    type: str | None = None
-    queue: str | None = None
-    created_after: int | None = None  # epoch ms, inclusive
-    created_before: int | None = None  # epoch ms, inclusive
-    cursor: tuple[int, str] | None = None
-    limit: int = 50
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    tasks: list[Task]
-    next_cursor: tuple[int, str] | None
 
 
 class SkipReason(StrEnum):
@@ -257,7 +242,7 @@ class AsyncTaskStore:
     async def delete(self, task_id: str) -> bool:
         return bool(await self._delete(keys=self._k(), args=[task_id]))
 
-    async def page(self, query: Query) -> Page:
+    async def page(self, query: TaskQuery) -> Page:
         index = self.keys.index(
             status=query.statuses[0] if len(query.statuses) == 1 else None, type_=query.type
         )

@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver
 
-from queue_system.delivery.webhook import TRANSIENT_STATUS, WebhookRequest, parse_retry_after
 from queue_system.domain.models import MAX_RESPONSE_BODY, AttemptResult, Outcome
+from queue_system.transports.http import TRANSIENT_STATUS, WebhookRequest, parse_retry_after
 
 # Read at most this much of a response; a larger body closes the connection instead of draining it.
 READ_LIMIT = 64 * 1024

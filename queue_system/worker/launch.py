@@ -11,9 +11,9 @@ import sys
 from collections.abc import Mapping
 
 from queue_system.settings import Settings
+from queue_system.storage.dramatiq_wire import QUEUES
 
 APP = "queue_system.worker.app"  # the module every worker process imports (broker, then actors)
-QUEUES = ("priority", "default")  # every queue the API enqueues to
 
 
 def dramatiq_command(settings: Settings, environ: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:

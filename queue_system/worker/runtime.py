@@ -19,8 +19,7 @@ import httpx
 import redis
 from loguru import logger
 
-from queue_system.kinds.email import configure_email
-from queue_system.kinds.registry import REGISTRY, load_modules
+from queue_system.kinds import load_kinds
 from queue_system.service.reconciler import Reconciler
 from queue_system.service.runner import InFlight, TaskRunner
 from queue_system.settings import Settings
@@ -64,8 +63,6 @@ def worker_id() -> str:
 
 
 def build_runtime(settings: Settings, keys: Keys, broker: FinishAckingBroker | None = None) -> Runtime:
-    load_modules(settings.worker.task_modules)
-    configure_email(settings.email)
     client = redis.Redis.from_url(settings.redis_url or "", decode_responses=True, health_check_interval=30)
     threads = settings.worker.threads
     http = httpx.Client(
@@ -74,7 +71,7 @@ def build_runtime(settings: Settings, keys: Keys, broker: FinishAckingBroker | N
     )
     store = TaskStore(client, keys)
     in_flight = InFlight()
-    runner = TaskRunner(store, REGISTRY, settings, http, in_flight, threading.Event())
+    runner = TaskRunner(store, load_kinds(settings), settings, http, in_flight, threading.Event())
     reconciler = Reconciler(
         store,
         in_flight,
@@ -101,7 +98,9 @@ class WorkerRuntime(dramatiq.Middleware):
         gc.freeze()
         _current.reconciler.start()
         logger.info(
-            "worker ready: {} threads, kinds: {}", self.settings.worker.threads, ", ".join(REGISTRY.names())
+            "worker ready: {} threads, kinds: {}",
+            self.settings.worker.threads,
+            ", ".join(_current.runner.registry.names()),
         )
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:

@@ -1,4 +1,4 @@
-"""Send one webhook request with a shared `httpx.Client` and classify the outcome.
+"""HTTP transport: send one webhook request with a shared `httpx.Client` and classify the outcome.
 
 2xx -> success. Timeouts, connection errors, 408/425/429/5xx -> transient (honouring `Retry-After`).
 Any other status -> permanent.

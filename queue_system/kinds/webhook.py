@@ -1,4 +1,8 @@
-"""Built-in task kinds. Importing this module registers them."""
+"""The `webhook` kind: one HTTP request per attempt, retried at a fixed interval until a deadline.
+
+The payload is checked at submit time (URL, method, header names); the request goes out through
+the worker's shared `httpx.Client` (`transports/http.py`), which also classifies the outcome.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,10 @@ from typing import Any
 import httpx
 import msgspec
 
-from queue_system.delivery.webhook import WebhookRequest, send
 from queue_system.domain.models import AttemptResult
 from queue_system.errors import InvalidInput
-from queue_system.kinds import email, utility  # noqa: F401 - importing them registers their kinds
 from queue_system.kinds.registry import RunContext, fixed_policy, task_kind
+from queue_system.transports.http import WebhookRequest, send
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
@@ -41,13 +44,13 @@ def _url_problem(url: str) -> str | None:
 def check_webhook(hook: Webhook) -> Webhook:
     problem = _url_problem(hook.url)
     if problem:
-        raise InvalidInput(f"url: {problem}", field="url")
+        raise InvalidInput(problem, field="url")
     method = hook.method.upper()
     if method not in METHODS:
-        raise InvalidInput(f"method: must be one of {', '.join(sorted(METHODS))}", field="method")
+        raise InvalidInput(f"must be one of {', '.join(sorted(METHODS))}", field="method")
     for name, value in hook.headers.items():
         if not name or any(c in name for c in " \t\r\n:") or "\r" in value or "\n" in value:
-            raise InvalidInput(f"headers: invalid header {name!r}", field=f"headers.{name}")
+            raise InvalidInput(f"invalid header {name!r}", field=f"headers.{name}")
     hook.method = method
     return hook
 

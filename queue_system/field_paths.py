@@ -1,4 +1,4 @@
-"""Naming the culprit field in msgspec's validation messages, for problem details."""
+"""Paths of fields in msgspec validation errors: split them out of the message, join them to a prefix."""
 
 from __future__ import annotations
 

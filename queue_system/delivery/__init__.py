@@ -1,1 +1,0 @@
-"""Outbound effects (HTTP). Imports only `domain`."""
