@@ -184,6 +184,14 @@ SPEC: tuple[Var, ...] = (
         "worker.poll_interval_ms",
     ),
     Var(
+        "WORKER_MAX_INFLIGHT",
+        integer(1, 10_000),
+        "256",
+        "webhook deliveries in flight per worker process (sent on its event loop, not on a thread; a "
+        "thread waits for room beyond this)",
+        "worker.max_inflight",
+    ),
+    Var(
         "TASK_RETENTION",
         duration(1_000),
         "7d",
@@ -261,6 +269,7 @@ class WorkerSettings:
     backoff_max_ms: int = _default("WORKER_BACKOFF_MAX")
     lease_ms: int = _default("WORKER_LEASE")
     poll_interval_ms: int = _default("WORKER_POLL_INTERVAL")
+    max_inflight: int = _default("WORKER_MAX_INFLIGHT")
     task_modules: tuple[str, ...] = _default("TASK_MODULES")
 
 

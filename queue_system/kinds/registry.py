@@ -17,6 +17,11 @@ The decorator only marks the handler; nothing is registered at import. The compo
 `Registry` of its own. A handler returns a result (stored on the task) or an `AttemptResult`;
 raising `TransientError` asks for a retry, `PermanentError` fails the task, any other exception
 counts as transient.
+
+A kind whose attempt is one outbound HTTP request may also give `request=`: a function that builds
+that request (`WebhookRequest`) from the payload. The worker then sends it on its event loop, with
+many in flight per process, instead of running the handler on one of its threads; the handler
+stays the synchronous way to run the same attempt (tests, a runner without a loop).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from queue_system.domain.retry import ExponentialPolicy, FixedPolicy, RetryPolic
 from queue_system.errors import InvalidInput, PermanentError, TransientError, UnknownTaskType
 from queue_system.field_paths import join_field, split_msgspec_error
 from queue_system.settings import WorkerSettings
+from queue_system.transports.http import WebhookRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,7 @@ class RunContext:
 
 
 Handler = Callable[[Any, RunContext], Any]
+RequestBuilder = Callable[[Any, RunContext], WebhookRequest]
 PolicyFactory = Callable[[WorkerSettings], RetryPolicy]
 
 # The attribute `task_kind` marks a handler with: the kinds it serves (a handler may serve several).
@@ -71,6 +78,8 @@ class TaskKind:
     handler: Handler
     policy: PolicyFactory = backoff_policy
     check: Callable[[Any], Any] | None = None  # semantic validation / normalisation after decoding
+    # For a kind whose attempt is one outbound HTTP request: builds it (see the module docstring).
+    request: RequestBuilder | None = None
 
     def _convert(self, raw: Any, prefix: str) -> Any:
         try:
@@ -90,25 +99,40 @@ class TaskKind:
             field = join_field(field_prefix, exc.field or "")
             raise InvalidInput(exc.message, field=field, status_code=exc.status_code) from None
 
+    def _stored(self, raw: Any) -> Any:
+        # The stored payload passed `check` at submit and is stored normalised: only its type is
+        # rebuilt here (re-checking cost ~5% of a webhook delivery's CPU).
+        value = self._convert(raw, "payload")
+        if value is None and self.check:  # an absent payload is where a check fills in defaults
+            value = self.check(value)
+        return value
+
     def run(self, raw: Any, ctx: RunContext) -> AttemptResult:
         try:
-            # The stored payload passed `check` at submit and is stored normalised: only its
-            # type is rebuilt here (re-checking cost ~5% of a webhook delivery's CPU).
-            value = self._convert(raw, "payload")
-            if value is None and self.check:  # an absent payload is where a check fills in defaults
-                value = self.check(value)
-            out = self.handler(value, ctx)
-        except InvalidInput as exc:
-            field = exc.field or ""
-            field = field if field.startswith("payload") else join_field("payload", field)
-            return AttemptResult(Outcome.PERMANENT, error=f"invalid payload: {field}: {exc.message}")
-        except PermanentError as exc:
-            return AttemptResult(Outcome.PERMANENT, error=str(exc) or type(exc).__name__)
-        except TransientError as exc:
-            return AttemptResult(Outcome.TRANSIENT, error=str(exc) or type(exc).__name__)
+            out = self.handler(self._stored(raw), ctx)
+        except (InvalidInput, PermanentError, TransientError) as exc:
+            return _failure(exc)
         if isinstance(out, AttemptResult):
             return out
         return AttemptResult(Outcome.SUCCESS, result=out)
+
+    def build_request(self, raw: Any, ctx: RunContext) -> WebhookRequest | AttemptResult:
+        """The attempt's request (a kind with `request`), or the attempt's failure to build one."""
+        if self.request is None:
+            raise TypeError(f"task kind {self.name!r} has no request builder")
+        try:
+            return self.request(self._stored(raw), ctx)
+        except (InvalidInput, PermanentError, TransientError) as exc:
+            return _failure(exc)
+
+
+def _failure(exc: InvalidInput | PermanentError | TransientError) -> AttemptResult:
+    if isinstance(exc, InvalidInput):
+        field = exc.field or ""
+        field = field if field.startswith("payload") else join_field("payload", field)
+        return AttemptResult(Outcome.PERMANENT, error=f"invalid payload: {field}: {exc.message}")
+    outcome = Outcome.PERMANENT if isinstance(exc, PermanentError) else Outcome.TRANSIENT
+    return AttemptResult(outcome, error=str(exc) or type(exc).__name__)
 
 
 def payload_error(path: str, message: str) -> InvalidInput:
@@ -152,11 +176,13 @@ def task_kind(
     payload: Any = Any,
     policy: PolicyFactory = backoff_policy,
     check: Callable[[Any], Any] | None = None,
+    request: RequestBuilder | None = None,
 ) -> Callable[[Handler], Handler]:
     """Mark a handler as the task kind `name` (see the module docstring)."""
 
     def mark(handler: Handler) -> Handler:
-        kinds = (*getattr(handler, KINDS_ATTRIBUTE, ()), TaskKind(name, payload, handler, policy, check))
+        kind = TaskKind(name, payload, handler, policy, check, request)
+        kinds = (*getattr(handler, KINDS_ATTRIBUTE, ()), kind)
         setattr(handler, KINDS_ATTRIBUTE, kinds)
         return handler
 

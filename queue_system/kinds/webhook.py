@@ -1,7 +1,9 @@
 """The `webhook` kind: one HTTP request per attempt, retried at a fixed interval until a deadline.
 
-The payload is checked at submit time (URL, method, header names); the request goes out through
-the worker's shared `httpx.Client` (`transports/http.py`), which also classifies the outcome.
+The payload is checked at submit time (URL, method, header names). The worker sends the request
+`build_request` makes on its event loop (many in flight per process: worker/delivery_loop.py);
+the handler sends the same request through the shared `httpx.Client` (`transports/http.py`), for
+a runner without a loop. Both classify the outcome the same way.
 """
 
 from __future__ import annotations
@@ -66,8 +68,12 @@ def _content(hook: Webhook) -> tuple[bytes | None, dict[str, str]]:
     return msgspec.json.encode(hook.body), headers
 
 
-@task_kind("webhook", payload=Webhook, policy=fixed_policy, check=check_webhook)
-def webhook(hook: Webhook, ctx: RunContext) -> AttemptResult:
+def build_request(hook: Webhook, ctx: RunContext) -> WebhookRequest:
+    """The one HTTP request of an attempt."""
     content, headers = _content(hook)
-    request = WebhookRequest(url=hook.url, method=hook.method, headers=headers, content=content)
-    return send(ctx.http, request, ctx.timeout_s)
+    return WebhookRequest(url=hook.url, method=hook.method, headers=headers, content=content)
+
+
+@task_kind("webhook", payload=Webhook, policy=fixed_policy, check=check_webhook, request=build_request)
+def webhook(hook: Webhook, ctx: RunContext) -> AttemptResult:
+    return send(ctx.http, build_request(hook, ctx), ctx.timeout_s)

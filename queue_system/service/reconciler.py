@@ -6,6 +6,13 @@ purge finished tasks past their retention, and walk the waiting tasks a slice at
 dispatch again any whose message is gone (dead-lettered, or lost in a long Redis outage).
 Recovery takes one lease period (WORKER_LEASE, 15 s by default), independent of Dramatiq's own
 dead-worker requeue (minutes).
+
+Crash recovery of the messages themselves: given its broker's id, the reconciler heartbeats it once
+a second and puts back on their queues the messages that brokers silent for WORKER_LEASE had
+fetched (claimed or not: a killed process may hold a full prefetch and hundreds of deliveries in
+flight). It judges others only after its own heartbeats have succeeded for JUDGE_AFTER_MS: after a
+Redis outage every live process must have beaten again first. Dramatiq's own requeue (random, a
+KEYS over the keyspace, minutes) stays a backstop.
 """
 
 from __future__ import annotations
@@ -25,6 +32,10 @@ STRANDED_AFTER_MS = 5 * 60_000
 # Waiting tasks examined per status every 10 s (about 2 ms of Redis time): a backlog of 100,000
 # is walked in about half an hour; this is a safety net for a rare loss, not a hot path.
 WALK_SLICE = 500
+# How often this process's broker heartbeats (and the dead brokers are looked for).
+HEARTBEAT_MS = 1_000
+# This process's heartbeats must have succeeded this long before it judges other brokers dead.
+JUDGE_AFTER_MS = 3_000
 
 
 class Reconciler:
@@ -36,8 +47,10 @@ class Reconciler:
         lease_ms: int,
         poll_interval_ms: int,
         retention_ms: int,
+        broker_id: str | None = None,
     ) -> None:
         self.store = store
+        self.broker_id = broker_id
         self.in_flight = in_flight
         self.lease_ms = lease_ms
         self.retention_ms = retention_ms
@@ -46,6 +59,8 @@ class Reconciler:
         self._thread: threading.Thread | None = None
         self._last_renew = 0
         self._last_sweep = 0
+        self._last_beat = 0
+        self._beating_since: int | None = None  # first heartbeat of the current unbroken run
         # Where the walk for stranded tasks is, per status (a rank: tasks leaving the index may
         # make it skip a few, which the next pass sees).
         self._walk = {TaskStatus.PENDING: 0, TaskStatus.RETRYING: 0}
@@ -53,6 +68,8 @@ class Reconciler:
     def tick(self) -> dict[str, int]:
         now = now_ms()
         done = {"promoted": self.store.promote_due(now)}
+        if self.broker_id is not None and now - self._last_beat >= HEARTBEAT_MS:
+            done["requeued"] = self.heartbeat(now)
         if now - self._last_renew >= self.lease_ms // 3:
             self._last_renew = now
             done["renewed"] = self.store.renew_leases(now + self.lease_ms, self.in_flight.snapshot())
@@ -64,6 +81,18 @@ class Reconciler:
             done["swept"] = self.store.sweep(now)
             done["redispatched"] = self.redispatch_stranded(now)
         return done
+
+    def heartbeat(self, now: int) -> int:
+        """Heartbeat this broker; requeue what dead brokers fetched. -> messages put back."""
+        assert self.broker_id is not None
+        if self._beating_since is None or now - self._last_beat > 3 * HEARTBEAT_MS:
+            self._beating_since = now  # the first beat, or after a stall: beat a while before judging
+        judge = now - self._beating_since >= JUDGE_AFTER_MS
+        requeued = self.store.heartbeat(self.broker_id, now, self.lease_ms, judge=judge)
+        self._last_beat = now
+        if requeued:
+            logger.warning("put back {} message(s) fetched by worker processes that stopped", requeued)
+        return requeued
 
     def redispatch_stranded(self, now: int) -> int:
         total = 0
@@ -91,6 +120,11 @@ class Reconciler:
             try:
                 self.tick()
             except redis.RedisError as exc:
+                self._beating_since = None
                 logger.warning("reconciler tick failed (will retry): {}", exc)
+                self._stop.wait(1.0)
+            except Exception:  # a bug must not end the loop silently: leases would stop renewing
+                self._beating_since = None
+                logger.exception("reconciler tick failed (will retry)")
                 self._stop.wait(1.0)
             self._stop.wait(self.poll_s)

@@ -3,8 +3,15 @@
 The actor calls `TaskRunner.run(task_id, token, ack)`. A message whose token is stale, or whose
 task is finished, cancelled or gone, is skipped: Dramatiq delivers at least once, so duplicates are
 normal. `ack` is the message's acknowledgement, opaque here: the store's finish does it in the same
-script that records the attempt, and `run` reports whether it did (the worker then tells its
-consumer not to ack again).
+script that records the attempt, and `run` reports what became of it (`Ran`).
+
+A kind whose attempt is one outbound HTTP request (`TaskKind.request`) is not run on the calling
+thread when the runner has a `hand_off` (the worker's delivery loop): the claimed task's request
+is handed over and `run` returns HANDED_OFF at once, the message still unacknowledged. The loop's
+completion thread later calls `record(...)` with a batch of outcomes: it applies the policy and
+records each attempt with FINISH (one pipeline, through the outage retry), which acks its message.
+A hand-off the loop refuses (stopping, no room) is given back with UNCLAIM (`give_back`): the claim
+is undone and a new message dispatched, so the task waits as if never fetched.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TypeVar
 
 import httpx
@@ -24,7 +32,8 @@ from queue_system.domain.retry import Decision, RetryPolicy, decide
 from queue_system.kinds.registry import Registry, RunContext, TaskKind, backoff_policy
 from queue_system.service.clock import now_ms
 from queue_system.settings import Settings
-from queue_system.storage.redis_store import Claim, MessageAck, Skip, TaskStore
+from queue_system.storage.redis_store import Claim, FinishCall, MessageAck, Skip, TaskStore
+from queue_system.transports.http import WebhookRequest
 
 T = TypeVar("T")
 # How long a worker thread holds a claim or an attempt's outcome while Redis is unreachable.
@@ -51,6 +60,34 @@ class InFlight:
             return list(self._items)
 
 
+class Ran(StrEnum):
+    """What became of a message's acknowledgement in `TaskRunner.run`."""
+
+    ACKED = "acked"  # the script that recorded (or undid) the attempt acknowledged it
+    NOT_ACKED = "not_acked"  # skipped, or recorded without acking: the consumer acks it
+    HANDED_OFF = "handed_off"  # the attempt runs on the delivery loop; its FINISH will ack it
+
+
+@dataclass(frozen=True, slots=True)
+class HandOff:
+    """A claimed task whose attempt is one HTTP request, handed to the worker's delivery loop."""
+
+    task: Task
+    request: WebhookRequest
+    timeout_s: float
+    started_at: int  # epoch ms of the claim
+    ack: MessageAck | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A handed-off attempt's outcome, back from the delivery loop."""
+
+    hand_off: HandOff
+    result: AttemptResult
+    duration_ms: int
+
+
 @dataclass
 class TaskRunner:
     store: TaskStore
@@ -59,10 +96,11 @@ class TaskRunner:
     http: httpx.Client
     in_flight: InFlight
     stopping: threading.Event
+    # The worker's delivery loop: True when it took the hand-off. None: every attempt runs here.
+    hand_off: Callable[[HandOff], bool] | None = None
     _policies: dict[str, RetryPolicy] = field(default_factory=dict, repr=False)
 
-    def run(self, task_id: str, token: int, ack: MessageAck | None = None) -> bool:
-        """-> True when the attempt's finish acknowledged `ack`."""
+    def run(self, task_id: str, token: int, ack: MessageAck | None = None) -> Ran:
         now = now_ms()
 
         def claim_it() -> Claim | Skip:
@@ -75,17 +113,64 @@ class TaskRunner:
             logger.debug(
                 "skipped message for {} (token {}): {} {}", task_id, token, claim.reason, claim.status
             )
-            return False
+            return Ran.NOT_ACKED
         task = claim.task
         with logger.contextualize(task_id=task_id, attempt=task.attempts):
             self.in_flight.add((task_id, token))
+            handed_off = False
             try:
-                return self._attempt(task, now, ack)
+                kind = self.registry.get(task.type) if task.type in self.registry else None
+                hand_off = self.hand_off
+                if kind is not None and kind.request is not None and hand_off is not None:
+                    ran = self._hand_off(hand_off, task, kind, now, ack)
+                    handed_off = ran is Ran.HANDED_OFF
+                    if ran is not None:
+                        return ran
+                return self._attempt(task, kind, now, ack)
             finally:
-                self.in_flight.discard((task_id, token))
+                if not handed_off:  # a handed-off task stays in flight until its outcome is recorded
+                    self.in_flight.discard((task_id, token))
 
-    def _attempt(self, task: Task, started_at: int, ack: MessageAck | None) -> bool:
-        kind = self.registry.get(task.type) if task.type in self.registry else None
+    def _hand_off(
+        self,
+        hand_off: Callable[[HandOff], bool],
+        task: Task,
+        kind: TaskKind,
+        started_at: int,
+        ack: MessageAck | None,
+    ) -> Ran | None:
+        """Hand the attempt's request to the loop; None: no request could be built, run it here
+        (the handler reports the same failure)."""
+        ctx = self._context(task)
+        try:
+            request = kind.build_request(task.payload, ctx)
+        except Exception:  # a bug in a request builder must not lose the task
+            logger.exception("building the request raised")
+            return None
+        if not isinstance(request, WebhookRequest):
+            return None
+        if hand_off(HandOff(task, request, ctx.timeout_s, started_at, ack)):
+            return Ran.HANDED_OFF
+        return self.give_back(task, ack)
+
+    def give_back(self, task: Task, ack: MessageAck | None) -> Ran:
+        """Undo the claim of an attempt that never started (UNCLAIM); its message is acked."""
+        undone = self._through_outage("giving the task back", lambda: self.store.unclaim(task, now_ms(), ack))
+        logger.debug("gave back {} (undone: {})", task.id, undone.undone)
+        return Ran.ACKED if undone.acked else Ran.NOT_ACKED
+
+    def give_back_unsent(self, hand_offs: list[HandOff]) -> None:
+        """Give back hand-offs the loop never started (it is stopping): each task waits for a new
+        message, as if never fetched, and leaves the in-flight set."""
+        for h in hand_offs:
+            try:
+                self.give_back(h.task, h.ack)
+            except redis.RedisError as exc:  # its lease recovers it
+                logger.warning("could not give back {}: {}", h.task.id, exc)
+            finally:
+                self.in_flight.discard((h.task.id, h.task.token))
+
+    def _attempt(self, task: Task, kind: TaskKind | None, started_at: int, ack: MessageAck | None) -> Ran:
         t0 = time.perf_counter()
         try:
             result = self._execute(task, kind)
@@ -93,6 +178,55 @@ class TaskRunner:
             logger.exception("handler raised")
             result = AttemptResult(Outcome.TRANSIENT, error=f"{type(exc).__name__}: {exc}")
         duration_ms = int((time.perf_counter() - t0) * 1000)
+        call = self._finish_call(task, kind, started_at, result, duration_ms, ack)
+        retention_ms = self.settings.retention_ms
+        done = self._through_outage(
+            "recording the attempt",
+            lambda: self.store.finish(
+                task,
+                call.attempt,
+                call.decision,
+                result,
+                now=call.now,
+                retention_ms=retention_ms,
+                ack=ack,
+            ),
+        )
+        self._log(task, result, call.decision, duration_ms, done.recorded)
+        return Ran.ACKED if done.acked else Ran.NOT_ACKED
+
+    def record(self, delivered: list[Delivered]) -> None:
+        """Record a batch of handed-off attempts' outcomes (the delivery loop's completion thread):
+        one pipeline of FINISH scripts, each acking its message. Whatever happens, the tasks leave
+        the in-flight set: one whose outcome could not be recorded is recovered by its lease."""
+        try:
+            calls = []
+            for d in delivered:
+                h = d.hand_off
+                kind = self.registry.get(h.task.type) if h.task.type in self.registry else None
+                calls.append(self._finish_call(h.task, kind, h.started_at, d.result, d.duration_ms, h.ack))
+            retention_ms = self.settings.retention_ms
+            done = self._through_outage(
+                f"recording {len(calls)} attempt(s)",
+                lambda: self.store.finish_many(calls, retention_ms=retention_ms),
+            )
+            for d, call, finished in zip(delivered, calls, done, strict=True):
+                task = d.hand_off.task
+                with logger.contextualize(task_id=task.id, attempt=task.attempts):
+                    self._log(task, d.result, call.decision, d.duration_ms, finished.recorded)
+        finally:
+            for d in delivered:
+                self.in_flight.discard((d.hand_off.task.id, d.hand_off.task.token))
+
+    def _finish_call(
+        self,
+        task: Task,
+        kind: TaskKind | None,
+        started_at: int,
+        result: AttemptResult,
+        duration_ms: int,
+        ack: MessageAck | None,
+    ) -> FinishCall:
         now = now_ms()
         decision = decide(
             self._policy(task, kind),
@@ -111,15 +245,7 @@ class TaskRunner:
             error=result.error,
             response_body=(result.response_body or None) and result.response_body[:MAX_RESPONSE_BODY],
         )
-        retention_ms = self.settings.retention_ms
-        done = self._through_outage(
-            "recording the attempt",
-            lambda: self.store.finish(
-                task, attempt, decision, result, now=now, retention_ms=retention_ms, ack=ack
-            ),
-        )
-        self._log(task, result, decision, duration_ms, done.recorded)
-        return done.acked
+        return FinishCall(task, attempt, decision, result, now, ack)
 
     def _through_outage(self, what: str, call: Callable[[], T]) -> T:
         """`call()`, retried while Redis is unreachable, for up to OUTAGE_WAIT_S.
@@ -147,8 +273,11 @@ class TaskRunner:
         if kind is None:
             # Transient: a worker that knows the type may be deploying (TASK_MODULES).
             return AttemptResult(Outcome.TRANSIENT, error=f"unknown task type {task.type!r} on this worker")
+        return kind.run(task.payload, self._context(task))
+
+    def _context(self, task: Task) -> RunContext:
         timeout_ms = task.timeout_ms or self.settings.worker.request_timeout_ms
-        ctx = RunContext(
+        return RunContext(
             task_id=task.id,
             attempt=task.attempts,
             timeout_s=timeout_ms / 1000,
@@ -156,7 +285,6 @@ class TaskRunner:
             settings=self.settings.worker,
             stopping=self.stopping,
         )
-        return kind.run(task.payload, ctx)
 
     def _policy(self, task: Task, kind: TaskKind | None) -> RetryPolicy:
         """The task's own policy (resolved at submit), else its kind's default."""

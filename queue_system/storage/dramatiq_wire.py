@@ -9,8 +9,12 @@ Keys, under the broker's namespace `{prefix}:dramatiq`:
     {namespace}:{queue}        list  message ids, in order
     {namespace}:{queue}.msgs   hash  message id -> message JSON (`message()` below)
     {namespace}:{queue}.XQ     zset  dead-lettered message ids
-The other Dramatiq keys (the per-consumer sets of fetched messages, the heartbeats) belong to
-Dramatiq's consumer; only worker/broker.py touches them.
+And the consumer's own (dispatch.lua's names), which the worker's broker and our crash recovery
+(the reconciler's dead-broker requeue) use:
+    {namespace}:__acks__.{broker_id}.{queue}  set   what that broker's consumer fetched, unacked
+    {namespace}:__heartbeats__                zset  broker id -> last seen (ms)
+A delay queue (Dramatiq's own retries of an infrastructure error) is `{queue}.DQ`, with its own
+ack sets.
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ ACTOR = "run_task"
 SEPARATOR = "#"
 MESSAGES_SUFFIX = ".msgs"
 DEAD_SUFFIX = ".XQ"
+DELAY_SUFFIX = ".DQ"
+ACKS = "__acks__"
+HEARTBEATS = "__heartbeats__"
+# Every queue a consumer fetches from, delay queues included: each has an ack set per broker.
+CONSUMED = (*QUEUES, *(f"{q}{DELAY_SUFFIX}" for q in QUEUES))
 
 
 def actor_name(queue: str) -> str:
@@ -38,6 +47,15 @@ ACTORS: dict[str, str] = {queue: actor_name(queue) for queue in QUEUES}
 
 def message_id(task_id: str, token: int | str) -> str:
     return f"{task_id}{SEPARATOR}{token}"
+
+
+def acks(namespace: str, broker_id: str, queue: str) -> str:
+    """The set of messages the consumer of `queue` in broker `broker_id` fetched and has not acked."""
+    return f"{namespace}:{ACKS}.{broker_id}.{queue}"
+
+
+def heartbeats(namespace: str) -> str:
+    return f"{namespace}:{HEARTBEATS}"
 
 
 def message(task_id: str, token: int, queue: str, now: int) -> dict[str, Any]:

@@ -60,6 +60,34 @@ class ScriptCaller:
                     raise
         raise AssertionError("unreachable")
 
+    def many(self, sha: str, source: str, calls: list[list[Any]]) -> list[Any]:
+        """EVALSHA for each of `calls` in one pipeline on this thread's connection; -> their
+        replies in order (an error reply is returned, not raised). A broken connection raises
+        (the caller retries the whole batch: the worker's scripts are safe to repeat)."""
+        if not calls:
+            return []
+        conn = self._connection()
+        packed = [("EVALSHA", sha, 1, *args) for args in calls]
+        try:
+            conn.send_packed_command(conn.pack_commands(packed))  # type: ignore[no-untyped-call]
+            replies: list[Any] = []
+            for _ in calls:
+                try:
+                    replies.append(conn.read_response())  # type: ignore[no-untyped-call]
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except (redis.ConnectionError, redis.TimeoutError):
+            conn.disconnect()  # type: ignore[no-untyped-call]
+            raise
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:  # Redis restarted or flushed its scripts: those calls did not run
+            conn.send_command("SCRIPT", "LOAD", source)  # type: ignore[no-untyped-call]
+            conn.read_response()  # type: ignore[no-untyped-call]
+            again = self.many(sha, source, [calls[i] for i in missing])
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        return replies
+
     def close(self) -> None:
         for conn in list(self._all):
             conn.disconnect()  # type: ignore[no-untyped-call]
@@ -74,6 +102,10 @@ class Script:
 
     def __call__(self, *args: Any) -> Any:
         return self.caller(self.sha, self.source, [self.prefix, *args])
+
+    def many(self, calls: list[list[Any]]) -> list[Any]:
+        """One call per item of `calls` (each the script's ARGV), pipelined."""
+        return self.caller.many(self.sha, self.source, [[self.prefix, *args] for args in calls])
 
 
 def _sha(source: str) -> str:

@@ -69,3 +69,12 @@ class Keys:
 
     def dead_queue(self, name: str) -> str:
         return f"{self.queue(name)}{dramatiq_wire.DEAD_SUFFIX}"
+
+    def acks(self, broker_id: str, queue: str) -> str:
+        """Dramatiq's set of the messages a broker's consumer of `queue` fetched and has not acked."""
+        return dramatiq_wire.acks(self.dramatiq_namespace, broker_id, queue)
+
+    @property
+    def heartbeats(self) -> str:
+        """Dramatiq's zset: broker id -> last seen (ms); the reconciler's heartbeat writes it too."""
+        return dramatiq_wire.heartbeats(self.dramatiq_namespace)

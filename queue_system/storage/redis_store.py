@@ -25,7 +25,7 @@ from queue_system.domain.models import (
     TaskStatus,
 )
 from queue_system.domain.retry import Decision
-from queue_system.storage import scripts
+from queue_system.storage import dramatiq_wire, scripts
 from queue_system.storage.codec import attempt_to_json, dumps, flat_pairs, task_from_hash
 from queue_system.storage.evalsha import Batcher, Script, ScriptCaller
 from queue_system.storage.keys import Keys
@@ -90,6 +90,24 @@ class MessageAck:
 _NO_ACK = ("", "", "", "", "")
 
 
+@dataclass(frozen=True, slots=True)
+class FinishCall:
+    """One attempt to record (the arguments of `TaskStore.finish`), for `finish_many`."""
+
+    task: Task
+    attempt: Attempt
+    decision: Decision
+    result: AttemptResult
+    now: int
+    ack: MessageAck | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unclaimed:
+    undone: bool  # False: the task was no longer this claim's (taken over, cancelled, gone)
+    acked: bool  # the `ack` given to unclaim was acknowledged by the same script
+
+
 class Change(StrEnum):
     """The outcome of a cancel or a manual retry."""
 
@@ -127,6 +145,8 @@ class TaskStore:
         self._renew = Script(self._caller, scripts.RENEW, prefix)
         self._sweep = Script(self._caller, scripts.SWEEP, prefix)
         self._redispatch = Script(self._caller, scripts.REDISPATCH, prefix)
+        self._unclaim = Script(self._caller, scripts.UNCLAIM, prefix)
+        self._requeue_dead = Script(self._caller, scripts.REQUEUE_DEAD, prefix)
 
     def close(self) -> None:
         self._caller.close()
@@ -157,20 +177,37 @@ class TaskStore:
         """Record the attempt of `task` (as claimed) and apply the decision: completed keeps the
         handler's result, retrying waits in the schedule, failed keeps the error; and acknowledge
         `ack`, in one script. Safe to repeat after a lost reply."""
-        status = decision.status
-        result_json = last_error = ""
-        if status is TaskStatus.COMPLETED:
-            result_json = dumps(result.result)
-        else:
-            error = result.error or result.outcome.value
-            last_error = f"{error}; {decision.reason}" if decision.reason else error
-        args: list[Any] = [task.id, task.token, now, status.value, decision.next_attempt_at or ""]
-        args += [retention_ms, attempt_to_json(attempt), MAX_HISTORY, result_json, last_error]
+        recorded, acked = self._finish(
+            *_finish_args(FinishCall(task, attempt, decision, result, now, ack), retention_ms)
+        )
+        return Finished(bool(recorded), bool(acked))
+
+    def finish_many(self, calls: list[FinishCall], *, retention_ms: int) -> list[Finished]:
+        """`finish` for each of `calls`, pipelined in one round trip (each its own script: a
+        failed one does not stop the others). Safe to repeat after a lost reply."""
+        replies = self._finish.many([_finish_args(call, retention_ms) for call in calls])
+        out: list[Finished] = []
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+            out.append(Finished(bool(reply[0]), bool(reply[1])))
+        return out
+
+    def unclaim(self, task: Task, now: int, ack: MessageAck | None = None) -> Unclaimed:
+        """Undo the claim of `task` (as claimed) whose attempt never started: back to pending or
+        retrying, its attempt count and trigger restored, no lease, a new token's message
+        dispatched; and acknowledge `ack`, in one script."""
+        args: list[Any] = [task.id, task.token, now, task.trigger]
         args += (
             (ack.fetched, ack.messages, ack.message_id, ack.heartbeats, ack.consumer_id) if ack else _NO_ACK
         )
-        recorded, acked = self._finish(*args)
-        return Finished(bool(recorded), bool(acked))
+        undone, acked = self._unclaim(*args)
+        return Unclaimed(bool(undone), bool(acked))
+
+    def heartbeat(self, broker_id: str, now: int, dead_after_ms: int, *, judge: bool) -> int:
+        """Mark the broker `broker_id` alive; with `judge`, put back on their queues the messages
+        that brokers silent for `dead_after_ms` had fetched. -> the number put back."""
+        return int(self._requeue_dead(broker_id, now, dead_after_ms, int(judge), *dramatiq_wire.CONSUMED))
 
     def promote_due(self, now: int, limit: int = 500) -> int:
         return int(self._promote(now, limit))
@@ -195,6 +232,27 @@ class TaskStore:
         """-> (tasks checked, tasks dispatched again) of `status`, from rank `offset`, oldest first."""
         checked, redispatched = self._redispatch(status.value, offset, limit, now, min_age_ms)
         return int(checked), int(redispatched)
+
+
+def _finish_args(call: FinishCall, retention_ms: int) -> list[Any]:
+    status = call.decision.status
+    result_json = last_error = ""
+    if status is TaskStatus.COMPLETED:
+        result_json = dumps(call.result.result)
+    else:
+        error = call.result.error or call.result.outcome.value
+        last_error = f"{error}; {call.decision.reason}" if call.decision.reason else error
+    args: list[Any] = [
+        call.task.id,
+        call.task.token,
+        call.now,
+        status.value,
+        call.decision.next_attempt_at or "",
+    ]
+    args += [retention_ms, attempt_to_json(call.attempt), MAX_HISTORY, result_json, last_error]
+    ack = call.ack
+    args += (ack.fetched, ack.messages, ack.message_id, ack.heartbeats, ack.consumer_id) if ack else _NO_ACK
+    return args
 
 
 class AsyncTaskStore:

@@ -42,8 +42,15 @@ def render_prelude() -> str:
         "queue_key(queue)": k.queue("{queue}"),
         "messages_key(queue)": k.messages("{queue}"),
         "message_id(id, token)": dramatiq_wire.message_id("{id}", "{token}"),
+        "acks_key(broker, queue)": k.acks("{broker}", "{queue}"),
     }
-    constants = {"ALL_INDEX": k.index(), "SCHEDULE": k.schedule, "LEASES": k.leases, "EXPIRY": k.expiry}
+    constants = {
+        "ALL_INDEX": k.index(),
+        "SCHEDULE": k.schedule,
+        "LEASES": k.leases,
+        "EXPIRY": k.expiry,
+        "HEARTBEATS": k.heartbeats,
+    }
     actors = ", ".join(f"[{_lua_string(q)}] = {_lua_string(a)}" for q, a in dramatiq_wire.ACTORS.items())
     lines = ["-- Rendered by storage/scripts.py from storage/keys.py and storage/dramatiq_wire.py."]
     lines.append("local P = KEYS[1]")
@@ -99,4 +106,6 @@ RETRY = _script("retry")
 DELETE = _script("delete")
 REDISPATCH = _script("redispatch")
 SWEEP = _script("sweep")
+UNCLAIM = _script("unclaim")
+REQUEUE_DEAD = _script("requeue_dead")
 PAGE = _script("page")

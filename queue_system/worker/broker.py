@@ -9,6 +9,16 @@ finish script does Dramatiq's SREM + HDEL with it, and when it did, `acked_in_fi
 consumer to skip its own ack round trip. Every other message (skipped as stale, a Dramatiq retry
 of an infrastructure error, the delay queues) is acknowledged by Dramatiq as usual.
 
+A message whose delivery was handed to the process's delivery loop (`handed_off`) is not acked
+when its actor returns: it stays in Redis, in this consumer's set of fetched messages, until the
+loop's completion records the outcome with the finish script, which acks it. The consumer releases
+it from its own accounting at once, though: the prefetch counts the messages waiting for a worker
+thread, and the messages in flight are bounded by the loop (WORKER_MAX_INFLIGHT; a thread blocks
+in its hand-off while the loop is full, so the consumer stops fetching). Counting them against the
+prefetch instead would need a prefetch >= WORKER_MAX_INFLIGHT, and every process would then fetch
+hundreds of messages at a time ahead of the others. If the process dies, the reconciler of another
+one puts the fetched set back on the queue (service/reconciler.py).
+
 This is the only module that knows Dramatiq's consumer-side keys and reaches into
 `dramatiq.brokers.redis._RedisConsumer` (pinned in constraints.txt). tests/test_worker_broker.py
 pins what we rely on: the consumer's attributes and ack/nack signatures, and the key layout of
@@ -58,22 +68,29 @@ class _Consumer(_RedisConsumer):
 
     def ack(self, message: MessageProxy) -> None:
         mid: str = message.options.get("redis_message_id", "")
-        try:
-            self.broker.acked_by_finish.remove(mid)
-        except KeyError:
-            super().ack(message)  # type: ignore[no-untyped-call]
+        if _take(self.broker.acked_by_finish, mid) or _take(self.broker.handed_off, mid):
+            self.queued_message_ids.discard(message.message_id)  # acked (or to be) by our scripts
         else:
-            self.queued_message_ids.discard(message.message_id)
+            super().ack(message)  # type: ignore[no-untyped-call]
         self._made_room()
 
     def nack(self, message: MessageProxy) -> None:
         self.broker.acked_by_finish.discard(message.options.get("redis_message_id"))
+        self.broker.handed_off.discard(message.options.get("redis_message_id"))
         super().nack(message)  # type: ignore[no-untyped-call]
         self._made_room()
 
     def _made_room(self) -> None:
         if self.outstanding_message_count <= self._low_water:
             self._room.set()
+
+
+def _take(ids: set[str], mid: str) -> bool:
+    try:
+        ids.remove(mid)  # atomic under the GIL, unlike a test then a discard
+    except KeyError:
+        return False
+    return True
 
 
 class FinishAckingBroker(RedisBroker):
@@ -84,10 +101,14 @@ class FinishAckingBroker(RedisBroker):
         # Message ids (`id#token`) the finish script acknowledged and the consumer has yet to see.
         # set.add/remove are atomic under the GIL: worker threads add, the consumer thread removes.
         self.acked_by_finish: set[str] = set()
+        # Message ids whose delivery the loop owns: the consumer must not ack them (its FINISH will).
+        self.handed_off: set[str] = set()
         # Dramatiq's dispatch.lua names: `{ns}:__acks__.{broker_id}.{queue}` holds what this
         # broker's consumer of `queue` fetched and has not acknowledged yet.
-        self._fetched = {q: f"{self.namespace}:__acks__.{self.broker_id}.{q}" for q in dramatiq_wire.QUEUES}
-        self._heartbeats = f"{self.namespace}:__heartbeats__"
+        self._fetched = {
+            q: dramatiq_wire.acks(self.namespace, self.broker_id, q) for q in dramatiq_wire.QUEUES
+        }
+        self._heartbeats = dramatiq_wire.heartbeats(self.namespace)
         self._messages = {
             q: f"{self.namespace}:{q}{dramatiq_wire.MESSAGES_SUFFIX}" for q in dramatiq_wire.QUEUES
         }
@@ -109,3 +130,7 @@ class FinishAckingBroker(RedisBroker):
     def acked_in_finish(self, ack: MessageAck) -> None:
         """The finish script acknowledged `ack`: its consumer must not ack it again."""
         self.acked_by_finish.add(ack.message_id)
+
+    def handed_off_to_loop(self, ack: MessageAck) -> None:
+        """The delivery loop owns the message of `ack` now: its FINISH acks it, not the consumer."""
+        self.handed_off.add(ack.message_id)

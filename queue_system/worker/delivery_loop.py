@@ -113,6 +113,12 @@ class DeliveryLoop:
         self._completion_thread.start()
         asyncio.run_coroutine_threadsafe(self.sender.open(), self._loop).result(30)
 
+    def refuse_new(self) -> None:
+        """From now on `submit()` answers DRAINING (a submit waiting for room too)."""
+        with self._lock:
+            self._stopping = True
+            self._room.notify_all()
+
     def drain(self, timeout: float) -> DrainReport:
         """Stop starting deliveries; wait up to `timeout` s for those in flight; report the rest."""
         with self._lock:

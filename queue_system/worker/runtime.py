@@ -1,9 +1,18 @@
 """Per-process resources of a worker, owned by a Dramatiq middleware's lifecycle hooks.
 
-One `httpx.Client` (thread-safe, pooled) and one Redis client per worker process, created as
-the process boots and closed when it shuts down; the reconciler loop runs beside the actor threads.
+One Redis client, one `httpx.Client` (thread-safe, pooled: the kinds that run on the actor threads)
+and one `DeliveryLoop` (an event loop thread with an aiohttp pool: the webhook deliveries) per
+worker process, created as the process boots and closed when it shuts down; the reconciler loop
+runs beside the actor threads and heartbeats this process's broker.
+
 `Runtime.run` is what the actors call: it gives the runner the message's ack (built by the broker)
-and, when the finish script did the ack, tells the broker's consumer not to ack again.
+and tells the broker's consumer what became of it: acked by our script (skip the ack), handed to
+the delivery loop (skip the ack: the delivery's FINISH will do it), or neither (ack as usual).
+
+SIGTERM: the loop takes no new delivery (an actor thread waiting for room gives its task back),
+deliveries in flight get up to the request timeout to finish and be recorded, those the loop had
+not started are given back (UNCLAIM: a new message; the old one acked), and the messages still
+in Dramatiq's buffers go back to their queue (Dramatiq's own requeue).
 """
 
 from __future__ import annotations
@@ -21,11 +30,16 @@ from loguru import logger
 
 from queue_system.kinds import load_kinds
 from queue_system.service.reconciler import Reconciler
-from queue_system.service.runner import InFlight, TaskRunner
+from queue_system.service.runner import Delivered, HandOff, InFlight, Ran, TaskRunner
 from queue_system.settings import Settings
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import TaskStore
+from queue_system.transports.async_http import AsyncHttpSender, PoolLimits
 from queue_system.worker.broker import FinishAckingBroker
+from queue_system.worker.delivery_loop import Admission, Completed, Delivery, DeliveryLoop
+
+# Beyond the request timeout, how long a stopping worker waits for its deliveries in flight.
+DRAIN_SLACK_S = 5.0
 
 
 @dataclass
@@ -35,6 +49,7 @@ class Runtime:
     http: httpx.Client
     redis: redis.Redis
     store: TaskStore
+    deliveries: DeliveryLoop
     # Set when the broker lets the finish script ack each message (worker/broker.py).
     broker: FinishAckingBroker | None = None
 
@@ -45,8 +60,36 @@ class Runtime:
             self.runner.run(task_id, token)
             return
         ack = broker.ack_in_finish(queue, task_id, token)
-        if self.runner.run(task_id, token, ack):
+        ran = self.runner.run(task_id, token, ack)
+        if ran is Ran.ACKED:
             broker.acked_in_finish(ack)
+        elif ran is Ran.HANDED_OFF:
+            broker.handed_off_to_loop(ack)
+
+    def hand_off(self, hand_off: HandOff) -> bool:
+        """The runner's hand-off: True when the loop took the delivery. Blocks while the loop has
+        WORKER_MAX_INFLIGHT in flight (backpressure: the consumer stops fetching)."""
+        delivery = Delivery(hand_off.request, hand_off.timeout_s, key=hand_off)
+        return self.deliveries.submit(delivery) is Admission.TAKEN
+
+    def delivered(self, batch: list[Completed]) -> None:
+        """The loop's completion thread: record the outcomes (one pipeline of FINISH)."""
+        self.runner.record([Delivered(c.delivery.key, c.result, c.duration_ms) for c in batch])
+
+    def refuse_deliveries(self) -> None:
+        self.runner.stopping.set()
+        self.deliveries.refuse_new()
+
+    def drain(self, grace_s: float) -> None:
+        """Let the deliveries in flight finish (up to `grace_s`), give back those never started."""
+        report = self.deliveries.stop(grace_s)
+        self.runner.give_back_unsent([d.key for d in report.not_started])
+        if report.unfinished:  # cancelled: outcome unknown; their leases expire and recover them
+            logger.warning(
+                "{} deliveries still running at the deadline were cancelled", len(report.unfinished)
+            )
+            for d in report.unfinished:
+                self.runner.in_flight.discard((d.key.task.id, d.key.task.token))
 
 
 _current: Runtime | None = None
@@ -62,7 +105,15 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def build_runtime(settings: Settings, keys: Keys, broker: FinishAckingBroker | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings,
+    keys: Keys,
+    broker: FinishAckingBroker | None = None,
+    *,
+    max_per_host: int | None = None,
+) -> Runtime:
+    """`max_per_host`: deliveries in flight per destination in this process (None: up to
+    WORKER_MAX_INFLIGHT; the cap across all workers is the destination's, kept in Redis)."""
     client = redis.Redis.from_url(settings.redis_url or "", decode_responses=True, health_check_interval=30)
     threads = settings.worker.threads
     http = httpx.Client(
@@ -78,8 +129,25 @@ def build_runtime(settings: Settings, keys: Keys, broker: FinishAckingBroker | N
         lease_ms=settings.worker.lease_ms,
         poll_interval_ms=settings.worker.poll_interval_ms,
         retention_ms=settings.retention_ms,
+        broker_id=broker.broker_id if broker else None,
     )
-    return Runtime(runner, reconciler, http, client, store, broker)
+    inflight = settings.worker.max_inflight
+    per_host = min(max_per_host or inflight, inflight)
+    # One pooled connection per delivery in flight, kept alive per destination between deliveries.
+    sender = AsyncHttpSender(PoolLimits(max_connections=inflight, max_per_host=per_host, keepalive_s=30.0))
+    # Deliveries waiting for their destination's slot hold no global slot; they are bounded too
+    # (beyond, a task is given back to the queue rather than held in this process' memory).
+    deliveries = DeliveryLoop(
+        sender,
+        lambda batch: None,
+        max_inflight=inflight,
+        max_per_host=per_host,
+        max_waiting_per_host=inflight,
+    )
+    runtime = Runtime(runner, reconciler, http, client, store, deliveries, broker)
+    deliveries.on_complete = runtime.delivered
+    runner.hand_off = runtime.hand_off
+    return runtime
 
 
 class WorkerRuntime(dramatiq.Middleware):
@@ -93,24 +161,29 @@ class WorkerRuntime(dramatiq.Middleware):
         global _current
         acking = broker if isinstance(broker, FinishAckingBroker) else None
         _current = build_runtime(self.settings, self.keys, acking)
+        _current.deliveries.start()
         # Modules, kinds and clients live as long as the process: keep them out of the
         # collector's generations, so full collections stay short (tail latency).
         gc.freeze()
         _current.reconciler.start()
         logger.info(
-            "worker ready: {} threads, kinds: {}",
+            "worker ready: {} threads, up to {} deliveries in flight, kinds: {}",
             self.settings.worker.threads,
+            self.settings.worker.max_inflight,
             ", ".join(_current.runner.registry.names()),
         )
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         if _current is not None:
-            logger.info("worker stopping: finishing running tasks, leaving the rest queued")
-            _current.runner.stopping.set()
+            logger.info("worker stopping: finishing running tasks and deliveries, leaving the rest queued")
+            _current.refuse_deliveries()
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        # The actor threads and consumers have stopped; the reconciler still renews the leases
+        # (and heartbeats) of the deliveries in flight while they finish.
         global _current
         if _current is not None:
+            _current.drain(self.settings.worker.request_timeout_ms / 1000 + DRAIN_SLACK_S)
             _current.reconciler.stop()
             _current.http.close()
             _current.store.close()
