@@ -207,7 +207,7 @@ class TaskRunner:
                 calls.append(self._finish_call(h.task, kind, h.started_at, d.result, d.duration_ms, h.ack))
             retention_ms = self.settings.retention_ms
             done = self._through_outage(
-                f"recording {len(calls)} attempt(s)",
+                f"recording the attempts of {len(calls)} deliveries",
                 lambda: self.store.finish_many(calls, retention_ms=retention_ms),
             )
             for d, call, finished in zip(delivered, calls, done, strict=True):

@@ -131,6 +131,9 @@ class AsyncHttpSender:
             return AttemptResult(Outcome.PERMANENT, error=f"invalid URL: {exc}")
         except self.permanent_errors as exc:
             return AttemptResult(Outcome.PERMANENT, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
+        except aiohttp.ClientConnectorError as exc:
+            # Named as the sync sender (httpx) names it: the attempt history reads the same.
+            return AttemptResult(Outcome.TRANSIENT, error=f"ConnectError: {exc}")
         except (aiohttp.ClientError, OSError) as exc:
             return AttemptResult(Outcome.TRANSIENT, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
 

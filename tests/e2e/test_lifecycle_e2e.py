@@ -53,12 +53,13 @@ def test_sigterm_finishes_the_delivery_in_flight_and_leaves_the_rest_queued(
     lifecycle_api: httpx.Client, redis_url: str, e2e_logs: Path, workers: list[Proc]
 ) -> None:
     api = lifecycle_api
-    env = {"WORKER_CONCURRENCY": "1", "WORKER_REQUEST_TIMEOUT": "10s"}
+    # One delivery at a time: the next task's thread waits for room in the delivery loop (claimed),
+    # the third waits in Dramatiq's buffer; SIGTERM gives back the first and requeues the second.
+    env = {"WORKER_CONCURRENCY": "1", "WORKER_MAX_INFLIGHT": "1", "WORKER_REQUEST_TIMEOUT": "10s"}
     workers.append(start_worker(redis_url, e2e_logs, name="worker-sigterm", **env))
     with Receiver([Reply(200, delay_s=1.5)], default=200) as receiver:
         in_flight = submit(api, {"url": receiver.url("/in-flight"), "method": "POST"})
         assert receiver.wait_for(1, timeout=10)
-        # One thread, busy: these two wait (in Redis or in the worker's prefetch buffer).
         queued = [submit(api, {"url": receiver.url(f"/queued-{i}"), "method": "POST"}) for i in (1, 2)]
         assert get_task(api, in_flight)["status"] == "processing"
 
