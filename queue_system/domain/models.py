@@ -5,7 +5,8 @@ runs every script from every status on a real Redis and checks this):
 
     pending    -> processing (claim), cancelled (cancel)
     scheduled  -> pending (promote, when due), cancelled
-    processing -> completed, retrying, failed (finish); retrying or failed (reclaim: lease expired)
+    processing -> completed, retrying, failed (finish); retrying or failed (reclaim: lease expired);
+                  back to pending or retrying (unclaim: the attempt never started)
     retrying   -> processing (claim), cancelled
     failed, cancelled -> pending (manual retry)
     completed: final
