@@ -156,6 +156,28 @@ def test_consumer_skips_messages_acked_by_finish_and_acks_the_others(
         consumer.close()
 
 
+def test_a_handed_off_message_leaves_the_prefetch_but_stays_unacked_until_its_finish(
+    broker: FinishAckingBroker, store: TaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
+    create(redis_url, "h")
+    consumer: Any = broker.consume("default", prefetch=10, timeout=100)
+    try:
+        message = _next(consumer)
+        ack = broker.ack_in_finish("default", "h", 1)
+        broker.handed_off_to_loop(ack)  # the runtime, when the runner handed the delivery off
+
+        consumer.ack(message)  # the worker thread, as its actor returns
+
+        # Out of the consumer's accounting (room for the next fetch), still unacked in Redis.
+        assert consumer.outstanding_message_count == 0 and broker.handed_off == set()
+        assert redis_client.smembers(_acks(broker)) == {"h#1"} and redis_client.hexists(MSGS, "h#1")
+        # The delivery's finish acks it.
+        assert _complete(store, "h", ack) == (True, True)
+        assert redis_client.smembers(_acks(broker)) == set() and redis_client.hlen(MSGS) == 0
+    finally:
+        consumer.close()
+
+
 def test_a_full_consumer_refills_as_soon_as_an_ack_makes_room(
     broker: FinishAckingBroker, redis_url: str
 ) -> None:

@@ -18,6 +18,7 @@ from queue_system.service.runner import InFlight
 from queue_system.storage import dramatiq_wire
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import FinishCall, MessageAck, TaskStore
+from queue_system.testing import poll
 from queue_system.worker.broker import FinishAckingBroker
 from tests.test_store import attempt, create, get, ok, queued_messages
 
@@ -193,3 +194,23 @@ def test_the_reconciler_judges_only_after_beating_for_a_while(
 
     assert reconciler.heartbeat(start + JUDGE_AFTER_MS) == 1
     assert redis_client.lrange(K.queue("default"), 0, -1) == ["y#1"]
+
+
+def test_the_reconciler_loop_survives_a_bug_in_a_tick(
+    store: TaskStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def promote_due(now: int, limit: int = 500) -> int:
+        calls.append(now)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return 0
+
+    monkeypatch.setattr(store, "promote_due", promote_due)
+    reconciler = Reconciler(store, InFlight(), lease_ms=DEAD_AFTER, poll_interval_ms=10, retention_ms=60_000)
+    reconciler.start()
+    try:
+        assert poll(lambda: len(calls) >= 3, timeout=10)  # ticks go on after the failed one
+    finally:
+        reconciler.stop()
