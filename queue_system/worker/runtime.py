@@ -136,13 +136,14 @@ def build_runtime(
     # One pooled connection per delivery in flight, kept alive per destination between deliveries.
     sender = AsyncHttpSender(PoolLimits(max_connections=inflight, max_per_host=per_host, keepalive_s=30.0))
     # Deliveries waiting for their destination's slot hold no global slot; they are bounded too
-    # (beyond, a task is given back to the queue rather than held in this process' memory).
+    # (beyond, a task is given back to the queue rather than held in this process' memory). With
+    # no cap tighter than the global one, none ever waits.
     deliveries = DeliveryLoop(
         sender,
         lambda batch: None,
         max_inflight=inflight,
         max_per_host=per_host,
-        max_waiting_per_host=inflight,
+        max_waiting_per_host=inflight if per_host < inflight else None,
     )
     runtime = Runtime(runner, reconciler, http, client, store, deliveries, broker)
     deliveries.on_complete = runtime.delivered
