@@ -44,7 +44,7 @@ def store(client: redis.Redis, prefix: str, message: MailboxMessage, cap: int = 
 
 
 async def read(client: aioredis.Redis, prefix: str, limit: int = MAILBOX_CAP) -> list[MailboxMessage]:
-    raw: list[Any] = await client.lrange(mailbox_key(prefix), 0, limit - 1)
+    raw: list[Any] = await client.lrange(mailbox_key(prefix), 0, limit - 1)  # type: ignore[misc]
     out: list[MailboxMessage] = []
     for item in raw:
         try:

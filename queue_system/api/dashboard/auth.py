@@ -16,6 +16,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from litestar import Request
@@ -84,7 +85,7 @@ class Sessions:
             await pipe.execute()
         return role, session_cookie(f"{session_id}.{self._sign(session_id)}", SESSION_TTL_S)
 
-    async def viewer(self, client: aioredis.Redis, request: Request[object, object, object]) -> Viewer | None:
+    async def viewer(self, client: aioredis.Redis, request: Request[Any, Any, Any]) -> Viewer | None:
         """The signed-in viewer (sliding expiry), or None: sign-in needed."""
         if self.keyring is None:
             return Viewer(Role.WRITE, request.cookies.get(CSRF_COOKIE, ""), auth_enabled=False)

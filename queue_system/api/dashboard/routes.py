@@ -12,6 +12,7 @@ from typing import Any
 
 from litestar import Response, Router, get, post
 from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
@@ -145,7 +146,9 @@ async def tasks(request: AnyRequest, service: Service, dashboard: Dashboard) -> 
 
 
 @get("/tasks/{task_id:str}")
-async def task_detail(request: AnyRequest, task_id: str, service: Service, dashboard: Dashboard) -> Page:
+async def task_detail(
+    request: AnyRequest, task_id: FromPath[str], service: Service, dashboard: Dashboard
+) -> Page:
     viewer = await page_viewer(request, dashboard.sessions, service)
     if isinstance(viewer, Redirect):
         return viewer
@@ -153,13 +156,13 @@ async def task_detail(request: AnyRequest, task_id: str, service: Service, dashb
         task = await service.get(task_id)
     except TaskNotFound:
         return render(request, "missing.html", viewer, status_code=404, task_id=task_id)
-    context = {"task": task, "notice": request.query_params.get("notice", "")}
+    context: dict[str, Any] = {"task": task, "notice": request.query_params.get("notice", "")}
     return render(request, "_task.html" if is_htmx(request) else "task.html", viewer, **context)
 
 
 @post("/tasks/{task_id:str}/{action:str}", status_code=303)
 async def task_action(
-    request: AnyRequest, task_id: str, action: str, service: Service, dashboard: Dashboard
+    request: AnyRequest, task_id: FromPath[str], action: FromPath[str], service: Service, dashboard: Dashboard
 ) -> Redirect:
     await form_viewer(request, dashboard.sessions, service)
     if action not in ACTIONS:
@@ -187,7 +190,7 @@ async def bulk_confirm(request: AnyRequest, service: Service, dashboard: Dashboa
         return viewer
     filters = Filters.parse(request.query_params)
     ids = await failed_matching(service, filters)
-    context = {"filters": filters, "count": len(ids), "limit": BULK_LIMIT}
+    context: dict[str, Any] = {"filters": filters, "count": len(ids), "limit": BULK_LIMIT}
     return render(request, "bulk.html", viewer, **context)
 
 
