@@ -35,9 +35,14 @@ def parse(mail_from: str, rcpt_tos: list[str], content: bytes) -> mailbox.Mailbo
         to=list(rcpt_tos),
         subject=str(message.get("Subject") or ""),
         body=str(body)[: mailbox.MAX_BODY_CHARS],
-        task_id=message.get(TASK_HEADER),
-        message_id=message.get("Message-ID"),
+        task_id=_header(message, TASK_HEADER),
+        message_id=_header(message, "Message-ID"),
     )
+
+
+def _header(message: EmailMessage, name: str) -> str | None:
+    value = message.get(name)
+    return str(value) if value is not None else None
 
 
 class _Handler:
