@@ -7,6 +7,7 @@ Run by `make test-browser` (which installs chromium with apt-get when missing); 
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -191,7 +192,7 @@ def test_screenshots_of_every_page(context: BrowserContext, stack: Stack) -> Non
     )
     submit(stack, {"url": stack.receiver.url("/later"), "delay": "1h"})
     assert poll(lambda: stack.api.get(f"/api/v1/tasks/{failed}").json()["status"] == "failed", 15)
-    assert poll(lambda: stack.redis.llen("qs:mailbox") >= 1, 15)
+    assert poll(lambda: _mails(stack.redis) >= 1, 15)
     _seed_counters(stack.redis)
     page = context.new_page()
     page.goto(stack.base_url + "/dashboard/login")
@@ -213,19 +214,27 @@ def test_screenshots_of_every_page(context: BrowserContext, stack: Stack) -> Non
     assert len(list(ARTIFACTS.glob("*.png"))) >= 12
 
 
+def _mails(client: redis.Redis) -> int:
+    count: Any = client.llen("qs:mailbox")
+    return int(count)
+
+
 def _seed_counters(client: redis.Redis) -> None:
-    """An hour of per-minute counters, as the worker's FINISH script writes them, for the chart."""
+    """An hour of per-minute counters, as the worker's FINISH script writes them, for the chart:
+    steady traffic with a burst of failures in the middle."""
     last = int(time.time()) // 60
     for i, minute in enumerate(range(last - 59, last + 1)):
-        completed = 40 + (i * 7) % 25
-        failed = 2 + (i * 5) % 6 if 20 <= i <= 35 else i % 3
+        completed = int(50 + 12 * math.sin(i / 6) + 5 * math.sin(i * 1.7))
+        failed = int(6 + 4 * math.sin(i)) if 24 <= i <= 34 else int(1 + math.sin(i * 2.3))
+        retried = failed // 2 + 1
+        key = f"qs:stats:{minute}"
         client.hset(
-            f"qs:stats:{minute}",
+            key,
             mapping={
                 "completed": completed,
                 "failed": failed,
-                "retried": failed // 2,
+                "retried": retried,
                 "attempts": completed + failed,
             },
         )
-        client.expire(f"qs:stats:{minute}", 7200)
+        client.expire(key, 7200)

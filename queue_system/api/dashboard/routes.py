@@ -29,7 +29,9 @@ from queue_system.api.dashboard.auth import (
 )
 from queue_system.api.dashboard.bulk import BULK_LIMIT, failed_matching
 from queue_system.api.dashboard.web import (
+    FINAL,
     HERE,
+    STOP_POLLING,
     AnyRequest,
     Filters,
     form_viewer,
@@ -157,7 +159,10 @@ async def task_detail(
     except TaskNotFound:
         return render(request, "missing.html", viewer, status_code=404, task_id=task_id)
     context: dict[str, Any] = {"task": task, "notice": request.query_params.get("notice", "")}
-    return render(request, "_task.html" if is_htmx(request) else "task.html", viewer, **context)
+    if is_htmx(request):
+        status = STOP_POLLING if task.status in FINAL else 200
+        return render(request, "_task.html", viewer, status_code=status, **context)
+    return render(request, "task.html", viewer, **context)
 
 
 @post("/tasks/{task_id:str}/{action:str}", status_code=303)

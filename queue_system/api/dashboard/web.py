@@ -36,6 +36,8 @@ from queue_system.storage.dramatiq_wire import QUEUES
 AnyRequest = Request[Any, Any, Any]
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
+FINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+STOP_POLLING = 286  # htmx: stop polling the element that asked
 
 
 def _ts(ms: int | None) -> str:
@@ -62,6 +64,7 @@ def _environment() -> jinja2.Environment:
     env.globals["STATUSES"] = [s.value for s in TaskStatus]
     env.globals["QUEUES"] = QUEUES
     env.globals["CSRF_FIELD"] = CSRF_FIELD
+    env.globals["FINAL"] = FINAL
     return env
 
 

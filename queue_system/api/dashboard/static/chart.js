@@ -17,9 +17,9 @@
       axes: [{}, { label: "tasks / min" }],
       series: [
         {},
-        { label: "completed", stroke: "#1f8a4c", width: 2 },
-        { label: "failed", stroke: "#c0392b", width: 2 },
-        { label: "retried", stroke: "#b7791f", width: 1, dash: [4, 4] }
+        { label: "completed", stroke: "#1f8a4c", fill: "rgba(31,138,76,0.08)", width: 2, points: { show: false } },
+        { label: "failed", stroke: "#c0392b", width: 2, points: { show: false } },
+        { label: "retried", stroke: "#b7791f", width: 1, dash: [4, 4], points: { show: false } }
       ]
     }, rows, el);
   }
