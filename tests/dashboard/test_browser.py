@@ -28,7 +28,7 @@ from queue_system.mailbox import DevMailbox
 from queue_system.settings import load_settings
 from queue_system.testing import free_port, poll
 from tests.e2e import support
-from tests.receiver import Receiver
+from tests.receiver import Receiver, Reply
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -131,7 +131,7 @@ def submit(stack: Stack, body: dict[str, Any]) -> str:
 def shoot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for label, width in WIDTHS.items():
-        page.set_viewport_size({"width": width, "height": 900})
+        page.set_viewport_size({"width": width, "height": 600})  # full_page: as tall as the content
         page.wait_for_timeout(300)  # let the layout (and the chart's resize) settle before the picture
         page.screenshot(path=str(ARTIFACTS / f"{name}-{label}.png"), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 900})
@@ -182,16 +182,16 @@ def test_screenshots_of_every_page(context: BrowserContext, stack: Stack) -> Non
         done = [submit(stack, {"url": ok.url(f"/orders/{n}"), "body": {"n": n}}) for n in range(6)]
         assert poll(lambda: stack.api.get(f"/api/v1/tasks/{done[-1]}").json()["status"] == "completed", 15)
     submit(stack, {"type": "email", "payload": "Your report is ready\n\nThe weekly report is attached."})
-    failed = submit(
-        stack,
-        {
-            "url": stack.receiver.url("/gone"),
+    busy = Reply(503, body=b'{"error": "upstream busy"}')
+    with Receiver(script=[busy], default=Reply(410, body=b'{"error": "order 7 is gone"}')) as flaky:
+        hook = {
+            "url": flaky.url("/orders/7"),
             "headers": {"Authorization": "Bearer secret"},
             "body": {"id": 7},
-        },
-    )
+        }
+        failed = submit(stack, hook)  # a transient failure, retried, then a permanent one
+        assert poll(lambda: stack.api.get(f"/api/v1/tasks/{failed}").json()["status"] == "failed", 15)
     submit(stack, {"url": stack.receiver.url("/later"), "delay": "1h"})
-    assert poll(lambda: stack.api.get(f"/api/v1/tasks/{failed}").json()["status"] == "failed", 15)
     assert poll(lambda: _mails(stack.redis) >= 1, 15)
     _seed_counters(stack.redis)
     page = context.new_page()
