@@ -207,3 +207,23 @@ def test_sign_in_only_redirects_inside_the_dashboard(keyed: TestClient[Any]) -> 
         follow_redirects=False,
     )
     assert response.status_code == 303 and response.headers["location"] == "/dashboard/"
+
+
+def test_an_expired_session_sends_an_htmx_refresh_to_sign_in(keyed: TestClient[Any]) -> None:
+    fragment = keyed.get(
+        "/dashboard/tasks?status=failed", headers={"HX-Request": "true"}, follow_redirects=False
+    )
+    assert fragment.status_code == 200 and fragment.text == ""
+    assert fragment.headers["HX-Redirect"] == "/dashboard/login?next=%2Fdashboard%2Ftasks%3Fstatus%3Dfailed"
+
+
+def test_the_session_cookie_is_secure_behind_https(keyed: TestClient[Any]) -> None:
+    form = keyed.get("/dashboard/login")
+    signed = keyed.post(
+        "/dashboard/login",
+        data={"csrf": csrf_of(form.text), "key": WRITE_KEY},
+        headers={"X-Forwarded-Proto": "https"},
+        follow_redirects=False,
+    )
+    assert signed.status_code == 303
+    assert "secure" in signed.headers["set-cookie"].lower()

@@ -69,8 +69,11 @@ class Sessions:
         session_id, signature = cookie.split(".")
         return session_id if hmac.compare_digest(signature, self._sign(session_id)) else None
 
-    async def sign_in(self, client: aioredis.Redis, presented: str) -> tuple[Role, Cookie] | None:
-        """-> (role, session cookie) for a known key; None otherwise."""
+    async def sign_in(
+        self, client: aioredis.Redis, presented: str, *, secure: bool = False
+    ) -> tuple[Role, Cookie] | None:
+        """-> (role, session cookie) for a known key; None otherwise. `secure`: the page came over
+        HTTPS (the cookie is then never sent over plain HTTP)."""
         if self.keyring is None:
             return None
         role = self.keyring.authorize(presented.strip())
@@ -83,7 +86,7 @@ class Sessions:
             pipe.hset(key, "created_at", str(int(time.time() * 1000)))
             pipe.expire(key, SESSION_TTL_S)
             await pipe.execute()
-        return role, session_cookie(f"{session_id}.{self._sign(session_id)}", SESSION_TTL_S)
+        return role, session_cookie(f"{session_id}.{self._sign(session_id)}", SESSION_TTL_S, secure)
 
     async def viewer(self, client: aioredis.Redis, request: Request[Any, Any, Any]) -> Viewer | None:
         """The signed-in viewer (sliding expiry), or None: sign-in needed."""
@@ -106,7 +109,7 @@ class Sessions:
             await client.delete(self.key(viewer.session_id))
 
 
-def session_cookie(value: str, max_age: int) -> Cookie:
+def session_cookie(value: str, max_age: int, secure: bool = False) -> Cookie:
     return Cookie(
         key=SESSION_COOKIE,
         value=value,
@@ -114,7 +117,14 @@ def session_cookie(value: str, max_age: int) -> Cookie:
         path=COOKIE_PATH,
         httponly=True,
         samesite="lax",
+        secure=secure,
     )
+
+
+def over_https(request: Request[Any, Any, Any]) -> bool:
+    """HTTPS at the client: directly, or at a TLS-terminating proxy that says so."""
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
 
 
 def csrf_cookie(value: str) -> Cookie:

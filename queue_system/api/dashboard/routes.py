@@ -26,6 +26,7 @@ from queue_system.api.dashboard.auth import (
     Viewer,
     check_csrf,
     new_csrf,
+    over_https,
 )
 from queue_system.api.dashboard.bulk import BULK_LIMIT, failed_matching
 from queue_system.api.dashboard.web import (
@@ -100,7 +101,7 @@ def _safe_next(value: str | None) -> str:
 @get("/")
 async def overview(request: AnyRequest, service: Service, dashboard: Dashboard) -> Page:
     viewer = await page_viewer(request, dashboard.sessions, service)
-    if isinstance(viewer, Redirect):
+    if not isinstance(viewer, Viewer):
         return viewer
     client = service.store.client
     points = await data.series(client, dashboard.keys)
@@ -117,9 +118,9 @@ async def overview(request: AnyRequest, service: Service, dashboard: Dashboard) 
 @get("/series.json")
 async def series(
     request: AnyRequest, service: Service, dashboard: Dashboard
-) -> Response[dict[str, list[int]]] | Redirect:
+) -> Response[dict[str, list[int]]] | Response[str] | Redirect:
     viewer = await page_viewer(request, dashboard.sessions, service)
-    if isinstance(viewer, Redirect):
+    if not isinstance(viewer, Viewer):
         return viewer
     return Response(
         await data.series(service.store.client, dashboard.keys), headers={"Cache-Control": "no-store"}
@@ -129,7 +130,7 @@ async def series(
 @get("/tasks")
 async def tasks(request: AnyRequest, service: Service, dashboard: Dashboard) -> Page:
     viewer = await page_viewer(request, dashboard.sessions, service)
-    if isinstance(viewer, Redirect):
+    if not isinstance(viewer, Viewer):
         return viewer
     filters = Filters.parse(request.query_params)
     cursor = request.query_params.get("cursor") or None
@@ -152,7 +153,7 @@ async def task_detail(
     request: AnyRequest, task_id: FromPath[str], service: Service, dashboard: Dashboard
 ) -> Page:
     viewer = await page_viewer(request, dashboard.sessions, service)
-    if isinstance(viewer, Redirect):
+    if not isinstance(viewer, Viewer):
         return viewer
     try:
         task = await service.get(task_id)
@@ -191,7 +192,7 @@ async def task_action(
 @get("/bulk-retry")
 async def bulk_confirm(request: AnyRequest, service: Service, dashboard: Dashboard) -> Page:
     viewer = await page_viewer(request, dashboard.sessions, service)
-    if isinstance(viewer, Redirect):
+    if not isinstance(viewer, Viewer):
         return viewer
     filters = Filters.parse(request.query_params)
     ids = await failed_matching(service, filters)
@@ -217,7 +218,7 @@ async def bulk_retry(request: AnyRequest, service: Service, dashboard: Dashboard
 @get("/mailbox")
 async def mailbox_page(request: AnyRequest, service: Service, dashboard: Dashboard) -> Page:
     viewer = await page_viewer(request, dashboard.sessions, service)
-    if isinstance(viewer, Redirect):
+    if not isinstance(viewer, Viewer):
         return viewer
     messages = await mailbox.read(service.store.client, dashboard.keys.prefix)
     template = "_mailbox.html" if is_htmx(request) else "mailbox.html"
@@ -247,7 +248,8 @@ def _login(request: AnyRequest, dashboard: Board, error: str, status_code: int) 
 async def login(request: AnyRequest, service: Service, dashboard: Dashboard) -> Page:
     form = dict((await request.form()).items())
     check_csrf(request.cookies.get("qs_dashboard_csrf", ""), str(form.get(CSRF_FIELD) or ""))
-    signed = await dashboard.sessions.sign_in(service.store.client, str(form.get("key") or ""))
+    key = str(form.get("key") or "")
+    signed = await dashboard.sessions.sign_in(service.store.client, key, secure=over_https(request))
     if signed is None:
         return _login(request, dashboard, "That key is not valid.", status_code=401)
     _, cookie = signed

@@ -87,11 +87,17 @@ def is_htmx(request: AnyRequest) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
-async def page_viewer(request: AnyRequest, sessions: Sessions, service: TaskService) -> Viewer | Redirect:
-    """The viewer of a GET page, or the redirect to sign-in."""
+async def page_viewer(
+    request: AnyRequest, sessions: Sessions, service: TaskService
+) -> Viewer | Redirect | Response[str]:
+    """The viewer of a GET page, or the way to sign-in: a redirect, or for an htmx refresh (its
+    XHR would follow a redirect and put the sign-in form inside the page) `HX-Redirect`."""
     viewer = await sessions.viewer(service.store.client, request)
     if viewer is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if is_htmx(request):
+            login = "/dashboard/login?" + urlencode({"next": target})
+            return Response("", media_type=MediaType.HTML, headers={"HX-Redirect": login})
         return Redirect("/dashboard/login", query_params={"next": target})
     if not viewer.auth_enabled and not viewer.csrf:
         return Viewer(viewer.role, new_csrf(), auth_enabled=False)
