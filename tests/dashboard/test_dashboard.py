@@ -227,3 +227,12 @@ def test_the_session_cookie_is_secure_behind_https(keyed: TestClient[Any]) -> No
     )
     assert signed.status_code == 303
     assert "secure" in signed.headers["set-cookie"].lower()
+
+
+def test_delete_removes_the_task_and_returns_to_the_list(open_client: TestClient[Any]) -> None:
+    task_id = submit(open_client)
+    page = open_client.get(f"/dashboard/tasks/{task_id}")
+    done = open_client.post(f"/dashboard/tasks/{task_id}/delete", data={"csrf": csrf_of(page.text)})
+    assert done.status_code == 200 and f"task {task_id} deleted" in done.text
+    assert open_client.get(f"/api/v1/tasks/{task_id}").status_code == 404
+    assert open_client.get(f"/dashboard/tasks/{task_id}").status_code == 404
