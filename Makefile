@@ -29,7 +29,7 @@ run-api: $(STAMP) ## Start the API alone (needs REDIS_URL): queue-system api
 run-worker: $(STAMP) ## Start the worker alone (needs REDIS_URL): queue-system worker
 	$(BIN)/queue-system worker
 
-test: $(STAMP) ## Run the whole test suite (real Redis, real processes)
+test: $(STAMP) ## Run the whole test suite (real Redis, real processes; not the browser tests)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) lint-docker ## ruff, mypy (strict), the import contracts (pyproject.toml), hadolint and compose config
@@ -95,3 +95,16 @@ lint-docker: $(STAMP) ## hadolint on the Dockerfiles, `docker compose config` (n
 	bash docker/ci/setup.sh tools
 	$(BIN)/hadolint docker/api.Dockerfile docker/worker.Dockerfile
 	$(COMPOSE_BIN) config --quiet
+
+# ---- the dashboard in a real browser (tests/dashboard, marker `browser`); not part of `make test`
+.PHONY: test-browser browser-tools
+
+browser-tools: ## Install Debian's chromium (and a font) for the browser tests when missing
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; \
+		else echo "test-browser: /usr/bin/chromium is missing: apt-get install chromium fonts-dejavu-core"; exit 1; fi; \
+	fi
+
+test-browser: $(STAMP) browser-tools ## Drive the dashboard in headless Chromium; screenshots in var/artifacts/dashboard/
+	QS_BROWSER_TEST=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pytest tests/dashboard -m browser -p no:cacheprovider $(PYTEST_ARGS)

@@ -18,6 +18,7 @@ from loguru import logger
 
 from queue_system.embedded import EmbeddedRedis
 from queue_system.logging import configure_logging
+from queue_system.mailbox import DEV_RECIPIENT, DevMailbox
 from queue_system.settings import Settings
 
 
@@ -64,6 +65,22 @@ def start_redis(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
     return url, embedded
 
 
+def start_mailbox(settings: Settings, redis_url: str, env: dict[str, str]) -> DevMailbox | None:
+    """Development without SMTP_URL: a local SMTP sink whose messages the dashboard shows."""
+    if settings.production or settings.email.smtp_url:
+        return None
+    sink = DevMailbox(redis_url)
+    env["SMTP_URL"] = sink.start()
+    if not settings.email.default_to:
+        env["EMAIL_DEFAULT_TO"] = DEV_RECIPIENT
+    logger.info(
+        "development mailbox: SMTP_URL={} EMAIL_DEFAULT_TO={}; messages at /dashboard/mailbox",
+        env["SMTP_URL"],
+        env.get("EMAIL_DEFAULT_TO", ",".join(settings.email.default_to)),
+    )
+    return sink
+
+
 def run_all(settings: Settings) -> int:
     """Start everything, wait for Ctrl-C/SIGTERM or a child's death, stop in order. -> exit code."""
     configure_logging(production=settings.production, level=settings.log_level, process="run")
@@ -75,7 +92,9 @@ def run_all(settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     url, embedded = start_redis(settings)
-    children = start_children({**os.environ, "REDIS_URL": url})
+    env = {**os.environ, "REDIS_URL": url}
+    sink = start_mailbox(settings, url, env)
+    children = start_children(env)
     logger.info(
         "API on http://{}:{} (docs at /schema), worker started; Ctrl-C stops all",
         settings.api.host,
@@ -86,6 +105,8 @@ def run_all(settings: Settings) -> int:
     finally:
         # A little longer than the worker's own drain (worker/launch.py: request timeout + 30 s).
         stop_children(children, settings.worker.request_timeout_ms / 1000 + 35)
+        if sink is not None:
+            sink.stop()
         if embedded is not None:
             embedded.stop()
             logger.info("embedded Redis stopped (data kept in {})", embedded.data_dir)

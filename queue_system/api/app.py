@@ -17,6 +17,8 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from queue_system import __version__
 from queue_system.api import problems
 from queue_system.api.compat import compat_router
+from queue_system.api.dashboard import dashboard_router
+from queue_system.api.keys import KeyRing
 from queue_system.api.routes import TaskController, health, ready, stats
 from queue_system.errors import QueueSystemError
 from queue_system.kinds import Registry, load_kinds
@@ -26,7 +28,13 @@ from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import AsyncTaskStore
 
 
-def create_app(settings: Settings, *, registry: Registry | None = None, keys: Keys | None = None) -> Litestar:
+def create_app(
+    settings: Settings,
+    *,
+    registry: Registry | None = None,
+    keys: Keys | None = None,
+    keyring: KeyRing | None = None,
+) -> Litestar:
     """`registry`: the kinds the API accepts; by default the built-ins and TASK_MODULES."""
     kinds = registry if registry is not None else load_kinds(settings)
     state: dict[str, object] = {}
@@ -61,7 +69,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None, keys: Ke
         return state["service"]  # type: ignore[return-value]
 
     return Litestar(
-        route_handlers=[TaskController, stats, health, ready, compat_router],
+        route_handlers=[TaskController, stats, health, ready, compat_router, dashboard_router(keyring, keys)],
         lifespan=[lifespan],
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),

@@ -147,6 +147,8 @@ def build_message(mail: Email, sender: str, task_id: str) -> EmailMessage:
     # The same id on every attempt: a receiver can drop the copy a retry sends after a lost reply.
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
     message["Message-ID"] = f"<{uuid.uuid5(uuid.NAMESPACE_URL, f'queue_system:{task_id}').hex}@{domain}>"
+    # Which task sent it (the development mailbox shows it; a receiver can trace a message back).
+    message["X-Queue-System-Task"] = task_id
     message.set_content(mail.body)
     if mail.html is not None:
         message.add_alternative(mail.html, subtype="html")

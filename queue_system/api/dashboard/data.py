@@ -1,0 +1,100 @@
+"""What the overview shows beyond /api/v1/stats: per-minute counters, workers, destinations.
+
+Read-only views of keys other parts own:
+    {p}:stats:{minute}           hash  completed, failed, retried, attempts (FINISH; expiry 2 h);
+                                       minute = epoch ms // 60000
+    {ns}:__heartbeats__          zset  Dramatiq broker id -> last heartbeat ms (one per worker process)
+    {p}:dests, {p}:dest:{d}      zset of destinations, hash of breaker state (the destinations' Lua)
+Missing keys show as empty: a chart with no points, "no workers", "no destinations reported".
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from queue_system.storage.keys import Keys
+
+MINUTES = 60
+COUNTERS = ("completed", "failed", "retried", "attempts")
+MAX_DESTINATIONS = 50
+
+
+def stats_key(keys: Keys, minute: int) -> str:
+    return f"{keys.prefix}:stats:{minute}"
+
+
+def heartbeats_key(keys: Keys) -> str:
+    return f"{keys.dramatiq_namespace}:__heartbeats__"
+
+
+async def series(client: aioredis.Redis, keys: Keys, now_ms: int | None = None) -> dict[str, list[int]]:
+    """The last hour, one point per minute: {"minute": [epoch s...], "completed": [...], ...}."""
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
+    last = now // 60_000
+    minutes = list(range(last - MINUTES + 1, last + 1))
+    async with client.pipeline(transaction=False) as pipe:
+        for minute in minutes:
+            pipe.hmget(stats_key(keys, minute), list(COUNTERS))
+        rows: list[list[str | None]] = await pipe.execute()
+    out: dict[str, list[int]] = {"minute": [m * 60 for m in minutes]}
+    for i, name in enumerate(COUNTERS):
+        out[name] = [int(row[i] or 0) for row in rows]
+    return out
+
+
+def totals(points: dict[str, list[int]]) -> dict[str, Any]:
+    done = sum(points["completed"]) + sum(points["failed"])
+    failed = sum(points["failed"])
+    return {
+        "completed": sum(points["completed"]),
+        "failed": failed,
+        "retried": sum(points["retried"]),
+        "attempts": sum(points["attempts"]),
+        "failure_rate": (failed / done) if done else None,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    id: str
+    age_s: float
+
+
+async def workers(client: aioredis.Redis, keys: Keys, now_ms: int | None = None) -> list[Worker]:
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
+    rows = await client.zrange(heartbeats_key(keys), 0, 199, withscores=True)
+    return sorted(
+        (Worker(str(member), max(0.0, (now - score) / 1000)) for member, score in rows),
+        key=lambda w: w.age_s,
+    )
+
+
+async def destinations(client: aioredis.Redis, keys: Keys) -> list[dict[str, Any]]:
+    names = await client.zrevrange(f"{keys.prefix}:dests", 0, MAX_DESTINATIONS - 1)
+    if not names:
+        return []
+    async with client.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.hgetall(f"{keys.prefix}:dest:{name}")
+            pipe.zcard(f"{keys.prefix}:dest:{name}:inflight")
+            pipe.zcard(f"{keys.prefix}:dest:{name}:parked")
+        out = await pipe.execute()
+    rows = []
+    for i, name in enumerate(names):
+        state, inflight, parked = out[3 * i : 3 * i + 3]
+        rows.append(
+            {
+                "name": name,
+                "state": state.get("state", "closed"),
+                "failures": int(state.get("failures") or 0),
+                "inflight": inflight,
+                "parked": parked,
+                "open_until": int(state["open_until"]) if state.get("open_until") else None,
+                "last_error": state.get("last_error"),
+            }
+        )
+    return rows

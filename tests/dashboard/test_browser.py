@@ -1,0 +1,240 @@
+"""The dashboard in a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright),
+against a real API (uvicorn, in this process, with API keys) and a real worker process on the
+test Redis. Screenshots of every page at 1280 px and 390 px go to var/artifacts/dashboard/.
+
+Run by `make test-browser` (which installs chromium with apt-get when missing); `make test` skips it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import uvicorn
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from queue_system.api.app import create_app
+from queue_system.api.keys import KeyRing
+from queue_system.mailbox import DevMailbox
+from queue_system.settings import load_settings
+from queue_system.testing import free_port, poll
+from tests.e2e import support
+from tests.receiver import Receiver, Reply
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "artifacts" / "dashboard"
+WRITE_KEY = "browser-write-key-0123456789"
+READ_KEY = "browser-read-key-0123456789"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WIDTHS = {"desktop": 1280, "phone": 390}
+
+
+@dataclass
+class Stack:
+    base_url: str
+    api: httpx.Client
+    receiver: Receiver
+    redis: redis.Redis
+
+
+def _serve(app: Any, port: int) -> tuple[uvicorn.Server, threading.Thread]:
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    assert poll(lambda: server.started, 30), "the API did not start"
+    return server, thread
+
+
+@pytest.fixture(scope="module")
+def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    sink = DevMailbox(redis_url)
+    smtp_url = sink.start()
+    logs = tmp_path_factory.mktemp("browser-logs")
+    worker = support.start_worker(redis_url, logs, SMTP_URL=smtp_url, EMAIL_DEFAULT_TO="dev@localhost")
+    settings = load_settings(
+        {"REDIS_URL": redis_url, "EMAIL_DEFAULT_TO": "dev@localhost", "SMTP_URL": smtp_url}
+    )
+    ring = KeyRing.from_settings(api_keys=WRITE_KEY, read_keys=READ_KEY)
+    port = free_port()
+    server, thread = _serve(create_app(settings, keyring=ring), port)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        with Receiver(default=410) as receiver, httpx.Client(base_url=base_url, timeout=10) as api:
+            yield Stack(base_url, api, receiver, client)
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        worker.stop()
+        sink.stop()
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail("no /usr/bin/chromium: `make test-browser` installs it (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    ctx.set_default_timeout(20_000)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def sign_in(page: Page, stack: Stack, key: str, path: str = "/dashboard/") -> None:
+    page.goto(stack.base_url + path)
+    expect(page).to_have_url(re.compile(r"/dashboard/login"))
+    page.fill("#key", key)
+    page.click("button[type=submit]")
+    expect(page.locator("h1").first).not_to_have_text("Sign in")
+
+
+def submit(stack: Stack, body: dict[str, Any]) -> str:
+    response = stack.api.post("/api/v1/tasks", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def shoot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for label, width in WIDTHS.items():
+        page.set_viewport_size({"width": width, "height": 600})  # full_page: as tall as the content
+        page.wait_for_timeout(300)  # let the layout (and the chart's resize) settle before the picture
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{label}.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_sign_in_watch_a_failure_arrive_and_retry_it(context: BrowserContext, stack: Stack) -> None:
+    page = context.new_page()
+    sign_in(page, stack, WRITE_KEY, "/dashboard/tasks")
+    expect(page.locator(".badge")).to_have_text("read-write")
+    task_id = submit(stack, {"url": stack.receiver.url("/hook"), "body": {"order": 42}})
+    row = page.locator(f'tr[data-task="{task_id}"]')
+    # The list refreshes itself (htmx polling): no reload here.
+    expect(row).to_be_visible(timeout=15_000)
+    expect(row.locator(".status")).to_have_text("failed", timeout=15_000)
+    row.locator("a").click()
+    expect(page.locator("[data-attempts]")).to_have_text("1")
+    expect(page.locator(".timeline li")).to_have_count(1)
+    expect(page.locator(".timeline")).to_contain_text("HTTP 410")
+    page.get_by_role("button", name="Retry").click()
+    expect(page.locator(".notice")).to_have_text("retry started")
+    expect(page.locator("[data-attempts]")).to_have_text("2", timeout=15_000)
+    expect(page.locator(".timeline li")).to_have_count(2, timeout=15_000)
+    expect(page.locator(".timeline")).to_contain_text("manual")
+    # A POST without the CSRF token is refused, even with a valid write session.
+    refused = page.request.post(f"{stack.base_url}/dashboard/tasks/{task_id}/retry", form={"x": "1"})
+    assert refused.status == 403
+
+
+def test_a_read_only_key_sees_no_buttons_and_a_forged_post_is_refused(
+    context: BrowserContext, stack: Stack
+) -> None:
+    task_id = submit(stack, {"url": stack.receiver.url("/ro")})
+    assert poll(lambda: stack.api.get(f"/api/v1/tasks/{task_id}").json()["status"] == "failed", 15)
+    page = context.new_page()
+    sign_in(page, stack, READ_KEY, f"/dashboard/tasks/{task_id}")
+    expect(page.locator(".badge")).to_have_text("read-only")
+    expect(page.locator("[data-status]")).to_have_text("failed")
+    expect(page.locator("main button")).to_have_count(0)
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")  # the sign-out form's token
+    forged = page.request.post(f"{stack.base_url}/dashboard/tasks/{task_id}/retry", form={"csrf": csrf or ""})
+    assert forged.status == 403
+    assert stack.api.get(f"/api/v1/tasks/{task_id}").json()["status"] == "failed"
+
+
+def test_screenshots_of_every_page(context: BrowserContext, stack: Stack) -> None:
+    """The pictures a human looks at (README: docs/screenshots/ are picked from these)."""
+    with Receiver(default=200) as ok:
+        done = [submit(stack, {"url": ok.url(f"/orders/{n}"), "body": {"n": n}}) for n in range(6)]
+        assert poll(lambda: stack.api.get(f"/api/v1/tasks/{done[-1]}").json()["status"] == "completed", 15)
+    submit(stack, {"type": "email", "payload": "Your report is ready\n\nThe weekly report is attached."})
+    busy = Reply(503, body=b'{"error": "upstream busy"}')
+    with Receiver(script=[busy], default=Reply(410, body=b'{"error": "order 7 is gone"}')) as flaky:
+        hook = {
+            "url": flaky.url("/orders/7"),
+            "headers": {"Authorization": "Bearer secret"},
+            "body": {"id": 7},
+        }
+        failed = submit(stack, hook)  # a transient failure, retried, then a permanent one
+        assert poll(lambda: stack.api.get(f"/api/v1/tasks/{failed}").json()["status"] == "failed", 15)
+    submit(stack, {"url": stack.receiver.url("/later"), "delay": "1h"})
+    assert poll(lambda: _mails(stack.redis) >= 1, 15)
+    _seed_counters(stack.redis)
+    page = context.new_page()
+    page.goto(stack.base_url + "/dashboard/login")
+    shoot(page, "login")
+    page.fill("#key", WRITE_KEY)
+    page.click("button[type=submit]")
+    expect(page.locator("#chart canvas")).to_be_visible()
+    shoot(page, "overview")
+    page.goto(stack.base_url + "/dashboard/tasks")
+    shoot(page, "tasks")
+    page.goto(f"{stack.base_url}/dashboard/tasks/{failed}")
+    expect(page.locator(".payload").first).to_contain_text("[redacted]")
+    shoot(page, "task")
+    page.goto(stack.base_url + "/dashboard/bulk-retry")
+    shoot(page, "bulk-retry")
+    page.goto(stack.base_url + "/dashboard/mailbox")
+    expect(page.locator(".mails li").first).to_contain_text("Your report is ready")
+    shoot(page, "mailbox")
+    assert len(list(ARTIFACTS.glob("*.png"))) >= 12
+
+
+def _mails(client: redis.Redis) -> int:
+    count: Any = client.llen("qs:mailbox")
+    return int(count)
+
+
+def _seed_counters(client: redis.Redis) -> None:
+    """An hour of per-minute counters, as the worker's FINISH script writes them, for the chart:
+    steady traffic with a burst of failures in the middle."""
+    last = int(time.time()) // 60
+    for i, minute in enumerate(range(last - 59, last + 1)):
+        completed = int(50 + 12 * math.sin(i / 6) + 5 * math.sin(i * 1.7))
+        failed = int(6 + 4 * math.sin(i)) if 24 <= i <= 34 else int(1 + math.sin(i * 2.3))
+        retried = failed // 2 + 1
+        key = f"qs:stats:{minute}"
+        client.hset(
+            key,
+            mapping={
+                "completed": completed,
+                "failed": failed,
+                "retried": retried,
+                "attempts": completed + failed,
+            },
+        )
+        client.expire(key, 7200)
