@@ -95,3 +95,10 @@ lint-docker: $(STAMP) ## hadolint on the Dockerfiles, `docker compose config` (n
 	bash docker/ci/setup.sh tools
 	$(BIN)/hadolint docker/api.Dockerfile docker/worker.Dockerfile
 	$(COMPOSE_BIN) config --quiet
+
+# ---- fuzzing (tests/fuzz, schemathesis.toml): the OpenAPI document against a running API
+.PHONY: fuzz
+FUZZ_TIMEOUT ?= 600
+
+fuzz: $(STAMP) ## Schemathesis against a real API process: every operation, a fixed and a random seed, with a key and without (~2 min)
+	QS_FUZZ=1 timeout $(FUZZ_TIMEOUT) $(PY) -m pytest tests/fuzz -m fuzz -p no:cacheprovider -rA --durations=5 $(PYTEST_ARGS)

@@ -17,6 +17,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from queue_system import __version__
 from queue_system.api import problems
 from queue_system.api.compat import compat_router
+from queue_system.api.openapi import StrictStructSchemaPlugin
 from queue_system.api.routes import TaskController, health, ready, stats
 from queue_system.errors import QueueSystemError
 from queue_system.kinds import Registry, load_kinds
@@ -74,6 +75,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None, keys: Ke
         },
         request_max_body_size=settings.api.max_body_bytes,
         logging_config=None,
+        plugins=[StrictStructSchemaPlugin()],
         openapi_config=OpenAPIConfig(
             title="queue_system",
             version=__version__,
