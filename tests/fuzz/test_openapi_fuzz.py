@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,8 @@ def test_every_operation_answers_as_documented(
     entries = _har_entries(har)
     assert entries
     live, stored = _live_tasks(entries), _tasks_in_redis(redis_client)
+    statuses = Counter(entry["response"]["status"] for entry in entries)
+    print(f"{len(entries)} requests, answers {dict(sorted(statuses.items()))}, {len(live)} tasks live")
     # Rejected requests left nothing behind, and nothing accepted (and not deleted) went missing.
     assert not stored - live, f"tasks no accepted create answered for: {sorted(stored - live)[:10]}"
     assert not live - stored, f"accepted tasks missing: {sorted(live - stored)[:10]}"
