@@ -125,3 +125,14 @@ def test_rfc3339_time_filters_select(client: TestClient[Any]) -> None:
         assert r.status_code == 200, (after, r.text)
         assert len(r.json()["items"]) == expected, after
     assert len(client.get("/api/v1/tasks", params={"created_before": created}).json()["items"]) == 1
+
+
+def test_every_documented_body_example_is_accepted(client: TestClient[Any], document: dict[str, Any]) -> None:
+    sent = 0
+    for path, method, operation in _operations(document):
+        body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+        for example in body.get("schema", {}).get("examples", []):
+            r = client.request(method, path, json=example)
+            assert r.status_code == 201, (method, path, example, r.text)
+            sent += 1
+    assert sent >= 8  # three forms on each of the two typed routes, two for /enqueue, one for /job

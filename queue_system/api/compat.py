@@ -10,10 +10,10 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Response, Router, get, post
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, QueryParameter
 
-from queue_system.api.openapi import GUARDED_READ, responses
-from queue_system.api.routes import SUBMIT_RESPONSES, Service
+from queue_system.api.openapi import GUARDED_READ, body_examples, responses
+from queue_system.api.routes import SUBMIT_RESPONSES, NewTask, Service
 from queue_system.api.schemas import CreatedTask, RetryCount, SubmitTask, TaskOut, TaskPage, task_out
 from queue_system.api.submission import submit
 from queue_system.domain.models import TaskQuery
@@ -46,7 +46,7 @@ READ_ONE = responses(400, 404, 503, guard=GUARDED_READ)
 
 
 @post("/tasks", summary="= POST /api/v1/tasks", responses=SUBMIT_RESPONSES)
-async def post_tasks(data: JSONBody[SubmitTask], service: Service) -> Response[CreatedTask]:
+async def post_tasks(data: NewTask, service: Service) -> Response[CreatedTask]:
     return await submit(service, data)
 
 
@@ -57,7 +57,13 @@ async def post_tasks(data: JSONBody[SubmitTask], service: Service) -> Response[C
     "any other payload needs `type` (422 naming `type`).",
     responses=SUBMIT_RESPONSES,
 )
-async def enqueue(data: JSONBody[Enqueue], service: Service) -> Response[CreatedTask]:
+async def enqueue(
+    data: Annotated[
+        Enqueue,
+        body_examples(text={"payload": "hello"}, webhook={"payload": {"url": "https://example.com/h"}}),
+    ],
+    service: Service,
+) -> Response[CreatedTask]:
     type_ = data.type or _infer_type(data.payload)
     return await submit(
         service, SubmitTask(type=type_, payload=data.payload, id=data.id, max_retries=data.max_retries)
@@ -65,7 +71,10 @@ async def enqueue(data: JSONBody[Enqueue], service: Service) -> Response[Created
 
 
 @post("/job", summary="{job_type, payload} -> POST /api/v1/tasks {type, payload}", responses=SUBMIT_RESPONSES)
-async def post_job(data: JSONBody[Job], service: Service) -> Response[CreatedTask]:
+async def post_job(
+    data: Annotated[Job, body_examples(job={"job_type": "echo", "payload": "hello", "max_retries": 3})],
+    service: Service,
+) -> Response[CreatedTask]:
     job = SubmitTask(type=data.job_type, payload=data.payload, id=data.id, max_retries=data.max_retries)
     return await submit(service, job)
 

@@ -13,9 +13,13 @@ from http import HTTPStatus
 from typing import Any
 
 import msgspec
+
+# Litestar's own struct plugin is not public API; Litestar is pinned (constraints.txt) and
+# tests/test_api_openapi.py checks the outcome.
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Schema
+from litestar.openapi.spec import Example, Schema
+from litestar.params import BodyKwarg
 from litestar.typing import FieldDefinition
 
 from queue_system.api.problems import MEDIA_TYPE
@@ -72,6 +76,13 @@ def responses(*statuses: int, guard: tuple[int, ...] = ()) -> dict[int, Response
         )
         for status in sorted({*statuses, *guard})
     }
+
+
+def body_examples(**examples: dict[str, Any]) -> BodyKwarg:
+    """A JSON body's documented examples, by name: what a client sends, accepted as shown (the
+    fuzzer's example phase sends each, and later steps use the tasks they create)."""
+    shown = [Example(summary=name.replace("_", " "), value=value) for name, value in examples.items()]
+    return BodyKwarg(examples=shown)
 
 
 class StrictStructSchemaPlugin(StructSchemaPlugin):

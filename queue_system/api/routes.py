@@ -10,11 +10,11 @@ import msgspec
 from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from queue_system.api import submission
-from queue_system.api.openapi import GUARDED_READ, GUARDED_WRITE, responses
+from queue_system.api.openapi import GUARDED_READ, GUARDED_WRITE, body_examples, responses
 from queue_system.api.schemas import (
     TASKS_PATH,
     CreatedTask,
@@ -53,6 +53,14 @@ EXISTING = ResponseSpec(
     generate_examples=False,
     description="A task with this `id` was created by the same request before: that task, unchanged",
 )
+NewTask = Annotated[
+    SubmitTask,
+    body_examples(
+        webhook={"url": "https://example.com/hooks/orders", "method": "POST", "body": {"order": 42}},
+        typed_form={"type": "echo", "payload": "hello"},
+        scheduled={"type": "echo", "payload": "later", "delay": "10m", "queue": "priority"},
+    ),
+]
 SUBMIT_RESPONSES: dict[int, ResponseSpec] = {
     200: EXISTING,
     **responses(400, 409, 413, 422, 503, guard=GUARDED_WRITE),
@@ -80,7 +88,7 @@ class TaskController(Controller):
     )
     async def submit(
         self,
-        data: JSONBody[SubmitTask],
+        data: NewTask,
         service: Service,
         idempotency_key: Annotated[
             str | None, HeaderParameter(name="Idempotency-Key", description="same meaning as `id`")
