@@ -108,3 +108,10 @@ browser-tools: ## Install Debian's chromium (and a font) for the browser tests w
 
 test-browser: $(STAMP) browser-tools ## Drive the dashboard in headless Chromium; screenshots in var/artifacts/dashboard/
 	QS_BROWSER_TEST=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pytest tests/dashboard -m browser -p no:cacheprovider $(PYTEST_ARGS)
+
+# ---- fuzzing (tests/fuzz, schemathesis.toml): the OpenAPI document against a running API
+.PHONY: fuzz
+FUZZ_TIMEOUT ?= 600
+
+fuzz: $(STAMP) ## Schemathesis against a real API process: every operation, a fixed and a random seed, with a key and without (~2 min)
+	QS_FUZZ=1 timeout $(FUZZ_TIMEOUT) $(PY) -m pytest tests/fuzz -m fuzz -p no:cacheprovider -rA --durations=5 $(PYTEST_ARGS)

@@ -19,6 +19,7 @@ from queue_system.api import problems
 from queue_system.api.compat import compat_router
 from queue_system.api.dashboard import dashboard_router
 from queue_system.api.keys import KeyRing
+from queue_system.api.openapi import StrictStructSchemaPlugin
 from queue_system.api.routes import TaskController, health, ready, stats
 from queue_system.errors import QueueSystemError
 from queue_system.kinds import Registry, load_kinds
@@ -82,6 +83,7 @@ def create_app(
         },
         request_max_body_size=settings.api.max_body_bytes,
         logging_config=None,
+        plugins=[StrictStructSchemaPlugin()],
         openapi_config=OpenAPIConfig(
             title="queue_system",
             version=__version__,
