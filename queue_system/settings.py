@@ -41,8 +41,8 @@ __all__ = [
     "SPEC",
     "ApiSettings",
     "EmailSettings",
-    "Settings",
     "SecuritySettings",
+    "Settings",
     "SmtpServer",
     "Var",
     "WorkerSettings",
@@ -379,9 +379,9 @@ class ApiSettings:
     # repr=False: keys end up nowhere near a log line.
     keys: str = field(default=_default("API_KEYS"), repr=False)
     read_keys: str = field(default=_default("API_READ_KEYS"), repr=False)
-    keys_file: Path | None = _default("API_KEYS_FILE")
+    keys_file: Path | None = _default("API_KEYS_FILE")  # noqa: RUF009 - None
     auth: str = _default("API_AUTH")  # "disabled": no key asked for, even in production
-    rate_limit: Rate | None = _default("API_RATE_LIMIT")  # None: no limit
+    rate_limit: Rate | None = _default("API_RATE_LIMIT")  # noqa: RUF009 - None or a frozen Rate; None: no limit
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,7 +97,7 @@ class ApiGuard:
         scope = connection.scope
         if not self.protects(scope["path"]):
             return
-        method: str = scope.get("method", "GET")
+        method = str(scope.get("method", "GET"))
         key: str | None = None
         if self.auth_on:
             headers = connection.headers

@@ -12,6 +12,7 @@ on header count and size, and a cap on JSON nesting that runs on the raw bytes *
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -38,6 +39,7 @@ _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # controls except horizontal tab
 
 
+@functools.lru_cache(maxsize=4096)  # a queue's webhooks repeat a handful of header names
 def is_secret_header(name: str) -> bool:
     lowered = name.strip().lower()
     return (

@@ -20,6 +20,7 @@ import redis
 from loguru import logger
 
 from queue_system.kinds import load_kinds
+from queue_system.kinds.webhook_security import egress_transport
 from queue_system.service.reconciler import Reconciler
 from queue_system.service.runner import InFlight, TaskRunner
 from queue_system.settings import Settings
@@ -65,8 +66,12 @@ def worker_id() -> str:
 def build_runtime(settings: Settings, keys: Keys, broker: FinishAckingBroker | None = None) -> Runtime:
     client = redis.Redis.from_url(settings.redis_url or "", decode_responses=True, health_check_interval=30)
     threads = settings.worker.threads
+    limits = httpx.Limits(max_connections=threads * 2, max_keepalive_connections=threads * 2)
     http = httpx.Client(
-        limits=httpx.Limits(max_connections=threads * 2, max_keepalive_connections=threads * 2),
+        # The egress guard: every connection, each redirect hop included, passes EGRESS_*.
+        transport=egress_transport(settings, limits=limits),
+        follow_redirects=settings.security.follow_redirects,
+        max_redirects=5,
         headers={"User-Agent": "queue_system-webhooks/0.1"},
     )
     store = TaskStore(client, keys)
