@@ -52,9 +52,10 @@ class SubmitTask(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     method: str | None = None
     headers: dict[str, str] | None = None
     body: str | dict[str, Any] | list[Any] | int | float | bool | None = None
+    signing_secret: str | None = None  # write-only: signs this task's deliveries, never shown
 
 
-WEBHOOK_FIELDS = ("url", "method", "headers", "body")
+WEBHOOK_FIELDS = ("url", "method", "headers", "body", "signing_secret")
 
 
 class AttemptOut(msgspec.Struct, omit_defaults=True):
