@@ -206,7 +206,8 @@ def test_a_name_resolving_to_a_blocked_address_fails_permanently(
     assert task["status"] == "failed" and task["attempts"] == 1
     [attempt] = task["attempt_history"]
     assert attempt["outcome"] == "permanent"
-    expected = "egress blocked: hook.test resolved to 169.254.169.254 (link-local (cloud metadata) 169.254.0.0/16)"
+    expected = "egress blocked: hook.test resolved to 169.254.169.254 "
+    expected += "(link-local (cloud metadata) 169.254.0.0/16)"
     assert attempt["error"] == expected
 
 
