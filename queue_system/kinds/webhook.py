@@ -65,14 +65,15 @@ def check_webhook(hook: Webhook, policy: EgressPolicy = _STRICT) -> Webhook:
         raise InvalidInput(problem, field="url")
     # A literal address (or `localhost`) the guard would refuse fails now, not on the first attempt;
     # a name is resolved and checked where the worker connects.
-    blocked = policy.check_url_literal(hook.url)
+    blocked = _literal_problem(policy, hook.url)
     if blocked:
         raise InvalidInput(f"egress blocked: {blocked} (EGRESS_ALLOW_CIDRS opens a range)", field="url")
     method = hook.method.upper()
     if method not in METHODS:
         raise InvalidInput(f"must be one of {', '.join(sorted(METHODS))}", field="method")
-    for field, message in header_problems(hook.headers):
-        raise InvalidInput(message, field=field)
+    if hook.headers:
+        for field, message in _header_problems(tuple(hook.headers.items())):
+            raise InvalidInput(message, field=field)
     if isinstance(hook.signing_secret, str):
         try:
             parse_secret(hook.signing_secret)
@@ -80,6 +81,17 @@ def check_webhook(hook: Webhook, policy: EgressPolicy = _STRICT) -> Webhook:
             raise InvalidInput(str(exc).removeprefix("signing_secret: "), field="signing_secret") from None
     hook.method = method
     return hook
+
+
+# Cached like `_url_problem`: a queue's webhooks repeat a handful of URLs and header sets.
+@functools.lru_cache(maxsize=4096)
+def _literal_problem(policy: EgressPolicy, url: str) -> str | None:
+    return policy.check_url_literal(url)
+
+
+@functools.lru_cache(maxsize=4096)
+def _header_problems(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    return tuple(header_problems(dict(headers)))
 
 
 def webhook_checker(policy: EgressPolicy) -> Callable[[Webhook], Webhook]:
