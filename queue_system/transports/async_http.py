@@ -92,6 +92,8 @@ class AsyncHttpSender:
         resolver_factory: Callable[[], AbstractResolver] | None = None,
         permanent_errors: tuple[type[BaseException], ...] = (),
         connector_factory: Callable[..., aiohttp.TCPConnector] | None = None,
+        follow_redirects: bool = False,
+        max_redirects: int = 5,
     ) -> None:
         """`connector_factory(limit=, limit_per_host=, keepalive_timeout=)`, called on the loop,
         replaces the plain connector: e.g. `functools.partial(kinds.webhook_security.egress_connector,
@@ -102,6 +104,8 @@ class AsyncHttpSender:
         self._resolver: AbstractResolver | None = None
         self.permanent_errors = permanent_errors
         self.connector_factory = connector_factory
+        self.follow_redirects = follow_redirects  # WEBHOOK_FOLLOW_REDIRECTS; each hop connects anew
+        self.max_redirects = max_redirects
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
@@ -145,7 +149,8 @@ class AsyncHttpSender:
                 headers=request.headers,
                 data=request.content,
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
-                allow_redirects=False,
+                allow_redirects=self.follow_redirects,
+                max_redirects=self.max_redirects,
             ) as response:
                 body = await _read_prefix(response)
                 headers = response.headers
@@ -160,6 +165,8 @@ class AsyncHttpSender:
             return AttemptResult(
                 Outcome.TRANSIENT, error=f"timeout after {timeout_s:g}s ({type(exc).__name__})"
             )
+        except aiohttp.TooManyRedirects as exc:
+            return AttemptResult(Outcome.PERMANENT, error=f"TooManyRedirects: {exc}")
         except aiohttp.InvalidURL as exc:
             return AttemptResult(Outcome.PERMANENT, error=f"invalid URL: {exc}")
         except EgressBlocked as exc:  # its message says it all: egress blocked: <host> resolved to ...
