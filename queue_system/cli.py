@@ -58,8 +58,13 @@ def api() -> None:
     from queue_system.logging import configure_logging
 
     configure_logging(production=settings.production, level=settings.log_level, process="api")
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:  # API keys: a bad entry, or production without keys
+        sys.stderr.write(f"configuration error: {exc}\n")
+        raise SystemExit(2) from None
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.api.host,
         port=settings.api.port,
         log_config=None,

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from types import FrameType
 
 from loguru import logger
@@ -81,6 +82,24 @@ def start_mailbox(settings: Settings, redis_url: str, env: dict[str, str]) -> De
     return sink
 
 
+# `make run` is for a laptop: the README's local receiver (127.0.0.1:9000) must be reachable.
+DEV_EGRESS_ALLOW = "127.0.0.0/8"
+
+
+def child_env(environ: Mapping[str, str], redis_url: str) -> dict[str, str]:
+    """The API's and worker's environment: REDIS_URL, and 127.0.0.0/8 opened to webhooks unless
+    EGRESS_ALLOW_CIDRS is set (set it to empty to open nothing)."""
+    env = {**environ, "REDIS_URL": redis_url}
+    if "EGRESS_ALLOW_CIDRS" not in environ:
+        env["EGRESS_ALLOW_CIDRS"] = DEV_EGRESS_ALLOW
+        logger.warning(
+            "webhooks may reach {} (EGRESS_ALLOW_CIDRS unset; `make run` opens loopback for local "
+            "receivers; set EGRESS_ALLOW_CIDRS= to open nothing)",
+            DEV_EGRESS_ALLOW,
+        )
+    return env
+
+
 def run_all(settings: Settings) -> int:
     """Start everything, wait for Ctrl-C/SIGTERM or a child's death, stop in order. -> exit code."""
     configure_logging(production=settings.production, level=settings.log_level, process="run")
@@ -92,7 +111,7 @@ def run_all(settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     url, embedded = start_redis(settings)
-    env = {**os.environ, "REDIS_URL": url}
+    env = child_env(os.environ, url)
     sink = start_mailbox(settings, url, env)
     children = start_children(env)
     logger.info(

@@ -8,7 +8,7 @@ number of seconds. A bad value raises ConfigError naming the variable, and start
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +32,16 @@ from queue_system.parsing import (
     smtp_url,
     text,
 )
+from queue_system.storage.rate_limit import Rate
+from queue_system.transports.egress import parse_cidrs, parse_ports
+from queue_system.transports.signing import parse_secrets
 
 # Others import these from here (the settings are where a reader looks for them).
 __all__ = [
     "SPEC",
     "ApiSettings",
     "EmailSettings",
+    "SecuritySettings",
     "Settings",
     "SmtpServer",
     "Var",
@@ -74,6 +78,52 @@ class Var:
             return self.parser.parse(source)
         except ValueError as exc:
             raise ConfigError(self.name, str(exc)) from None
+
+
+def _key_list(variable: str) -> Callable[[str], str]:
+    # Checked entry by entry when the API builds its key ring (api/auth.py): the rules live there.
+    def parse(value: str) -> str:
+        return ",".join(item.strip() for item in value.split(",") if item.strip())
+
+    return parse
+
+
+def _keys_file(value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise ValueError(f"{value!r} is not a readable file")
+    return path
+
+
+def _cidrs(variable: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        parse_cidrs(value, variable)  # the policy is built from the text (transports.egress)
+        return value.strip()
+
+    return parse
+
+
+def _ports(value: str) -> str:
+    parse_ports(value)
+    return value.strip()
+
+
+def _signing_secrets(value: str) -> str:
+    try:
+        parse_secrets(value)
+    except ValueError as exc:
+        # Without the variable's name (the settings add it) and never the secret itself.
+        raise ValueError(str(exc).removeprefix("WEBHOOK_SIGNING_SECRET: ")) from None
+    return " ".join(value.split())
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{value!r} is not true or false")
 
 
 # Var(name, parser with its bounds, default as written in the environment, help, where it goes).
@@ -125,6 +175,45 @@ SPEC: tuple[Var, ...] = (
         "30s",
         "on SIGTERM, how long in-flight requests may take to finish",
         "api.graceful_timeout_s",
+    ),
+    Var(
+        "API_KEYS",
+        Parser(_key_list("API_KEYS"), "keys, comma-separated"),
+        None,
+        "keys that may do everything (`Authorization: Bearer <key>` or `X-API-Key`); an entry "
+        "`sha256:<hex>` is a key's digest. Unset with `ENV=production`: the API refuses to start",
+        "api.keys",
+        unset="",
+    ),
+    Var(
+        "API_READ_KEYS",
+        Parser(_key_list("API_READ_KEYS"), "keys, comma-separated"),
+        None,
+        "keys that may only read (`GET`); a change is `403`",
+        "api.read_keys",
+        unset="",
+    ),
+    Var(
+        "API_KEYS_FILE",
+        Parser(_keys_file, "a file"),
+        None,
+        "a file of keys like `API_KEYS`, one per line (`#` comments)",
+        "api.keys_file",
+    ),
+    Var(
+        "API_AUTH",
+        choice("enabled", "disabled"),
+        "enabled",
+        "`disabled`: no key is asked for, even in production (behind a gateway that checks them)",
+        "api.auth",
+    ),
+    Var(
+        "API_RATE_LIMIT",
+        Parser(Rate.parse, "a rate: `100/s`, `6000/min`, `10/5s`"),
+        None,
+        "requests per key (per client address without keys), strict across API processes; `429` "
+        "beyond, with `Retry-After`. Unset: no limit",
+        "api.rate_limit",
     ),
     Var("WORKER_PROCESSES", integer(1, 256), "2", "worker processes", "worker.processes"),
     Var("WORKER_CONCURRENCY", integer(1, 1024), "8", "threads per worker process", "worker.threads"),
@@ -236,6 +325,47 @@ SPEC: tuple[Var, ...] = (
         unset=(),
     ),
     Var("SMTP_TIMEOUT", duration(10), "30s", "timeout of each SMTP socket operation", "email.timeout_ms"),
+    Var(
+        "EGRESS_ALLOW_CIDRS",
+        Parser(_cidrs("EGRESS_ALLOW_CIDRS"), "CIDRs, comma-separated"),
+        None,
+        "blocked ranges webhooks may reach anyway (e.g. `10.1.2.0/24`); `make run` sets "
+        "`127.0.0.0/8` when unset",
+        "security.egress_allow_cidrs",
+        unset="",
+    ),
+    Var(
+        "EGRESS_DENY_CIDRS",
+        Parser(_cidrs("EGRESS_DENY_CIDRS"), "CIDRs, comma-separated"),
+        None,
+        "more ranges webhooks may not reach (wins over `EGRESS_ALLOW_CIDRS`)",
+        "security.egress_deny_cidrs",
+        unset="",
+    ),
+    Var(
+        "EGRESS_ALLOW_PORTS",
+        Parser(_ports, "ports and ranges: `80,443,8000-8099`"),
+        None,
+        "the only ports webhooks may reach; unset: any",
+        "security.egress_allow_ports",
+        unset="",
+    ),
+    Var(
+        "WEBHOOK_SIGNING_SECRET",
+        Parser(_signing_secrets, "`whsec_...`, space-separated"),
+        None,
+        "signs every webhook (Standard Webhooks `webhook-signature`); several (space-separated) sign "
+        "with each, for rotation",
+        "security.signing_secret",
+        unset="",
+    ),
+    Var(
+        "WEBHOOK_FOLLOW_REDIRECTS",
+        Parser(_boolean, "`true`, `false`"),
+        "false",
+        "follow a webhook's redirects (up to 5, each hop checked by the egress guard); off: a 3xx fails",
+        "security.follow_redirects",
+    ),
 )
 _BY_NAME = {var.name: var for var in SPEC}
 
@@ -254,6 +384,12 @@ class ApiSettings:
     port: int = _default("API_PORT")
     max_body_bytes: int = _default("API_MAX_BODY_BYTES")
     graceful_timeout_s: int = _default("API_SHUTDOWN_TIMEOUT")
+    # repr=False: keys end up nowhere near a log line.
+    keys: str = field(default=_default("API_KEYS"), repr=False)
+    read_keys: str = field(default=_default("API_READ_KEYS"), repr=False)
+    keys_file: Path | None = _default("API_KEYS_FILE")  # noqa: RUF009 - None
+    auth: str = _default("API_AUTH")  # "disabled": no key asked for, even in production
+    rate_limit: Rate | None = _default("API_RATE_LIMIT")  # noqa: RUF009 - None or a frozen Rate; None: no limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +426,18 @@ class EmailSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SecuritySettings:
+    """What webhooks may reach (the egress guard, `transports/egress.py`) and how they are signed."""
+
+    egress_allow_cidrs: str = _default("EGRESS_ALLOW_CIDRS")
+    egress_deny_cidrs: str = _default("EGRESS_DENY_CIDRS")
+    egress_allow_ports: str = _default("EGRESS_ALLOW_PORTS")
+    # repr=False: secrets end up nowhere near a log line.
+    signing_secret: str = field(default=_default("WEBHOOK_SIGNING_SECRET"), repr=False)
+    follow_redirects: bool = _default("WEBHOOK_FOLLOW_REDIRECTS")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     env: str = _default("ENV")
     log_level: str = _default("LOG_LEVEL")
@@ -300,6 +448,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
     @property
     def production(self) -> bool:
@@ -308,7 +457,7 @@ class Settings:
 
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Every variable of SPEC with a target, parsed, plus REDIS_URL from its parts."""
-    groups: dict[str, dict[str, Any]] = {"": {}, "api": {}, "worker": {}, "email": {}}
+    groups: dict[str, dict[str, Any]] = {"": {}, "api": {}, "worker": {}, "email": {}, "security": {}}
     for var in SPEC:
         if var.target:
             group, _, name = var.target.rpartition(".")
@@ -319,6 +468,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         api=ApiSettings(**groups["api"]),
         worker=WorkerSettings(**groups["worker"]),
         email=EmailSettings(**groups["email"]),
+        security=SecuritySettings(**groups["security"]),
     )
 
 

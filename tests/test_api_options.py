@@ -22,7 +22,9 @@ from tests.test_api import HOOK, assert_problem
 
 @pytest.fixture
 def client(redis_client: redis.Redis, redis_url: str) -> Iterator[TestClient[Any]]:
-    with TestClient(create_app(load_settings({"REDIS_URL": redis_url}))) as test_client:
+    with TestClient(
+        create_app(load_settings({"REDIS_URL": redis_url, "EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}))
+    ) as test_client:
         yield test_client
 
 
@@ -44,7 +46,7 @@ def test_idempotency_key_header(client: TestClient[Any]) -> None:
 
 def test_parallel_identical_posts_make_one_task(redis_client: redis.Redis, redis_url: str) -> None:
     async def go() -> list[int]:
-        app = create_app(load_settings({"REDIS_URL": redis_url}))
+        app = create_app(load_settings({"REDIS_URL": redis_url, "EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}))
         async with AsyncTestClient(app) as c:
             responses = await asyncio.gather(
                 *(c.post("/api/v1/tasks", json=dict(HOOK, id="race-1")) for _ in range(10))

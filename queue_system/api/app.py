@@ -13,9 +13,11 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from loguru import logger
 
 from queue_system import __version__
 from queue_system.api import problems
+from queue_system.api.auth import AccessRefused, build_guard, on_access_refused
 from queue_system.api.compat import compat_router
 from queue_system.api.dashboard import dashboard_router
 from queue_system.api.keys import KeyRing
@@ -39,6 +41,8 @@ def create_app(
     """`registry`: the kinds the API accepts; by default the built-ins and TASK_MODULES."""
     kinds = registry if registry is not None else load_kinds(settings)
     state: dict[str, object] = {}
+    # Raises ConfigError (before anything listens) for bad keys or production without keys.
+    guard, open_warning = build_guard(settings, [route.path for route in compat_router.routes])
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -49,6 +53,9 @@ def create_app(
             socket_connect_timeout=5,
         )
         store = AsyncTaskStore(client, keys)
+        guard.start(client, settings, (keys or Keys()).prefix)
+        if open_warning:
+            logger.warning("{}", open_warning)
         state["service"] = TaskService(
             store,
             kinds,
@@ -70,12 +77,14 @@ def create_app(
         return state["service"]  # type: ignore[return-value]
 
     return Litestar(
-        route_handlers=[TaskController, stats, health, ready, compat_router, dashboard_router(keyring, keys)],
+        route_handlers=[TaskController, stats, health, ready, compat_router, dashboard_router(keyring if keyring is not None else guard.ring, keys)],
         lifespan=[lifespan],
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),
         },
+        guards=[guard],
         exception_handlers={
+            AccessRefused: on_access_refused,
             QueueSystemError: problems.on_app_error,
             HTTPException: problems.on_http_error,
             redis.RedisError: problems.on_storage_error,

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from queue_system.domain.models import Attempt, Task
+from queue_system.domain.redaction import redact_payload
 from queue_system.errors import InvalidInput
 
 # How many retries a client may ask for.
@@ -51,9 +52,10 @@ class SubmitTask(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     method: str | None = None
     headers: dict[str, str] | None = None
     body: str | dict[str, Any] | list[Any] | int | float | bool | None = None
+    signing_secret: str | None = None  # write-only: signs this task's deliveries, never shown
 
 
-WEBHOOK_FIELDS = ("url", "method", "headers", "body")
+WEBHOOK_FIELDS = ("url", "method", "headers", "body", "signing_secret")
 
 
 class AttemptOut(msgspec.Struct, omit_defaults=True):
@@ -158,7 +160,7 @@ def _task_fields(task: Task) -> dict[str, Any]:
         type=task.type,
         status=task.status.value,
         queue=task.queue,
-        payload=task.payload,
+        payload=shown_payload(task),
         attempts=task.attempts,
         created_at=rfc3339(task.created_at) or "",
         updated_at=rfc3339(task.updated_at) or "",
@@ -168,6 +170,17 @@ def _task_fields(task: Task) -> dict[str, Any]:
         last_error=task.last_error,
         retry=task.retry.requested if task.retry is not None else None,
     )
+
+
+def shown_payload(task: Task) -> Any:
+    """A webhook's payload as it may be shown: credential header values `[redacted]`, the
+    write-only `signing_secret` left out (the stored payload keeps both: the worker sends them)."""
+    payload = task.payload
+    if task.type != "webhook" or not isinstance(payload, dict):
+        return payload
+    if not payload.get("headers") and "signing_secret" not in payload:
+        return payload  # the common case costs one lookup
+    return redact_payload(payload)
 
 
 def encode_cursor(cursor: tuple[int, str] | None) -> str | None:

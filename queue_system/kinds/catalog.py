@@ -20,7 +20,7 @@ def load_kinds(settings: Settings, extra_modules: Iterable[str] = ()) -> Registr
     """The built-in kinds, then every kind marked with `task_kind` in TASK_MODULES (and
     `extra_modules`); a later kind of the same name replaces an earlier one."""
     registry = Registry([email_kind(settings.email)])
-    registry.add_module(webhook)
+    registry.add(webhook.webhook_kind(settings))  # under EGRESS_*, signed with WEBHOOK_SIGNING_SECRET
     registry.add_module(utility)
     for name in (*settings.worker.task_modules, *extra_modules):
         registry.add_module(importlib.import_module(name))

@@ -25,8 +25,15 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver
 
-from queue_system.domain.models import MAX_RESPONSE_BODY, AttemptResult, Outcome
-from queue_system.transports.http import TRANSIENT_STATUS, WebhookRequest, parse_retry_after
+from queue_system.domain.models import AttemptResult, Outcome
+from queue_system.transports.egress import EgressBlocked
+from queue_system.transports.http import (
+    TRANSIENT_STATUS,
+    WebhookRequest,
+    content_length,
+    parse_retry_after,
+    response_text,
+)
 
 # Read at most this much of a response; a larger body closes the connection instead of draining it.
 READ_LIMIT = 64 * 1024
@@ -42,9 +49,15 @@ def destination(url: str) -> Destination:
     return scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme, 0)
 
 
-def classify_status(code: int, retry_after: str | None, body: bytes) -> AttemptResult:
-    """The outcome of a response: delivery/webhook.py's `classify`, on plain values."""
-    text = body[:MAX_RESPONSE_BODY].decode("utf-8", "replace")
+def classify_status(
+    code: int,
+    retry_after: str | None,
+    body: bytes,
+    content_type: str | None = None,
+    total: int | None = None,
+) -> AttemptResult:
+    """The outcome of a response: http.py's `classify`, on plain values (a binary body is a marker)."""
+    text = response_text(body, content_type, total)
     if 200 <= code < 300:
         return AttemptResult(
             Outcome.SUCCESS, result={"status_code": code}, status_code=code, response_body=text
@@ -78,22 +91,39 @@ class AsyncHttpSender:
         user_agent: str = "queue_system-webhooks/0.1",
         resolver_factory: Callable[[], AbstractResolver] | None = None,
         permanent_errors: tuple[type[BaseException], ...] = (),
+        connector_factory: Callable[..., aiohttp.TCPConnector] | None = None,
+        follow_redirects: bool = False,
+        max_redirects: int = 5,
     ) -> None:
+        """`connector_factory(limit=, limit_per_host=, keepalive_timeout=)`, called on the loop,
+        replaces the plain connector: e.g. `functools.partial(kinds.webhook_security.egress_connector,
+        settings)`, the egress guard (it checks literals and every redirect hop itself)."""
         self.limits = limits
         self.user_agent = user_agent
         self.resolver_factory = resolver_factory
         self._resolver: AbstractResolver | None = None
         self.permanent_errors = permanent_errors
+        self.connector_factory = connector_factory
+        self.follow_redirects = follow_redirects  # WEBHOOK_FOLLOW_REDIRECTS; each hop connects anew
+        self.max_redirects = max_redirects
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
-        self._resolver = self.resolver_factory() if self.resolver_factory else None
-        connector = aiohttp.TCPConnector(
-            limit=self.limits.max_connections,
-            limit_per_host=self.limits.max_per_host,
-            keepalive_timeout=self.limits.keepalive_s,
-            resolver=self._resolver,
-        )
+        limits = self.limits
+        if self.connector_factory is not None:
+            connector = self.connector_factory(
+                limit=limits.max_connections,
+                limit_per_host=limits.max_per_host,
+                keepalive_timeout=limits.keepalive_s,
+            )
+        else:
+            self._resolver = self.resolver_factory() if self.resolver_factory else None
+            connector = aiohttp.TCPConnector(
+                limit=limits.max_connections,
+                limit_per_host=limits.max_per_host,
+                keepalive_timeout=limits.keepalive_s,
+                resolver=self._resolver,
+            )
         self._session = aiohttp.ClientSession(
             connector=connector,
             headers={"User-Agent": self.user_agent},
@@ -119,16 +149,28 @@ class AsyncHttpSender:
                 headers=request.headers,
                 data=request.content,
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
-                allow_redirects=False,
+                allow_redirects=self.follow_redirects,
+                max_redirects=self.max_redirects,
             ) as response:
                 body = await _read_prefix(response)
-                return classify_status(response.status, response.headers.get("Retry-After"), body)
+                headers = response.headers
+                return classify_status(
+                    response.status,
+                    headers.get("Retry-After"),
+                    body,
+                    headers.get("Content-Type"),
+                    content_length(headers.get("Content-Length")),
+                )
         except TimeoutError as exc:  # aiohttp's timeouts subclass it
             return AttemptResult(
                 Outcome.TRANSIENT, error=f"timeout after {timeout_s:g}s ({type(exc).__name__})"
             )
+        except aiohttp.TooManyRedirects as exc:
+            return AttemptResult(Outcome.PERMANENT, error=f"TooManyRedirects: {exc}")
         except aiohttp.InvalidURL as exc:
             return AttemptResult(Outcome.PERMANENT, error=f"invalid URL: {exc}")
+        except EgressBlocked as exc:  # its message says it all: egress blocked: <host> resolved to ...
+            return AttemptResult(Outcome.PERMANENT, error=str(exc))
         except self.permanent_errors as exc:
             return AttemptResult(Outcome.PERMANENT, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
         except aiohttp.ClientConnectorError as exc:

@@ -1,7 +1,9 @@
 """HTTP transport: send one webhook request with a shared `httpx.Client` and classify the outcome.
 
 2xx -> success. Timeouts, connection errors, 408/425/429/5xx -> transient (honouring `Retry-After`).
-Any other status -> permanent.
+Any other status, a connection the egress guard refuses (`EgressBlocked`, see egress_httpx.py) and
+too many redirects -> permanent. Redirects follow the client's setting (WEBHOOK_FOLLOW_REDIRECTS).
+Only a bounded prefix of a response is read; a binary one is kept as a marker (`response_text`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from queue_system.domain.models import MAX_RESPONSE_BODY, AttemptResult, Outcome
+from queue_system.transports.egress import EgressBlocked
 
 TRANSIENT_STATUS = frozenset({408, 425, 429})
 # Read at most this much of a response; a larger body closes the connection instead of draining it.
@@ -35,9 +38,12 @@ def send(client: httpx.Client, request: WebhookRequest, timeout_s: float) -> Att
             headers=request.headers,
             content=request.content,
             timeout=timeout_s,
-            follow_redirects=False,
         ) as response:
             body = _read_prefix(response)
+    except EgressBlocked as exc:
+        return AttemptResult(Outcome.PERMANENT, error=str(exc))
+    except httpx.TooManyRedirects as exc:
+        return AttemptResult(Outcome.PERMANENT, error=f"TooManyRedirects: {exc}")
     except httpx.TimeoutException as exc:
         return AttemptResult(Outcome.TRANSIENT, error=f"timeout after {timeout_s:g}s ({type(exc).__name__})")
     except httpx.TransportError as exc:
@@ -54,9 +60,36 @@ def _read_prefix(response: httpx.Response) -> bytes:
     return bytes(buf[:MAX_RESPONSE_BODY])
 
 
+# Content types shown as text; anything else (images, archives, octet-stream...) is a marker.
+_TEXT_TYPES = (
+    "text/",
+    "application/json",
+    "application/xml",
+    "application/problem+",
+    "application/x-www-form",
+)
+
+
+def response_text(body: bytes, content_type: str | None, total: int | None = None) -> str:
+    """What an attempt keeps of a response: its first MAX_RESPONSE_BODY bytes as text, or for a
+    binary one `<binary: 2,345 bytes, image/png>` (`total`: the Content-Length, when known)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    textual = not media or media.startswith(_TEXT_TYPES) or media.endswith(("+json", "+xml"))
+    prefix = body[:MAX_RESPONSE_BODY]
+    if textual and b"\x00" not in prefix:
+        return prefix.decode("utf-8", "replace")
+    size = total if total is not None else len(body)
+    return f"<binary: {size:,} bytes, {media or 'no content type'}>"
+
+
+def content_length(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
 def classify(response: httpx.Response, body: bytes) -> AttemptResult:
     code = response.status_code
-    text = body.decode("utf-8", "replace")
+    headers = response.headers
+    text = response_text(body, headers.get("content-type"), content_length(headers.get("content-length")))
     if 200 <= code < 300:
         return AttemptResult(
             Outcome.SUCCESS, result={"status_code": code}, status_code=code, response_body=text

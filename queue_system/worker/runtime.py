@@ -17,6 +17,7 @@ in Dramatiq's buffers go back to their queue (Dramatiq's own requeue).
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import socket
@@ -29,6 +30,7 @@ import redis
 from loguru import logger
 
 from queue_system.kinds import load_kinds
+from queue_system.kinds.webhook_security import egress_connector, egress_transport
 from queue_system.service.reconciler import Reconciler
 from queue_system.service.runner import Delivered, HandOff, InFlight, Ran, TaskRunner
 from queue_system.settings import Settings
@@ -116,8 +118,12 @@ def build_runtime(
     WORKER_MAX_INFLIGHT; the cap across all workers is the destination's, kept in Redis)."""
     client = redis.Redis.from_url(settings.redis_url or "", decode_responses=True, health_check_interval=30)
     threads = settings.worker.threads
+    limits = httpx.Limits(max_connections=threads * 2, max_keepalive_connections=threads * 2)
     http = httpx.Client(
-        limits=httpx.Limits(max_connections=threads * 2, max_keepalive_connections=threads * 2),
+        # The egress guard: every connection, each redirect hop included, passes EGRESS_*.
+        transport=egress_transport(settings, limits=limits),
+        follow_redirects=settings.security.follow_redirects,
+        max_redirects=5,
         headers={"User-Agent": "queue_system-webhooks/0.1"},
     )
     store = TaskStore(client, keys)
@@ -134,7 +140,12 @@ def build_runtime(
     inflight = settings.worker.max_inflight
     per_host = min(max_per_host or inflight, inflight)
     # One pooled connection per delivery in flight, kept alive per destination between deliveries.
-    sender = AsyncHttpSender(PoolLimits(max_connections=inflight, max_per_host=per_host, keepalive_s=30.0))
+    sender = AsyncHttpSender(
+        PoolLimits(max_connections=inflight, max_per_host=per_host, keepalive_s=30.0),
+        # The egress guard at connect time: resolve once, check every address, connect to it.
+        connector_factory=functools.partial(egress_connector, settings),
+        follow_redirects=settings.security.follow_redirects,
+    )
     # Deliveries waiting for their destination's slot hold no global slot; they are bounded too
     # (beyond, a task is given back to the queue rather than held in this process' memory). With
     # no cap tighter than the global one, none ever waits.

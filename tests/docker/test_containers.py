@@ -27,6 +27,7 @@ import pytest
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1200)]
 
 ROOT = Path(__file__).resolve().parents[2]
+API_KEY = "docker-test-key-0123456789"
 COMPOSE = os.environ.get("COMPOSE") or str(ROOT / ".venv" / "docker-tools" / "docker-compose")
 # Its own project name: never touches a developer's `make docker-up` stack.
 PROJECT = "queue-system-ci"
@@ -95,7 +96,7 @@ class Receiver:
 class Stack:
     def __init__(self, env: dict[str, str], api: str) -> None:
         self.env = env
-        self.api = httpx.Client(base_url=api, timeout=10)
+        self.api = httpx.Client(base_url=api, timeout=10, headers={"X-API-Key": API_KEY})
 
     def compose(self, *args: str, timeout: float = 120) -> str:
         return run([COMPOSE, "-p", PROJECT, "-f", str(ROOT / "docker-compose.yml"), *args], timeout, self.env)
@@ -142,6 +143,8 @@ def stack(receiver: Receiver) -> Iterator[Stack]:
     env = {
         **os.environ,
         "API_PORT_PUBLISHED": str(port),
+        # ENV=production (compose's default) refuses to start the API without keys.
+        "API_KEYS": API_KEY,
         # The receiver's address is private, so the egress guard must be told to allow it.
         "EGRESS_ALLOW_CIDRS": f"{receiver.host}/32",
         # Two deliveries at a time per worker container: "three in flight" means both are busy.

@@ -36,9 +36,24 @@ BASE_ENV = {
     "WORKER_RETRY_INTERVAL": "300ms",
     "WORKER_REQUEST_TIMEOUT": "1s",
     "WORKER_POLL_INTERVAL": "50ms",
+    # The receivers listen on 127.0.0.1, which the egress guard blocks by default (as `make run` does).
+    "EGRESS_ALLOW_CIDRS": "127.0.0.0/8",
 }
 # Variables of ours a developer's shell may hold: the tests decide them all.
-_OURS = ("REDIS_", "API_", "WORKER_", "TASK_", "SMTP_", "EMAIL_", "DATA_DIR", "LOG_LEVEL", "ENV", "dramatiq_")
+_OURS = (
+    "REDIS_",
+    "API_",
+    "WORKER_",
+    "TASK_",
+    "SMTP_",
+    "EMAIL_",
+    "EGRESS_",
+    "WEBHOOK_",
+    "DATA_DIR",
+    "LOG_LEVEL",
+    "ENV",
+    "dramatiq_",
+)
 
 ALL: list[Proc] = []  # every process started in this test session (for log tails on failure)
 _serial = itertools.count(1)
