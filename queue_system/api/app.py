@@ -77,7 +77,14 @@ def create_app(
         return state["service"]  # type: ignore[return-value]
 
     return Litestar(
-        route_handlers=[TaskController, stats, health, ready, compat_router, dashboard_router(keyring if keyring is not None else guard.ring, keys)],
+        route_handlers=[
+            TaskController,
+            stats,
+            health,
+            ready,
+            compat_router,
+            dashboard_router(keyring if keyring is not None else guard.ring, keys),
+        ],
         lifespan=[lifespan],
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),
