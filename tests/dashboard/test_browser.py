@@ -75,7 +75,12 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     logs = tmp_path_factory.mktemp("browser-logs")
     worker = support.start_worker(redis_url, logs, SMTP_URL=smtp_url, EMAIL_DEFAULT_TO="dev@localhost")
     settings = load_settings(
-        {"REDIS_URL": redis_url, "EMAIL_DEFAULT_TO": "dev@localhost", "SMTP_URL": smtp_url}
+        {
+            "REDIS_URL": redis_url,
+            "EMAIL_DEFAULT_TO": "dev@localhost",
+            "SMTP_URL": smtp_url,
+            "EGRESS_ALLOW_CIDRS": "127.0.0.0/8",
+        }
     )
     ring = KeyRing.from_settings(api_keys=WRITE_KEY, read_keys=READ_KEY)
     port = free_port()

@@ -26,7 +26,11 @@ HOOK = {"url": "http://127.0.0.1:9/hook", "headers": {"Authorization": "Bearer s
 
 
 def make_client(redis_url: str, keyring: KeyRing | None) -> TestClient[Any]:
-    return TestClient(create_app(load_settings({"REDIS_URL": redis_url}), keyring=keyring))
+    return TestClient(
+        create_app(
+            load_settings({"REDIS_URL": redis_url, "EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}), keyring=keyring
+        )
+    )
 
 
 @pytest.fixture
