@@ -66,6 +66,13 @@ bench: $(BENCH_STAMP) bench-tools ## Run the benchmarks (about 6 min): table, be
 bench-quick: $(BENCH_STAMP) bench-tools ## Smoke-run the harness at tiny sizes (about 1 min; results in bench/results/logs/)
 	$(PY) -m bench --quick $(BENCH_ARGS)
 
+# ---- the soak test (tests/soak): minutes of real processes under faults; not part of `make test`
+.PHONY: soak
+SOAK_TIMEOUT ?= 1200
+
+soak: $(STAMP) ## 20,000 webhooks through killed workers and a killed Redis (about 5-10 min)
+	QS_SOAK=1 timeout $(SOAK_TIMEOUT) $(PY) -m pytest tests/soak -m soak -s -p no:cacheprovider --durations=5 $(PYTEST_ARGS)
+
 # ---- containers (docker-compose.yml, docker/); `make docker-test` readies a bare Debian machine
 COMPOSE_BIN := $(VENV)/docker-tools/docker-compose
 # The Compose binary docker/ci/setup.sh fetched, else the Docker CLI's own plugin.
