@@ -55,7 +55,7 @@ FULL = Sizes(
     dead_seconds=30,
     dead_wait=30,
     crash_max=2_000,
-    crash_wait=240,
+    crash_wait=180,
 )
 QUICK = Sizes(
     rounds=1,
