@@ -71,7 +71,8 @@ bench-quick: $(BENCH_STAMP) bench-tools ## Smoke-run the harness at tiny sizes (
 SOAK_TIMEOUT ?= 1200
 
 soak: $(STAMP) ## 20,000 webhooks through killed workers and a killed Redis (about 5-10 min)
-	QS_SOAK=1 timeout $(SOAK_TIMEOUT) $(PY) -m pytest tests/soak -m soak -s -p no:cacheprovider --durations=5 $(PYTEST_ARGS)
+	QS_SOAK=1 timeout $(SOAK_TIMEOUT) $(PY) -m pytest tests/soak -m soak -s -p no:cacheprovider --durations=5 \
+		--basetemp=var/soak $(PYTEST_ARGS)
 
 # ---- containers (docker-compose.yml, docker/); `make docker-test` readies a bare Debian machine
 COMPOSE_BIN := $(VENV)/docker-tools/docker-compose

@@ -15,8 +15,9 @@ killed once (SIGKILL) and restarted. Then:
 
 Short intervals keep it to minutes: WORKER_REQUEST_TIMEOUT 2s (a hung request costs 2 s),
 WORKER_RETRY_INTERVAL 1s, and WORKER_LEASE 5s so the tasks a killed worker was running are
-recovered within seconds (the default is 15 s). Progress is printed (run with `-s`).
-SOAK_TASKS and SOAK_RATE (tasks/s offered) change the size.
+recovered within seconds (the default is 15 s). Progress is printed (run with `-s`); `make soak`
+keeps the logs of every process in var/soak/. SOAK_TASKS and SOAK_RATE (tasks/s offered) change
+the size.
 """
 
 from __future__ import annotations
