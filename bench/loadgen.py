@@ -158,7 +158,7 @@ async def _post(
 
 
 async def _open_loop_http(
-    url: str, bodies: list[bytes], rate: float, max_in_flight: int, statuses: dict[int, int] | None
+    url: str, bodies: list[bytes], rate: float, max_in_flight: int
 ) -> tuple[dict[int, float], int]:
     # A minimal HTTP/1.1 client on asyncio streams, not httpx.AsyncClient: httpcore 1.0's pool
     # scans every connection (squared) on each request, so once a stall lets the in-flight count
@@ -181,11 +181,7 @@ async def _open_loop_http(
                 status = await asyncio.wait_for(_post(pool, host, port, request), 10.0)
             except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
                 errors += 1
-                if statuses is not None:
-                    statuses[i] = 0  # no answer: the request may or may not have been taken
                 return
-            if statuses is not None:
-                statuses[i] = status
             if status >= 300:
                 errors += 1
 
@@ -203,15 +199,10 @@ async def _open_loop_http(
 
 
 def open_loop_http(
-    url: str,
-    bodies: list[bytes],
-    rate: float,
-    max_in_flight: int = 64,
-    statuses: dict[int, int] | None = None,
+    url: str, bodies: list[bytes], rate: float, max_in_flight: int = 64
 ) -> tuple[dict[int, float], int]:
-    """POST bodies[i] at t0 + i/rate -> ({i: wall-clock send time}, errors); with `statuses`, each
-    answer's status goes in it ({i: status}, 0 for no answer)."""
-    return asyncio.run(_open_loop_http(url, bodies, rate, max_in_flight, statuses))
+    """POST bodies[i] at t0 + i/rate -> ({i: wall-clock send time}, errors)."""
+    return asyncio.run(_open_loop_http(url, bodies, rate, max_in_flight))
 
 
 def open_loop_calls(count: int, rate: float, send: Callable[[int], None]) -> dict[int, float]:
