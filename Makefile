@@ -60,11 +60,19 @@ bench-tools: ## Install wrk and nginx (Debian packages) for the benchmarks when 
 		else echo "bench: wrk/nginx missing; using the Python load generator and sink instead"; fi; \
 	fi
 
-bench: $(BENCH_STAMP) bench-tools ## Run the benchmarks (about 6 min): table, bench/results/latest.{json,md}
+bench: $(BENCH_STAMP) bench-tools ## Run the benchmarks (10-25 min): table, bench/results/latest.{json,md}
 	$(PY) -m bench $(BENCH_ARGS)
 
-bench-quick: $(BENCH_STAMP) bench-tools ## Smoke-run the harness at tiny sizes (about 1 min; results in bench/results/logs/)
+bench-quick: $(BENCH_STAMP) bench-tools ## Smoke-run the harness at tiny sizes (about 3 min; results in bench/results/logs/)
 	$(PY) -m bench --quick $(BENCH_ARGS)
+
+# ---- the soak test (tests/soak): minutes of real processes under faults; not part of `make test`
+.PHONY: soak
+SOAK_TIMEOUT ?= 1200
+
+soak: $(STAMP) ## 20,000 webhooks through killed workers and a killed Redis (about 5-10 min)
+	QS_SOAK=1 timeout $(SOAK_TIMEOUT) $(PY) -m pytest tests/soak -m soak -s -p no:cacheprovider --durations=5 \
+		--basetemp=var/soak $(PYTEST_ARGS)
 
 # ---- containers (docker-compose.yml, docker/); `make docker-test` readies a bare Debian machine
 COMPOSE_BIN := $(VENV)/docker-tools/docker-compose

@@ -25,6 +25,14 @@ class Sizes:
     rss_large: int
     retry_failures: int
     peer_n: int
+    slow_n: int  # 7: webhooks drained through the 100 ms receiver
+    slow_seconds: float  # 7: wrk's run against it
+    dead_n: int  # 8: tasks to the dead endpoint, queued first
+    dead_rate: float  # 8: healthy webhooks per second
+    dead_seconds: float  # 8: for this long
+    dead_wait: float  # 8: how long after the last submit the healthy ones may still arrive
+    crash_max: int  # 9: at most this many tasks fed to fill the prefetch
+    crash_wait: float  # 9: the bound on "every task done" after the SIGKILL
 
 
 FULL = Sizes(
@@ -40,6 +48,14 @@ FULL = Sizes(
     rss_large=100_000,
     retry_failures=10,
     peer_n=5_000,
+    slow_n=5_000,
+    slow_seconds=10,
+    dead_n=1_000,
+    dead_rate=50,
+    dead_seconds=30,
+    dead_wait=30,
+    crash_max=2_000,
+    crash_wait=180,
 )
 QUICK = Sizes(
     rounds=1,
@@ -54,6 +70,14 @@ QUICK = Sizes(
     rss_large=1_000,
     retry_failures=3,
     peer_n=200,
+    slow_n=200,
+    slow_seconds=2,
+    dead_n=50,
+    dead_rate=50,
+    dead_seconds=3,
+    dead_wait=5,
+    crash_max=300,
+    crash_wait=40,
 )
 
 # The same processes x threads x prefetch for ours and the baseline in each scenario.

@@ -3,7 +3,8 @@ write bench/results/latest.json and latest.md (quick mode: results.{json,md} bes
 in bench/results/logs/, which git ignores: a smoke run's numbers mean nothing).
 
 Scenarios, in the order they run: 1 API submit, 2 worker path, 3 webhook delivery (+ latency and
-the Redis memory per task of 5), 4 scale, 5 worker RSS, 6 retry cadence, peers (Celery, RQ, arq).
+the Redis memory per task of 5), 4 scale, 5 worker RSS, 6 retry cadence, 7 slow receiver, 8 dead
+endpoint, 9 crash recovery, peers (Celery, RQ, arq).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "4": ("bench.s_worker", "run_scale"),
     "5": ("bench.s_worker", "run_rss"),
     "6": ("bench.s_retry", "run"),
+    "7": ("bench.s_slow", "run"),
+    "8": ("bench.s_dead", "run"),
+    "9": ("bench.s_crash", "run"),
     "peers": ("bench.s_peers", "run"),
 }
 

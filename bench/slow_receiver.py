@@ -9,8 +9,10 @@ core drives thousands of slow requests at once, and the benchmarks measure the s
 
 Modes: `answer` (200 after `--delay-ms`; `--error-rate` of them 500, `--hang-rate` of them never
 answered) and `hang` (every request is held until the client gives up). `GET /_stats` answers at
-once with the counters as JSON (not counted itself); `POST /_reset` zeroes them. In a test, run it
-in a background thread:
+once with the counters as JSON (not counted itself); `POST /_reset` zeroes them. With `--id-field
+NAME`, the top-level field NAME of each JSON body is read as an id, and `GET /_ids` answers
+`{id: {"200": n, "500": n, "hung": n}}` (the soak test checks every task reached it). In a test,
+run it in a background thread:
 
     with SlowReceiver(delay_ms=100) as rx:
         ... rx.url("/hook") ...; rx.stats.max_active
@@ -46,6 +48,7 @@ class Stats:
     active: int = 0  # requests received and not answered yet
     max_active: int = 0
     paths: Counter[str] = field(default_factory=Counter)  # path -> requests received
+    ids: dict[str, Counter[str]] = field(default_factory=dict)  # body id -> outcome -> count
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +71,7 @@ class Behaviour:
     status: int = 200
     retry_after: str | None = None  # sent with every 500
     body: bytes = b"ok"
+    id_field: str | None = None  # record this top-level field of JSON bodies (see `/_ids`)
 
 
 class ReceiverProtocol:
@@ -108,7 +112,7 @@ class ReceiverProtocol:
             if line:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
-        await _read_body(reader, headers)
+        body = await _read_body(reader, headers)
         keep_alive = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
         if path.startswith("/_"):
             return await self._control(method, path, writer, keep_alive)
@@ -117,11 +121,14 @@ class ReceiverProtocol:
         s.paths[path] += 1
         s.active += 1
         s.max_active = max(s.max_active, s.active)
+        b = self.behaviour
+        seen = self._id_counter(body) if b.id_field else None
         try:
-            b = self.behaviour
             roll = self._random.random()
             if b.mode == "hang" or roll < b.hang_rate:
                 s.hung += 1
+                if seen is not None:
+                    seen["hung"] += 1
                 await reader.read()  # until the client gives up (or the server closes)
                 return False
             if b.delay_ms:
@@ -132,13 +139,26 @@ class ReceiverProtocol:
             _write(writer, status, b.body, keep_alive, extra)
             await writer.drain()
             s.answered[status] += 1
+            if seen is not None:
+                seen[str(status)] += 1
         finally:
             s.active -= 1
         return keep_alive
 
+    def _id_counter(self, body: bytes) -> Counter[str]:
+        """The outcome counter of the id this body carries (`?` when it carries none)."""
+        try:
+            data = json.loads(body)
+            key = str(data[self.behaviour.id_field]) if isinstance(data, dict) else "?"
+        except (ValueError, KeyError):
+            key = "?"
+        return self.stats.ids.setdefault(key, Counter())
+
     async def _control(self, method: str, path: str, writer: asyncio.StreamWriter, keep_alive: bool) -> bool:
         if path == "/_stats":
             _write(writer, 200, json.dumps(self.stats.as_dict()).encode(), keep_alive)
+        elif path == "/_ids":
+            _write(writer, 200, json.dumps(self.stats.ids).encode(), keep_alive)
         elif path == "/_reset" and method == "POST":
             self.reset()
             _write(writer, 200, b"{}", keep_alive)
@@ -255,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 500")
     p.add_argument("--hang-rate", type=float, default=0.0, help="share of requests never answered")
     p.add_argument("--retry-after", default=None, help="Retry-After value sent with each 500")
+    p.add_argument("--id-field", default=None, help="record this JSON body field per request (GET /_ids)")
     args = p.parse_args(argv)
     behaviour = Behaviour(
         delay_ms=args.delay_ms,
@@ -262,6 +283,7 @@ def main(argv: list[str] | None = None) -> None:
         error_rate=args.error_rate,
         hang_rate=args.hang_rate,
         retry_after=args.retry_after,
+        id_field=args.id_field,
     )
     uvloop.run(serve(args.host, args.port, behaviour))
 
