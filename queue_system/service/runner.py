@@ -23,6 +23,7 @@ from queue_system.domain.models import MAX_RESPONSE_BODY, Attempt, AttemptResult
 from queue_system.domain.retry import Decision, RetryPolicy, decide
 from queue_system.kinds.registry import Registry, RunContext, TaskKind, backoff_policy
 from queue_system.service.clock import now_ms
+from queue_system.service.observe import NullObserver, Observer
 from queue_system.settings import Settings
 from queue_system.storage.redis_store import Claim, MessageAck, Skip, TaskStore
 
@@ -59,6 +60,7 @@ class TaskRunner:
     http: httpx.Client
     in_flight: InFlight
     stopping: threading.Event
+    observer: Observer = field(default_factory=NullObserver)  # ops: metrics of each attempt
     _policies: dict[str, RetryPolicy] = field(default_factory=dict, repr=False)
 
     def run(self, task_id: str, token: int, ack: MessageAck | None = None) -> bool:
@@ -119,6 +121,9 @@ class TaskRunner:
             ),
         )
         self._log(task, result, decision, duration_ms, done.recorded)
+        self.observer.attempt_finished(
+            task.type, result.outcome, decision.status, duration_ms / 1000, result.status_code
+        )
         return done.acked
 
     def _through_outage(self, what: str, call: Callable[[], T]) -> T:

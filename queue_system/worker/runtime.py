@@ -26,6 +26,7 @@ from queue_system.settings import Settings
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import TaskStore
 from queue_system.worker.broker import FinishAckingBroker
+from queue_system.worker.metrics import WorkerMetrics
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Runtime:
     store: TaskStore
     # Set when the broker lets the finish script ack each message (worker/broker.py).
     broker: FinishAckingBroker | None = None
+    metrics: WorkerMetrics | None = None  # ops: the process's Prometheus metrics (worker/metrics.py)
 
     def run(self, queue: str, task_id: str, token: int) -> None:
         """Run the message (task_id, token) the consumer of `queue` fetched."""
@@ -71,15 +73,17 @@ def build_runtime(settings: Settings, keys: Keys, broker: FinishAckingBroker | N
     )
     store = TaskStore(client, keys)
     in_flight = InFlight()
-    runner = TaskRunner(store, load_kinds(settings), settings, http, in_flight, threading.Event())
+    metrics = WorkerMetrics()
+    runner = TaskRunner(store, load_kinds(settings), settings, http, in_flight, threading.Event(), metrics)
     reconciler = Reconciler(
         store,
         in_flight,
         lease_ms=settings.worker.lease_ms,
         poll_interval_ms=settings.worker.poll_interval_ms,
         retention_ms=settings.retention_ms,
+        observer=metrics,
     )
-    return Runtime(runner, reconciler, http, client, store, broker)
+    return Runtime(runner, reconciler, http, client, store, broker, metrics)
 
 
 class WorkerRuntime(dramatiq.Middleware):

@@ -98,8 +98,10 @@ def launch_api(redis_url: str, log_dir: Path, name: str = "api", **env: str) -> 
 
 
 def launch_worker(redis_url: str, log_dir: Path, name: str = "worker", **env: str) -> Proc:
-    """Start `cmd/worker.py` (it execs the dramatiq CLI). See `wait_worker_ready`."""
-    return Proc(name, _python("worker.py"), child_env(REDIS_URL=redis_url, **env), log_dir)
+    """Start `cmd/worker.py` (the dramatiq CLI's master), its health and metrics on free ports.
+    See `wait_worker_ready`."""
+    ports = {"WORKER_HEALTH_PORT": str(free_port()), "WORKER_METRICS_PORT": str(free_port())}
+    return Proc(name, _python("worker.py"), child_env(REDIS_URL=redis_url, **(ports | env)), log_dir)
 
 
 def wait_worker_ready(proc: Proc, processes: int = 1, timeout: float = 30.0) -> None:
