@@ -17,6 +17,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from queue_system import __version__
 from queue_system.api import problems
 from queue_system.api.compat import compat_router
+from queue_system.api.metrics import count_rejections, metrics, prometheus_config
 from queue_system.api.routes import TaskController, health, ready, stats
 from queue_system.errors import QueueSystemError
 from queue_system.kinds import Registry, load_kinds
@@ -61,7 +62,8 @@ def create_app(settings: Settings, *, registry: Registry | None = None, keys: Ke
         return state["service"]  # type: ignore[return-value]
 
     return Litestar(
-        route_handlers=[TaskController, stats, health, ready, compat_router],
+        route_handlers=[TaskController, stats, health, ready, compat_router, metrics],
+        middleware=[prometheus_config.middleware, count_rejections],
         lifespan=[lifespan],
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),
