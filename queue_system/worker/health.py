@@ -213,6 +213,8 @@ def judge(statuses: list[dict[str, Any]], expected: int, now: float) -> Verdict:
         problem = _consumer_problem(status, now)
         if problem:
             stalled.append(Stalled(pid, f"process {pid}: {problem}", hung=False))
+        elif status["heartbeat_at_ms"] is None:  # its consumers have not reached Redis yet
+            reasons.append(f"process {pid}: no Dramatiq heartbeat yet")
     reporting = sum(1 for s in statuses if now - float(s["at"]) <= STATUS_STALE_S)
     if reporting < expected:
         reasons.append(f"{reporting} of {expected} worker processes reporting")

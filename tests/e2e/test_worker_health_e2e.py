@@ -7,6 +7,9 @@ supervisor restarts it); two worker processes' metrics summed on one scrape.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +61,19 @@ def wait_health(proc: support.Proc, port: int, status: int, timeout: float) -> d
     return seen
 
 
+def container_check(port: int) -> tuple[int, str]:
+    """The containers' HEALTHCHECK (docker/healthcheck.py worker) against this worker."""
+    done = subprocess.run(
+        [sys.executable, str(support.ROOT / "docker" / "healthcheck.py"), "worker"],
+        env={"WORKER_HEALTH_PORT": str(port), "PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    return done.returncode, done.stdout.strip()
+
+
 def test_health_turns_503_while_redis_is_away_and_200_when_it_returns(
     own_redis: EmbeddedRedis, e2e_logs: Path
 ) -> None:
@@ -73,9 +89,13 @@ def test_health_turns_503_while_redis_is_away_and_200_when_it_returns(
             assert process["threads"]["alive"] == 4 and process["in_flight"] == 0
             assert process["last_heartbeat_age_s"] is not None and process["last_heartbeat_age_s"] < 5
 
+        assert container_check(port) == (0, "healthy")
+
         own_redis.stop()
         body = wait_health(worker, port, 503, timeout=10)
         assert any("Redis unreachable" in reason for reason in body["reasons"]), body
+        code, out = container_check(port)
+        assert code == 1 and "503" in out and "Redis unreachable" in out
 
         own_redis.start()
         wait_health(worker, port, 200, timeout=20)
