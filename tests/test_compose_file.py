@@ -35,7 +35,7 @@ def interpolations() -> list[tuple[str, str | None]]:
 
 
 def dockerfile(service: str) -> str:
-    return (ROOT / SERVICES[service]["build"]["dockerfile"]).read_text()
+    return (ROOT / str(SERVICES[service]["build"]["dockerfile"])).read_text()
 
 
 def instruction(text: str, name: str) -> list[str]:
@@ -52,7 +52,7 @@ def environment(service: str) -> dict[str, str]:
 
 def resolved(value: str) -> str:
     """A compose value with every `${X:-default}` replaced by its default."""
-    return INTERPOLATION.sub(lambda m: m[2] or "", value)
+    return INTERPOLATION.sub(lambda m: str(m[2] or ""), value)
 
 
 @pytest.mark.parametrize("service", OURS)

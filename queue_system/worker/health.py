@@ -25,7 +25,7 @@ import dramatiq
 import redis
 from loguru import logger
 
-from queue_system.worker.launch import DIR_VARIABLE, status_dir
+from queue_system.worker.instance import DIR_VARIABLE, status_dir
 from queue_system.worker.metrics import WorkerMetrics, process_stopped
 
 REPORT_EVERY_S = 1.0

@@ -20,19 +20,9 @@ from loguru import logger
 from queue_system.logging import configure_logging
 from queue_system.settings import Settings
 from queue_system.storage.dramatiq_wire import QUEUES
+from queue_system.worker.instance import DIR_VARIABLE, metrics_dir, status_dir
 
 APP = "queue_system.worker.app"  # the module every worker process imports (broker, then actors)
-DIR_VARIABLE = "QUEUE_SYSTEM_WORKER_DIR"  # the instance's directory, for its worker processes
-
-
-def status_dir(instance: Path) -> Path:
-    """Where each worker process writes its status (worker/health.py)."""
-    return instance / "status"
-
-
-def metrics_dir(instance: Path) -> Path:
-    """prometheus_client's multiprocess directory (worker/metrics.py)."""
-    return instance / "metrics"
 
 
 def dramatiq_command(settings: Settings, environ: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:

@@ -27,7 +27,7 @@ from typing import Any
 from loguru import logger
 
 from queue_system.worker.health import Verdict, judge, read_statuses
-from queue_system.worker.launch import metrics_dir, status_dir
+from queue_system.worker.instance import metrics_dir, status_dir
 from queue_system.worker.metrics import render
 
 EXIT_STALLED = 70  # EX_SOFTWARE: the instance stopped itself because a process stalled
