@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +24,7 @@ from queue_system.storage.dramatiq_wire import QUEUES
 from queue_system.worker.instance import DIR_VARIABLE, metrics_dir, status_dir
 
 APP = "queue_system.worker.app"  # the module every worker process imports (broker, then actors)
+HANDLED_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # what Dramatiq's master handles
 
 
 def dramatiq_command(settings: Settings, environ: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
@@ -65,6 +67,10 @@ def run_worker(settings: Settings) -> int:
 
     w = settings.worker
     master = Master(instance, w.processes, w.health_port, w.metrics_port)
+    # Dramatiq's master blocks these signals while it forks, and takes them once its handlers are
+    # in place; but the mask is per thread: the threads started here must block them for good, or
+    # an early SIGTERM would reach one of them and kill the process with the default action.
+    signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
     try:
         master.start()
     except OSError as exc:

@@ -36,6 +36,9 @@ BASE_ENV = {
     "WORKER_RETRY_INTERVAL": "300ms",
     "WORKER_REQUEST_TIMEOUT": "1s",
     "WORKER_POLL_INTERVAL": "50ms",
+    # Not on the fixed default ports (other runs share the machine); launch_worker picks free ones.
+    "WORKER_HEALTH_PORT": "0",
+    "WORKER_METRICS_PORT": "0",
 }
 # Variables of ours a developer's shell may hold: the tests decide them all.
 _OURS = ("REDIS_", "API_", "WORKER_", "TASK_", "SMTP_", "EMAIL_", "DATA_DIR", "LOG_LEVEL", "ENV", "dramatiq_")

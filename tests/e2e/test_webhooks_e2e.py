@@ -216,4 +216,5 @@ def test_connection_refused_is_retried(api: httpx.Client) -> None:
 
 def test_health_and_ready(api: httpx.Client) -> None:
     assert api.get("/health").json() == {"status": "ok"}
-    assert api.get("/ready").json() == {"status": "ready"}
+    ready = api.get("/ready").json()
+    assert ready["status"] == "ready" and ready["worker_processes"] >= 1  # the module's worker

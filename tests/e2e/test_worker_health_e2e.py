@@ -8,6 +8,7 @@ supervisor restarts it); two worker processes' metrics summed on one scrape.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -158,3 +159,20 @@ def test_metrics_of_two_worker_processes_are_summed_on_one_scrape(
         assert value("queue_system_worker_deliveries_total", status_class="2xx") == 1
         assert value("queue_system_worker_in_flight") == 0
         assert value("queue_system_worker_recovered_total") == 0
+
+
+def test_a_sigterm_as_soon_as_a_process_is_ready_stops_everything_gracefully(
+    own_redis: EmbeddedRedis, e2e_logs: Path
+) -> None:
+    """The master's own threads (health, metrics, monitor) block the signals Dramatiq handles: a
+    SIGTERM before Dramatiq's handlers are in place waits for them instead of killing the master
+    and orphaning its worker processes."""
+    worker = support.launch_worker(own_redis.url, e2e_logs, name="worker-early-term", WORKER_PROCESSES="2")
+    try:
+        worker.expect_log("worker ready", count=1, timeout=30)
+        children = support.descendants(worker.pid)
+        worker.send(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0, worker.tail()
+        assert support.poll(lambda: not any(support.alive(pid) for pid in children), timeout=10), children
+    finally:
+        worker.stop(5)
