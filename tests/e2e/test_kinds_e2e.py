@@ -3,6 +3,7 @@ processes: email to a real SMTP server, scheduling, exponential backoff, the pri
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import httpx
 import pytest
 import redis
 
+from queue_system.embedded import EmbeddedRedis
 from tests.e2e import support
 from tests.e2e.support import get_task, outcomes, submit, timestamp, wait_for_status
 from tests.test_kinds_email import EphemeralController, Mailbox
@@ -163,9 +165,15 @@ def test_manual_retry_runs_a_failed_task_again(api: httpx.Client) -> None:
     assert [a["trigger"] for a in task["attempt_history"]] == ["auto", "manual"]
 
 
-def test_priority_queue_is_served_first_under_a_backlog(redis_url: str, e2e_logs: Path) -> None:
+def test_priority_queue_is_served_first_under_a_backlog(
+    tmp_path_factory: pytest.TempPathFactory, e2e_logs: Path
+) -> None:
+    # A Redis of its own: the module's 4-thread worker consumes the shared one and would drain the
+    # backlog beside the one-thread worker under test (a flaky count on a busy machine).
+    private = EmbeddedRedis(tmp_path_factory.mktemp("prio"), persist=False)
     with (
-        support.stack(redis_url, e2e_logs, WORKER_CONCURRENCY="1") as one_thread,
+        _running(private) as url,
+        support.stack(url, e2e_logs, WORKER_CONCURRENCY="1") as one_thread,
         httpx.Client(base_url=one_thread.base_url, timeout=10) as api,
     ):
         backlog = [submit(api, {"type": "slow", "payload": {"seconds": 0.1}}) for _ in range(30)]
@@ -178,3 +186,12 @@ def test_priority_queue_is_served_first_under_a_backlog(redis_url: str, e2e_logs
             if t["completed_at"] is None or timestamp(t["completed_at"]) > finished_at
         ]
         assert len(later) >= 15, f"only {len(later)} of 30 backlog tasks finished after the priority task"
+
+
+@contextlib.contextmanager
+def _running(server: EmbeddedRedis) -> Iterator[str]:
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
