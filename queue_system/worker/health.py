@@ -29,8 +29,9 @@ from queue_system.worker.instance import DIR_VARIABLE, status_dir
 from queue_system.worker.metrics import WorkerMetrics, process_stopped
 
 REPORT_EVERY_S = 1.0
-# A process whose status file is older than this is hung (its reporter thread runs every second).
-STATUS_STALE_S = 5.0
+# A process whose status file is older than this is hung: its reporter writes every second, after
+# a Redis probe that times out in 2 s (a handler holding the GIL this long starves it too).
+STATUS_STALE_S = 10.0
 # A consumer polls Redis at least every WORKER_POLL_TIMEOUT (100 ms) when idle; after a Redis
 # outage Dramatiq restarts it within 3 s. Not polling for this long while Redis answers: stalled.
 CONSUMER_STALE_S = 10.0
@@ -65,10 +66,10 @@ class HealthReporting(dramatiq.Middleware):
             self.reporter.write()
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        if self.reporter is not None:
+        if self.reporter is not None:  # under `queue-system worker`: the metrics directory is set
             self.reporter.stop()
-        with contextlib.suppress(OSError, KeyError):
-            process_stopped(os.getpid())
+            with contextlib.suppress(OSError):
+                process_stopped(os.getpid())
 
 
 @dataclass

@@ -176,3 +176,23 @@ def test_a_sigterm_as_soon_as_a_process_is_ready_stops_everything_gracefully(
         assert support.poll(lambda: not any(support.alive(pid) for pid in children), timeout=10), children
     finally:
         worker.stop(5)
+
+
+def test_a_hung_worker_process_is_killed_and_the_worker_exits_non_zero(
+    own_redis: EmbeddedRedis, e2e_logs: Path
+) -> None:
+    """A process that stops altogether (SIGSTOP here; a deadlock in production) stops reporting:
+    the master kills it and the instance exits non-zero."""
+    port = support.free_port()
+    worker = support.start_worker(
+        own_redis.url, e2e_logs, name="worker-hung", WORKER_PROCESSES="2", WORKER_HEALTH_PORT=str(port)
+    )
+    try:
+        body = wait_health(worker, port, 200, timeout=15)
+        stuck = body["processes"][0]["pid"]
+        os.kill(stuck, signal.SIGSTOP)
+        assert worker.wait(timeout=30) == EXIT_STALLED, worker.tail()
+        assert f"process {stuck} has not reported" in worker.log()
+        assert not support.alive(stuck)
+    finally:
+        worker.stop(5)
