@@ -96,6 +96,9 @@ def base_env(**extra: str) -> dict[str, str]:
     # for API keys, which the load generators do not send (try one with `--env API_KEYS=...`).
     env["EGRESS_ALLOW_CIDRS"] = "127.0.0.0/8"
     env["API_AUTH"] = "disabled"
+    # Not on the worker's fixed health and metrics ports: several workers run side by side here.
+    env["WORKER_HEALTH_PORT"] = "0"
+    env["WORKER_METRICS_PORT"] = "0"
     env.update(EXTRA_ENV)
     env.update(extra)
     return env

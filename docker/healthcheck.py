@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -19,16 +20,21 @@ def api() -> str | None:
 
 
 def worker() -> str | None:
-    """The Dramatiq master and at least one of its worker processes are alive.
+    """The worker's master answers GET /health with 200: every worker process reports, its
+    consumers are alive and polling, and Redis answers (503 with the reasons otherwise)."""
+    port = os.environ.get("WORKER_HEALTH_PORT") or "8082"
+    if port == "0":  # not served: fall back to the processes being there
+        return processes_alive()
+    return http_ok(f"http://127.0.0.1:{port}/health")
 
-    Process liveness only, until the worker serves its own GET /health: then this becomes
-    `return http_ok(f"http://127.0.0.1:{port}/health")` like api().
-    """
+
+def processes_alive() -> str | None:
+    """The Dramatiq master and at least one of its worker processes are alive."""
     commands = [cmdline(p) for p in Path("/proc").iterdir() if p.name.isdigit()]
-    dramatiq = [c for c in commands if "dramatiq" in c and "queue_system.worker.app" in c]
-    # The master and its forked worker processes share the command line.
-    if len(dramatiq) < 2:
-        return f"{len(dramatiq)} dramatiq process(es) running; want the master and a worker"
+    # `queue-system worker`: the master, and its forked worker processes share its command line.
+    workers = [c for c in commands if c.split()[-1:] == ["worker"] and "bin/queue-system" in c]
+    if len(workers) < 2:
+        return f"{len(workers)} worker process(es) running; want the master and a worker"
     return None
 
 
@@ -36,6 +42,8 @@ def http_ok(url: str) -> str | None:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - a fixed http URL
             return None if response.status == 200 else f"{url} answered {response.status}"
+    except urllib.error.HTTPError as exc:  # a 503 says why in its body
+        return f"{url} answered {exc.code}: {exc.read(500).decode(errors='replace')}"
     except OSError as exc:
         return f"{url}: {exc}"
 

@@ -76,10 +76,10 @@ def api() -> None:
 
 @main.command()
 def worker() -> None:
-    """Run the worker: becomes the dramatiq CLI (needs REDIS_URL)."""
-    from queue_system.worker.launch import exec_worker
+    """Run the worker: the dramatiq CLI's master, with GET /health and /metrics (needs REDIS_URL)."""
+    from queue_system.worker.launch import run_worker
 
-    exec_worker(settings_or_exit())
+    sys.exit(run_worker(settings_or_exit()))
 
 
 @main.command()

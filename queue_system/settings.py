@@ -281,6 +281,20 @@ SPEC: tuple[Var, ...] = (
         "worker.max_inflight",
     ),
     Var(
+        "WORKER_HEALTH_PORT",
+        integer(0, 65535),
+        "8082",
+        "the worker's `GET /health` (`200` connected and consuming, `503` with the reason); `0`: not served",
+        "worker.health_port",
+    ),
+    Var(
+        "WORKER_METRICS_PORT",
+        integer(0, 65535),
+        "9191",
+        "the worker's Prometheus `GET /metrics`, summed across its processes; `0`: not served",
+        "worker.metrics_port",
+    ),
+    Var(
         "TASK_RETENTION",
         duration(1_000),
         "7d",
@@ -407,6 +421,8 @@ class WorkerSettings:
     poll_interval_ms: int = _default("WORKER_POLL_INTERVAL")
     max_inflight: int = _default("WORKER_MAX_INFLIGHT")
     task_modules: tuple[str, ...] = _default("TASK_MODULES")
+    health_port: int = _default("WORKER_HEALTH_PORT")
+    metrics_port: int = _default("WORKER_METRICS_PORT")
 
 
 DEFAULT_EMAIL_FROM: str = _default("EMAIL_FROM")

@@ -190,7 +190,8 @@ def test_list_bad_query_is_a_problem(client: TestClient[Any], params: dict[str, 
 
 def test_health_and_ready(client: TestClient[Any]) -> None:
     assert client.get("/health").json() == {"status": "ok"}
-    assert client.get("/ready").json() == {"status": "ready"}
+    ready = client.get("/ready").json()
+    assert ready["status"] == "ready" and ready["redis"] == "ok"
 
 
 def test_ready_is_503_when_redis_is_down() -> None:

@@ -22,6 +22,7 @@ from queue_system.api.compat import compat_router
 from queue_system.api.dashboard import dashboard_router
 from queue_system.api.keys import KeyRing
 from queue_system.api.openapi import StrictStructSchemaPlugin
+from queue_system.api.metrics import count_rejections, metrics, prometheus_config
 from queue_system.api.routes import TaskController, health, ready, stats
 from queue_system.errors import QueueSystemError
 from queue_system.kinds import Registry, load_kinds
@@ -84,7 +85,9 @@ def create_app(
             ready,
             compat_router,
             dashboard_router(keyring if keyring is not None else guard.ring, keys),
+            metrics,
         ],
+        middleware=[prometheus_config.middleware, count_rejections],
         lifespan=[lifespan],
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),

@@ -28,6 +28,7 @@ from queue_system.api.schemas import (
 )
 from queue_system.domain.models import TaskQuery, TaskStatus
 from queue_system.errors import InvalidInput
+from queue_system.service.health import readiness
 from queue_system.service.tasks import TaskService
 
 TaskId = FromPath[str]
@@ -200,7 +201,7 @@ async def health() -> dict[str, str]:
 @get(
     "/ready",
     tags=["health"],
-    summary="Readiness: Redis answers a PING",
+    summary="Readiness: Redis answers (503 if not); how many worker processes have a fresh heartbeat",
     responses={
         503: ResponseSpec(
             data_container=dict[str, str],
@@ -209,9 +210,12 @@ async def health() -> dict[str, str]:
         )
     },
 )
-async def ready(service: Service) -> Response[dict[str, str]]:
-    try:
-        await service.ping()
-    except Exception as exc:  # any failure to reach Redis means not ready
-        return Response({"status": "unavailable", "reason": f"redis: {exc}"}, status_code=503)
-    return Response({"status": "ready"}, status_code=200)
+async def ready(service: Service) -> Response[dict[str, object]]:
+    state = await readiness(service)
+    if not state.redis_ok:
+        return Response({"status": "unavailable", "reason": f"redis: {state.error}"}, status_code=503)
+    # No live worker does not make the API unready: it still accepts tasks, which wait queued.
+    body: dict[str, object] = {"status": "ready", "redis": "ok", "worker_processes": state.workers}
+    if not state.workers:
+        body["warning"] = "no worker process has a fresh heartbeat: tasks wait until one runs"
+    return Response(body, status_code=200)

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from litestar import Response
 
+from queue_system.api import metrics
 from queue_system.api.schemas import WEBHOOK_FIELDS, CreatedTask, SubmitTask, created_out, task_location
 from queue_system.domain.retry import RetryOverride
 from queue_system.errors import InvalidInput
@@ -22,6 +23,8 @@ async def submit(
 ) -> Response[CreatedTask]:
     """201 with the new task, or 200 with the existing one (same id, same request)."""
     task, created = await service.submit(to_submission(data, idempotency_key))
+    if created:
+        metrics.submitted(task.type)
     return Response(
         created_out(task, created=created),
         status_code=201 if created else 200,

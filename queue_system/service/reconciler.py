@@ -24,6 +24,7 @@ from loguru import logger
 
 from queue_system.domain.models import TaskStatus
 from queue_system.service.clock import now_ms
+from queue_system.service.observe import NullObserver, Observer
 from queue_system.service.runner import InFlight
 from queue_system.storage.redis_store import TaskStore
 
@@ -48,7 +49,9 @@ class Reconciler:
         poll_interval_ms: int,
         retention_ms: int,
         broker_id: str | None = None,
+        observer: Observer | None = None,
     ) -> None:
+        self.observer = observer or NullObserver()
         self.store = store
         self.broker_id = broker_id
         self.in_flight = in_flight
@@ -74,6 +77,7 @@ class Reconciler:
             self._last_renew = now
             done["renewed"] = self.store.renew_leases(now + self.lease_ms, self.in_flight.snapshot())
             done["recovered"] = self.store.reclaim_expired(now, self.retention_ms)
+            self.observer.recovered(done["recovered"])
             if done["recovered"]:
                 logger.warning("recovered {} task(s) whose worker was lost", done["recovered"])
         if now - self._last_sweep >= 10_000:

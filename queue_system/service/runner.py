@@ -31,6 +31,7 @@ from queue_system.domain.models import MAX_RESPONSE_BODY, Attempt, AttemptResult
 from queue_system.domain.retry import Decision, RetryPolicy, decide
 from queue_system.kinds.registry import Registry, RunContext, TaskKind, backoff_policy
 from queue_system.service.clock import now_ms
+from queue_system.service.observe import NullObserver, Observer
 from queue_system.settings import Settings
 from queue_system.storage.redis_store import Claim, FinishCall, MessageAck, Skip, TaskStore
 from queue_system.transports.http import WebhookRequest
@@ -98,6 +99,7 @@ class TaskRunner:
     stopping: threading.Event
     # The worker's delivery loop: True when it took the hand-off. None: every attempt runs here.
     hand_off: Callable[[HandOff], bool] | None = None
+    observer: Observer = field(default_factory=NullObserver)  # ops: metrics of each attempt
     _policies: dict[str, RetryPolicy] = field(default_factory=dict, repr=False)
 
     def run(self, task_id: str, token: int, ack: MessageAck | None = None) -> Ran:
@@ -193,6 +195,7 @@ class TaskRunner:
             ),
         )
         self._log(task, result, call.decision, duration_ms, done.recorded)
+        self._observe(task, result, call.decision, duration_ms)
         return Ran.ACKED if done.acked else Ran.NOT_ACKED
 
     def record(self, delivered: list[Delivered]) -> None:
@@ -214,9 +217,15 @@ class TaskRunner:
                 task = d.hand_off.task
                 with logger.contextualize(task_id=task.id, attempt=task.attempts):
                     self._log(task, d.result, call.decision, d.duration_ms, finished.recorded)
+                self._observe(task, d.result, call.decision, d.duration_ms)
         finally:
             for d in delivered:
                 self.in_flight.discard((d.hand_off.task.id, d.hand_off.task.token))
+
+    def _observe(self, task: Task, result: AttemptResult, decision: Decision, duration_ms: int) -> None:
+        self.observer.attempt_finished(
+            task.type, result.outcome, decision.status, duration_ms / 1000, result.status_code
+        )
 
     def _finish_call(
         self,

@@ -15,7 +15,8 @@ from queue_system.logging import configure_logging
 from queue_system.settings import load_settings
 from queue_system.storage.keys import Keys
 from queue_system.worker.broker import FinishAckingBroker
-from queue_system.worker.runtime import WorkerRuntime, worker_id
+from queue_system.worker.health import HealthReporting
+from queue_system.worker.runtime import WorkerRuntime, current, worker_id
 
 settings = load_settings(os.environ)
 configure_logging(
@@ -30,6 +31,13 @@ broker = FinishAckingBroker(
     heartbeat_timeout=60_000,
 )
 broker.add_middleware(WorkerRuntime(settings, keys))
+broker.add_middleware(  # ops: status for the master's GET /health (worker/health.py)
+    HealthReporting(
+        settings.redis_url or "",
+        lambda: len(current().runner.in_flight.snapshot()),
+        lambda: current().metrics,
+    )
+)
 dramatiq.set_broker(broker)
 
 from queue_system.worker import actors  # noqa: E402, F401  (actors bind to the broker set above)

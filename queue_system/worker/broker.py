@@ -48,8 +48,10 @@ class _Consumer(_RedisConsumer):
         # the worker threads never run dry.
         self._low_water = prefetch - max(1, prefetch // 4)
         self._room = threading.Event()
+        self.polled_at = time.monotonic()  # ops: worker health judges a consumer by it
 
     def __next__(self) -> MessageProxy | None:
+        self.polled_at = time.monotonic()
         # With every prefetched message still in the threads, Dramatiq's consumer sleeps a
         # backoff (5-10 ms, doubling up to the idle timeout) before looking again: at 2 x 8
         # threads that capped a no-op drain near 4,300 tasks/s whatever the CPU. Here it waits

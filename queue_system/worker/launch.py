@@ -1,19 +1,30 @@
-"""`queue-system worker`: validate the settings, then become the dramatiq CLI (exec).
+"""`queue-system worker`: validate the settings, then run the dramatiq CLI's master in this process.
 
-Exec rather than a child process, so that signals reach Dramatiq directly: SIGTERM/Ctrl-C lets the
-running tasks finish and leaves the rest queued.
+In this process rather than a child, so that signals reach Dramatiq directly: SIGTERM/Ctrl-C lets
+the running tasks finish and leaves the rest queued. Beside it the master serves GET /health
+(WORKER_HEALTH_PORT) and GET /metrics (WORKER_METRICS_PORT) and stops a stalled instance with a
+non-zero exit (worker/master.py). The instance's directory (status files, metrics files) is
+emptied at start and removed at exit.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
+from loguru import logger
+
+from queue_system.logging import configure_logging
 from queue_system.settings import Settings
 from queue_system.storage.dramatiq_wire import QUEUES
+from queue_system.worker.instance import DIR_VARIABLE, metrics_dir, status_dir
 
 APP = "queue_system.worker.app"  # the module every worker process imports (broker, then actors)
+HANDLED_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # what Dramatiq's master handles
 
 
 def dramatiq_command(settings: Settings, environ: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
@@ -32,6 +43,44 @@ def dramatiq_command(settings: Settings, environ: Mapping[str, str]) -> tuple[li
     return argv, env
 
 
-def exec_worker(settings: Settings) -> None:
+def instance_dir(settings: Settings) -> Path:
+    """This instance's own directory: one per master process, so instances never share files."""
+    return (settings.data_dir / "worker" / str(os.getpid())).resolve()
+
+
+def run_worker(settings: Settings) -> int:
+    """Run the dramatiq CLI's master here, with health, metrics and the stall monitor. -> exit code."""
     argv, env = dramatiq_command(settings, os.environ)
-    os.execve(sys.executable, argv, env)  # noqa: S606 - become the dramatiq CLI, no shell
+    instance = instance_dir(settings)
+    shutil.rmtree(instance, ignore_errors=True)  # a previous instance with this pid left it
+    for directory in (status_dir(instance), metrics_dir(instance)):
+        directory.mkdir(parents=True)
+    env |= {DIR_VARIABLE: str(instance), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir(instance))}
+    # Before dramatiq and prometheus_client are imported: both read these at import, and the
+    # worker processes forked below inherit what this process imported.
+    os.environ.update(env)
+    configure_logging(production=settings.production, level=settings.log_level, process="worker-master")
+
+    from dramatiq import cli
+
+    from queue_system.worker.master import Master
+
+    w = settings.worker
+    master = Master(instance, w.processes, w.health_port, w.metrics_port)
+    # Dramatiq's master blocks these signals while it forks, and takes them once its handlers are
+    # in place; but the mask is per thread: the threads started here must block them for good, or
+    # an early SIGTERM would reach one of them and kill the process with the default action.
+    signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+    try:
+        master.start()
+    except OSError as exc:
+        logger.error("cannot serve health/metrics (WORKER_HEALTH_PORT, WORKER_METRICS_PORT): {}", exc)
+        shutil.rmtree(instance, ignore_errors=True)
+        return 2
+    try:
+        args = cli.make_argument_parser().parse_args(argv[3:])  # type: ignore[no-untyped-call]
+        code = int(cli.main(args) or 0)  # type: ignore[no-untyped-call]
+    finally:
+        master.stop()
+        shutil.rmtree(instance, ignore_errors=True)
+    return master.exit_code(code)

@@ -42,6 +42,7 @@ from queue_system.worker.delivery_loop import Admission, Completed, Delivery, De
 
 # Beyond the request timeout, how long a stopping worker waits for its deliveries in flight.
 DRAIN_SLACK_S = 5.0
+from queue_system.worker.metrics import WorkerMetrics
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Runtime:
     deliveries: DeliveryLoop
     # Set when the broker lets the finish script ack each message (worker/broker.py).
     broker: FinishAckingBroker | None = None
+    metrics: WorkerMetrics | None = None  # ops: the process's Prometheus metrics (worker/metrics.py)
 
     def run(self, queue: str, task_id: str, token: int) -> None:
         """Run the message (task_id, token) the consumer of `queue` fetched."""
@@ -128,7 +130,10 @@ def build_runtime(
     )
     store = TaskStore(client, keys)
     in_flight = InFlight()
-    runner = TaskRunner(store, load_kinds(settings), settings, http, in_flight, threading.Event())
+    metrics = WorkerMetrics()
+    runner = TaskRunner(
+        store, load_kinds(settings), settings, http, in_flight, threading.Event(), observer=metrics
+    )
     reconciler = Reconciler(
         store,
         in_flight,
@@ -136,6 +141,7 @@ def build_runtime(
         poll_interval_ms=settings.worker.poll_interval_ms,
         retention_ms=settings.retention_ms,
         broker_id=broker.broker_id if broker else None,
+        observer=metrics,
     )
     inflight = settings.worker.max_inflight
     per_host = min(max_per_host or inflight, inflight)
@@ -156,7 +162,7 @@ def build_runtime(
         max_per_host=per_host,
         max_waiting_per_host=inflight if per_host < inflight else None,
     )
-    runtime = Runtime(runner, reconciler, http, client, store, deliveries, broker)
+    runtime = Runtime(runner, reconciler, http, client, store, deliveries, broker, metrics)
     deliveries.on_complete = runtime.delivered
     runner.hand_off = runtime.hand_off
     return runtime

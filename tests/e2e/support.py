@@ -38,6 +38,9 @@ BASE_ENV = {
     "WORKER_POLL_INTERVAL": "50ms",
     # The receivers listen on 127.0.0.1, which the egress guard blocks by default (as `make run` does).
     "EGRESS_ALLOW_CIDRS": "127.0.0.0/8",
+    # Not on the fixed default ports (other runs share the machine); launch_worker picks free ones.
+    "WORKER_HEALTH_PORT": "0",
+    "WORKER_METRICS_PORT": "0",
 }
 # Variables of ours a developer's shell may hold: the tests decide them all.
 _OURS = (
@@ -113,8 +116,10 @@ def launch_api(redis_url: str, log_dir: Path, name: str = "api", **env: str) -> 
 
 
 def launch_worker(redis_url: str, log_dir: Path, name: str = "worker", **env: str) -> Proc:
-    """Start `cmd/worker.py` (it execs the dramatiq CLI). See `wait_worker_ready`."""
-    return Proc(name, _python("worker.py"), child_env(REDIS_URL=redis_url, **env), log_dir)
+    """Start `cmd/worker.py` (the dramatiq CLI's master), its health and metrics on free ports.
+    See `wait_worker_ready`."""
+    ports = {"WORKER_HEALTH_PORT": str(free_port()), "WORKER_METRICS_PORT": str(free_port())}
+    return Proc(name, _python("worker.py"), child_env(REDIS_URL=redis_url, **(ports | env)), log_dir)
 
 
 def wait_worker_ready(proc: Proc, processes: int = 1, timeout: float = 30.0) -> None:

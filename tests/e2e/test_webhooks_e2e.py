@@ -17,6 +17,7 @@ from tests.e2e.support import (
     free_port,
     get_task,
     outcomes,
+    poll,
     stack,
     submit,
     timestamp,
@@ -216,4 +217,6 @@ def test_connection_refused_is_retried(api: httpx.Client) -> None:
 
 def test_health_and_ready(api: httpx.Client) -> None:
     assert api.get("/health").json() == {"status": "ok"}
-    assert api.get("/ready").json() == {"status": "ready"}
+    assert api.get("/ready").json()["status"] == "ready"
+    # The module's worker: its heartbeat is back within 100 ms of the test's flush of the database.
+    assert poll(lambda: api.get("/ready").json()["worker_processes"] >= 1, timeout=5)

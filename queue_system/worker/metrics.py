@@ -1,0 +1,114 @@
+"""The worker's Prometheus metrics, summed across its processes.
+
+Each worker process writes its samples to files in the instance's metrics directory
+(prometheus_client's multiprocess mode: `PROMETHEUS_MULTIPROC_DIR`, set by worker/launch.py before
+anything imports prometheus_client); the master reads them all on each scrape of
+WORKER_METRICS_PORT. Labels are bounded: task types are the registered kinds, outcomes and status
+classes are fixed sets; never a task id or a URL.
+
+Counts that live in Redis (tasks by status, queue depths, oldest pending age) are the API's
+/metrics, read from Redis at scrape time (api/metrics.py): one Redis, one answer, however many
+worker instances are scraped.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+from queue_system.domain.models import Outcome, TaskStatus
+
+# Attempt durations: 5 ms (a no-op) to 2 min (a slow receiver up to its timeout).
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+FINAL = {TaskStatus.COMPLETED: "completed", TaskStatus.FAILED: "failed"}
+
+
+def status_class(status_code: int | None) -> str:
+    """An HTTP status as its class (`2xx` ... `5xx`), `error` when there was no response."""
+    if status_code is None:
+        return "error"
+    return f"{status_code // 100}xx" if 100 <= status_code < 600 else "error"
+
+
+class WorkerMetrics:
+    """The metrics of one worker process; implements service.observe.Observer.
+
+    Unregistered on purpose (`registry=None`): in multiprocess mode the samples go to files and the
+    master's collector reads them; a second instance in one process (tests) is harmless."""
+
+    def __init__(self) -> None:
+        self.attempts = Counter(
+            "queue_system_worker_attempts_total",
+            "Attempts run, by task type and outcome (success, transient, permanent)",
+            ["type", "outcome"],
+            registry=None,
+        )
+        self.finished = Counter(
+            "queue_system_worker_tasks_finished_total",
+            "Tasks that reached a final status, by type and outcome (completed, failed)",
+            ["type", "outcome"],
+            registry=None,
+        )
+        self.retries = Counter(
+            "queue_system_worker_retries_scheduled_total",
+            "Attempts after which a retry was scheduled, by task type",
+            ["type"],
+            registry=None,
+        )
+        self.duration = Histogram(
+            "queue_system_worker_attempt_duration_seconds",
+            "How long one attempt ran, by task type",
+            ["type"],
+            buckets=DURATION_BUCKETS,
+            registry=None,
+        )
+        self.deliveries = Counter(
+            "queue_system_worker_deliveries_total",
+            "Outbound HTTP deliveries by response class (2xx..5xx; error: no response)",
+            ["status_class"],
+            registry=None,
+        )
+        self.recovered_total = Counter(
+            "queue_system_worker_recovered_total",
+            "Attempts whose worker was lost (lease expired), recovered by the reconciler",
+            registry=None,
+        )
+        # Summed over the live processes: a stopped process's value leaves with it.
+        self.in_flight = Gauge(
+            "queue_system_worker_in_flight",
+            "Tasks being run right now",
+            registry=None,
+            multiprocess_mode="livesum",
+        )
+
+    def attempt_finished(
+        self,
+        task_type: str,
+        outcome: Outcome,
+        status: TaskStatus,
+        duration_s: float,
+        status_code: int | None,
+    ) -> None:
+        self.attempts.labels(task_type, outcome.value).inc()
+        self.duration.labels(task_type).observe(duration_s)
+        if status in FINAL:
+            self.finished.labels(task_type, FINAL[status]).inc()
+        elif status is TaskStatus.RETRYING:
+            self.retries.labels(task_type).inc()
+        if status_code is not None or task_type == "webhook":
+            self.deliveries.labels(status_class(status_code)).inc()
+
+    def recovered(self, count: int) -> None:
+        if count:
+            self.recovered_total.inc(count)
+
+
+def process_stopped(pid: int) -> None:
+    """Drop a stopped process's live gauges (its counters stay: totals must not go down)."""
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def render(directory: str) -> bytes:
+    """The text exposition of every process's samples in `directory`, summed."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
