@@ -39,10 +39,10 @@ from queue_system.storage.redis_store import TaskStore
 from queue_system.transports.async_http import AsyncHttpSender, PoolLimits
 from queue_system.worker.broker import FinishAckingBroker
 from queue_system.worker.delivery_loop import Admission, Completed, Delivery, DeliveryLoop
+from queue_system.worker.metrics import WorkerMetrics
 
 # Beyond the request timeout, how long a stopping worker waits for its deliveries in flight.
 DRAIN_SLACK_S = 5.0
-from queue_system.worker.metrics import WorkerMetrics
 
 
 @dataclass
