@@ -19,7 +19,9 @@ HOOK = {"url": "http://127.0.0.1:9/hook"}
 
 @pytest.fixture
 def client(redis_client: redis.Redis, redis_url: str) -> Iterator[TestClient[Any]]:
-    settings = load_settings({"REDIS_URL": redis_url, "API_MAX_BODY_BYTES": "4096"})
+    settings = load_settings(
+        {"REDIS_URL": redis_url, "API_MAX_BODY_BYTES": "4096", "EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}
+    )
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 
