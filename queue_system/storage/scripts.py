@@ -42,8 +42,19 @@ def render_prelude() -> str:
         "queue_key(queue)": k.queue("{queue}"),
         "messages_key(queue)": k.messages("{queue}"),
         "message_id(id, token)": dramatiq_wire.message_id("{id}", "{token}"),
+        "dest_key(d)": k.dest("{d}"),
+        "inflight_key(d)": k.dest_inflight("{d}"),
+        "parked_key(d)": k.dest_parked("{d}"),
+        "stats_key(minute)": k.stats_minute("{minute}"),
     }
-    constants = {"ALL_INDEX": k.index(), "SCHEDULE": k.schedule, "LEASES": k.leases, "EXPIRY": k.expiry}
+    constants = {
+        "ALL_INDEX": k.index(),
+        "SCHEDULE": k.schedule,
+        "LEASES": k.leases,
+        "EXPIRY": k.expiry,
+        "DESTS": k.dests,
+        "DESTS_DUE": k.dests_due,
+    }
     actors = ", ".join(f"[{_lua_string(q)}] = {_lua_string(a)}" for q, a in dramatiq_wire.ACTORS.items())
     lines = ["-- Rendered by storage/scripts.py from storage/keys.py and storage/dramatiq_wire.py."]
     lines.append("local P = KEYS[1]")
@@ -80,7 +91,7 @@ def _used_definitions(library: str, body: str) -> str:
     return "".join(source for name, source in defs if name in used)
 
 
-_LIBRARY = render_prelude() + _load("common")
+_LIBRARY = render_prelude() + _load("common") + _load("destinations")
 
 
 def _script(name: str) -> str:
@@ -100,3 +111,5 @@ DELETE = _script("delete")
 REDISPATCH = _script("redispatch")
 SWEEP = _script("sweep")
 PAGE = _script("page")
+WAKE = _script("wake")
+DESTINATIONS = _script("dest_list")
