@@ -17,6 +17,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from queue_system import __version__
 from queue_system.api import problems
 from queue_system.api.compat import compat_router
+from queue_system.api.destinations import list_destinations
 from queue_system.api.routes import TaskController, health, ready, stats
 from queue_system.errors import QueueSystemError
 from queue_system.kinds import Registry, load_kinds
@@ -61,7 +62,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None, keys: Ke
         return state["service"]  # type: ignore[return-value]
 
     return Litestar(
-        route_handlers=[TaskController, stats, health, ready, compat_router],
+        route_handlers=[TaskController, stats, health, ready, compat_router, list_destinations],
         lifespan=[lifespan],
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),

@@ -15,6 +15,7 @@ import msgspec
 from queue_system.domain.models import AttemptResult
 from queue_system.errors import InvalidInput
 from queue_system.kinds.registry import RunContext, fixed_policy, task_kind
+from queue_system.transports.async_http import destination
 from queue_system.transports.http import WebhookRequest, send
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
@@ -39,6 +40,18 @@ def _url_problem(url: str) -> str | None:
     if parsed.scheme not in ("http", "https") or not parsed.host:
         return "must be an absolute http:// or https:// URL"
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _destination_of(url: str) -> str:
+    scheme, host, port = destination(url)
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def destination_of(hook: Webhook) -> str:
+    """Where the webhook goes, as its destination's cap and circuit breaker know it:
+    `scheme://host:port`, the host lower-cased, the scheme's default port filled in."""
+    return _destination_of(hook.url)
 
 
 def check_webhook(hook: Webhook) -> Webhook:

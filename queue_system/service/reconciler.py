@@ -16,6 +16,7 @@ import redis
 from loguru import logger
 
 from queue_system.domain.models import TaskStatus
+from queue_system.service import destinations
 from queue_system.service.clock import now_ms
 from queue_system.service.runner import InFlight
 from queue_system.storage.redis_store import TaskStore
@@ -53,6 +54,7 @@ class Reconciler:
     def tick(self) -> dict[str, int]:
         now = now_ms()
         done = {"promoted": self.store.promote_due(now)}
+        done["unparked"] = destinations.wake(self.store, now)
         if now - self._last_renew >= self.lease_ms // 3:
             self._last_renew = now
             done["renewed"] = self.store.renew_leases(now + self.lease_ms, self.in_flight.snapshot())

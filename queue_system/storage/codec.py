@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from queue_system.domain.destinations import WaitReason, Waiting
+from queue_system.domain.destinations import Waiting, WaitReason
 from queue_system.domain.models import Attempt, Outcome, Task, TaskStatus
 from queue_system.domain.policy import decode_policy
 
@@ -44,6 +44,7 @@ def task_from_hash(
     retry = fields.get("retry")
     dest = fields.get("dest")
     parked = fields.get("parked")
+    waiting = Waiting(dest, WaitReason(parked), int(fields.get("parked_at", 0))) if parked and dest else None
     return Task(
         id=fields["id"],
         type=fields["type"],
@@ -65,7 +66,7 @@ def task_from_hash(
         trigger=fields.get("trigger", "auto"),
         history=[attempt_from_json(h) for h in history or ()],
         dest=dest,
-        waiting=Waiting(dest, WaitReason(parked), int(fields.get("parked_at", 0))) if parked and dest else None,
+        waiting=waiting,
     )
 
 

@@ -163,7 +163,13 @@ class TaskStore:
         self.keys = keys or Keys()
         self.limits = limits or DestinationLimits()
         lim = self.limits
-        self._limits = (lim.max_inflight, lim.breaker_threshold, lim.cooldown_ms, lim.max_cooldown_ms, lim.hold_ms)
+        self._limits = (
+            lim.max_inflight,
+            lim.breaker_threshold,
+            lim.cooldown_ms,
+            lim.max_cooldown_ms,
+            lim.hold_ms,
+        )
         self._caller = ScriptCaller(client)
         prefix = self.keys.prefix
         self._claim = Script(self._caller, scripts.CLAIM, prefix)
@@ -298,7 +304,9 @@ class AsyncTaskStore:
             return None
         task = task_from_hash(fields, history, payload)
         if task.waiting and task.dest:  # when its destination is next probed
-            state, open_until = await self.client.hmget(self.keys.dest(task.dest), ["state", "open_until"])
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.hmget(self.keys.dest(task.dest), ["state", "open_until"])
+                ((state, open_until),) = await pipe.execute()
             if state == BreakerState.OPEN and open_until:
                 task = replace(task, waiting=replace(task.waiting, next_probe_at=int(open_until)))
         return task

@@ -20,6 +20,7 @@ import redis
 from loguru import logger
 
 from queue_system.kinds import load_kinds
+from queue_system.service.destinations import destination_limits
 from queue_system.service.reconciler import Reconciler
 from queue_system.service.runner import InFlight, TaskRunner
 from queue_system.settings import Settings
@@ -69,7 +70,7 @@ def build_runtime(settings: Settings, keys: Keys, broker: FinishAckingBroker | N
         limits=httpx.Limits(max_connections=threads * 2, max_keepalive_connections=threads * 2),
         headers={"User-Agent": "queue_system-webhooks/0.1"},
     )
-    store = TaskStore(client, keys)
+    store = TaskStore(client, keys, destination_limits(settings))
     in_flight = InFlight()
     runner = TaskRunner(store, load_kinds(settings), settings, http, in_flight, threading.Event())
     reconciler = Reconciler(
