@@ -621,7 +621,17 @@ def test_the_lua_spells_no_key_or_wire_name_of_its_own() -> None:
     for path in (files("queue_system.storage") / "lua").iterdir():
         source = path.read_text()
         code = "\n".join(line.split("--")[0] for line in source.splitlines())
-        spelled = (":task:", ":idx:", ":schedule", ":leases", ":expiry", ":dest", ":stats:", "dramatiq", "run_task")
+        spelled = (
+            ":task:",
+            ":idx:",
+            ":schedule",
+            ":leases",
+            ":expiry",
+            ":dest",
+            ":stats:",
+            "dramatiq",
+            "run_task",
+        )
         for literal in (*spelled, "'#'"):
             assert literal not in code, f"{path.name} spells {literal!r}"
         if path.name not in ("common.lua", "destinations.lua"):  # the libraries the scripts share

@@ -51,14 +51,14 @@ local function unpark(d, id, now, hold_until)
   return true
 end
 
--- Dispatch up to `n` of the oldest parked tasks of d. -> how many.
+-- Dispatch up to `n` of the oldest parked tasks of d, the oldest first in the queue. -> how many.
 local function release(d, n, now, hold_until)
   local done = 0
   while done < n do
     local ids = redis.call('ZRANGE', parked_key(d), 0, n - done - 1)
     if #ids == 0 then break end
-    for _, id in ipairs(ids) do
-      if unpark(d, id, now, hold_until) then done = done + 1 end
+    for i = #ids, 1, -1 do
+      if unpark(d, ids[i], now, hold_until) then done = done + 1 end
     end
   end
   return done
