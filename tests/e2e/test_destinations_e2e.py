@@ -46,7 +46,7 @@ def hooks(api: httpx.Client, url: str, n: int) -> list[str]:
 def destination(api: httpx.Client, port: int) -> dict[str, Any]:
     response = api.get("/api/v1/destinations")
     assert response.status_code == 200, response.text
-    rows = {row["destination"]: row for row in response.json()["items"]}
+    rows: dict[str, dict[str, Any]] = {row["destination"]: row for row in response.json()["items"]}
     return rows.get(f"http://127.0.0.1:{port}", {"state": "closed", "parked": 0})
 
 
