@@ -97,7 +97,9 @@ def attempt_once(
     if result.outcome is Outcome.PERMANENT:
         status = TaskStatus.FAILED
     decision = Decision(status, now + 100 if status is TaskStatus.RETRYING else None)
-    assert finish_with(store, task_id, claimed.task.token, decision, result, now=now).recorded
+    assert finish_with(
+        store, task_id, claimed.task.token, decision, result, now=now, dest=claimed.task.dest
+    ).recorded
 
 
 def task_fields(client: redis.Redis, task_id: str) -> dict[str, str]:
@@ -143,7 +145,8 @@ def test_at_the_cap_a_task_is_parked_and_a_freed_slot_dispatches_it(
     store: TaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "a", "b", "c")
-    assert isinstance(claim(store, redis_client, "a", 1_100), Claim)
+    first = claim(store, redis_client, "a", 1_100)
+    assert isinstance(first, Claim) and first.task.dest == D  # what the worker hands back to finish
     assert isinstance(claim(store, redis_client, "b", 1_100), Claim)
     redis_client.delete(K.queue("default"))  # the messages above were taken by the worker
     skip = claim(store, redis_client, "c", 1_200)
@@ -159,7 +162,7 @@ def test_at_the_cap_a_task_is_parked_and_a_freed_slot_dispatches_it(
     assert (task.waiting.destination, task.waiting.reason, task.waiting.since) == (D, WaitReason.BUSY, 1_200)
     assert task.waiting.next_probe_at is None
 
-    finish_with(store, "a", 1, Decision(TaskStatus.COMPLETED), UP, now=1_500)
+    finish_with(store, "a", 1, Decision(TaskStatus.COMPLETED), UP, now=1_500, dest=D)
     # "a"'s slot went to "c": dispatched at the front of the queue with a new token, its slot held.
     assert queued_ids(redis_client) == ["c#3"] and parked(redis_client) == []
     assert sorted(in_flight(redis_client)) == ["b", "c"]
@@ -206,14 +209,14 @@ def test_half_open_sends_exactly_one_probe_and_its_success_releases_the_parked(
     probe = claim(store, redis_client, "p1", 3_200)
     assert isinstance(probe, Claim) and probe.task.attempts == 1  # waiting counted no attempt
 
-    finish_with(store, "p1", 3, Decision(TaskStatus.COMPLETED), UP, now=3_300)
+    finish_with(store, "p1", 3, Decision(TaskStatus.COMPLETED), UP, now=3_300, dest=D)
     b = breaker(redis_client)
     assert (b["state"], b["failures"]) == ("closed", "0") and "cooldown_ms" not in b
     # Closed: the parked tasks go out, up to the free slots (cap 2), oldest first.
     assert queued_ids(redis_client)[:2] == ["p2#3", "p3#3"] and parked(redis_client) == ["new"]
     assert store.wake_destinations(3_400) == (0, 0)  # both slots are held for p2 and p3
     assert isinstance(store.claim("p2", 3, 3_450, 9_000), Claim)  # its held slot
-    finish_with(store, "p2", 3, Decision(TaskStatus.COMPLETED), UP, now=3_500)
+    finish_with(store, "p2", 3, Decision(TaskStatus.COMPLETED), UP, now=3_500, dest=D)
     assert parked(redis_client) == [] and queued_ids(redis_client)[0] == "new#3"
 
 

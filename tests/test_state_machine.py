@@ -152,11 +152,11 @@ def _reach_parked(status: str, store: TaskStore, redis_url: str) -> None:
     down = AttemptResult(Outcome.TRANSIENT, error="timeout")
     if status == PENDING:
         store.claim("f", 1, 1_500, 9_000)
-        finish_with(store, "f", 1, Decision(TaskStatus.RETRYING, LATER * 2), down, now=2_000)
+        finish_with(store, "f", 1, Decision(TaskStatus.RETRYING, LATER * 2), down, now=2_000, dest=D)
         assert store.claim("t", 1, 2_100, 9_000).reason == "parked"  # type: ignore[union-attr]
     else:
         store.claim("t", 1, 1_500, 9_000)
-        finish_with(store, "t", 1, Decision(TaskStatus.RETRYING, 3_000), down, now=2_000)
+        finish_with(store, "t", 1, Decision(TaskStatus.RETRYING, 3_000), down, now=2_000, dest=D)
         store.promote_due(3_000)
         assert store.claim("t", 2, 3_100, 9_000).reason == "parked"  # type: ignore[union-attr]
 

@@ -225,7 +225,8 @@ class TaskStore:
         args += (
             (ack.fetched, ack.messages, ack.message_id, ack.heartbeats, ack.consumer_id) if ack else _NO_ACK
         )
-        args += [breaker_signal(result), *self._limits]
+        if task.dest is not None:  # (arguments cost Redis time: only those the script reads)
+            args += [breaker_signal(result), *self._limits]
         recorded, acked = self._finish(*args)
         return Finished(bool(recorded), bool(acked))
 

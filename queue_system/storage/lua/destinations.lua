@@ -98,11 +98,17 @@ local function take_slot(d, id, now, lease_until, cap)
       if probe_live(d, b[3], now) then return 'open' end
       redis.call('HSET', dk, 'probe', id, 'updated_at', now)
     end
-  elseif slots_used(d, now, cap) >= cap and not redis.call('ZSCORE', inflight_key(d), id) then
-    return 'busy'  -- (a task released to a slot holds it already)
+  else
+    local used = slots_used(d, now, cap)
+    if used >= cap and not redis.call('ZSCORE', inflight_key(d), id) then
+      return 'busy'  -- (a task released to a slot holds it already)
+    end
+    -- Activity is noted when a destination gets busy, not on every claim: the reconciler, before
+    -- it forgets an idle one, checks it has nothing in flight.
+    if used > 0 then state = 'busy' end
   end
   redis.call('ZADD', inflight_key(d), lease_until, id)
-  redis.call('ZADD', DESTS, now, d)
+  if state ~= 'busy' then redis.call('ZADD', DESTS, now, d) end
   return nil
 end
 

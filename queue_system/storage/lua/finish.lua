@@ -4,17 +4,17 @@
 --          retention_ms, history entry (JSON), max_history, result JSON|'' (completed),
 --          last_error|'' (retrying, failed),
 --          then the message to acknowledge, or '' x 5: fetched-set key, messages key, message id,
---          heartbeats key, consumer id (worker/broker.py builds them: Dramatiq's ack, as in its
---          dispatch.lua, done here so recording and acknowledging are one atomic step),
---          then the breaker signal of the attempt ('up'|'down'|'': lua/destinations.lua `settle`),
---          cap, threshold, cooldown_ms, max_cooldown_ms, hold_ms (the destinations' limits)
+--          heartbeats key, consumer id (worker/broker.py builds them: Dramatiq's own ack, done
+--          here so recording and acknowledging are one atomic step),
+--          then, for a task with a destination only: the breaker signal of the attempt
+--          ('up'|'down'|'': lua/destinations.lua `settle`), cap, threshold, cooldown_ms,
+--          max_cooldown_ms, hold_ms (the destinations' limits)
 -- Returns  {recorded, acked}: recorded 0 = stale (the lease was taken over: the attempt is only
 --          added to the history); acked 1 = the message was acknowledged here
 local id, token, now, status, next_attempt_at = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local retention, entry, max_history = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
 local result, last_error = ARGV[9], ARGV[10]
 local fetched, messages, mid, heartbeats, consumer = ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]
-local signal = ARGV[16]
 local acked = 0
 if fetched ~= '' then
   if redis.call('SREM', fetched, mid) == 1 then
@@ -55,9 +55,11 @@ else
 end
 redis.call('HSET', key, unpack(set))
 redis.call('HDEL', key, unpack(del))
-if dest then
-  settle(dest, id, now, signal, last_error, {tonumber(ARGV[17]), tonumber(ARGV[18]), tonumber(ARGV[19]),
+if dest and ARGV[21] then
+  settle(dest, id, now, ARGV[16], last_error, {tonumber(ARGV[17]), tonumber(ARGV[18]), tonumber(ARGV[19]),
     tonumber(ARGV[20]), tonumber(ARGV[21])})
+elseif dest then  -- (a caller that did not say: at least the slot is freed)
+  redis.call('ZREM', inflight_key(dest), id)
 end
 -- The dashboard's per-minute counts.
 local minute = stats_key(math.floor(now / 60000))
