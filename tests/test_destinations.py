@@ -170,6 +170,19 @@ def test_at_the_cap_a_task_is_parked_and_a_freed_slot_dispatches_it(
     assert isinstance(store.claim("c", 3, 1_600, 9_000), Claim)  # its slot was kept for it
 
 
+def test_a_released_task_that_parks_again_gives_back_its_held_slot(
+    store: TaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
+    create(redis_url, "a", "b", "c")
+    assert isinstance(claim(store, redis_client, "a", 1_100), Claim)
+    assert isinstance(claim(store, redis_client, "b", 1_100), Claim)
+    assert claim(store, redis_client, "c", 1_200) == Skip(SkipReason.PARKED, why="busy")
+    finish_with(store, "a", 1, Decision(TaskStatus.COMPLETED), UP, now=1_500, dest=D)  # c: released
+    redis_client.hset(K.dest(D), mapping={"state": "open", "open_until": 9_000})  # then it opens
+    assert claim(store, redis_client, "c", 1_600) == Skip(SkipReason.PARKED, why="open")
+    assert in_flight(redis_client) == ["b"] and parked(redis_client) == ["c"]
+
+
 def test_the_breaker_opens_after_the_threshold_and_parks_new_tasks(
     store: TaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:

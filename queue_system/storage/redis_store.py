@@ -39,9 +39,10 @@ from queue_system.storage.keys import Keys
 
 # Rows a listing may examine while filtering before it returns a partial page with a cursor.
 MAX_SCAN = 5_000
-# Destinations one reconciler step looks at; destinations the stats summary counts.
+# Destinations one reconciler step looks at; destinations the stats summary counts (the most
+# recently active; about 2 commands each).
 WAKE_LIMIT = 100
-MAX_DESTINATIONS_SCAN = 10_000
+MAX_DESTINATIONS_SCAN = 2_000
 # A destination with nothing parked or in flight is forgotten (its breaker state too) this long
 # after its last activity.
 DESTINATION_IDLE_MS = 7 * 86_400_000

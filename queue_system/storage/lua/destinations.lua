@@ -112,11 +112,12 @@ local function take_slot(d, id, now, lease_until, cap)
   return nil
 end
 
--- Park task `id` (current token `token`) for d, for `why`.
+-- Park task `id` for d, for `why` (a slot held for it, if it was released to one, is freed).
 local function park(d, id, now, why)
   local key = task_key(id)
   redis.call('HINCRBY', key, 'token', 1)
   redis.call('HSET', key, 'parked', why, 'parked_at', now, 'updated_at', now)
+  redis.call('ZREM', inflight_key(d), id)
   redis.call('ZADD', parked_key(d), now, id)
   redis.call('ZADD', DESTS, now, d)
   local look = now + BUSY_LOOK_MS
