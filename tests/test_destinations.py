@@ -9,7 +9,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 import redis.asyncio as aioredis
+from litestar.testing import TestClient
 
+from queue_system.api.app import create_app
 from queue_system.domain.destinations import (
     BreakerState,
     DestinationLimits,
@@ -19,6 +21,7 @@ from queue_system.domain.destinations import (
 from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
 from queue_system.domain.retry import Decision
 from queue_system.kinds.webhook import Webhook, destination_of
+from queue_system.settings import load_settings
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import (
     AsyncTaskStore,
@@ -378,3 +381,18 @@ def test_every_destination_key_is_owned_or_expires(
         assert d in owned, key
     for key in redis_client.keys(f"{K.prefix}:stats:*"):  # type: ignore[union-attr]
         assert int(redis_client.pttl(key)) > 0  # type: ignore[arg-type]
+
+
+def test_the_api_lists_destinations_and_names_a_bad_limit(
+    store: TaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
+    open_breaker(store, redis_client, redis_url, now=2_000)
+    with TestClient(create_app(load_settings({"REDIS_URL": redis_url}))) as api:
+        body = api.get("/api/v1/destinations").json()
+        assert (body["known"], body["open"], body["parked"]) == (1, 1, 0)
+        [row] = body["items"]
+        assert row["destination"] == D and row["state"] == "open" and row["failures"] == 3
+        assert row["next_probe_at"] == "1970-01-01T00:00:03.000Z" and row["cooldown_ms"] == 1_000
+        assert api.get("/api/v1/stats").json()["destinations"] == {"known": 1, "open": 1, "parked": 0}
+        bad = api.get("/api/v1/destinations", params={"limit": 0})
+        assert 400 <= bad.status_code < 500 and bad.json()["field"] == "limit", bad.text
