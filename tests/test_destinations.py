@@ -209,6 +209,19 @@ def test_the_breaker_opens_after_the_threshold_and_parks_new_tasks(
     assert redis_client.zscore(K.dests_due, D) == 3_200  # the reconciler looks when it is due
 
 
+def test_a_task_parked_busy_shows_open_once_the_breaker_opens(
+    store: TaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
+    create(redis_url, "a", "b", "c")
+    for task_id in ("a", "b"):
+        assert isinstance(claim(store, redis_client, task_id, 1_100), Claim)
+    assert claim(store, redis_client, "c", 1_200) == Skip(SkipReason.PARKED, why="busy")
+    redis_client.hset(K.dest(D), mapping={"state": "open", "open_until": 9_000})
+    task = get(redis_url, "c")
+    assert task is not None and task.waiting is not None
+    assert (task.waiting.reason, task.waiting.next_probe_at) == (WaitReason.OPEN, 9_000)
+
+
 def test_half_open_sends_exactly_one_probe_and_its_success_releases_the_parked(
     store: TaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:

@@ -19,6 +19,7 @@ from queue_system.domain.destinations import (
     Destination,
     DestinationLimits,
     DestinationReport,
+    WaitReason,
 )
 from queue_system.domain.models import (
     MAX_HISTORY,
@@ -305,12 +306,14 @@ class AsyncTaskStore:
         if not fields:
             return None
         task = task_from_hash(fields, history, payload)
-        if task.waiting and task.dest:  # when its destination is next probed
+        if task.waiting and task.dest:  # why it waits now, and when its destination is next probed
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.hmget(self.keys.dest(task.dest), ["state", "open_until"])
                 ((state, open_until),) = await pipe.execute()
-            if state == BreakerState.OPEN and open_until:
-                task = replace(task, waiting=replace(task.waiting, next_probe_at=int(open_until)))
+            closed = state in (None, BreakerState.CLOSED)
+            probe_at = int(open_until) if state == BreakerState.OPEN and open_until else None
+            reason = WaitReason.BUSY if closed else WaitReason.OPEN
+            task = replace(task, waiting=replace(task.waiting, reason=reason, next_probe_at=probe_at))
         return task
 
     async def destinations(self, now: int, limit: int) -> DestinationReport:

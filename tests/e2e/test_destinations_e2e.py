@@ -94,6 +94,8 @@ def test_the_breaker_opens_probes_one_at_a_time_and_closes_releasing_the_parked(
         assert stats["open"] == 1 and stats["parked"] >= 1
 
         # While open: one probe at a time across both processes, every 1-2 s (each times out at 1 s).
+        # (From a moment with nothing in flight: requests sent before it opened time out first.)
+        assert poll(lambda: rx.stats.active == 0, 5, interval=0.01)
         rx.protocol.reset()
         time.sleep(5)
         assert rx.stats.max_active <= 1 and 1 <= rx.stats.requests <= 3, rx.stats.as_dict()
