@@ -295,6 +295,35 @@ SPEC: tuple[Var, ...] = (
         "worker.metrics_port",
     ),
     Var(
+        "WEBHOOK_MAX_INFLIGHT_PER_HOST",
+        integer(1, 100_000),
+        "256",
+        "webhook requests in flight to one destination (scheme, host, port), across all workers; more "
+        "wait, parked",
+        "worker.max_inflight_per_host",
+    ),
+    Var(
+        "WEBHOOK_BREAKER_THRESHOLD",
+        integer(1, 10_000),
+        "5",
+        "timeouts, connection errors or 5xx in a row that open a destination's circuit breaker",
+        "worker.breaker_threshold",
+    ),
+    Var(
+        "WEBHOOK_BREAKER_COOLDOWN",
+        duration(100),
+        "5s",
+        "how long an open destination waits before one probe; doubles after each failed probe",
+        "worker.breaker_cooldown_ms",
+    ),
+    Var(
+        "WEBHOOK_BREAKER_MAX_COOLDOWN",
+        duration(100),
+        "5m",
+        "the longest cool-down",
+        "worker.breaker_max_cooldown_ms",
+    ),
+    Var(
         "TASK_RETENTION",
         duration(1_000),
         "7d",
@@ -420,6 +449,10 @@ class WorkerSettings:
     lease_ms: int = _default("WORKER_LEASE")
     poll_interval_ms: int = _default("WORKER_POLL_INTERVAL")
     max_inflight: int = _default("WORKER_MAX_INFLIGHT")
+    max_inflight_per_host: int = _default("WEBHOOK_MAX_INFLIGHT_PER_HOST")
+    breaker_threshold: int = _default("WEBHOOK_BREAKER_THRESHOLD")
+    breaker_cooldown_ms: int = _default("WEBHOOK_BREAKER_COOLDOWN")
+    breaker_max_cooldown_ms: int = _default("WEBHOOK_BREAKER_MAX_COOLDOWN")
     task_modules: tuple[str, ...] = _default("TASK_MODULES")
     health_port: int = _default("WORKER_HEALTH_PORT")
     metrics_port: int = _default("WORKER_METRICS_PORT")

@@ -204,11 +204,16 @@ def test_stats(cli: Cli, api: httpx.Client) -> None:
     assert data["by_status"]["completed"] == 1 and data["by_type"] == {"echo": 1}
 
 
-@pytest.mark.parametrize("what", ["workers", "destinations"])
+@pytest.mark.parametrize("what", ["workers"])
 def test_endpoint_the_server_lacks(cli: Cli, what: str) -> None:
     result = cli(what)
     assert result.exit_code == EXIT_NOT_FOUND
     assert f"this server does not report {what} yet" in result.stderr
+
+
+def test_destinations(cli: Cli) -> None:
+    data = json.loads(ok(cli("destinations", "--json")))
+    assert data == {"known": 0, "open": 0, "parked": 0, "items": []}
 
 
 def test_purge_asks_then_deletes_only_what_matches(cli: Cli, api: httpx.Client) -> None:

@@ -3,7 +3,10 @@ Redis. The table below is the truth (domain/models.py's docstring draws it); eac
 statuses it accepts, so this test is what keeps the two in step.
 
 Each case reaches its starting status through the scripts themselves, runs one script, and checks
-the resulting status, and that the task sits in exactly that status's index.
+the resulting status, and that the task sits in exactly that status's index. A parked task (its
+webhook destination could not take it: storage/lua/destinations.lua) is pending or retrying as
+before; the same table holds for it, except that no claim starts it, and it sits in its
+destination's parked set exactly while it is parked.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from queue_system.domain.destinations import DestinationLimits
 from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
 from queue_system.domain.retry import Decision
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import AsyncTaskStore, ChangeResult, TaskStore
+from tests.test_destinations import D
+from tests.test_destinations import create as create_for_destination
 from tests.test_store import create, finish_with
 
 K = Keys()
@@ -39,6 +45,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "cancel": {PENDING: CANCELLED, SCHEDULED: CANCELLED, RETRYING: CANCELLED},
     "retry": {FAILED: PENDING, CANCELLED: PENDING},
     "redispatch": {},  # a new message, same status
+    "wake": {},  # a parked task is dispatched again (new message), same status
     "sweep": {COMPLETED: GONE, FAILED: GONE, CANCELLED: GONE},
     "delete": {status.value: GONE for status in TaskStatus},
 }
@@ -92,6 +99,7 @@ RUN: dict[str, Callable[[TaskStore, str, str], object]] = {
     "retry": lambda _, __, url: _async(url, lambda s: s.retry("t", LATER)),
     "redispatch": lambda store, status, _: store.redispatch_stranded(TaskStatus(status), 0, LATER, 0),
     "sweep": lambda store, _, __: store.sweep(LATER),
+    "wake": lambda store, _, __: store.wake_destinations(LATER),
     "delete": lambda _, __, url: _async(url, lambda s: s.delete("t")),
 }
 
@@ -132,3 +140,50 @@ def test_a_refused_change_names_the_status_that_refused(redis_client: redis.Redi
         store.close()
     refused = _async(redis_url, lambda s: s.cancel("t", LATER, RETENTION_MS))
     assert isinstance(refused, ChangeResult) and refused.status is TaskStatus.PROCESSING
+
+
+# One transient failure opens the breaker, for longer than LATER: a claim for it parks the task.
+PARKING = DestinationLimits(breaker_threshold=1, cooldown_ms=10**8, max_cooldown_ms=10**8)
+
+
+def _reach_parked(status: str, store: TaskStore, redis_url: str) -> None:
+    """Task `t`, parked for destination D (whose breaker is open), in `status` (pending|retrying)."""
+    create_for_destination(redis_url, "t", "f", now=1_000)
+    down = AttemptResult(Outcome.TRANSIENT, error="timeout")
+    if status == PENDING:
+        store.claim("f", 1, 1_500, 9_000)
+        finish_with(store, "f", 1, Decision(TaskStatus.RETRYING, LATER * 2), down, now=2_000, dest=D)
+        assert store.claim("t", 1, 2_100, 9_000).reason == "parked"  # type: ignore[union-attr]
+    else:
+        store.claim("t", 1, 1_500, 9_000)
+        finish_with(store, "t", 1, Decision(TaskStatus.RETRYING, 3_000), down, now=2_000, dest=D)
+        store.promote_due(3_000)
+        assert store.claim("t", 2, 3_100, 9_000).reason == "parked"  # type: ignore[union-attr]
+
+
+def _parked_consistently(client: redis.Redis) -> bool:
+    """-> whether `t` is parked; it is in D's parked set exactly when its record says so."""
+    fields: dict[str, str] = client.hgetall(K.task("t"))  # type: ignore[assignment]
+    in_set = client.zscore(K.dest_parked(D), "t") is not None
+    assert in_set == ("parked" in fields), fields
+    assert not in_set or fields["status"] in (PENDING, RETRYING), fields
+    return in_set
+
+
+@pytest.mark.parametrize("script", list(EXPECTED))
+def test_every_script_from_a_parked_task(script: str, redis_client: redis.Redis, redis_url: str) -> None:
+    store = TaskStore(redis_client, limits=PARKING)
+    actual, expected = {}, {}
+    try:
+        for start in (PENDING, RETRYING):
+            redis_client.flushdb()
+            _reach_parked(start, store, redis_url)
+            assert _status(redis_client) == start and _parked_consistently(redis_client)
+            RUN[script](store, start, redis_url)
+            still_parked = _parked_consistently(redis_client)
+            actual[start] = (_status(redis_client), still_parked)
+            after = start if script == "claim" else EXPECTED[script].get(start, start)
+            expected[start] = (after, after == start)
+    finally:
+        store.close()
+    assert actual == expected

@@ -91,7 +91,7 @@ def attempt(n: int = 1) -> Attempt:
     return Attempt(n=n, started_at=1_000, duration_ms=5, outcome=Outcome.SUCCESS, status_code=200)
 
 
-def claimed(task_id: str, token: int) -> Task:
+def claimed(task_id: str, token: int, dest: str | None = None) -> Task:
     """A task as its claim returned it (what finish is given)."""
     return Task(
         id=task_id,
@@ -103,6 +103,7 @@ def claimed(task_id: str, token: int) -> Task:
         created_at=1_000,
         updated_at=1_000,
         token=token,
+        dest=dest,
     )
 
 
@@ -116,9 +117,10 @@ def finish_with(
     now: int = 2_000,
     n: int = 1,
     ack: MessageAck | None = None,
+    dest: str | None = None,
 ) -> Finished:
     return store.finish(
-        claimed(task_id, token), attempt(n), decision, result, now=now, retention_ms=60_000, ack=ack
+        claimed(task_id, token, dest), attempt(n), decision, result, now=now, retention_ms=60_000, ack=ack
     )
 
 
@@ -621,8 +623,19 @@ def test_the_lua_spells_no_key_or_wire_name_of_its_own() -> None:
     for path in (files("queue_system.storage") / "lua").iterdir():
         source = path.read_text()
         code = "\n".join(line.split("--")[0] for line in source.splitlines())
-        for literal in (":task:", ":idx:", ":schedule", ":leases", ":expiry", "dramatiq", "run_task", "'#'"):
+        spelled = (
+            ":task:",
+            ":idx:",
+            ":schedule",
+            ":leases",
+            ":expiry",
+            ":dest",
+            ":stats:",
+            "dramatiq",
+            "run_task",
+        )
+        for literal in (*spelled, "'#'"):
             assert literal not in code, f"{path.name} spells {literal!r}"
-        if path.name != "common.lua":
+        if path.name not in ("common.lua", "destinations.lua"):  # the libraries the scripts share
             assert source.startswith(f"-- {path.name.removesuffix('.lua')}: "), path.name
             assert "-- KEYS[1]" in source and "-- ARGV" in source and "-- Returns" in source, path.name

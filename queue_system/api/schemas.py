@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from queue_system.domain.destinations import Waiting
 from queue_system.domain.models import Attempt, Task
 from queue_system.domain.redaction import redact_payload
 from queue_system.errors import InvalidInput
@@ -69,6 +70,17 @@ class AttemptOut(msgspec.Struct, omit_defaults=True):
     response_body: str | None = None
 
 
+class WaitingOut(msgspec.Struct):
+    """Why a task waits without running: its destination is down (`open`: the circuit breaker is
+    open, or one probe is under way) or has WEBHOOK_MAX_INFLIGHT_PER_HOST requests in flight
+    (`busy`). Waiting counts no attempt and does not extend the retry window."""
+
+    destination: str
+    reason: Literal["open", "busy"]
+    since: str
+    next_probe_at: str | None  # when an open destination is tried again
+
+
 class TaskOut(msgspec.Struct):
     id: str
     type: str
@@ -84,6 +96,7 @@ class TaskOut(msgspec.Struct):
     last_error: str | None = None
     retry: dict[str, Any] | None = None  # the task's own retry options, as the client wrote them
     attempt_history: list[AttemptOut] | None = None
+    waiting: WaitingOut | None = None  # set while the task is parked, waiting for its destination
 
 
 class CreatedTask(TaskOut):
@@ -104,12 +117,19 @@ class QueueDepth(msgspec.Struct):
     dead: int
 
 
+class DestinationSummary(msgspec.Struct):
+    known: int  # webhook destinations seen in the last 7 days
+    open: int  # destinations whose circuit breaker is open or half-open
+    parked: int  # tasks waiting for their destination
+
+
 class Stats(msgspec.Struct):
     by_status: dict[str, int]
     by_type: dict[str, int]
     queues: dict[str, QueueDepth]
     delayed: int  # scheduled tasks and retries waiting for their time
     oldest_pending_age_ms: int | None
+    destinations: DestinationSummary | None = None
 
 
 def rfc3339(ms: int | None) -> str | None:
@@ -149,6 +169,17 @@ def task_out(task: Task, *, with_history: bool) -> TaskOut:
     )
 
 
+def waiting_out(w: Waiting | None) -> WaitingOut | None:
+    if w is None:
+        return None
+    return WaitingOut(
+        destination=w.destination,
+        reason=w.reason.value,
+        since=rfc3339(w.since) or "",
+        next_probe_at=rfc3339(w.next_probe_at),
+    )
+
+
 def created_out(task: Task, *, created: bool) -> CreatedTask:
     message = "task accepted" if created else "task already exists (same id and request)"
     return CreatedTask(**_task_fields(task), task_id=task.id, message=message)
@@ -169,6 +200,7 @@ def _task_fields(task: Task) -> dict[str, Any]:
         result=task.result,
         last_error=task.last_error,
         retry=task.retry.requested if task.retry is not None else None,
+        waiting=waiting_out(task.waiting),
     )
 
 

@@ -8,6 +8,7 @@ runs every script from every status on a real Redis and checks this):
     processing -> completed, retrying, failed (finish); retrying or failed (reclaim: lease expired);
                   back to pending or retrying (unclaim: the attempt never started)
     retrying   -> processing (claim), cancelled
+    (a claim of a task whose destination cannot take it parks it instead: its status stays)
     failed, cancelled -> pending (manual retry)
     completed: final
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from queue_system.domain.destinations import Waiting
 from queue_system.domain.policy import RetryPolicy
 
 
@@ -87,6 +89,8 @@ class Task:
     attempt_base: int = 0  # attempts made before the last manual retry
     trigger: str = "auto"  # what started the current attempt: "auto" | "manual"
     history: list[Attempt] = field(default_factory=list)
+    dest: str | None = None  # a webhook's destination, `scheme://host:port`
+    waiting: Waiting | None = None  # parked: why it waits for its destination
 
     @property
     def window_start(self) -> int:

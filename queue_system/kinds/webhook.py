@@ -28,6 +28,7 @@ from queue_system.kinds.registry import KINDS_ATTRIBUTE, RunContext, TaskKind, f
 from queue_system.kinds.webhook_security import egress_policy, signing_keys
 from queue_system.settings import Settings
 from queue_system.transports.egress import EgressPolicy
+from queue_system.transports.async_http import destination
 from queue_system.transports.http import WebhookRequest, send
 from queue_system.transports.signing import parse_secret, webhook_headers, webhook_id
 
@@ -56,6 +57,18 @@ def _url_problem(url: str) -> str | None:
     if parsed.scheme not in ("http", "https") or not parsed.host:
         return "must be an absolute http:// or https:// URL"
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _destination_of(url: str) -> str:
+    scheme, host, port = destination(url)
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def destination_of(hook: Webhook) -> str:
+    """Where the webhook goes, as its destination's cap and circuit breaker know it:
+    `scheme://host:port`, the host lower-cased, the scheme's default port filled in."""
+    return _destination_of(hook.url)
 
 
 _STRICT = EgressPolicy()  # the default deny list, for a kind built without settings

@@ -23,6 +23,7 @@ import redis
 from loguru import logger
 
 from queue_system.domain.models import TaskStatus
+from queue_system.service import destinations
 from queue_system.service.clock import now_ms
 from queue_system.service.observe import NullObserver, Observer
 from queue_system.service.runner import InFlight
@@ -73,6 +74,7 @@ class Reconciler:
         done = {"promoted": self.store.promote_due(now)}
         if self.broker_id is not None and now - self._last_beat >= HEARTBEAT_MS:
             done["requeued"] = self.heartbeat(now)
+        done["unparked"] = destinations.wake(self.store, now)
         if now - self._last_renew >= self.lease_ms // 3:
             self._last_renew = now
             done["renewed"] = self.store.renew_leases(now + self.lease_ms, self.in_flight.snapshot())

@@ -14,10 +14,12 @@ from typing import Any
 
 import msgspec
 
+from queue_system.domain.destinations import DestinationReport
 from queue_system.domain.models import Page, Task, TaskQuery, TaskStatus
 from queue_system.domain.retry import RetryOverride, RetryPolicy, encode_policy, resolve_policy
 from queue_system.errors import Conflict, InvalidInput, TaskNotFound
 from queue_system.kinds.registry import Registry, TaskKind, backoff_policy, fixed_policy
+from queue_system.kinds.webhook import Webhook, destination_of
 from queue_system.service.clock import now_ms
 from queue_system.settings import WorkerSettings
 from queue_system.storage.dramatiq_wire import QUEUES
@@ -71,6 +73,9 @@ class TaskService:
             extra["retry"] = encode_policy(policy)
         if sub.timeout_ms is not None:
             extra["timeout_ms"] = str(sub.timeout_ms)
+        dest = destination_of(payload) if isinstance(payload, Webhook) else None
+        if dest is not None:  # its destination's cap and circuit breaker apply (lua/destinations.lua)
+            extra["dest"] = dest
         due = self._due(sub, now)
         # The options as requested (not as resolved): resending the same request stays the same task.
         requested = msgspec.json.encode(sub.retry.requested).decode() if sub.retry else ""
@@ -89,7 +94,7 @@ class TaskService:
         )
         created, existing_fingerprint = await self.store.create(new)
         if created:  # one round trip on the hot path: the record is exactly what we just wrote
-            return _as_task(new, payload, sub, policy), True
+            return _as_task(new, payload, sub, policy, dest), True
         if existing_fingerprint != fingerprint:
             raise Conflict(f"a different task with id {task_id!r} exists", task_id=task_id)
         task = await self.store.get(task_id)
@@ -147,8 +152,15 @@ class TaskService:
     async def stats(self) -> dict[str, Any]:
         stats = await self.store.stats(self.registry.names(), list(QUEUES))
         oldest = stats.pop("oldest_pending_created_at")
-        stats["oldest_pending_age_ms"] = max(0, now_ms() - oldest) if oldest is not None else None
+        now = now_ms()
+        stats["oldest_pending_age_ms"] = max(0, now - oldest) if oldest is not None else None
+        report = await self.store.destinations(now, 0)
+        stats["destinations"] = {"known": report.known, "open": report.open, "parked": report.parked}
         return stats
+
+    async def destinations(self, limit: int) -> DestinationReport:
+        """The `limit` most recently active webhook destinations and a summary of all."""
+        return await self.store.destinations(now_ms(), limit)
 
     async def cancel(self, task_id: str) -> Task:
         outcome = await self.store.cancel(task_id, now_ms(), self.retention_ms)
@@ -165,7 +177,9 @@ class TaskService:
             raise TaskNotFound(task_id)
 
 
-def _as_task(new: NewTask, payload: Any, sub: Submission, policy: RetryPolicy | None) -> Task:
+def _as_task(
+    new: NewTask, payload: Any, sub: Submission, policy: RetryPolicy | None, dest: str | None
+) -> Task:
     return Task(
         id=new.id,
         type=new.type,
@@ -179,4 +193,5 @@ def _as_task(new: NewTask, payload: Any, sub: Submission, policy: RetryPolicy | 
         retry=policy,
         timeout_ms=sub.timeout_ms,
         next_attempt_at=new.due,
+        dest=dest,
     )

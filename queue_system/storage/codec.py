@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from queue_system.domain.destinations import Waiting, WaitReason
 from queue_system.domain.models import Attempt, Outcome, Task, TaskStatus
 from queue_system.domain.policy import decode_policy
 
@@ -41,6 +42,9 @@ def task_from_hash(
     """A task from its hash, its attempt history and its payload (a key of its own): the one
     decoder of a task, for reads and for the claim script's reply alike."""
     retry = fields.get("retry")
+    dest = fields.get("dest")
+    parked = fields.get("parked")
+    waiting = Waiting(dest, WaitReason(parked), int(fields.get("parked_at", 0))) if parked and dest else None
     return Task(
         id=fields["id"],
         type=fields["type"],
@@ -61,6 +65,8 @@ def task_from_hash(
         attempt_base=int(fields.get("attempt_base", 0)),
         trigger=fields.get("trigger", "auto"),
         history=[attempt_from_json(h) for h in history or ()],
+        dest=dest,
+        waiting=waiting,
     )
 
 

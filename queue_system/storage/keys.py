@@ -10,6 +10,18 @@
 {p}:schedule             zset    id -> due ms (scheduled and retrying tasks)
 {p}:leases               zset    id -> lease expiry ms (processing tasks)
 {p}:expiry               zset    id -> purge-at ms (finished tasks); the sweeper owns them
+{p}:dest:{d}             hash    a webhook destination `scheme://host:port`: its circuit breaker
+                                 (state, failures, cooldown_ms, open_until, probe, last_error,
+                                 updated_at); absent = closed, no failures
+{p}:dest:{d}:inflight    zset    id -> lease expiry ms: the destination's slots (a claimed task, or
+                                 a released one on its way to its claim)
+{p}:dest:{d}:parked      zset    id -> parked-at ms: tasks waiting for the destination
+{p}:dests                zset    d -> last activity ms: the owner of the three keys above (the
+                                 reconciler forgets a destination idle for 7 days with nothing
+                                 parked or in flight)
+{p}:dests:due            zset    d -> when the reconciler looks at it next (it has parked tasks)
+{p}:stats:{minute}       hash    attempts, completed, failed, retried of that minute (epoch ms //
+                                 60000), for the dashboard; expires after 2 h
 {p}:dramatiq:{queue}     list    Dramatiq's queue (Dramatiq's RedisBroker, namespace {p}:dramatiq);
                                  its other keys are Dramatiq's: storage/dramatiq_wire.py lists those
                                  our scripts write, worker/broker.py the consumer's own
@@ -60,6 +72,26 @@ class Keys:
     @property
     def expiry(self) -> str:
         return f"{self.prefix}:expiry"
+
+    def dest(self, dest: str) -> str:
+        return f"{self.prefix}:dest:{dest}"
+
+    def dest_inflight(self, dest: str) -> str:
+        return f"{self.prefix}:dest:{dest}:inflight"
+
+    def dest_parked(self, dest: str) -> str:
+        return f"{self.prefix}:dest:{dest}:parked"
+
+    @property
+    def dests(self) -> str:
+        return f"{self.prefix}:dests"
+
+    @property
+    def dests_due(self) -> str:
+        return f"{self.prefix}:dests:due"
+
+    def stats_minute(self, minute: int | str) -> str:
+        return f"{self.prefix}:stats:{minute}"
 
     def queue(self, name: str) -> str:
         return f"{self.dramatiq_namespace}:{name}"

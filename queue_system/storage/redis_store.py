@@ -7,18 +7,28 @@ happens here and in codec.py only. Each method is one round trip: a Lua script o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
+
+from collections.abc import Sequence
 
 import redis
 import redis.asyncio as aioredis
 
+from queue_system.domain.destinations import (
+    BreakerState,
+    Destination,
+    DestinationLimits,
+    DestinationReport,
+    WaitReason,
+)
 from queue_system.domain.models import (
     MAX_HISTORY,
     MAX_LOST_IN_A_ROW,
     Attempt,
     AttemptResult,
+    Outcome,
     Page,
     Task,
     TaskQuery,
@@ -32,6 +42,13 @@ from queue_system.storage.keys import Keys
 
 # Rows a listing may examine while filtering before it returns a partial page with a cursor.
 MAX_SCAN = 5_000
+# Destinations one reconciler step looks at; destinations the stats summary counts (the most
+# recently active; about 2 commands each).
+WAKE_LIMIT = 100
+MAX_DESTINATIONS_SCAN = 2_000
+# A destination with nothing parked or in flight is forgotten (its breaker state too) this long
+# after its last activity.
+DESTINATION_IDLE_MS = 7 * 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +69,7 @@ class SkipReason(StrEnum):
     MISSING = "missing"  # the task is gone (deleted, or purged after its retention)
     NOT_CLAIMABLE = "not_claimable"  # its status is not pending/retrying: running, finished, cancelled
     STALE = "stale"  # another message (a newer token) is the task's current one
+    PARKED = "parked"  # its destination cannot take it now: it waits, parked, without a message
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +83,7 @@ class Claim:
 class Skip:
     reason: SkipReason
     status: TaskStatus | None = None  # for NOT_CLAIMABLE
+    why: str | None = None  # for PARKED: "open" | "busy" (domain.destinations.WaitReason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +125,14 @@ class FinishCall:
 class Unclaimed:
     undone: bool  # False: the task was no longer this claim's (taken over, cancelled, gone)
     acked: bool  # the `ack` given to unclaim was acknowledged by the same script
+def breaker_signal(result: AttemptResult) -> str:
+    """What an attempt says about its destination: "up" (it answered below 500), "down" (a
+    timeout, a connection error, a 5xx) or "" (nothing: the request never went out)."""
+    if result.status_code is not None:
+        return "down" if result.status_code >= 500 else "up"
+    if result.outcome is Outcome.SUCCESS:
+        return "up"
+    return "down" if result.outcome is Outcome.TRANSIENT else ""
 
 
 class Change(StrEnum):
@@ -122,6 +149,22 @@ class ChangeResult:
     status: TaskStatus | None = None  # the status that refused
 
 
+def _destination(row: list[Any]) -> Destination:
+    d, state, in_flight, failures, parked, open_until, cooldown_ms, last_error, last_active = row
+    breaker = BreakerState(state)
+    return Destination(
+        destination=d,
+        state=breaker,
+        in_flight=int(in_flight),
+        failures=int(failures),
+        parked=int(parked),
+        next_probe_at=int(open_until) if breaker is BreakerState.OPEN and open_until else None,
+        cooldown_ms=int(cooldown_ms) if cooldown_ms else None,
+        last_error=last_error or None,
+        last_active_at=int(float(last_active)),
+    )
+
+
 def _change(reply: list[str]) -> ChangeResult:
     if reply[0] == "ok":
         return ChangeResult(Change.DONE)
@@ -133,9 +176,20 @@ def _change(reply: list[str]) -> ChangeResult:
 class TaskStore:
     """Sync storage for the worker (thread-safe: each thread uses a connection of its own)."""
 
-    def __init__(self, client: redis.Redis, keys: Keys | None = None) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: Keys | None = None, limits: DestinationLimits | None = None
+    ) -> None:
         self.client = client
         self.keys = keys or Keys()
+        self.limits = limits or DestinationLimits()
+        lim = self.limits
+        self._limits = (
+            lim.max_inflight,
+            lim.breaker_threshold,
+            lim.cooldown_ms,
+            lim.max_cooldown_ms,
+            lim.hold_ms,
+        )
         self._caller = ScriptCaller(client)
         prefix = self.keys.prefix
         self._claim = Script(self._caller, scripts.CLAIM, prefix)
@@ -147,13 +201,15 @@ class TaskStore:
         self._redispatch = Script(self._caller, scripts.REDISPATCH, prefix)
         self._unclaim = Script(self._caller, scripts.UNCLAIM, prefix)
         self._requeue_dead = Script(self._caller, scripts.REQUEUE_DEAD, prefix)
+        self._wake = Script(self._caller, scripts.WAKE, prefix)
 
     def close(self) -> None:
         self._caller.close()
 
     def claim(self, task_id: str, token: int, now: int, lease_until: int) -> Claim | Skip:
-        """Start an attempt for the message (task_id, token), if it is the task's current one."""
-        reply = self._claim(task_id, token, now, lease_until)
+        """Start an attempt for the message (task_id, token), if it is the task's current one and
+        its destination (if it has one) can take it; else it is parked (Skip PARKED)."""
+        reply = self._claim(task_id, token, now, lease_until, self.limits.max_inflight)
         if reply[0] == "ok":
             _, pairs, payload = reply
             names_values = iter(pairs)  # name, value, name, value, ...
@@ -161,6 +217,8 @@ class TaskStore:
             return Claim(task_from_hash(fields, None, payload))
         if reply[0] == "not_claimable":
             return Skip(SkipReason.NOT_CLAIMABLE, TaskStatus(reply[1]))
+        if reply[0] == "parked":
+            return Skip(SkipReason.PARKED, why=reply[1])
         return Skip(SkipReason(reply[0]))
 
     def finish(
@@ -178,14 +236,14 @@ class TaskStore:
         handler's result, retrying waits in the schedule, failed keeps the error; and acknowledge
         `ack`, in one script. Safe to repeat after a lost reply."""
         recorded, acked = self._finish(
-            *_finish_args(FinishCall(task, attempt, decision, result, now, ack), retention_ms)
+            *_finish_args(FinishCall(task, attempt, decision, result, now, ack), retention_ms, self._limits)
         )
         return Finished(bool(recorded), bool(acked))
 
     def finish_many(self, calls: list[FinishCall], *, retention_ms: int) -> list[Finished]:
         """`finish` for each of `calls`, pipelined in one round trip (each its own script: a
         failed one does not stop the others). Safe to repeat after a lost reply."""
-        replies = self._finish.many([_finish_args(call, retention_ms) for call in calls])
+        replies = self._finish.many([_finish_args(call, retention_ms, self._limits) for call in calls])
         out: list[Finished] = []
         for reply in replies:
             if isinstance(reply, Exception):
@@ -213,7 +271,12 @@ class TaskStore:
         return int(self._promote(now, limit))
 
     def reclaim_expired(self, now: int, retention_ms: int, limit: int = 500) -> int:
-        return int(self._reclaim(now, limit, MAX_HISTORY, MAX_LOST_IN_A_ROW, retention_ms))
+        lim = self.limits
+        return int(
+            self._reclaim(
+                now, limit, MAX_HISTORY, MAX_LOST_IN_A_ROW, retention_ms, lim.cooldown_ms, lim.max_cooldown_ms
+            )
+        )
 
     def renew_leases(self, lease_until: int, owned: list[tuple[str, int]]) -> int:
         if not owned:
@@ -222,6 +285,14 @@ class TaskStore:
         for task_id, token in owned:
             args += [task_id, token]
         return int(self._renew(*args))
+
+    def wake_destinations(self, now: int) -> tuple[int, int]:
+        """Dispatch the parked tasks whose destination can take them (probes of open destinations
+        whose cool-down is over, free slots of closed ones); forget long-idle destinations.
+        -> (tasks dispatched, of which probes)."""
+        lim = self.limits
+        dispatched, probes = self._wake(now, WAKE_LIMIT, lim.max_inflight, lim.hold_ms, DESTINATION_IDLE_MS)
+        return int(dispatched), int(probes)
 
     def sweep(self, now: int, limit: int = 500) -> int:
         return int(self._sweep(now, limit))
@@ -234,7 +305,7 @@ class TaskStore:
         return int(checked), int(redispatched)
 
 
-def _finish_args(call: FinishCall, retention_ms: int) -> list[Any]:
+def _finish_args(call: FinishCall, retention_ms: int, limits: Sequence[Any]) -> list[Any]:
     status = call.decision.status
     result_json = last_error = ""
     if status is TaskStatus.COMPLETED:
@@ -252,6 +323,8 @@ def _finish_args(call: FinishCall, retention_ms: int) -> list[Any]:
     args += [retention_ms, attempt_to_json(call.attempt), MAX_HISTORY, result_json, last_error]
     ack = call.ack
     args += (ack.fetched, ack.messages, ack.message_id, ack.heartbeats, ack.consumer_id) if ack else _NO_ACK
+    if call.task.dest is not None:  # (arguments cost Redis time: only those the script reads)
+        args += [breaker_signal(call.result), *limits]
     return args
 
 
@@ -266,6 +339,7 @@ class AsyncTaskStore:
         self._delete = client.register_script(scripts.DELETE)
         self._page = client.register_script(scripts.PAGE)
         self._retry = client.register_script(scripts.RETRY)
+        self._destinations = client.register_script(scripts.DESTINATIONS)
 
     def _k(self) -> list[str]:
         return [self.keys.prefix]
@@ -287,7 +361,26 @@ class AsyncTaskStore:
             pipe.get(self.keys.payload(task_id))
             pipe.lrange(self.keys.history(task_id), 0, -1)
             fields, payload, history = await pipe.execute()
-        return task_from_hash(fields, history, payload) if fields else None
+        if not fields:
+            return None
+        task = task_from_hash(fields, history, payload)
+        if task.waiting and task.dest:  # why it waits now, and when its destination is next probed
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.hmget(self.keys.dest(task.dest), ["state", "open_until"])
+                ((state, open_until),) = await pipe.execute()
+            closed = state in (None, BreakerState.CLOSED)
+            probe_at = int(open_until) if state == BreakerState.OPEN and open_until else None
+            reason = WaitReason.BUSY if closed else WaitReason.OPEN
+            task = replace(task, waiting=replace(task.waiting, reason=reason, next_probe_at=probe_at))
+        return task
+
+    async def destinations(self, now: int, limit: int) -> DestinationReport:
+        """The `limit` most recently active destinations, and a summary of all (up to
+        MAX_DESTINATIONS_SCAN)."""
+        known, n_open, parked, rows = await self._destinations(
+            keys=self._k(), args=[now, limit, MAX_DESTINATIONS_SCAN]
+        )
+        return DestinationReport(int(known), int(n_open), int(parked), [_destination(row) for row in rows])
 
     async def cancel(self, task_id: str, now: int, retention_ms: int) -> ChangeResult:
         """A waiting task (pending, scheduled, retrying) is cancelled; others are REFUSED."""

@@ -43,6 +43,10 @@ def render_prelude() -> str:
         "messages_key(queue)": k.messages("{queue}"),
         "message_id(id, token)": dramatiq_wire.message_id("{id}", "{token}"),
         "acks_key(broker, queue)": k.acks("{broker}", "{queue}"),
+        "dest_key(d)": k.dest("{d}"),
+        "inflight_key(d)": k.dest_inflight("{d}"),
+        "parked_key(d)": k.dest_parked("{d}"),
+        "stats_key(minute)": k.stats_minute("{minute}"),
     }
     constants = {
         "ALL_INDEX": k.index(),
@@ -50,6 +54,8 @@ def render_prelude() -> str:
         "LEASES": k.leases,
         "EXPIRY": k.expiry,
         "HEARTBEATS": k.heartbeats,
+        "DESTS": k.dests,
+        "DESTS_DUE": k.dests_due,
     }
     actors = ", ".join(f"[{_lua_string(q)}] = {_lua_string(a)}" for q, a in dramatiq_wire.ACTORS.items())
     lines = ["-- Rendered by storage/scripts.py from storage/keys.py and storage/dramatiq_wire.py."]
@@ -87,7 +93,7 @@ def _used_definitions(library: str, body: str) -> str:
     return "".join(source for name, source in defs if name in used)
 
 
-_LIBRARY = render_prelude() + _load("common")
+_LIBRARY = render_prelude() + _load("common") + _load("destinations")
 
 
 def _script(name: str) -> str:
@@ -109,3 +115,5 @@ SWEEP = _script("sweep")
 UNCLAIM = _script("unclaim")
 REQUEUE_DEAD = _script("requeue_dead")
 PAGE = _script("page")
+WAKE = _script("wake")
+DESTINATIONS = _script("dest_list")

@@ -31,6 +31,7 @@ from loguru import logger
 
 from queue_system.kinds import load_kinds
 from queue_system.kinds.webhook_security import egress_connector, egress_transport
+from queue_system.service.destinations import destination_limits
 from queue_system.service.reconciler import Reconciler
 from queue_system.service.runner import Delivered, HandOff, InFlight, Ran, TaskRunner
 from queue_system.settings import Settings
@@ -128,7 +129,7 @@ def build_runtime(
         max_redirects=5,
         headers={"User-Agent": "queue_system-webhooks/0.1"},
     )
-    store = TaskStore(client, keys)
+    store = TaskStore(client, keys, destination_limits(settings))
     in_flight = InFlight()
     metrics = WorkerMetrics()
     runner = TaskRunner(

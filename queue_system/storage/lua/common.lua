@@ -2,7 +2,8 @@
 -- from storage/keys.py and storage/dramatiq_wire.py: P (the key prefix, KEYS[1]), the key
 -- helpers task_key(id), history_key(id), payload_key(id), status_index(status),
 -- type_index(type), queue_key(queue), messages_key(queue), the keys ALL_INDEX, SCHEDULE, LEASES,
--- EXPIRY, message_id(id, token) and ACTORS (queue -> actor name).
+-- EXPIRY, message_id(id, token) and ACTORS (queue -> actor name); for destinations dest_key(d),
+-- inflight_key(d), parked_key(d), DESTS, DESTS_DUE (lua/destinations.lua), and stats_key(minute).
 
 -- A finished task's keys expire this long after the sweeper should have purged them: a backstop
 -- in case no worker runs to sweep.
@@ -23,6 +24,17 @@ local function dispatch(id, token, queue, now)
   redis.call('RPUSH', queue_key(queue), mid)
 end
 
+-- The same at the front of the queue: for a task that has waited its turn already (a parked task
+-- its destination can take again).
+local function dispatch_front(id, token, queue, now)
+  local mid = message_id(id, token)
+  local message = cjson.encode({
+    queue_name = queue, actor_name = ACTORS[queue], args = {id, tonumber(token)}, kwargs = {},
+    options = {redis_message_id = mid}, message_id = mid, message_timestamp = tonumber(now)})
+  redis.call('HSET', messages_key(queue), mid, message)
+  redis.call('LPUSH', queue_key(queue), mid)
+end
+
 local function finish_final(id, now, retention)
   redis.call('ZADD', EXPIRY, now + retention, id)
   redis.call('PEXPIRE', task_key(id), retention + BACKSTOP_MS)
@@ -31,8 +43,12 @@ local function finish_final(id, now, retention)
 end
 
 local function purge(id)
-  local found = redis.call('HMGET', task_key(id), 'type', 'status')
-  local task_type, status = found[1], found[2]
+  local found = redis.call('HMGET', task_key(id), 'type', 'status', 'dest')
+  local task_type, status, dest = found[1], found[2], found[3]
+  if dest then
+    redis.call('ZREM', parked_key(dest), id)
+    redis.call('ZREM', inflight_key(dest), id)
+  end
   if task_type then redis.call('ZREM', type_index(task_type), id) end
   if status then redis.call('ZREM', status_index(status), id) end
   redis.call('ZREM', ALL_INDEX, id)

@@ -4,8 +4,11 @@
 --          retention_ms, history entry (JSON), max_history, result JSON|'' (completed),
 --          last_error|'' (retrying, failed),
 --          then the message to acknowledge, or '' x 5: fetched-set key, messages key, message id,
---          heartbeats key, consumer id (worker/broker.py builds them: Dramatiq's ack, as in its
---          dispatch.lua, done here so recording and acknowledging are one atomic step)
+--          heartbeats key, consumer id (worker/broker.py builds them: Dramatiq's own ack, done
+--          here so recording and acknowledging are one atomic step),
+--          then, for a task with a destination only: the breaker signal of the attempt
+--          ('up'|'down'|'': lua/destinations.lua `settle`), cap, threshold, cooldown_ms,
+--          max_cooldown_ms, hold_ms (the destinations' limits)
 -- Returns  {recorded, acked}: recorded 0 = stale (the lease was taken over: the attempt is only
 --          added to the history); acked 1 = the message was acknowledged here
 local id, token, now, status, next_attempt_at = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
@@ -21,8 +24,8 @@ if fetched ~= '' then
   redis.call('ZADD', heartbeats, now, consumer)
 end
 local key = task_key(id)
-local found = redis.call('HMGET', key, 'status', 'token', 'created_at')
-local current, current_token, created_at = found[1], found[2], found[3]
+local found = redis.call('HMGET', key, 'status', 'token', 'created_at', 'dest')
+local current, current_token, created_at, dest = found[1], found[2], found[3], found[4]
 if not current then return {0, acked} end
 -- The same token and no longer processing: only this attempt's own finish moved it on (every
 -- other transition changes the token), so this is a repeat after a lost reply: already done.
@@ -52,4 +55,14 @@ else
 end
 redis.call('HSET', key, unpack(set))
 redis.call('HDEL', key, unpack(del))
+if dest and ARGV[21] then
+  settle(dest, id, now, ARGV[16], last_error, {tonumber(ARGV[17]), tonumber(ARGV[18]), tonumber(ARGV[19]),
+    tonumber(ARGV[20]), tonumber(ARGV[21])})
+elseif dest then  -- (a caller that did not say: at least the slot is freed)
+  redis.call('ZREM', inflight_key(dest), id)
+end
+-- The dashboard's per-minute counts.
+local minute = stats_key(math.floor(now / 60000))
+if redis.call('HINCRBY', minute, 'attempts', 1) == 1 then redis.call('PEXPIRE', minute, 7200000) end
+redis.call('HINCRBY', minute, status == 'retrying' and 'retried' or status, 1)
 return {1, acked}

@@ -20,9 +20,10 @@ if fetched ~= '' then
   redis.call('ZADD', heartbeats, now, consumer)
 end
 local key = task_key(id)
-local found = redis.call('HMGET', key, 'status', 'token', 'created_at', 'attempts', 'attempt_base', 'queue')
+local found = redis.call('HMGET', key, 'status', 'token', 'created_at', 'attempts', 'attempt_base', 'queue',
+  'dest')
 local status, current_token, created_at, attempts = found[1], found[2], found[3], tonumber(found[4]) or 1
-local base, queue = tonumber(found[5]) or 0, found[6]
+local base, queue, dest = tonumber(found[5]) or 0, found[6], found[7]
 if status ~= 'processing' or current_token ~= token then return {0, acked} end
 attempts = math.max(attempts - 1, 0)
 local back = 'retrying'
@@ -33,5 +34,7 @@ redis.call('HDEL', key, 'started_at')
 if trigger ~= '' and trigger ~= 'auto' then redis.call('HSET', key, 'trigger', trigger) end
 move_status(id, 'processing', back, created_at)
 redis.call('ZREM', LEASES, id)
+-- Its destination slot goes too (the claim took one): the new message claims again.
+if dest then redis.call('ZREM', inflight_key(dest), id) end
 dispatch(id, new_token, queue, now)
 return {1, acked}
