@@ -20,10 +20,10 @@ from queue_system.api import problems
 from queue_system.api.auth import AccessRefused, build_guard, on_access_refused
 from queue_system.api.compat import compat_router
 from queue_system.api.dashboard import dashboard_router
+from queue_system.api.destinations import list_destinations
 from queue_system.api.keys import KeyRing
 from queue_system.api.metrics import count_rejections, metrics, prometheus_config
 from queue_system.api.openapi import StrictStructSchemaPlugin
-from queue_system.api.destinations import list_destinations
 from queue_system.api.routes import TaskController, health, ready, stats
 from queue_system.errors import QueueSystemError
 from queue_system.kinds import Registry, load_kinds

@@ -27,8 +27,8 @@ from queue_system.errors import InvalidInput
 from queue_system.kinds.registry import KINDS_ATTRIBUTE, RunContext, TaskKind, fixed_policy, task_kind
 from queue_system.kinds.webhook_security import egress_policy, signing_keys
 from queue_system.settings import Settings
-from queue_system.transports.egress import EgressPolicy
 from queue_system.transports.async_http import destination
+from queue_system.transports.egress import EgressPolicy
 from queue_system.transports.http import WebhookRequest, send
 from queue_system.transports.signing import parse_secret, webhook_headers, webhook_id
 

@@ -7,11 +7,10 @@ happens here and in codec.py only. Each method is one round trip: a Lua script o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
-
-from collections.abc import Sequence
 
 import redis
 import redis.asyncio as aioredis
@@ -125,6 +124,8 @@ class FinishCall:
 class Unclaimed:
     undone: bool  # False: the task was no longer this claim's (taken over, cancelled, gone)
     acked: bool  # the `ack` given to unclaim was acknowledged by the same script
+
+
 def breaker_signal(result: AttemptResult) -> str:
     """What an attempt says about its destination: "up" (it answered below 500), "down" (a
     timeout, a connection error, a 5xx) or "" (nothing: the request never went out)."""
