@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import get
 from litestar.di import NamedDependency
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 
-from queue_system.api.problems import MEDIA_TYPE
+from queue_system.api.openapi import GUARDED_READ, responses
 from queue_system.api.schemas import rfc3339
 from queue_system.domain.destinations import Destination
 from queue_system.service.tasks import TaskService
@@ -38,20 +37,6 @@ class DestinationsOut(msgspec.Struct):
     items: list[DestinationOut]  # the most recently active first
 
 
-class _Problem(msgspec.Struct):
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str
-    field: str | None = None
-    errors: list[dict[str, Any]] | None = None
-
-
-def _problem(description: str) -> ResponseSpec:
-    return ResponseSpec(data_container=_Problem, media_type=MEDIA_TYPE, description=description)
-
-
 def destination_out(d: Destination) -> DestinationOut:
     return DestinationOut(
         destination=d.destination,
@@ -76,10 +61,7 @@ def destination_out(d: Destination) -> DestinationOut:
         "until `next_probe_at`, when one of them goes out as a probe; an answer closes the breaker and "
         "the waiting tasks go out, a failure doubles the cool-down (up to WEBHOOK_BREAKER_MAX_COOLDOWN)."
     ),
-    responses={
-        422: _problem("a query parameter is out of range (the problem names it)"),
-        503: _problem("Redis is unreachable"),
-    },
+    responses=responses(400, 422, 503, guard=GUARDED_READ),
 )
 async def list_destinations(
     service: NamedDependency[TaskService],
