@@ -24,7 +24,7 @@ from queue_system.api.destinations import list_destinations
 from queue_system.api.keys import KeyRing
 from queue_system.api.metrics import count_rejections, metrics, prometheus_config
 from queue_system.api.openapi import StrictStructSchemaPlugin
-from queue_system.api.routes import TaskController, health, ready, stats
+from queue_system.api.routes import TaskController, health, ready, stats, workers
 from queue_system.errors import QueueSystemError
 from queue_system.kinds import Registry, load_kinds
 from queue_system.service.tasks import TaskService
@@ -88,6 +88,7 @@ def create_app(
             dashboard_router(keyring if keyring is not None else guard.ring, keys),
             metrics,
             list_destinations,
+            workers,
         ],
         middleware=[prometheus_config.middleware, count_rejections],
         lifespan=[lifespan],

@@ -24,11 +24,12 @@ from queue_system.api.schemas import (
     TaskPage,
     decode_cursor,
     encode_cursor,
+    rfc3339,
     task_out,
 )
 from queue_system.domain.models import TaskQuery, TaskStatus
 from queue_system.errors import InvalidInput
-from queue_system.service.health import readiness
+from queue_system.service.health import readiness, worker_processes
 from queue_system.service.tasks import TaskService
 
 TaskId = FromPath[str]
@@ -172,6 +173,30 @@ class TaskController(Controller):
 )
 async def stats(service: Service) -> Stats:
     return msgspec.convert(await service.stats(), Stats)
+
+
+class WorkerOut(msgspec.Struct):
+    id: str  # Dramatiq's broker id: one per worker process
+    last_heartbeat_at: str
+    alive: bool  # a heartbeat in the last 10 s
+
+
+class WorkersOut(msgspec.Struct):
+    alive: int
+    items: list[WorkerOut]  # freshest heartbeat first
+
+
+@get(
+    "/api/v1/workers",
+    tags=["workers"],
+    summary="Worker processes and their last heartbeat (every process beats once a second)",
+    responses=responses(503, guard=GUARDED_READ),
+)
+async def workers(service: Service) -> WorkersOut:
+    items = [
+        WorkerOut(w.id, rfc3339(w.last_heartbeat) or "", w.alive) for w in await worker_processes(service)
+    ]
+    return WorkersOut(alive=sum(w.alive for w in items), items=items)
 
 
 def _ms(value: str | None, field: str) -> int | None:

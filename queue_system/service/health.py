@@ -23,6 +23,21 @@ class Readiness:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerProcess:
+    id: str  # Dramatiq's broker id: one per worker process
+    last_heartbeat: int  # epoch ms
+    alive: bool  # heartbeat in the last FRESH_MS
+
+
+async def worker_processes(service: TaskService, limit: int = 200) -> list[WorkerProcess]:
+    """The worker processes Redis has heard from, freshest first (dead ones linger until the
+    reconciler of a live worker forgets them, WORKER_LEASE after their last heartbeat)."""
+    rows = await service.store.client.zrevrange(service.store.keys.heartbeats, 0, limit - 1, withscores=True)
+    fresh_after = now_ms() - FRESH_MS
+    return [WorkerProcess(str(member), int(score), score >= fresh_after) for member, score in rows]
+
+
 async def readiness(service: TaskService) -> Readiness:
     store = service.store
     key = store.keys.heartbeats
