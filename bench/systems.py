@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from bench.common import PY, ROOT, Proc, base_env, port_open, spawn, wait_until
 from queue_system.kinds import load_kinds
 from queue_system.service.tasks import Submission, TaskService
-from queue_system.settings import Settings
+from queue_system.settings import load_settings
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import AsyncTaskStore
 
@@ -77,7 +77,8 @@ def failed(client: redis.Redis) -> int:
 
 
 async def _preload_ours(redis_url: str, subs: list[Submission], batch: int) -> None:
-    kinds = load_kinds(Settings(), [NOOP_MODULE])
+    # The sinks listen on loopback, which the egress guard blocks by default (as base_env opens it).
+    kinds = load_kinds(load_settings({"EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}), [NOOP_MODULE])
     client = aioredis.Redis.from_url(redis_url, decode_responses=True, max_connections=batch)
     try:
         service = TaskService(AsyncTaskStore(client, KEYS), kinds, retention_ms=7 * 86_400_000)
