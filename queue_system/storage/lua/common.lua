@@ -63,3 +63,16 @@ local function push_history(id, entry, max_history)
     redis.call('LTRIM', history_key(id), -max_history, -1)
   end
 end
+
+-- Dramatiq's ack of message `mid` (its SREM + HDEL and the heartbeat, as in its dispatch.lua),
+-- when the caller passed one (`fetched` ~= ''): -> 1 if this call acknowledged it.
+local function ack_message(fetched, messages, mid, heartbeats, consumer, now)
+  if fetched == '' then return 0 end
+  local acked = 0
+  if redis.call('SREM', fetched, mid) == 1 then
+    redis.call('HDEL', messages, mid)
+    acked = 1
+  end
+  redis.call('ZADD', heartbeats, now, consumer)
+  return acked
+end

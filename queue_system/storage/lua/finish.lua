@@ -14,15 +14,7 @@
 local id, token, now, status, next_attempt_at = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local retention, entry, max_history = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
 local result, last_error = ARGV[9], ARGV[10]
-local fetched, messages, mid, heartbeats, consumer = ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]
-local acked = 0
-if fetched ~= '' then
-  if redis.call('SREM', fetched, mid) == 1 then
-    redis.call('HDEL', messages, mid)
-    acked = 1
-  end
-  redis.call('ZADD', heartbeats, now, consumer)
-end
+local acked = ack_message(ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], now)
 local key = task_key(id)
 local found = redis.call('HMGET', key, 'status', 'token', 'created_at', 'dest')
 local current, current_token, created_at, dest = found[1], found[2], found[3], found[4]

@@ -10,15 +10,7 @@
 -- The status it goes back to follows from the counts: a pending task has made no attempt since
 -- its creation or its manual retry (attempts == attempt_base), a retrying one has.
 local id, token, now, trigger = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local fetched, messages, mid, heartbeats, consumer = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local acked = 0
-if fetched ~= '' then
-  if redis.call('SREM', fetched, mid) == 1 then
-    redis.call('HDEL', messages, mid)
-    acked = 1
-  end
-  redis.call('ZADD', heartbeats, now, consumer)
-end
+local acked = ack_message(ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], now)
 local key = task_key(id)
 local found = redis.call('HMGET', key, 'status', 'token', 'created_at', 'attempts', 'attempt_base', 'queue',
   'dest')
