@@ -45,6 +45,17 @@ def _fresh_redis(redis_client: redis.Redis) -> None:
 
 
 @pytest.fixture
+def workers() -> Iterator[list[support.Proc]]:
+    """Workers a test starts; any still running at the end are killed (the whole group)."""
+    started: list[support.Proc] = []
+    yield started
+    for proc in started:
+        if proc.running:
+            proc.kill_group()
+            proc.wait(10)
+
+
+@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     with Receiver() as rx:
         yield rx

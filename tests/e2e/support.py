@@ -134,6 +134,17 @@ def start_api(redis_url: str, log_dir: Path, name: str = "api", **env: str) -> t
     return proc, url
 
 
+@contextlib.contextmanager
+def api_alone(redis_url: str, log_dir: Path, name: str) -> Iterator[httpx.Client]:
+    """A client of an API process of its own (for modules that start and stop workers themselves)."""
+    proc, base_url = start_api(redis_url, log_dir, name=name)
+    try:
+        with httpx.Client(base_url=base_url, timeout=10) as client:
+            yield client
+    finally:
+        proc.stop()
+
+
 def start_worker(redis_url: str, log_dir: Path, name: str = "worker", **env: str) -> Proc:
     proc = launch_worker(redis_url, log_dir, name, **env)
     _or_stop([proc], lambda: wait_worker_ready(proc, int(child_env(**env)["WORKER_PROCESSES"])))

@@ -18,7 +18,7 @@ import redis
 
 from bench.slow_receiver import SlowReceiver
 from queue_system.storage.keys import Keys
-from tests.e2e.support import Proc, outcomes, poll, start_api, start_worker, submit
+from tests.e2e.support import Proc, api_alone, outcomes, poll, start_worker, submit
 
 pytestmark = pytest.mark.e2e
 
@@ -27,23 +27,8 @@ K = Keys()
 
 @pytest.fixture(scope="module")
 def delivery_api(redis_url: str, e2e_logs: Path) -> Iterator[httpx.Client]:
-    proc, base_url = start_api(redis_url, e2e_logs, name="api-delivery")
-    try:
-        with httpx.Client(base_url=base_url, timeout=10) as client:
-            yield client
-    finally:
-        proc.stop()
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Proc]]:
-    """Workers a test starts; any still running at the end are killed (the whole group)."""
-    started: list[Proc] = []
-    yield started
-    for proc in started:
-        if proc.running:
-            proc.kill_group()
-            proc.wait(10)
+    with api_alone(redis_url, e2e_logs, name="api-delivery") as client:
+        yield client
 
 
 def _submit_many(api: httpx.Client, rx: SlowReceiver, n: int) -> list[str]:

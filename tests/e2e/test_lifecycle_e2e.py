@@ -16,9 +16,9 @@ import pytest
 from tests.e2e import support
 from tests.e2e.support import (
     Proc,
+    api_alone,
     get_task,
     outcomes,
-    start_api,
     start_worker,
     submit,
     wait_for_status,
@@ -30,23 +30,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def lifecycle_api(redis_url: str, e2e_logs: Path) -> Iterator[httpx.Client]:
-    proc, base_url = start_api(redis_url, e2e_logs, name="api-lifecycle")
-    try:
-        with httpx.Client(base_url=base_url, timeout=10) as client:
-            yield client
-    finally:
-        proc.stop()
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Proc]]:
-    """Workers a test starts; any still running at the end are killed (the whole group)."""
-    started: list[Proc] = []
-    yield started
-    for proc in started:
-        if proc.running:
-            proc.kill_group()
-            proc.wait(10)
+    with api_alone(redis_url, e2e_logs, name="api-lifecycle") as client:
+        yield client
 
 
 def test_sigterm_finishes_the_delivery_in_flight_and_leaves_the_rest_queued(
