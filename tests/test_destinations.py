@@ -363,8 +363,8 @@ def test_finish_counts_attempts_per_minute(
     attempt_once(store, redis_client, "m1", UP, 120_000)
     attempt_once(store, redis_client, "m2", DOWN, 121_000)
     attempt_once(store, redis_client, "m2", GONE_404, 185_000)
-    assert redis_client.hgetall(K.stats_minute(2)) == {"attempts": "2", "completed": "1", "retried": "1"}
-    assert redis_client.hgetall(K.stats_minute(3)) == {"attempts": "1", "failed": "1"}
+    assert redis_client.hgetall(K.stats_minute(2)) == {"completed": "1", "retried": "1"}
+    assert redis_client.hgetall(K.stats_minute(3)) == {"failed": "1"}
     assert 0 < int(redis_client.pttl(K.stats_minute(2))) <= 7_200_000  # type: ignore[arg-type]
 
 

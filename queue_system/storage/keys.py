@@ -20,8 +20,8 @@
                                  reconciler forgets a destination idle for 7 days with nothing
                                  parked or in flight)
 {p}:dests:due            zset    d -> when the reconciler looks at it next (it has parked tasks)
-{p}:stats:{minute}       hash    attempts, completed, failed, retried of that minute (epoch ms //
-                                 60000), for the dashboard; expires after 2 h
+{p}:stats:{minute}       hash    completed, failed, retried of that minute (epoch ms // 60000;
+                                 attempts is their sum), for the dashboard; expires after 2 h
 {p}:dramatiq:{queue}     list    Dramatiq's queue (Dramatiq's RedisBroker, namespace {p}:dramatiq);
                                  its other keys are Dramatiq's: storage/dramatiq_wire.py lists those
                                  our scripts write, worker/broker.py the consumer's own

@@ -192,7 +192,7 @@ def test_the_overview_reads_counters_workers_and_destinations(
     empty = open_client.get("/dashboard/").text
     assert "No worker has reported a heartbeat" in empty and "No destinations reported" in empty
     minute = int(time.time() * 1000) // 60_000
-    redis_client.hset(f"qs:stats:{minute}", mapping={"completed": 7, "failed": 3, "attempts": 10})
+    redis_client.hset(f"qs:stats:{minute}", mapping={"completed": 7, "failed": 3, "retried": 2})
     redis_client.zadd("qs:dramatiq:__heartbeats__", {"broker-abc": int(time.time() * 1000) - 2_000})
     redis_client.zadd("qs:dests", {"http://127.0.0.1:9": 1})
     redis_client.hset("qs:dest:http://127.0.0.1:9", mapping={"state": "open", "failures": 5})
@@ -201,6 +201,7 @@ def test_the_overview_reads_counters_workers_and_destinations(
     assert "http://127.0.0.1:9" in page and "breaker open" in page
     series = open_client.get("/dashboard/series.json").json()
     assert len(series["minute"]) == 60 and series["completed"][-1] == 7 and series["failed"][-1] == 3
+    assert series["attempts"][-1] == 12 and series["attempts"][0] == 0  # completed + failed + retried
 
 
 def test_sign_in_only_redirects_inside_the_dashboard(keyed: TestClient[Any]) -> None:

@@ -1,8 +1,9 @@
 """What the overview shows beyond /api/v1/stats: per-minute counters, workers, destinations.
 
 Read-only views of keys other parts own:
-    {p}:stats:{minute}           hash  completed, failed, retried, attempts (FINISH; expiry 2 h);
-                                       minute = epoch ms // 60000
+    {p}:stats:{minute}           hash  completed, failed, retried (FINISH; expiry 2 h); minute =
+                                       epoch ms // 60000; attempts is their sum (each attempt
+                                       FINISH records counts once, in one of the three)
     {ns}:__heartbeats__          zset  Dramatiq broker id -> last heartbeat ms (one per worker process)
     {p}:dests, {p}:dest:{d}      zset of destinations, hash of breaker state (the destinations' Lua)
 Missing keys show as empty: a chart with no points, "no workers", "no destinations reported".
@@ -19,7 +20,7 @@ import redis.asyncio as aioredis
 from queue_system.storage.keys import Keys
 
 MINUTES = 60
-COUNTERS = ("completed", "failed", "retried", "attempts")
+COUNTERS = ("completed", "failed", "retried")
 MAX_DESTINATIONS = 50
 
 
@@ -43,6 +44,7 @@ async def series(client: aioredis.Redis, keys: Keys, now_ms: int | None = None) 
     out: dict[str, list[int]] = {"minute": [m * 60 for m in minutes]}
     for i, name in enumerate(COUNTERS):
         out[name] = [int(row[i] or 0) for row in rows]
+    out["attempts"] = [sum(counts) for counts in zip(*(out[name] for name in COUNTERS), strict=True)]
     return out
 
 

@@ -11,8 +11,10 @@
 --          max_cooldown_ms, hold_ms (the destinations' limits)
 -- Returns  {recorded, acked}: recorded 0 = stale (the lease was taken over: the attempt is only
 --          added to the history); acked 1 = the message was acknowledged here
-local id, token, now, status, next_attempt_at = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local retention, entry, max_history = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
+-- `now` stays the string the caller sent: Redis takes it as is, where a Lua number would be
+-- formatted back with sprintf on every redis.call (lua/common.lua `int`).
+local id, token, now, status, next_attempt_at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local retention, entry, max_history = ARGV[6], ARGV[7], tonumber(ARGV[8])
 local result, last_error = ARGV[9], ARGV[10]
 local acked = ack_message(ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], now)
 local key = task_key(id)
@@ -48,13 +50,14 @@ end
 redis.call('HSET', key, unpack(set))
 redis.call('HDEL', key, unpack(del))
 if dest and ARGV[21] then
-  settle(dest, id, now, ARGV[16], last_error, {tonumber(ARGV[17]), tonumber(ARGV[18]), tonumber(ARGV[19]),
+  settle(dest, id, tonumber(now), ARGV[16], last_error, {tonumber(ARGV[17]), tonumber(ARGV[18]), tonumber(ARGV[19]),
     tonumber(ARGV[20]), tonumber(ARGV[21])})
 elseif dest then  -- (a caller that did not say: at least the slot is freed)
   redis.call('ZREM', inflight_key(dest), id)
 end
--- The dashboard's per-minute counts.
-local minute = stats_key(math.floor(now / 60000))
-if redis.call('HINCRBY', minute, 'attempts', 1) == 1 then redis.call('PEXPIRE', minute, 7200000) end
-redis.call('HINCRBY', minute, status == 'retrying' and 'retried' or status, 1)
+-- The dashboard's per-minute counts (attempts = completed + retried + failed: each is counted here).
+local minute = stats_key(int(math.floor(now / 60000)))
+if redis.call('HINCRBY', minute, status == 'retrying' and 'retried' or status, '1') == 1 then
+  redis.call('PEXPIRE', minute, '7200000')
+end
 return {1, acked}
