@@ -24,8 +24,9 @@ from queue_system.domain.models import (
     TaskQuery,
     TaskStatus,
 )
+from queue_system.domain.policy import FixedPolicy, encode_policy
 from queue_system.domain.retry import Decision
-from queue_system.storage import dramatiq_wire, scripts
+from queue_system.storage import codec, dramatiq_wire, scripts
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import (
     AsyncTaskStore,
@@ -200,6 +201,48 @@ def test_claim_then_complete(store: TaskStore, redis_client: redis.Redis, redis_
     assert redis_client.zscore(K.index(status="processing"), "t") is None
     assert redis_client.zscore(K.expiry, "t") == 62_000
     assert int(redis_client.pttl(K.task("t"))) > 0  # type: ignore[arg-type]
+
+
+def test_a_claimed_task_reads_as_get_reads_it(
+    store: TaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
+    # The claim returns codec.CLAIMED_FIELDS from one HMGET, changed as it changes the hash; the
+    # same fields, read back by GET, must decode to the same values (trigger: returned once).
+    async def make() -> None:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            policy = encode_policy(
+                FixedPolicy(interval_ms=2_000, max_age_ms=60_000, requested={"interval": "2s"})
+            )
+            extra = {"retry": policy, "timeout_ms": "1500", "dest": "http://x:80"}
+            new = NewTask("full", "webhook", "priority", '{"url":"http://x"}', "fp", 1_000, extra=extra)
+            assert (await AsyncTaskStore(client).create(new))[0]
+        finally:
+            await client.aclose()
+
+    asyncio.run(make())
+    redis_client.hset(
+        K.task("full"), mapping={"trigger": "manual", "retried_at": 900, "attempt_base": 2, "attempts": 2}
+    )
+    claimed = ok(store.claim("full", 1, 1_500, 20_000))
+    stored = get(redis_url, "full")
+    assert stored is not None and claimed.trigger == "manual" and stored.trigger == "auto"
+    names = {"id", "type", "status", "queue", "attempts", "created_at", "updated_at", "retry"}
+    names |= {"timeout_ms", "token", "retried_at", "attempt_base", "dest"}
+    assert names | {"trigger"} == set(codec.CLAIMED_FIELDS)
+    assert {n: getattr(claimed, n) for n in names} == {n: getattr(stored, n) for n in names}
+    assert (claimed.status, claimed.attempts, claimed.updated_at) == (TaskStatus.PROCESSING, 3, 1_500)
+    assert claimed.retry == FixedPolicy(interval_ms=2_000, max_age_ms=60_000, requested={"interval": "2s"})
+    assert (claimed.timeout_ms, claimed.dest, claimed.queue) == (1_500, "http://x:80", "priority")
+
+
+def test_a_script_includes_only_the_helpers_its_code_calls() -> None:
+    # Redis runs a script's whole chunk on every call: a helper named only in a comment (finish.lua
+    # cites Dramatiq's dispatch.lua) must not be defined in it.
+    assert "-- " in scripts.FINISH and "dispatch.lua" in scripts.FINISH
+    assert "local function dispatch(" not in scripts.FINISH
+    assert "local function dispatch(" in scripts.CREATE and "local function take_slot(" in scripts.CLAIM
+    assert "local function read_claimed(" in scripts.CLAIM and "read_claimed" not in scripts.FINISH
 
 
 def test_attempt_history_keeps_the_last_max_history_attempts(store: TaskStore, redis_url: str) -> None:

@@ -36,11 +36,39 @@ def _int(value: str | None) -> int | None:
     return int(value) if value else None
 
 
+# The hash fields an attempt reads, in the order the claim script returns their values (it reads
+# them with one HMGET: lua/claim.lua, whose prelude storage/scripts.py renders from this tuple).
+# Not the outcome of earlier attempts (result, last_error, next_attempt_at, completed_at) nor the
+# parking (parked, parked_at): a claimed task's Task leaves those at their defaults.
+CLAIMED_FIELDS = (
+    "id",
+    "type",
+    "status",
+    "queue",
+    "attempts",
+    "created_at",
+    "updated_at",
+    "retry",
+    "timeout_ms",
+    "token",
+    "retried_at",
+    "attempt_base",
+    "trigger",
+    "dest",
+)
+
+
+def claimed_task(values: list[str | None], payload: str) -> Task:
+    """The task the claim script returned: its CLAIMED_FIELDS values (None: absent), by name."""
+    fields = {name: value for name, value in zip(CLAIMED_FIELDS, values, strict=True) if value is not None}
+    return task_from_hash(fields, None, payload)
+
+
 def task_from_hash(
     fields: dict[str, str], history: list[str] | None = None, payload: str | None = None
 ) -> Task:
     """A task from its hash, its attempt history and its payload (a key of its own): the one
-    decoder of a task, for reads and for the claim script's reply alike."""
+    decoder of a task, for reads and for the claim script's reply (`claimed_task`) alike."""
     retry = fields.get("retry")
     dest = fields.get("dest")
     parked = fields.get("parked")

@@ -35,7 +35,7 @@ from queue_system.domain.models import (
 )
 from queue_system.domain.retry import Decision
 from queue_system.storage import dramatiq_wire, scripts
-from queue_system.storage.codec import attempt_to_json, dumps, flat_pairs, task_from_hash
+from queue_system.storage.codec import attempt_to_json, claimed_task, dumps, flat_pairs, task_from_hash
 from queue_system.storage.evalsha import Batcher, Script, ScriptCaller
 from queue_system.storage.keys import Keys
 
@@ -212,10 +212,8 @@ class TaskStore:
         its destination (if it has one) can take it; else it is parked (Skip PARKED)."""
         reply = self._claim(task_id, token, now, lease_until, self.limits.max_inflight)
         if reply[0] == "ok":
-            _, pairs, payload = reply
-            names_values = iter(pairs)  # name, value, name, value, ...
-            fields = dict(zip(names_values, names_values, strict=True))
-            return Claim(task_from_hash(fields, None, payload))
+            _, values, payload = reply
+            return Claim(claimed_task(values, payload))
         if reply[0] == "not_claimable":
             return Skip(SkipReason.NOT_CLAIMABLE, TaskStatus(reply[1]))
         if reply[0] == "parked":

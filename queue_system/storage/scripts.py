@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from importlib.resources import files
 
-from queue_system.storage import dramatiq_wire
+from queue_system.storage import codec, dramatiq_wire
 from queue_system.storage.keys import Keys
 
 
@@ -63,6 +63,11 @@ def render_prelude() -> str:
     lines += [f"local function {sig} return {_lua_concat(t)} end" for sig, t in helpers.items()]
     lines += [f"local {name} = {_lua_concat(t)}" for name, t in constants.items()]
     lines.append(f"local ACTORS = {{{actors}}}")
+    # The claim reads what an attempt needs with one HMGET (codec.CLAIMED_FIELDS, in order) and
+    # names each value by its position: CLAIMED_STATUS = 3 is the value of `status`.
+    claimed = ", ".join(_lua_string(name) for name in codec.CLAIMED_FIELDS)
+    lines.append(f"local function read_claimed(key) return redis.call('HMGET', key, {claimed}) end")
+    lines += [f"local CLAIMED_{name.upper()} = {i}" for i, name in enumerate(codec.CLAIMED_FIELDS, 1)]
     return "\n".join(lines) + "\n"
 
 
@@ -74,21 +79,25 @@ def _load(name: str) -> str:
 _DEFINITION = re.compile(r"^(?:--[^\n]*\n)*local (?:function )?(\w+)[^\n]*\n(?:[ \t}][^\n]*\n|end\n)*", re.M)
 
 
+_COMMENT = re.compile(r"--[^\n]*")
+
+
 def _used_definitions(library: str, body: str) -> str:
     """The definitions of `library` that `body` uses, directly or through each other, in order.
 
     Redis runs a script's whole chunk on every call, so each helper defined costs a closure per
-    call; the hot scripts (claim, finish) use a few of them."""
+    call; the hot scripts (claim, finish) use a few of them. Only code counts as a use: a name in
+    a comment (finish.lua mentions Dramatiq's dispatch.lua) pulls nothing in."""
     defs = [(m.group(1), m.group(0)) for m in _DEFINITION.finditer(library)]
     used = {"P"}
-    text = body
+    code = _COMMENT.sub("", body)
     changed = True
     while changed:
         changed = False
         for name, source in defs:
-            if name not in used and re.search(rf"\b{name}\b", text):
+            if name not in used and re.search(rf"\b{name}\b", code):
                 used.add(name)
-                text += source
+                code += _COMMENT.sub("", source)
                 changed = True
     return "".join(source for name, source in defs if name in used)
 
