@@ -72,6 +72,11 @@ class WorkerMetrics:
             "Attempts whose worker was lost (lease expired), recovered by the reconciler",
             registry=None,
         )
+        # The labelled children of each (type, outcome, status, delivery class) seen: dict reads
+        # and setdefault are atomic under the GIL, so threads share it without a lock.
+        self._children: dict[
+            tuple[str, Outcome, TaskStatus, str | None], tuple[tuple[Counter, ...], Histogram]
+        ] = {}
         # Summed over the live processes: a stopped process's value leaves with it.
         self.in_flight = Gauge(
             "queue_system_worker_in_flight",
@@ -88,14 +93,28 @@ class WorkerMetrics:
         duration_s: float,
         status_code: int | None,
     ) -> None:
-        self.attempts.labels(task_type, outcome.value).inc()
-        self.duration.labels(task_type).observe(duration_s)
+        delivery = status_class(status_code) if status_code is not None or task_type == "webhook" else None
+        key = (task_type, outcome, status, delivery)
+        children = self._children.get(key)
+        if children is None:  # (labels() costs more than the increments: once per combination)
+            children = self._children.setdefault(key, self._label(*key))
+        counters, duration = children
+        for counter in counters:
+            counter.inc()
+        duration.observe(duration_s)
+
+    def _label(
+        self, task_type: str, outcome: Outcome, status: TaskStatus, delivery: str | None
+    ) -> tuple[tuple[Counter, ...], Histogram]:
+        """The labelled series one attempt of this kind moves (the key's values are bounded sets)."""
+        counters = [self.attempts.labels(task_type, outcome.value)]
         if status in FINAL:
-            self.finished.labels(task_type, FINAL[status]).inc()
+            counters.append(self.finished.labels(task_type, FINAL[status]))
         elif status is TaskStatus.RETRYING:
-            self.retries.labels(task_type).inc()
-        if status_code is not None or task_type == "webhook":
-            self.deliveries.labels(status_class(status_code)).inc()
+            counters.append(self.retries.labels(task_type))
+        if delivery is not None:
+            counters.append(self.deliveries.labels(delivery))
+        return tuple(counters), self.duration.labels(task_type)
 
     def recovered(self, count: int) -> None:
         if count:
