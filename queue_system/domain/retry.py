@@ -10,7 +10,8 @@ task's own is resolved at submit and stored on the task; a task without one uses
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+
+import msgspec
 
 from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
 from queue_system.domain.policy import (
@@ -36,8 +37,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(msgspec.Struct, frozen=True):
     status: TaskStatus
     next_attempt_at: int | None = None  # epoch ms, set when status is RETRYING
     reason: str | None = None

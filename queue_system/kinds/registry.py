@@ -43,8 +43,7 @@ from queue_system.settings import WorkerSettings
 from queue_system.transports.http import WebhookRequest
 
 
-@dataclass(frozen=True, slots=True)
-class RunContext:
+class RunContext(msgspec.Struct, frozen=True):
     task_id: str
     attempt: int
     timeout_s: float

@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 import httpx
+import msgspec
 import redis
 from loguru import logger
 
@@ -69,8 +70,7 @@ class Ran(StrEnum):
     HANDED_OFF = "handed_off"  # the attempt runs on the delivery loop; its FINISH will ack it
 
 
-@dataclass(frozen=True, slots=True)
-class HandOff:
+class HandOff(msgspec.Struct, frozen=True):
     """A claimed task whose attempt is one HTTP request, handed to the worker's delivery loop."""
 
     task: Task
@@ -80,8 +80,7 @@ class HandOff:
     ack: MessageAck | None
 
 
-@dataclass(frozen=True, slots=True)
-class Delivered:
+class Delivered(msgspec.Struct, frozen=True):
     """A handed-off attempt's outcome, back from the delivery loop."""
 
     hand_off: HandOff

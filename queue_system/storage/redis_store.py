@@ -8,10 +8,11 @@ happens here and in codec.py only. Each method is one round trip: a Lua script o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+import msgspec
 import redis
 import redis.asyncio as aioredis
 
@@ -50,8 +51,7 @@ MAX_DESTINATIONS_SCAN = 2_000
 DESTINATION_IDLE_MS = 7 * 86_400_000
 
 
-@dataclass(frozen=True, slots=True)
-class NewTask:
+class NewTask(msgspec.Struct, frozen=True):
     id: str
     type: str
     queue: str
@@ -59,7 +59,7 @@ class NewTask:
     fingerprint: str
     now: int
     due: int | None = None  # epoch ms; set for a scheduled task
-    extra: dict[str, str] = field(default_factory=dict)  # retry, timeout_ms, ...
+    extra: dict[str, str] = msgspec.field(default_factory=dict)  # retry, timeout_ms, ...
 
 
 class SkipReason(StrEnum):
@@ -71,28 +71,24 @@ class SkipReason(StrEnum):
     PARKED = "parked"  # its destination cannot take it now: it waits, parked, without a message
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
+class Claim(msgspec.Struct, frozen=True):
     """The attempt starts: the task as it now is (`processing`, attempt counted, leased)."""
 
     task: Task
 
 
-@dataclass(frozen=True, slots=True)
-class Skip:
+class Skip(msgspec.Struct, frozen=True):
     reason: SkipReason
     status: TaskStatus | None = None  # for NOT_CLAIMABLE
     why: str | None = None  # for PARKED: "open" | "busy" (domain.destinations.WaitReason)
 
 
-@dataclass(frozen=True, slots=True)
-class Finished:
+class Finished(msgspec.Struct, frozen=True):
     recorded: bool  # False: the lease had been taken over; the attempt went to the history only
     acked: bool  # the `ack` given to finish was acknowledged by the same script
 
 
-@dataclass(frozen=True, slots=True)
-class MessageAck:
+class MessageAck(msgspec.Struct, frozen=True):
     """A broker message to acknowledge in the script that records the attempt: remove
     `message_id` from the set of fetched messages and its body from `messages`, and mark the
     consumer alive in `heartbeats`. The worker builds it (worker/broker.py); storage only hands
@@ -108,8 +104,7 @@ class MessageAck:
 _NO_ACK = ("", "", "", "", "")
 
 
-@dataclass(frozen=True, slots=True)
-class FinishCall:
+class FinishCall(msgspec.Struct, frozen=True):
     """One attempt to record (the arguments of `TaskStore.finish`), for `finish_many`."""
 
     task: Task
@@ -120,8 +115,7 @@ class FinishCall:
     ack: MessageAck | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Unclaimed:
+class Unclaimed(msgspec.Struct, frozen=True):
     undone: bool  # False: the task was no longer this claim's (taken over, cancelled, gone)
     acked: bool  # the `ack` given to unclaim was acknowledged by the same script
 
@@ -370,7 +364,8 @@ class AsyncTaskStore:
             closed = state in (None, BreakerState.CLOSED)
             probe_at = int(open_until) if state == BreakerState.OPEN and open_until else None
             reason = WaitReason.BUSY if closed else WaitReason.OPEN
-            task = replace(task, waiting=replace(task.waiting, reason=reason, next_probe_at=probe_at))
+            waiting = replace(task.waiting, reason=reason, next_probe_at=probe_at)
+            task = msgspec.structs.replace(task, waiting=waiting)
         return task
 
     async def destinations(self, now: int, limit: int) -> DestinationReport:
