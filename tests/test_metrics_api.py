@@ -93,6 +93,33 @@ def test_submitted_by_type_and_rejected_by_reason(client: TestClient[Any]) -> No
     assert delta("queue_system_api_tasks_rejected_total", reason="too_large") == 1
 
 
+def test_refusals_at_the_front_door_are_counted_as_responses(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    # The key check runs as a middleware inside the two that count: a 401 or a 413 it answers is a
+    # response they see, counted like a handler's, and a 5xx counts as an error.
+    settings = load_settings({"REDIS_URL": redis_url, "API_KEYS": "k" * 32, "API_MAX_BODY_BYTES": "4096"})
+    with TestClient(create_app(settings)) as client:
+        before = scrape(client)
+        refused = client.post("/api/v1/tasks", json=HOOK)
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
+        assert refused.headers["content-type"] == "application/problem+json"
+        big = client.post("/api/v1/tasks", content=b"{" + b" " * 5000 + b"}", headers={"X-API-Key": "k" * 32})
+        assert big.status_code == 413
+        after = scrape(client)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    route = {"app_name": "queue_system", "method": "POST", "path": "/api/v1/tasks"}
+    assert delta("queue_system_api_requests_total", **route, status_code="401") == 1
+    assert delta("queue_system_api_requests_total", **route, status_code="413") == 1
+    assert delta("queue_system_api_requests_error_total", **route, status_code="401") == 0
+    assert delta("queue_system_api_tasks_rejected_total", reason="unauthorized") == 1
+    assert delta("queue_system_api_tasks_rejected_total", reason="too_large") == 1
+    assert value(after, "queue_system_api_requests_in_progress", **route, status_code="200") == 0
+
+
 def test_requests_are_counted_by_route_template_not_raw_path(client: TestClient[Any]) -> None:
     task_id = client.post("/api/v1/tasks", json=HOOK).json()["id"]
     assert client.get(f"/api/v1/tasks/{task_id}").status_code == 200

@@ -22,7 +22,7 @@ from queue_system.api.compat import compat_router
 from queue_system.api.dashboard import dashboard_router
 from queue_system.api.destinations import list_destinations
 from queue_system.api.keys import KeyRing
-from queue_system.api.metrics import count_rejections, metrics, prometheus_config
+from queue_system.api.metrics import count_rejections, http_metrics, metrics
 from queue_system.api.openapi import StrictStructSchemaPlugin
 from queue_system.api.routes import TaskController, health, ready, stats, workers
 from queue_system.errors import QueueSystemError
@@ -90,12 +90,12 @@ def create_app(
             list_destinations,
             workers,
         ],
-        middleware=[prometheus_config.middleware, count_rejections],
+        # The front door innermost: its refusals are responses the two others see.
+        middleware=[http_metrics, count_rejections, guard.middleware],
         lifespan=[lifespan],
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),
         },
-        guards=[guard],
         exception_handlers={
             AccessRefused: on_access_refused,
             QueueSystemError: problems.on_app_error,

@@ -1,4 +1,4 @@
-"""The API's front door: API keys, the per-key rate limit and the JSON nesting cap, as one guard.
+"""The API's front door: API keys, the per-key rate limit and the JSON nesting cap, as one check.
 
 `ApiGuard` runs before a request's body is decoded, on every `/api/...` route and every old-system
 alias (`compat.py`), never on `/health`, `/ready`, `/healthz`, `/schema` or `/metrics`:
@@ -10,7 +10,11 @@ alias (`compat.py`), never on `/health`, `/ready`, `/healthz`, `/schema` or `/me
   hit Python's recursion limit on very deep input, a 500).
 
 The hot path stays cheap: a presented key's role is looked up once (SHA-256 and a constant-time
-comparison with every configured key) and then kept in a dict for that exact string.
+comparison with every configured key) and then kept in a dict for that exact string. It runs as the
+innermost middleware (`ApiGuard.middleware`), not as a Litestar guard: Litestar copies the route
+handler for every guard call (`copy(self)` in `authorize_connection`), a twentieth of the API's
+CPU per submit. A refusal is answered there by the app's own exception handlers, so the request
+metrics and `count_rejections`, outside it, see the response as they would a handler's.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from typing import Any
 import redis.asyncio as aioredis
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from queue_system.api import problems
 from queue_system.api.keys import KeyRing, Role, presented_key, startup_problem, startup_warning
 from queue_system.domain.redaction import raw_json_depth_problem
-from queue_system.errors import ConfigError, InvalidInput
+from queue_system.errors import ConfigError, InvalidInput, QueueSystemError
 from queue_system.settings import Settings
 from queue_system.storage.rate_limit import AsyncRateLimiter
 
@@ -67,9 +73,19 @@ def key_ring(settings: Settings) -> KeyRing:
         raise ConfigError("API_KEYS_FILE", f"cannot be read ({exc.strerror})") from None
 
 
+def refusal(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """The problem response for what the front door raised, as the app's exception handlers make it."""
+    if isinstance(exc, AccessRefused):
+        return on_access_refused(request, exc)
+    if isinstance(exc, QueueSystemError):
+        return problems.on_app_error(request, exc)
+    assert isinstance(exc, HTTPException)  # the body over API_MAX_BODY_BYTES: 413
+    return problems.on_http_error(request, exc)
+
+
 @dataclass
 class ApiGuard:
-    """A Litestar guard (`guards=[guard]`). `limiter` is set by the app's lifespan (it needs Redis)."""
+    """The front door (`middleware`). `limiter` is set by the app's lifespan (it needs Redis)."""
 
     ring: KeyRing
     auth_on: bool
@@ -93,7 +109,25 @@ class ApiGuard:
                 self._roles[key] = role
         return role
 
-    async def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    def middleware(self, app: ASGIApp) -> ASGIApp:
+        """This check as the innermost middleware of the app (the module docstring says why)."""
+
+        async def front_door(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP or not self.protects(scope["path"]):
+                await app(scope, receive, send)
+                return
+            request: Request[Any, Any, Any] = Request(scope, receive, send)
+            try:
+                await self.check(request)
+            except (AccessRefused, QueueSystemError, HTTPException) as exc:
+                await refusal(request, exc).to_asgi_response(None, request)(scope, receive, send)
+                return
+            await app(scope, receive, send)  # (the body read here is cached in the scope)
+
+        return front_door
+
+    async def check(self, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+        """Raise AccessRefused (401, 403, 429) or InvalidInput (422) for a protected request."""
         scope = connection.scope
         if not self.protects(scope["path"]):
             return
