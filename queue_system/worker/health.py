@@ -118,6 +118,8 @@ class Reporter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+        if self.metrics is not None:
+            self.metrics.flush()  # the last attempts: a stopped process's counters stay in its files
         self.path.unlink(missing_ok=True)
         self.probe.client.close()
 
@@ -142,6 +144,7 @@ class Reporter:
         in_flight = self.in_flight()
         if self.metrics is not None:
             self.metrics.in_flight.set(in_flight)
+            self.metrics.flush()  # the attempts of the last second (worker/metrics.py)
         return {
             "pid": os.getpid(),
             "at": time.time(),

@@ -6,12 +6,21 @@ anything imports prometheus_client); the master reads them all on each scrape of
 WORKER_METRICS_PORT. Labels are bounded: task types are the registered kinds, outcomes and status
 classes are fixed sets; never a task id or a URL.
 
+An attempt's numbers are tallied in memory (a dict under a lock) and written to the metric files
+by `flush`, which the process's health reporter calls every second and once more as the process
+stops (worker/health.py): writing them per attempt (an mmap write under prometheus_client's
+process-wide lock, four per attempt) cost a twentieth of a no-op task's CPU. A scrape is at most
+a second behind.
+
 Counts that live in Redis (tasks by status, queue depths, oldest pending age) are the API's
 /metrics, read from Redis at scrape time (api/metrics.py): one Redis, one answer, however many
 worker instances are scraped.
 """
 
 from __future__ import annotations
+
+import bisect
+import threading
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
@@ -20,6 +29,32 @@ from queue_system.domain.models import Outcome, TaskStatus
 # Attempt durations: 5 ms (a no-op) to 2 min (a slow receiver up to its timeout).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 FINAL = {TaskStatus.COMPLETED: "completed", TaskStatus.FAILED: "failed"}
+
+
+Key = tuple[str, Outcome, TaskStatus, str | None]  # task type, outcome, status after, delivery class
+
+
+class _Tally:
+    """The attempts of one key since the last flush: how many, their seconds, per duration bucket."""
+
+    __slots__ = ("buckets", "count", "seconds")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seconds = 0.0
+        self.buckets = [0] * (len(DURATION_BUCKETS) + 1)  # the last one: above every bound (+Inf)
+
+
+def add_observations(histogram: Histogram, buckets: list[int], seconds: float) -> None:
+    """`histogram.observe(...)` of many values at once: their count per bucket, and their sum.
+
+    prometheus_client has no public call for it; this writes the labelled child's `_buckets` (one
+    value per upper bound, +Inf last, counted per bucket and made cumulative when collected) and
+    `_sum`, as `observe` does. tests/test_worker_metrics.py pins that."""
+    for i, n in enumerate(buckets):
+        if n:
+            histogram._buckets[i].inc(n)
+    histogram._sum.inc(seconds)
 
 
 def status_class(status_code: int | None) -> str:
@@ -72,11 +107,11 @@ class WorkerMetrics:
             "Attempts whose worker was lost (lease expired), recovered by the reconciler",
             registry=None,
         )
-        # The labelled children of each (type, outcome, status, delivery class) seen: dict reads
-        # and setdefault are atomic under the GIL, so threads share it without a lock.
-        self._children: dict[
-            tuple[str, Outcome, TaskStatus, str | None], tuple[tuple[Counter, ...], Histogram]
-        ] = {}
+        # The labelled children of each key seen (made once: labels() costs more than an inc), and
+        # the attempts tallied since the last flush.
+        self._children: dict[Key, tuple[tuple[Counter, ...], Histogram]] = {}
+        self._lock = threading.Lock()
+        self._tally: dict[Key, _Tally] = {}
         # Summed over the live processes: a stopped process's value leaves with it.
         self.in_flight = Gauge(
             "queue_system_worker_in_flight",
@@ -95,13 +130,27 @@ class WorkerMetrics:
     ) -> None:
         delivery = status_class(status_code) if status_code is not None or task_type == "webhook" else None
         key = (task_type, outcome, status, delivery)
-        children = self._children.get(key)
-        if children is None:  # (labels() costs more than the increments: once per combination)
-            children = self._children.setdefault(key, self._label(*key))
-        counters, duration = children
-        for counter in counters:
-            counter.inc()
-        duration.observe(duration_s)
+        bucket = bisect.bisect_left(DURATION_BUCKETS, duration_s)  # the first bound >= it, as observe
+        with self._lock:
+            tally = self._tally.get(key)
+            if tally is None:
+                tally = self._tally[key] = _Tally()
+            tally.count += 1
+            tally.seconds += duration_s
+            tally.buckets[bucket] += 1
+
+    def flush(self) -> None:
+        """Write the attempts tallied since the last flush to the metric files."""
+        with self._lock:
+            tally, self._tally = self._tally, {}
+        for key, t in tally.items():
+            children = self._children.get(key)
+            if children is None:
+                children = self._children[key] = self._label(*key)
+            counters, duration = children
+            for counter in counters:
+                counter.inc(t.count)
+            add_observations(duration, t.buckets, t.seconds)
 
     def _label(
         self, task_type: str, outcome: Outcome, status: TaskStatus, delivery: str | None

@@ -151,6 +151,16 @@ def test_metrics_of_two_worker_processes_are_summed_on_one_scrape(
         def value(name: str, **labels: str) -> float:
             return got.get((name, tuple(sorted(labels.items()))), 0.0)
 
+        def flushed() -> bool:  # each process writes its tally every second (worker/metrics.py)
+            nonlocal got
+            got = samples(port)
+            return (
+                value("queue_system_worker_deliveries_total", status_class="2xx") == 1
+                and value("queue_system_worker_attempts_total", type="whoami", outcome="success") >= n
+            )
+
+        assert support.poll(flushed, timeout=10), got
+
         # Each process ran part of the batch; the scrape shows the whole.
         assert value("queue_system_worker_attempts_total", type="whoami", outcome="success") == n
         assert value("queue_system_worker_tasks_finished_total", type="whoami", outcome="completed") == n
