@@ -20,25 +20,16 @@ local function move_status(id, old, new, created_at)
   redis.call('ZADD', status_index(new), created_at, id)
 end
 
--- Enqueue the message of attempt `token` the way Dramatiq's own enqueue does (HSET + RPUSH).
-local function dispatch(id, token, queue, now)
+-- Enqueue the message of attempt `token` the way Dramatiq's own enqueue does (HSET + RPUSH); with
+-- `front`, at the front of the queue (LPUSH): for a task that has waited its turn already (a parked
+-- task its destination can take again).
+local function dispatch(id, token, queue, now, front)
   local mid = message_id(id, token)
   local message = cjson.encode({
     queue_name = queue, actor_name = ACTORS[queue], args = {id, tonumber(token)}, kwargs = {},
     options = {redis_message_id = mid}, message_id = mid, message_timestamp = tonumber(now)})
   redis.call('HSET', messages_key(queue), mid, message)
-  redis.call('RPUSH', queue_key(queue), mid)
-end
-
--- The same at the front of the queue: for a task that has waited its turn already (a parked task
--- its destination can take again).
-local function dispatch_front(id, token, queue, now)
-  local mid = message_id(id, token)
-  local message = cjson.encode({
-    queue_name = queue, actor_name = ACTORS[queue], args = {id, tonumber(token)}, kwargs = {},
-    options = {redis_message_id = mid}, message_id = mid, message_timestamp = tonumber(now)})
-  redis.call('HSET', messages_key(queue), mid, message)
-  redis.call('LPUSH', queue_key(queue), mid)
+  redis.call(front and 'LPUSH' or 'RPUSH', queue_key(queue), mid)
 end
 
 local function finish_final(id, now, retention)

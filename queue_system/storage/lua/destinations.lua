@@ -47,7 +47,7 @@ local function unpark(d, id, now, hold_until)
   redis.call('HDEL', key, 'parked', 'parked_at')
   redis.call('HSET', key, 'updated_at', now)
   redis.call('ZADD', inflight_key(d), hold_until, id)
-  dispatch_front(id, token, found[2], now)
+  dispatch(id, token, found[2], now, true)
   return true
 end
 
