@@ -7,6 +7,16 @@
      |    +-- UnknownTaskType   `type` is not registered (-> 422, lists the known types)
      +-- TaskNotFound           no task with that id (-> 404)
      +-- Conflict               the request clashes with the task's state or an existing id (-> 409)
+     +-- StorageError           Redis did not do what was asked; storage/failures.py turns redis-py's
+          |                     errors into these (`classify`), `reason` says why in Redis's words
+          +-- StorageUnavailable    not now: retry later with the same id (-> 503 + Retry-After)
+          |    +-- RedisUnreachable     no connection, no reply in time, loading its data, busy
+          |    +-- RedisRefusesWrites   it answers but refuses writes: cannot persist (MISCONF)
+          |         +-- RedisOutOfMemory    maxmemory reached under `noeviction` (OOM)
+          |         +-- RedisReadOnly       a read-only replica (READONLY)
+          +-- StorageFault          a script error, WRONGTYPE, any other error reply: a bug or damaged
+                                    data, not the client's doing and not cured by waiting (-> 500,
+                                    logged with the request id; the client sees a generic detail)
 
     HandlerError                raised by a task kind's handler, never seen by the API
      +-- TransientError         this attempt failed, a later one may succeed (retried by the policy)
@@ -58,6 +68,43 @@ class Conflict(QueueSystemError):
         super().__init__(message)
         self.message = message
         self.task_id = task_id
+
+
+class StorageError(QueueSystemError):
+    """`reason`: what Redis said, for logs and readiness; never shown to a client as a 500's detail."""
+
+    summary = "Redis failed the operation"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{self.summary}: {reason}")
+        self.reason = reason
+
+
+class StorageUnavailable(StorageError):
+    """Transient for the client: the same request may succeed later."""
+
+    retry_after_s = 1
+
+
+class RedisUnreachable(StorageUnavailable):
+    summary = "Redis is unreachable"
+
+
+class RedisRefusesWrites(StorageUnavailable):
+    summary = "Redis refuses writes"
+    retry_after_s = 5  # an operator (or a failover) has to act first: a 1 s retry only adds load
+
+
+class RedisOutOfMemory(RedisRefusesWrites):
+    summary = "Redis is out of memory (maxmemory reached)"
+
+
+class RedisReadOnly(RedisRefusesWrites):
+    summary = "Redis is a read-only replica"
+
+
+class StorageFault(StorageError):
+    summary = "storage error"
 
 
 class HandlerError(Exception):

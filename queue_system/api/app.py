@@ -16,7 +16,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from loguru import logger
 
 from queue_system import __version__
-from queue_system.api import problems
+from queue_system.api import problems, request_ids
 from queue_system.api.auth import AccessRefused, build_guard, on_access_refused
 from queue_system.api.compat import compat_router
 from queue_system.api.dashboard import dashboard_router
@@ -96,6 +96,7 @@ def create_app(
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),
         },
+        # Errors become HTTP in api/problems.py only; Redis's by what they mean (storage/failures.py).
         exception_handlers={
             AccessRefused: on_access_refused,
             QueueSystemError: problems.on_app_error,
@@ -103,6 +104,7 @@ def create_app(
             redis.RedisError: problems.on_storage_error,
             Exception: problems.on_unexpected,
         },
+        before_send=[request_ids.add_header],
         request_max_body_size=settings.api.max_body_bytes,
         logging_config=None,
         plugins=[StrictStructSchemaPlugin()],

@@ -31,7 +31,8 @@ class ProblemItem(msgspec.Struct):
 
 
 class Problem(msgspec.Struct, kw_only=True):
-    """RFC 9457 problem details. Validation problems add `field` (the first culprit) and `errors`
+    """RFC 9457 problem details. `request_id` is the request's `X-Request-ID` (the server's log
+    lines about it carry it too). Validation problems add `field` (the first culprit) and `errors`
     (every culprit); an unknown type adds `known_types`; a conflict with an existing task adds
     `location` (also sent as the `Location` header)."""
 
@@ -44,6 +45,7 @@ class Problem(msgspec.Struct, kw_only=True):
     errors: list[ProblemItem] | msgspec.UnsetType = msgspec.UNSET
     known_types: list[str] | msgspec.UnsetType = msgspec.UNSET
     location: str | msgspec.UnsetType = msgspec.UNSET
+    request_id: str | msgspec.UnsetType = msgspec.UNSET
 
 
 # Why each status happens, as the operation's documentation shows it.
@@ -57,7 +59,8 @@ WHY: dict[int, str] = {
     413: "The body is larger than API_MAX_BODY_BYTES",
     422: "Well-formed but invalid: `field` names the first culprit, `errors` lists them all",
     429: "Over API_RATE_LIMIT for this key; `Retry-After` says when to try again",
-    503: "Redis is unreachable or did not answer in time; retry with the same `id`",
+    503: "Redis is unreachable, did not answer in time, or refuses writes (out of memory, a read-only "
+    "replica): `title` says which; retry after `Retry-After` seconds with the same `id`",
 }
 
 # Statuses the auth guard and the rate limit add to every /api/v1 route and old-system alias.

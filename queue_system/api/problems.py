@@ -1,21 +1,44 @@
 """The one place errors become HTTP: RFC 9457 problem details (`application/problem+json`).
 
-Every body has `type`, `title`, `status`, `detail`, `instance`; validation problems add `field` (the
-first culprit) and `errors` (all of them, each with `field` and `message`).
+Every body has `type`, `title`, `status`, `detail`, `instance` and `request_id` (also the
+`X-Request-ID` header: api/request_ids.py); validation problems add `field` (the first culprit) and
+`errors` (all of them, each with `field` and `message`).
+
+Redis's errors arrive as redis-py's exceptions (`on_storage_error`) or as the StorageError they
+were classified into (storage/failures.py); both are rendered by `_storage_problem`: unreachable
+and refusing writes (out of memory, a read-only replica) are 503s with `Retry-After`, each titled
+with what is wrong; anything else (a Lua error, WRONGTYPE) is a 500 "storage error" whose detail
+is generic, the Redis text going to the log line that carries the request id. Dashboard pages get
+the same status as a small HTML page.
 """
 
 from __future__ import annotations
 
+import html
 from http import HTTPStatus
 from typing import Any
 
-from litestar import Request, Response
+import redis
+from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from loguru import logger
 
+from queue_system.api.request_ids import request_id
 from queue_system.api.schemas import task_location
-from queue_system.errors import Conflict, InvalidInput, QueueSystemError, TaskNotFound, UnknownTaskType
+from queue_system.errors import (
+    Conflict,
+    InvalidInput,
+    QueueSystemError,
+    RedisOutOfMemory,
+    RedisReadOnly,
+    RedisRefusesWrites,
+    StorageError,
+    StorageUnavailable,
+    TaskNotFound,
+    UnknownTaskType,
+)
 from queue_system.field_paths import split_msgspec_error
+from queue_system.storage.failures import classify
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -27,14 +50,16 @@ def problem(
     detail: str,
     *,
     headers: dict[str, str] | None = None,
+    title: str | None = None,
     **extra: Any,
 ) -> Response[dict[str, Any]]:
     body = {
         "type": f"urn:queue-system:problem:{slug}",
-        "title": HTTPStatus(status).phrase,
+        "title": title or HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
         "instance": request.url.path,
+        "request_id": request_id(request.scope),
         **{k: v for k, v in extra.items() if v is not None},
     }
     return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
@@ -64,6 +89,8 @@ def on_app_error(request: Request[Any, Any, Any], exc: QueueSystemError) -> Resp
         location = task_location(exc.task_id) if exc.task_id else None
         headers = {"Location": location} if location else None
         return problem(request, 409, "conflict", exc.message, headers=headers, location=location)
+    if isinstance(exc, StorageError):
+        return _storage_problem(request, exc)
     return on_unexpected(request, exc)
 
 
@@ -82,7 +109,8 @@ def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
 
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    logger.opt(exception=exc).error("unhandled error on {} {}", request.method, request.url.path)
+    log = logger.bind(request_id=request_id(request.scope))
+    log.opt(exception=exc).error("unhandled error on {} {}", request.method, request.url.path)
     return problem(request, 500, "internal", "internal error; nothing was changed by this request")
 
 
@@ -102,15 +130,75 @@ def _validation_item(item: Any) -> dict[str, str]:
     return {"field": field or "body", "message": message}
 
 
-def on_storage_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    logger.warning("redis unavailable on {} {}: {}", request.method, request.url.path, exc)
-    return problem(
-        request,
-        503,
-        "storage-unavailable",
+def on_storage_error(request: Request[Any, Any, Any], exc: redis.RedisError) -> Response[Any]:
+    """Any redis-py error that reached the app: what it means (storage/failures.py), rendered."""
+    classified = classify(exc)
+    classified.__cause__ = exc  # the log line shows where Redis failed
+    return _storage_problem(request, classified)
+
+
+def _storage_problem(request: Request[Any, Any, Any], exc: StorageError) -> Response[Any]:
+    log = logger.bind(request_id=request_id(request.scope))
+    where = f"{request.method} {request.url.path}"
+    if not isinstance(exc, StorageUnavailable):  # a bug or damaged data: the whole story in the log
+        log.opt(exception=exc.__cause__ or exc).error("storage error on {}: {}", where, exc.reason)
+        detail = (
+            "Redis failed this request with a script or data error; it is logged with this "
+            "`request_id`: quote it when you report this"
+        )
+        return _render(request, 500, "storage-error", "Storage error", detail)
+    log.warning("redis unavailable on {}: {}", where, exc)
+    headers = {"Retry-After": str(exc.retry_after_s)}
+    if isinstance(exc, RedisOutOfMemory):
+        slug, detail = (
+            "storage-full",
+            "Redis refuses writes: it is out of memory (maxmemory reached); reads still work. "
+            "Try again later with the same `id`",
+        )
+    elif isinstance(exc, RedisReadOnly):
+        slug, detail = (
+            "storage-read-only",
+            "Redis refuses writes: REDIS_URL reaches a read-only replica (a failover may be under "
+            "way); try again later with the same `id`",
+        )
+    elif isinstance(exc, RedisRefusesWrites):
+        slug, detail = (
+            "storage-refuses-writes",
+            "Redis refuses writes (it cannot persist to disk, or too few replicas acknowledge); "
+            "try again later with the same `id`",
+        )
+    else:
         # Unreachable: nothing was stored. Too slow (no reply in 10 s): the write may have landed,
         # so the client is told how to retry safely.
-        "Redis is unreachable or did not answer; try again with the same `id` so a retry cannot "
-        "create a second task",
-        headers={"Retry-After": "1"},
+        slug, detail = (
+            "storage-unavailable",
+            "Redis is unreachable or did not answer; try again with the same `id` so a retry "
+            "cannot create a second task",
+        )
+    return _render(request, 503, slug, exc.summary, detail, headers=headers)
+
+
+def _render(
+    request: Request[Any, Any, Any],
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    if not request.url.path.startswith("/dashboard"):
+        return problem(request, status, slug, detail, headers=headers, title=title)
+    # A person's browser: a page that says what happened (htmx leaves its target as it was).
+    page = _ERROR_PAGE.format(
+        title=html.escape(title), detail=html.escape(detail), rid=html.escape(request_id(request.scope))
     )
+    return Response(page, status_code=status, media_type=MediaType.HTML, headers=headers)
+
+
+_ERROR_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} - queue_system</title>
+<link rel="stylesheet" href="/dashboard/static/app.css"></head>
+<body><main><h1>{title}</h1><p>{detail}</p><p>request id: <code>{rid}</code></p>
+<p><a href="/dashboard/">back to the dashboard</a></p></main></body></html>
+"""
