@@ -1,10 +1,19 @@
-"""worker/health.py's `judge`: what the worker processes' status reports mean (pure: no processes)."""
+"""worker/health.py: `judge`, what the worker processes' status reports mean (pure: no processes),
+and `Probe`, what a worker process reports about Redis, against a real Redis made full or
+read-only by the test."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
 
-from queue_system.worker.health import CONSUMER_STALE_S, STATUS_STALE_S, judge
+import pytest
+import redis
+
+from queue_system.embedded import EmbeddedRedis
+from queue_system.storage.keys import Keys
+from queue_system.worker.health import CONSUMER_STALE_S, STATUS_STALE_S, Probe, judge
 
 NOW = 1_700_000_000.0
 
@@ -39,11 +48,10 @@ def test_every_process_reporting_and_consuming_is_healthy() -> None:
 
 def test_redis_away_is_unhealthy_but_not_a_stall() -> None:
     stale = {"default": {"alive": True, "polled_ago_s": 60.0}}
-    verdict = judge(
-        [status(redis_error="ConnectionError: refused", redis_ok_since=None, consumers=stale)], 1, NOW
-    )
+    error = "Redis is unreachable: ConnectionError: refused"
+    verdict = judge([status(redis_error=error, redis_ok_since=None, consumers=stale)], 1, NOW)
     assert not verdict.healthy and not verdict.stalled
-    assert verdict.reasons == ["process 10: Redis unreachable (ConnectionError: refused)"]
+    assert verdict.reasons == ["process 10: Redis is unreachable: ConnectionError: refused"]
 
 
 def test_a_dead_consumer_is_a_stall() -> None:
@@ -85,3 +93,61 @@ def test_starting_and_stopping_are_unhealthy_without_a_stall() -> None:
     stopping = judge([status(state="stopping")], 1, NOW)
     assert not stopping.healthy and not stopping.stalled
     assert stopping.reasons == ["process 10 is stopping"]
+
+
+KEYS = Keys()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[redis.Redis]:
+    """A Redis of the test's own: it is made full or read-only."""
+    server = EmbeddedRedis(tmp_path / "r", persist=False)
+    server.start()
+    client = redis.Redis.from_url(server.url, decode_responses=True, socket_timeout=2)
+    try:
+        yield client
+    finally:
+        client.close()
+        server.stop()
+
+
+def probe(client: redis.Redis) -> Probe:
+    client.zadd(KEYS.heartbeats, {"broker-1": 1_700_000_000_000})
+    return Probe(client, KEYS.heartbeats, "broker-1", KEYS.probe)
+
+
+def test_the_probe_writes_a_key_with_an_expiry_when_redis_takes_writes(own_redis: redis.Redis) -> None:
+    p = probe(own_redis)
+    assert p.heartbeat_ms() == 1_700_000_000_000 and p.error is None and p.ok_since is not None
+    assert 0 < cast(int, own_redis.pttl(KEYS.probe)) <= 10_000
+
+
+def test_a_full_redis_is_reported_as_full_not_as_healthy(own_redis: redis.Redis) -> None:
+    p = probe(own_redis)
+    own_redis.config_set("maxmemory-policy", "noeviction")
+    own_redis.config_set("maxmemory", 1)  # below what an empty Redis holds: every write is refused
+    assert p.heartbeat_ms() == 1_700_000_000_000  # reads still work ...
+    assert p.error and "out of memory" in p.error and "OOM" in p.error and p.ok_since is None
+    verdict = judge([status(redis_error=p.error, redis_ok_since=p.ok_since)], 1, NOW)
+    assert not verdict.healthy and not verdict.stalled  # ... and a restart would not help
+    assert verdict.reasons == [f"process 10: {p.error}"]
+    assert "unreachable" not in verdict.reasons[0]
+
+    own_redis.config_set("maxmemory", 0)
+    assert p.heartbeat_ms() is not None and p.error is None
+
+
+def test_a_read_only_replica_is_reported_as_such(own_redis: redis.Redis) -> None:
+    p = probe(own_redis)
+    own_redis.replicaof("127.0.0.1", "1")  # a master nobody runs: a read-only replica
+    p.heartbeat_ms()
+    assert p.error and "read-only replica" in p.error
+
+
+def test_a_stopped_redis_is_reported_unreachable(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path / "r", persist=False)
+    server.start()
+    client = redis.Redis.from_url(server.url, socket_connect_timeout=1, socket_timeout=1)
+    server.stop()
+    p = Probe(client, KEYS.heartbeats, "broker-1", KEYS.probe)
+    assert p.heartbeat_ms() is None and p.error and p.error.startswith("Redis is unreachable")

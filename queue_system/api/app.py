@@ -27,6 +27,7 @@ from queue_system.api.openapi import StrictStructSchemaPlugin
 from queue_system.api.routes import TaskController, health, ready, stats, workers
 from queue_system.errors import QueueSystemError
 from queue_system.kinds import Registry, load_kinds
+from queue_system.service.health import WriteProbe
 from queue_system.service.tasks import TaskService
 from queue_system.settings import Settings
 from queue_system.storage.keys import Keys
@@ -65,6 +66,7 @@ def create_app(
             max_timeout_ms=settings.max_timeout_ms,
             retry_defaults=settings.worker,
         )
+        state["write_probe"] = WriteProbe()
         # Everything built so far lives as long as the process: keep it out of the collector's
         # generations, so full collections under load stay short (p99).
         gc.freeze()
@@ -77,6 +79,9 @@ def create_app(
     # took the submit benchmark from 0.66 to 0.42 of the bare route (A/B, 3 x 4 s rounds).
     def provide_service() -> TaskService:
         return state["service"]  # type: ignore[return-value]
+
+    def provide_write_probe() -> WriteProbe:
+        return state["write_probe"]  # type: ignore[return-value]
 
     return Litestar(
         route_handlers=[
@@ -95,6 +100,7 @@ def create_app(
         lifespan=[lifespan],
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),
+            "write_probe": Provide(provide_write_probe, sync_to_thread=False),
         },
         # Errors become HTTP in api/problems.py only; Redis's by what they mean (storage/failures.py).
         exception_handlers={

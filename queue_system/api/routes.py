@@ -29,7 +29,7 @@ from queue_system.api.schemas import (
 )
 from queue_system.domain.models import TaskQuery, TaskStatus
 from queue_system.errors import InvalidInput
-from queue_system.service.health import readiness, worker_processes
+from queue_system.service.health import WriteProbe, readiness, worker_processes
 from queue_system.service.tasks import TaskService
 
 TaskId = FromPath[str]
@@ -226,19 +226,24 @@ async def health() -> dict[str, str]:
 @get(
     "/ready",
     tags=["health"],
-    summary="Readiness: Redis answers (503 if not); how many worker processes have a fresh heartbeat",
+    summary="Readiness: Redis answers and takes writes (503 if not); how many worker processes have a "
+    "fresh heartbeat",
     responses={
         503: ResponseSpec(
             data_container=dict[str, str],
             generate_examples=False,
-            description="Redis does not answer: `{status: unavailable, reason}`",
+            description="Redis does not answer, or refuses writes (out of memory, a read-only replica): "
+            "`{status: unavailable, redis: unreachable | refuses-writes, reason}`",
         )
     },
 )
-async def ready(service: Service) -> Response[dict[str, object]]:
-    state = await readiness(service)
-    if not state.redis_ok:
-        return Response({"status": "unavailable", "reason": f"redis: {state.error}"}, status_code=503)
+async def ready(service: Service, write_probe: NamedDependency[WriteProbe]) -> Response[dict[str, object]]:
+    state = await readiness(service, write_probe)
+    if not state.ready:
+        redis_state = "refuses-writes" if state.redis_ok else "unreachable"
+        refusal: dict[str, object] = {"status": "unavailable", "redis": redis_state}
+        refusal["reason"] = f"redis: {state.error}"
+        return Response(refusal, status_code=503)
     # No live worker does not make the API unready: it still accepts tasks, which wait queued.
     body: dict[str, object] = {"status": "ready", "redis": "ok", "worker_processes": state.workers}
     if not state.workers:

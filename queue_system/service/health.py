@@ -1,4 +1,10 @@
-"""Readiness: does Redis answer, and how many worker processes have a fresh Dramatiq heartbeat.
+"""Readiness: does Redis answer and take writes, and how many worker processes have a fresh
+Dramatiq heartbeat.
+
+A full Redis (maxmemory under `noeviction`) or a read-only replica answers PING and every read, so
+readiness also writes (`WriteProbe`: one SET with an expiry, at most once a second per process,
+since load balancers may poll often) and says what Redis refused, in the classification of
+storage/failures.py.
 
 Every Dramatiq consumer command stamps its broker id into the namespace's `__heartbeats__` zset
 (an idle consumer polls every 100 ms), so a worker process that consumes is in it with a score
@@ -8,10 +14,16 @@ fresh ones count.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 
+import redis
+
+from queue_system.errors import RedisUnreachable, StorageError
 from queue_system.service.clock import now_ms
 from queue_system.service.tasks import TaskService
+from queue_system.storage.failures import classify, probe_writes
 
 FRESH_MS = 10_000  # the worker's own stall bound (worker/health.py CONSUMER_STALE_S)
 
@@ -20,7 +32,12 @@ FRESH_MS = 10_000  # the worker's own stall bound (worker/health.py CONSUMER_STA
 class Readiness:
     redis_ok: bool
     workers: int  # worker processes with a heartbeat in the last FRESH_MS
-    error: str | None = None
+    error: str | None = None  # what is wrong, truthfully: unreachable, out of memory, read-only ...
+    writes_ok: bool = True  # False: Redis answers but refuses writes (`error` says why)
+
+    @property
+    def ready(self) -> bool:
+        return self.redis_ok and self.writes_ok
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +55,40 @@ async def worker_processes(service: TaskService, limit: int = 200) -> list[Worke
     return [WorkerProcess(str(member), int(score), score >= fresh_after) for member, score in rows]
 
 
-async def readiness(service: TaskService) -> Readiness:
+class WriteProbe:
+    """This process's write probe, run at most once per `every_s`; the result is kept between."""
+
+    def __init__(self, every_s: float = 1.0) -> None:
+        self.every_s = every_s
+        self._at: float | None = None
+        self._error: StorageError | None = None
+        self._lock = asyncio.Lock()  # concurrent polls share one probe
+
+    async def check(self, service: TaskService) -> StorageError | None:
+        """None when Redis took the probe's write, else what its refusal means."""
+        async with self._lock:
+            if self._at is None or time.monotonic() - self._at >= self.every_s:
+                store = service.store
+                try:
+                    await probe_writes(store.client, store.keys.probe)
+                    self._error = None
+                except StorageError as exc:
+                    self._error = exc
+                self._at = time.monotonic()
+            return self._error
+
+
+async def readiness(service: TaskService, writes: WriteProbe | None = None) -> Readiness:
+    """Redis answers (a read, which also counts the live workers); with `writes`, it takes writes."""
     store = service.store
     key = store.keys.heartbeats
     try:
-        workers = await store.client.zcount(key, now_ms() - FRESH_MS, "+inf")
-    except Exception as exc:  # any failure to reach Redis means not ready
-        return Readiness(False, 0, f"{type(exc).__name__}: {exc}")
-    return Readiness(True, int(workers))
+        workers = int(await store.client.zcount(key, now_ms() - FRESH_MS, "+inf"))
+    except redis.RedisError as exc:  # any failure to read means not ready
+        return Readiness(False, 0, str(classify(exc)))
+    refused = await writes.check(service) if writes is not None else None
+    if refused is None:
+        return Readiness(True, workers)
+    # Gone since the read, or answering but refusing writes (full, read-only ...).
+    answers = not isinstance(refused, RedisUnreachable)
+    return Readiness(answers, workers, str(refused), writes_ok=False)

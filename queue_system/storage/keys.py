@@ -22,6 +22,7 @@
 {p}:dests:due            zset    d -> when the reconciler looks at it next (it has parked tasks)
 {p}:stats:{minute}       hash    completed, failed, retried of that minute (epoch ms // 60000;
                                  attempts is their sum), for the dashboard; expires after 2 h
+{p}:probe                string  readiness's write probe (SET with a 10 s expiry; storage/failures.py)
 {p}:dramatiq:{queue}     list    Dramatiq's queue (Dramatiq's RedisBroker, namespace {p}:dramatiq);
                                  its other keys are Dramatiq's: storage/dramatiq_wire.py lists those
                                  our scripts write, worker/broker.py the consumer's own
@@ -92,6 +93,10 @@ class Keys:
 
     def stats_minute(self, minute: int | str) -> str:
         return f"{self.prefix}:stats:{minute}"
+
+    @property
+    def probe(self) -> str:
+        return f"{self.prefix}:probe"
 
     def queue(self, name: str) -> str:
         return f"{self.dramatiq_namespace}:{name}"

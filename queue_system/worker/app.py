@@ -36,6 +36,7 @@ broker.add_middleware(  # ops: status for the master's GET /health (worker/healt
         settings.redis_url or "",
         lambda: len(current().runner.in_flight.snapshot()),
         lambda: current().metrics,
+        probe_key=keys.probe,
     )
 )
 dramatiq.set_broker(broker)

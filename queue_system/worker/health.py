@@ -3,8 +3,10 @@
 A worker process (`HealthReporting`, a Dramatiq middleware) writes `status-{pid}.json` into the
 instance's status directory (`QUEUE_SYSTEM_WORKER_DIR`, set by worker/launch.py): its consumers
 (alive, seconds since each last polled Redis), worker threads, tasks in flight, its Dramatiq
-heartbeat as Redis holds it, and whether Redis answers. The master reads the files (`read_statuses`)
-and `judge` says what they mean: healthy, unhealthy for now (Redis away, starting, stopping), or
+heartbeat as Redis holds it, and whether Redis answers and takes a write (a full or read-only Redis
+answers every read: storage/failures.py's probe and classification say what it refused). The master
+reads the files (`read_statuses`) and `judge` says what they mean: healthy, unhealthy for now
+(Redis away or refusing writes, starting, stopping), or
 stalled (a consumer died or stopped polling while Redis answers, or a process stopped reporting):
 the master then stops the instance with a non-zero exit, so its supervisor restarts it.
 """
@@ -25,6 +27,8 @@ import dramatiq
 import redis
 from loguru import logger
 
+from queue_system.errors import StorageError
+from queue_system.storage.failures import classify, probe_writes_sync
 from queue_system.worker.instance import DIR_VARIABLE, status_dir
 from queue_system.worker.metrics import WorkerMetrics, process_stopped
 
@@ -41,9 +45,14 @@ class HealthReporting(dramatiq.Middleware):
     """Runs the status reporter of one worker process from boot to shutdown."""
 
     def __init__(
-        self, redis_url: str, in_flight: Callable[[], int], metrics: Callable[[], WorkerMetrics | None]
+        self,
+        redis_url: str,
+        in_flight: Callable[[], int],
+        metrics: Callable[[], WorkerMetrics | None],
+        probe_key: str,
     ) -> None:
         self.redis_url = redis_url
+        self.probe_key = probe_key
         self.in_flight = in_flight
         self.metrics = metrics
         self.reporter: Reporter | None = None
@@ -56,7 +65,7 @@ class HealthReporting(dramatiq.Middleware):
             self.redis_url, decode_responses=True, socket_connect_timeout=2, socket_timeout=2
         )
         heartbeats = f"{broker.namespace}:__heartbeats__"  # type: ignore[attr-defined]
-        probe = Probe(client, heartbeats, broker.broker_id)  # type: ignore[attr-defined]
+        probe = Probe(client, heartbeats, broker.broker_id, self.probe_key)  # type: ignore[attr-defined]
         self.reporter = Reporter(status_dir(Path(directory)), worker, probe, self.in_flight, self.metrics())
         self.reporter.start()
 
@@ -74,23 +83,31 @@ class HealthReporting(dramatiq.Middleware):
 
 @dataclass
 class Probe:
-    """This process's Dramatiq heartbeat as Redis holds it; a failed read means Redis is away."""
+    """This process's Dramatiq heartbeat as Redis holds it, and a write (`probe_key`, with an
+    expiry); `error` says what failed: Redis away, or answering but refusing writes."""
 
     client: redis.Redis
     heartbeats: str
     broker_id: str
+    probe_key: str
     ok_since: float | None = None
     error: str | None = None
 
     def heartbeat_ms(self) -> int | None:
         try:
             score: float | None = self.client.zscore(self.heartbeats, self.broker_id)  # type: ignore[assignment]
-        except redis.RedisError as exc:
-            self.ok_since, self.error = None, f"{type(exc).__name__}: {exc}"
+            probe_writes_sync(self.client, self.probe_key)
+            error = None
+        except redis.RedisError as exc:  # the read failed: Redis away (or worse)
+            self.ok_since, self.error = None, str(classify(exc))
             return None
-        if self.ok_since is None:
+        except StorageError as exc:  # the read worked, the write was refused (full, read-only ...)
+            error = str(exc)
+        if error is not None:
+            self.ok_since = None
+        elif self.ok_since is None:
             self.ok_since = time.time()
-        self.error = None
+        self.error = error
         return int(score) if score is not None else None
 
 
@@ -211,8 +228,8 @@ def judge(statuses: list[dict[str, Any]], expected: int, now: float) -> Verdict:
         if status["state"] == "stopping":
             reasons.append(f"process {pid} is stopping")
             continue
-        if status["redis_error"]:
-            reasons.append(f"process {pid}: Redis unreachable ({status['redis_error']})")
+        if status["redis_error"]:  # what Redis refused, classified (not a stall: a restart cannot help)
+            reasons.append(f"process {pid}: {status['redis_error']}")
             continue
         problem = _consumer_problem(status, now)
         if problem:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from queue_system.embedded import EmbeddedRedis
@@ -94,14 +95,36 @@ def test_health_turns_503_while_redis_is_away_and_200_when_it_returns(
 
         own_redis.stop()
         body = wait_health(worker, port, 503, timeout=10)
-        assert any("Redis unreachable" in reason for reason in body["reasons"]), body
+        assert any("Redis is unreachable" in reason for reason in body["reasons"]), body
         code, out = container_check(port)
-        assert code == 1 and "503" in out and "Redis unreachable" in out
+        assert code == 1 and "503" in out and "Redis is unreachable" in out
 
         own_redis.start()
         wait_health(worker, port, 200, timeout=20)
         assert worker.running  # an outage is not a stall: nothing restarts
     finally:
+        assert worker.stop() == 0
+
+
+def test_health_says_redis_is_full_while_it_refuses_writes_and_recovers_after(
+    own_redis: EmbeddedRedis, e2e_logs: Path
+) -> None:
+    port = support.free_port()
+    worker = support.start_worker(own_redis.url, e2e_logs, name="worker-full", WORKER_HEALTH_PORT=str(port))
+    admin = redis.Redis.from_url(own_redis.url, decode_responses=True)
+    try:
+        wait_health(worker, port, 200, timeout=15)
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", 1)  # below what Redis holds: every write is refused, reads work
+        body = wait_health(worker, port, 503, timeout=10)
+        assert any("out of memory" in reason and "OOM" in reason for reason in body["reasons"]), body
+        assert not any("unreachable" in reason for reason in body["reasons"]), body
+
+        admin.config_set("maxmemory", 0)
+        wait_health(worker, port, 200, timeout=20)
+        assert worker.running  # a full Redis is not a stall: a restart would not help
+    finally:
+        admin.close()
         assert worker.stop() == 0
 
 
