@@ -144,7 +144,7 @@ def test_a_stopped_redis_is_a_503_unreachable(tmp_path: Path) -> None:
 
 
 # Keys of the wrong type, planted where the routes' scripts and reads look: a damaged record.
-PLANTED = (KEYS.index(), KEYS.task("broken"), KEYS.dests)
+PLANTED = (KEYS.index(), KEYS.task("broken"), KEYS.dests, KEYS.heartbeats)
 ROUTES = [
     ("POST", "/api/v1/tasks"),
     ("GET", "/api/v1/tasks"),
@@ -154,6 +154,7 @@ ROUTES = [
     ("DELETE", "/api/v1/tasks/broken"),
     ("GET", "/api/v1/stats"),
     ("GET", "/api/v1/destinations"),
+    ("GET", "/api/v1/workers"),
     ("POST", "/tasks"),  # the old system's aliases
     ("GET", "/jobs"),
     ("GET", "/job/broken"),
@@ -199,6 +200,12 @@ def test_the_client_request_id_is_echoed_in_the_problem_and_the_log(
     assert response.headers["x-request-id"] == "trace-7f3a"
     assert assert_storage_problem(response, 500, "storage-error")["request_id"] == "trace-7f3a"
     assert any("trace-7f3a" in line and "WRONGTYPE" in line for line in logged)
+
+
+def test_ready_names_a_storage_error_as_such(damaged: TestClient[Any]) -> None:
+    response = damaged.get("/ready")
+    assert response.status_code == 503 and response.json()["redis"] == "storage-error"
+    assert "unreachable" not in response.text.lower()
 
 
 @pytest.mark.parametrize("path", ["/dashboard/", "/dashboard/tasks", "/dashboard/tasks/broken"])

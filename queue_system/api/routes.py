@@ -233,15 +233,14 @@ async def health() -> dict[str, str]:
             data_container=dict[str, str],
             generate_examples=False,
             description="Redis does not answer, or refuses writes (out of memory, a read-only replica): "
-            "`{status: unavailable, redis: unreachable | refuses-writes, reason}`",
+            "`{status: unavailable, redis: unreachable | refuses-writes | storage-error, reason}`",
         )
     },
 )
 async def ready(service: Service, write_probe: NamedDependency[WriteProbe]) -> Response[dict[str, object]]:
     state = await readiness(service, write_probe)
     if not state.ready:
-        redis_state = "refuses-writes" if state.redis_ok else "unreachable"
-        refusal: dict[str, object] = {"status": "unavailable", "redis": redis_state}
+        refusal: dict[str, object] = {"status": "unavailable", "redis": state.redis}
         refusal["reason"] = f"redis: {state.error}"
         return Response(refusal, status_code=503)
     # No live worker does not make the API unready: it still accepts tasks, which wait queued.

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import redis
 
-from queue_system.errors import RedisUnreachable, StorageError
+from queue_system.errors import RedisUnreachable, StorageError, StorageUnavailable
 from queue_system.service.clock import now_ms
 from queue_system.service.tasks import TaskService
 from queue_system.storage.failures import classify, probe_writes
@@ -30,14 +30,21 @@ FRESH_MS = 10_000  # the worker's own stall bound (worker/health.py CONSUMER_STA
 
 @dataclass(frozen=True, slots=True)
 class Readiness:
-    redis_ok: bool
+    redis_ok: bool  # Redis answered (if only with an error reply)
     workers: int  # worker processes with a heartbeat in the last FRESH_MS
     error: str | None = None  # what is wrong, truthfully: unreachable, out of memory, read-only ...
-    writes_ok: bool = True  # False: Redis answers but refuses writes (`error` says why)
+    redis: str = "ok"  # "ok", or what failed: "unreachable", "refuses-writes", "storage-error"
 
     @property
     def ready(self) -> bool:
-        return self.redis_ok and self.writes_ok
+        return self.redis == "ok"
+
+
+def _failed(error: StorageError, workers: int = 0) -> Readiness:
+    if isinstance(error, RedisUnreachable):
+        return Readiness(False, workers, str(error), redis="unreachable")
+    kind = "refuses-writes" if isinstance(error, StorageUnavailable) else "storage-error"
+    return Readiness(True, workers, str(error), redis=kind)  # it answered, if only to refuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +92,8 @@ async def readiness(service: TaskService, writes: WriteProbe | None = None) -> R
     try:
         workers = int(await store.client.zcount(key, now_ms() - FRESH_MS, "+inf"))
     except redis.RedisError as exc:  # any failure to read means not ready
-        return Readiness(False, 0, str(classify(exc)))
+        return _failed(classify(exc))
     refused = await writes.check(service) if writes is not None else None
     if refused is None:
         return Readiness(True, workers)
-    # Gone since the read, or answering but refusing writes (full, read-only ...).
-    answers = not isinstance(refused, RedisUnreachable)
-    return Readiness(answers, workers, str(refused), writes_ok=False)
+    return _failed(refused, workers)  # gone since the read, or refusing writes
