@@ -219,10 +219,13 @@ def test_a_dashboard_page_with_a_storage_error_is_an_error_page(damaged: TestCli
 def test_a_dashboard_page_without_redis_is_a_503_page(tmp_path: Path) -> None:
     server = EmbeddedRedis(tmp_path / "r", persist=False)
     server.start()
-    with app_client(server.url) as client:
+    try:
+        with app_client(server.url) as client:
+            server.stop()
+            response = client.get("/dashboard/")
+            assert response.status_code == 503 and "<h1>Redis is unreachable</h1>" in response.text
+    finally:
         server.stop()
-        response = client.get("/dashboard/")
-        assert response.status_code == 503 and "<h1>Redis is unreachable</h1>" in response.text
 
 
 def test_ready_writes_a_probe_key_that_expires_and_probes_at_most_once_a_second(

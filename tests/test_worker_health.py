@@ -150,4 +150,7 @@ def test_a_stopped_redis_is_reported_unreachable(tmp_path: Path) -> None:
     client = redis.Redis.from_url(server.url, socket_connect_timeout=1, socket_timeout=1)
     server.stop()
     p = Probe(client, KEYS.heartbeats, "broker-1", KEYS.probe)
-    assert p.heartbeat_ms() is None and p.error and p.error.startswith("Redis is unreachable")
+    try:
+        assert p.heartbeat_ms() is None and p.error and p.error.startswith("Redis is unreachable")
+    finally:
+        client.close()
