@@ -49,8 +49,9 @@ _EVERY_RAW = _raw(EVERY_RESPONSE)
 _DASHBOARD_RAW = _raw(DASHBOARD)
 
 
-def security_headers(message: Message, scope: Scope) -> None:
-    """`before_send`: the headers above on the start of every HTTP response, whoever built it."""
+async def security_headers(message: Message, scope: Scope) -> None:
+    """`before_send`: the headers above on the start of every HTTP response, whoever built it.
+    A coroutine on purpose: Litestar runs a sync hook in a thread pool, twice per request."""
     if message["type"] == "http.response.start":
         extra = _DASHBOARD_RAW if scope["path"].startswith(DASHBOARD_PREFIX) else _EVERY_RAW
         message["headers"] = [*message.get("headers", ()), *extra]
