@@ -5,6 +5,7 @@ deaths."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import stat
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from loguru import logger
 
 from queue_system.embedded import EmbeddedRedis, RedisKeeper
@@ -141,3 +144,54 @@ def test_a_restart_that_fails_counts_as_a_death(server: EmbeddedRedis) -> None:
 
     assert verdict is not None and "the restart failed" in verdict
     assert keeper.restarts == 0
+
+
+class _Flatline(EmbeddedRedis):
+    """A server whose every check finds it dead and whose restarts succeed: the keeper's window
+    logic alone (the real process is what the tests above use)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(data_dir)
+        self.started = 0
+
+    @property
+    def running(self) -> bool:
+        return False
+
+    def death(self) -> str:
+        return "killed by SIGKILL"
+
+    def start(self, timeout: float = 15.0) -> str:
+        self.started += 1
+        return self.url
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    gaps=st.lists(st.floats(min_value=0, max_value=40, allow_nan=False), min_size=1, max_size=30),
+    max_deaths=st.integers(min_value=1, max_value=6),
+    window_s=st.sampled_from([1.0, 10.0, 60.0]),
+)
+def test_the_keeper_gives_up_exactly_at_the_first_death_with_too_many_in_its_window(
+    gaps: list[float], max_deaths: int, window_s: float
+) -> None:
+    """Deaths at any times: the keeper restarts until the first death that makes `max_deaths`
+    within the `window_s` before it (inclusive), and gives up then, not earlier or later."""
+    times = list(itertools.accumulate(gaps))
+    expected = next(
+        (i for i, t in enumerate(times) if sum(t - window_s <= u <= t for u in times[: i + 1]) >= max_deaths),
+        None,
+    )
+    now = [0.0]
+    server = _Flatline(Path("/nonexistent/qs-keeper"))
+    keeper = RedisKeeper(server, max_deaths=max_deaths, window_s=window_s, clock=lambda: now[0])
+    for i, t in enumerate(times):
+        now[0] = t
+        verdict = keeper.check()
+        if verdict is not None:
+            assert i == expected, (times, i, expected)
+            assert f"died {max_deaths} times within {window_s:g} s" in verdict
+            assert server.started == i
+            return
+    assert expected is None, (times, expected)
+    assert server.started == len(times)
