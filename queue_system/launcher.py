@@ -1,6 +1,8 @@
 """`queue-system run` (make run): Redis (embedded when REDIS_URL is unset), the API and a worker.
 
 Ctrl-C (or SIGTERM) stops the worker and the API gracefully, then Redis (saving its data).
+An embedded Redis that dies is restarted (embedded.RedisKeeper); when it keeps dying, everything
+stops and the command exits 1.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from types import FrameType
 
 from loguru import logger
 
-from queue_system.embedded import EmbeddedRedis
+from queue_system.embedded import EmbeddedRedis, RedisKeeper
 from queue_system.logging import configure_logging
 from queue_system.mailbox import DEV_RECIPIENT, DevMailbox
 from queue_system.settings import Settings
@@ -31,9 +33,20 @@ def start_children(env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
     }
 
 
-def supervise(children: dict[str, subprocess.Popen[bytes]], stop: threading.Event) -> int:
-    """Wait for a stop signal or a child's death. -> exit code."""
+# Without Redis the worker has nothing to finish: a short grace when the embedded one gave up.
+NO_REDIS_GRACE_S = 10.0
+
+
+def supervise(
+    children: dict[str, subprocess.Popen[bytes]], stop: threading.Event, keeper: RedisKeeper | None = None
+) -> int:
+    """Wait for a stop signal, a child's death or an embedded Redis that keeps dying (one that
+    dies now and then is restarted by `keeper`). -> exit code."""
     while not stop.wait(0.2):
+        gave_up = keeper.check() if keeper is not None else None
+        if gave_up:
+            logger.error("{}; stopping everything", gave_up)
+            return 1
         for name, child in children.items():
             if child.poll() is not None:
                 logger.error("{} exited with code {}; stopping everything", name, child.returncode)
@@ -119,11 +132,13 @@ def run_all(settings: Settings) -> int:
         settings.api.host,
         settings.api.port,
     )
+    keeper = RedisKeeper(embedded) if embedded is not None else None
     try:
-        code = supervise(children, stop)
+        code = supervise(children, stop, keeper)
     finally:
         # A little longer than the worker's own drain (worker/launch.py: request timeout + 30 s).
-        stop_children(children, settings.worker.request_timeout_ms / 1000 + 35)
+        grace = settings.worker.request_timeout_ms / 1000 + 35
+        stop_children(children, grace if embedded is None or embedded.running else NO_REDIS_GRACE_S)
         if sink is not None:
             sink.stop()
         if embedded is not None:

@@ -21,6 +21,7 @@ from queue_system.api.auth import AccessRefused, build_guard, on_access_refused
 from queue_system.api.compat import compat_router
 from queue_system.api.dashboard import dashboard_router
 from queue_system.api.destinations import list_destinations
+from queue_system.api.headers import security_headers
 from queue_system.api.keys import KeyRing
 from queue_system.api.metrics import count_rejections, http_metrics, metrics
 from queue_system.api.openapi import StrictStructSchemaPlugin
@@ -97,6 +98,7 @@ def create_app(
         ],
         # The front door innermost: its refusals are responses the two others see.
         middleware=[http_metrics, count_rejections, guard.middleware],
+        before_send=[security_headers],  # browser protections on every response (api/headers.py)
         lifespan=[lifespan],
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),

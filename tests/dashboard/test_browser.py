@@ -109,14 +109,41 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
+# Reports every Content-Security-Policy violation of a page to the test (init scripts run before
+# the page's own and are not subject to its CSP).
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  const where = `${e.sourceFile}:${e.lineNumber}`;
+  window.__qsViolation(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} at ${where}`);
+});
+"""
+
+
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
+    """A browser context that fails the test on any CSP violation or console error it saw."""
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     ctx.set_default_timeout(20_000)
+    violations: list[str] = []
+
+    def violation(text: str) -> None:
+        violations.append(text)
+
+    ctx.expose_function("__qsViolation", violation)
+    ctx.add_init_script(REPORT_VIOLATIONS)
+    ctx.on(
+        "console",
+        lambda message: (
+            violations.append(f"console: {message.text}")
+            if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text
+            else None
+        ),
+    )
     try:
         yield ctx
     finally:
         ctx.close()
+    assert not violations, violations
 
 
 def sign_in(page: Page, stack: Stack, key: str, path: str = "/dashboard/") -> None:
@@ -217,6 +244,46 @@ def test_screenshots_of_every_page(context: BrowserContext, stack: Stack) -> Non
     expect(page.locator(".mails li").first).to_contain_text("Your report is ready")
     shoot(page, "mailbox")
     assert len(list(ARTIFACTS.glob("*.png"))) >= 12
+
+
+def test_the_pages_run_under_the_csp_and_delete_asks_first(context: BrowserContext, stack: Stack) -> None:
+    """Clicking through every page (polling, the chart, the delete confirmation from static/app.js)
+    with the dashboard's CSP on: the `context` fixture fails on any violation it saw."""
+    task_id = submit(stack, {"url": stack.receiver.url("/csp")})
+    assert poll(lambda: stack.api.get(f"/api/v1/tasks/{task_id}").json()["status"] == "failed", 15)
+    page = context.new_page()
+    response = page.goto(stack.base_url + "/dashboard/login")
+    assert response is not None and "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    page.fill("#key", WRITE_KEY)
+    page.click("button[type=submit]")
+    expect(page.locator("#chart canvas")).to_be_visible()  # uPlot ran: scripts from 'self' allowed
+    with page.expect_request(
+        lambda r: r.url.endswith("/dashboard/") and r.headers.get("hx-request") == "true"
+    ):
+        pass  # htmx polls the overview (every 3 s)
+    for name in ("Tasks", "Mailbox", "Overview", "Tasks"):
+        page.get_by_role("link", name=name, exact=True).first.click()
+        expect(page.locator("nav a[aria-current]")).to_have_text(name)
+    page.locator(f'tr[data-task="{task_id}"] a').click()
+    expect(page.locator("[data-status]")).to_have_text("failed")
+
+    asked: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        asked.append(dialog.message)
+        if len(asked) == 1:
+            dialog.dismiss()
+        else:
+            dialog.accept()
+
+    page.on("dialog", answer)
+    page.get_by_role("button", name="Delete").click()
+    expect(page.locator("[data-status]")).to_have_text("failed")  # dismissed: still there
+    assert asked == [f"Delete task {task_id}?"]
+    assert stack.api.get(f"/api/v1/tasks/{task_id}").status_code == 200
+    page.get_by_role("button", name="Delete").click()
+    expect(page.locator(".notice")).to_have_text(f"task {task_id} deleted")
+    assert stack.api.get(f"/api/v1/tasks/{task_id}").status_code == 404
 
 
 def _mails(client: redis.Redis) -> int:

@@ -177,9 +177,13 @@ def test_metrics_of_two_worker_processes_are_summed_on_one_scrape(
         def flushed() -> bool:  # each process writes its tally every second (worker/metrics.py)
             nonlocal got
             got = samples(port)
+            # Every count asserted below has reached its total (read earlier, one written a
+            # moment after another was still short); `>=`, so a count past it still fails below.
             return (
-                value("queue_system_worker_deliveries_total", status_class="2xx") == 1
+                value("queue_system_worker_deliveries_total", status_class="2xx") >= 1
                 and value("queue_system_worker_attempts_total", type="whoami", outcome="success") >= n
+                and value("queue_system_worker_tasks_finished_total", type="whoami", outcome="completed") >= n
+                and value("queue_system_worker_attempt_duration_seconds_count", type="whoami") >= n
             )
 
         assert support.poll(flushed, timeout=10), got
