@@ -98,7 +98,8 @@ def create_app(
         ],
         # The front door innermost: its refusals are responses the two others see.
         middleware=[http_metrics, count_rejections, guard.middleware],
-        before_send=[security_headers],  # browser protections on every response (api/headers.py)
+        # The request id (api/request_ids.py) and browser protections (api/headers.py) on every response.
+        before_send=[request_ids.add_header, security_headers],
         lifespan=[lifespan],
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),
@@ -112,7 +113,6 @@ def create_app(
             redis.RedisError: problems.on_storage_error,
             Exception: problems.on_unexpected,
         },
-        before_send=[request_ids.add_header],
         request_max_body_size=settings.api.max_body_bytes,
         logging_config=None,
         plugins=[StrictStructSchemaPlugin()],
