@@ -25,7 +25,7 @@ from queue_system.settings import WorkerSettings
 from queue_system.storage.dramatiq_wire import QUEUES
 from queue_system.storage.redis_store import AsyncTaskStore, Change, NewTask
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # fullmatch: `$` would let a trailing "\n" in
 MAX_SCHEDULE_AHEAD_MS = 366 * 86_400_000
 
 
@@ -109,7 +109,7 @@ class TaskService:
         return resolve_policy(override, kind.policy(w), fixed_policy(w), backoff_policy(w))
 
     def _check_options(self, sub: Submission) -> None:
-        if sub.id is not None and not ID_PATTERN.match(sub.id):
+        if sub.id is not None and not ID_PATTERN.fullmatch(sub.id):
             raise InvalidInput("1-128 characters of A-Z a-z 0-9 . _ : -", field="id")
         if sub.queue not in QUEUES:
             raise InvalidInput(f"must be one of {', '.join(QUEUES)}", field="queue")
