@@ -145,11 +145,12 @@ class AsyncHttpSender:
         problem = request_problem(request.url, request.headers)
         if problem is not None:  # e.g. a task stored before the submit checked this
             return unsendable(problem)
-        return await self._send(self._session, request, timeout_s)
+        return await self.exchange(self._session, request, timeout_s)
 
-    async def _send(
+    async def exchange(
         self, session: aiohttp.ClientSession, request: WebhookRequest, timeout_s: float
     ) -> AttemptResult:
+        """`send` without our sendability check: the request as aiohttp itself takes it or refuses it."""
         try:
             if self._resolver is not None:
                 await _check_literal(self._resolver, request.url)
