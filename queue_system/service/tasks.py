@@ -16,9 +16,15 @@ import msgspec
 
 from queue_system.domain.destinations import DestinationReport
 from queue_system.domain.models import Page, Task, TaskQuery, TaskStatus
-from queue_system.domain.retry import RetryOverride, RetryPolicy, encode_policy, resolve_policy
+from queue_system.domain.retry import (
+    RetryOverride,
+    RetryPolicy,
+    encode_policy,
+    override_problems,
+    resolve_policy,
+)
 from queue_system.errors import Conflict, InvalidInput, TaskNotFound
-from queue_system.kinds.registry import Registry, TaskKind, backoff_policy, fixed_policy
+from queue_system.kinds.registry import Registry, TaskKind, backoff_policy, fixed_policy, policy_bounds
 from queue_system.kinds.webhook import Webhook, destination_of
 from queue_system.service.clock import now_ms
 from queue_system.settings import WorkerSettings
@@ -106,7 +112,10 @@ class TaskService:
         if override is None:
             return None
         w = self.retry_defaults
-        return resolve_policy(override, kind.policy(w), fixed_policy(w), backoff_policy(w))
+        policy = resolve_policy(override, kind.policy(w), fixed_policy(w), backoff_policy(w))
+        for field, message in override_problems(override, policy, policy_bounds(w)):
+            raise InvalidInput(message, field=field)  # the server's bounds: e.g. no interval of 0s
+        return policy
 
     def _check_options(self, sub: Submission) -> None:
         if sub.id is not None and not ID_PATTERN.fullmatch(sub.id):
