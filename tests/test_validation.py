@@ -48,6 +48,12 @@ def test_an_id_with_a_trailing_newline_is_refused(client: TestClient[Any], redis
     assert redis_client.keys("qs:task:abc*") == []
 
 
+@pytest.mark.parametrize("task_id", [".", ".."])
+def test_an_id_no_client_can_address_is_refused(client: TestClient[Any], task_id: str) -> None:
+    # httpx, yarl and browsers remove dot segments: /api/v1/tasks/.. is /api/v1/ to them.
+    assert_problem(post(client, {"url": URL, "id": task_id}), 422, "id")
+
+
 def test_a_header_name_with_a_trailing_newline_is_refused(client: TestClient[Any]) -> None:
     assert_problem(post(client, {"url": URL, "headers": {"X-Inj\n": "v"}}), 422, "headers.X-Inj\n")
 
@@ -179,7 +185,12 @@ def test_a_timeout_over_task_max_timeout_is_refused(client: TestClient[Any]) -> 
 ANY_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)  # every code point JSON can carry
 NAMES = st.one_of(st.text(st.sampled_from(TOKEN_CHARS), min_size=1, max_size=12), ANY_TEXT)
 VALUES = st.one_of(st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E) | st.just("\t")), ANY_TEXT)
-IDS = st.one_of(st.text(st.sampled_from(string.ascii_letters + "._:-\n"), min_size=1, max_size=10), ANY_TEXT)
+ODD_IDS = [".", "..", "...", "a/b", "%2e", "x:payload", "x:history"]
+IDS = st.one_of(
+    st.text(st.sampled_from(string.ascii_letters + "._:-\n"), min_size=1, max_size=10),
+    st.sampled_from(ODD_IDS),
+    ANY_TEXT,
+)
 ODD_PORTS = ["", "08", "0x50", " 80", "\uff18\uff10"]  # the last: fullwidth digits
 PORTS = st.one_of(st.none(), st.integers(-1, 70_000).map(str), st.sampled_from(ODD_PORTS))
 HOSTS = st.one_of(
@@ -229,7 +240,9 @@ def test_any_headers_and_id_are_accepted_only_if_sendable(
         return
     assert ID_PATTERN.fullmatch(task_id)
     # The Location header carries the id: it must be sendable too (else the 201 never arrives).
-    assert re.fullmatch(r"[\x21-\x7e]+", response.headers["location"])
+    location = response.headers["location"]
+    assert re.fullmatch(r"[\x21-\x7e]+", location)
+    assert client.get(location).json()["id"] == task_id  # an accepted id can be read where it was put
     for name, value in headers.items():
         assert re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name)  # an RFC 9110 token
         assert re.fullmatch(r"(?:[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?)?", value)  # sent byte for byte

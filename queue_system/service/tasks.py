@@ -120,6 +120,8 @@ class TaskService:
     def _check_options(self, sub: Submission) -> None:
         if sub.id is not None and not ID_PATTERN.fullmatch(sub.id):
             raise InvalidInput("1-128 characters of A-Z a-z 0-9 . _ : -", field="id")
+        if sub.id in (".", ".."):  # HTTP clients rewrite these path segments: the task's URL would be lost
+            raise InvalidInput("`.` and `..` cannot be ids: HTTP clients rewrite them in a URL", field="id")
         if sub.queue not in QUEUES:
             raise InvalidInput(f"must be one of {', '.join(QUEUES)}", field="queue")
         if sub.timeout_ms is not None and not 1 <= sub.timeout_ms <= self.max_timeout_ms:
