@@ -288,3 +288,42 @@ def test_a_stored_policy_below_the_floor_retries_no_sooner_than_the_floor(
     assert attempt["status_code"] == 429
     wait_s = timestamp(task["next_attempt_at"]) - timestamp(attempt["started_at"])
     assert wait_s >= 1.0
+
+
+UNITS = st.sampled_from(["", "ms", "s", "m", "h", "d"])
+DURATIONS = st.one_of(
+    st.from_regex(r"\s?[0-9]{1,6}(\.[0-9]{1,5})?\s?(ms|s|m|h|d)?\s?", fullmatch=True),
+    st.builds("{}{}".format, st.integers(0, 10**400), UNITS),  # up to far beyond a float's range
+    ANY_TEXT,
+)
+RETRY_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "strategy": st.sampled_from(["fixed", "exponential"]),
+        "max_retries": st.integers(-(2**70), 2**70),
+        "interval": DURATIONS,
+        "max_age": DURATIONS,
+        "min_delay": DURATIONS,
+        "max_delay": DURATIONS,
+    },
+)
+OPTIONS = st.fixed_dictionaries(
+    {},
+    optional={
+        "delay": DURATIONS,
+        "timeout": DURATIONS,
+        "retry": RETRY_FIELDS,
+        "max_retries": st.integers(-5, 200),
+    },
+)
+
+
+@PROPERTY
+@given(OPTIONS)
+def test_any_options_are_a_201_or_a_422_naming_a_field_never_a_500(
+    client: TestClient[Any], options: dict[str, Any]
+) -> None:
+    response = post(client, {"url": URL, **options})
+    assert response.status_code in (201, 422), response.text
+    if response.status_code == 422:
+        assert response.json()["field"].split(".")[0] in options
