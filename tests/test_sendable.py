@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import string
 import threading
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
 from queue_system.domain.models import AttemptResult, Outcome
-from queue_system.domain.sendable import request_problem
+from queue_system.domain.sendable import header_value_problem, request_problem
 from queue_system.errors import InvalidInput
 from queue_system.kinds.registry import Registry, RunContext, TaskKind
 from queue_system.kinds.webhook import webhook_kind
@@ -216,3 +217,9 @@ def test_a_stored_unsendable_task_fails_permanently_and_leaves_its_breaker_close
         run_task(redis_client, settings, "new-1", StubDNS({}))
         assert api.get("/api/v1/tasks/new-1").json()["status"] == "completed"
         assert rx.count == 1
+
+
+@given(VALUES)
+def test_the_fast_path_of_the_value_rule_agrees_with_its_grammar(value: str) -> None:
+    grammar = re.fullmatch(r"(?:[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?)?", value)  # RFC 9110, ASCII only
+    assert (header_value_problem(value) is None) == (grammar is not None)
