@@ -1,13 +1,14 @@
 """The `webhook` kind: one HTTP request per attempt, retried at a fixed interval until a deadline.
 
 The payload is checked at submit time (URL, a literal address the egress guard blocks, method,
-headers, the write-only `signing_secret`). The worker sends the request `build_request` makes on its
-event loop (many in flight per process: worker/delivery_loop.py, behind the egress guard); the
-handler sends the same request through the shared `httpx.Client` (`transports/http.py`), for a
-runner without a loop. Both classify the outcome the same way. Every request carries the Standard
-Webhooks headers (`signature_headers`): `webhook-id` (the same for every attempt of a task),
-`webhook-timestamp`, and `webhook-signature` when a secret is set (the task's own
-`signing_secret`, else WEBHOOK_SIGNING_SECRET).
+headers, the write-only `signing_secret`): what is accepted both senders can send as written
+(domain/sendable.py, which they check again before sending). The worker sends the request
+`build_request` makes on its event loop (many in flight per process: worker/delivery_loop.py,
+behind the egress guard); the handler sends the same request through the shared `httpx.Client`
+(`transports/http.py`), for a runner without a loop. Both classify the outcome the same way.
+Every request carries the Standard Webhooks headers (`signature_headers`): `webhook-id` (the
+same for every attempt of a task), `webhook-timestamp`, and `webhook-signature` when a secret is
+set (the task's own `signing_secret`, else WEBHOOK_SIGNING_SECRET).
 """
 
 from __future__ import annotations
