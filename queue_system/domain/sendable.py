@@ -3,7 +3,8 @@ given (aiohttp in the worker's loop, httpx in the sync handler). Pure functions,
 
 One definition, used at submit (kinds/webhook.py, domain/redaction.py's header checks) and again by
 both senders just before a request goes out (transports/http.py, transports/async_http.py), so a
-task stored before a rule existed fails permanently instead of being retried for a day:
+task stored before a rule existed fails permanently instead of being retried for a day (except
+for the two rules that are policy, not sendability: credentials and a fragment in the URL):
 
 - header name: an RFC 9110 token (`!#$%&'*+-.^_`|~`, digits, ASCII letters), nothing else;
 - header value: printable ASCII, spaces and tabs inside but not at either end. Both clients refuse
@@ -60,7 +61,22 @@ def header_value_problem(value: str) -> str | None:
 
 @functools.lru_cache(maxsize=4096)  # a queue's webhooks go to a handful of URLs
 def url_problem(url: str) -> str | None:
-    """Why a webhook cannot be sent to this URL as written, or None."""
+    """Why the submit refuses this webhook URL, or None: it cannot be sent as written, or it
+    carries credentials or a fragment."""
+    problem = _unsendable_url(url)
+    if problem is not None:
+        return problem
+    if "@" in urlsplit(url).netloc:
+        return USERINFO_HINT
+    if "#" in url:
+        return "must not have a #fragment: it is never sent"
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _unsendable_url(url: str) -> str | None:
+    """Why no request to this URL can go out as written (the senders' check: credentials and a
+    fragment are the submit's policy; a task stored before that rule is still delivered)."""
     bad = _URL_BAD.search(url)
     if bad is not None:
         return f"contains {bad.group()!r} at position {bad.start()} (percent-encode it)"
@@ -71,18 +87,14 @@ def url_problem(url: str) -> str | None:
         return f"not a URL: {exc}"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "must be an absolute http:// or https:// URL"
-    if "@" in parts.netloc:
-        return USERINFO_HINT
     if port == 0:
         return "port 0 cannot be connected to (use 1-65535)"
-    if "#" in url:
-        return "must not have a #fragment: it is never sent"
     return None
 
 
 def request_problem(url: str, headers: Mapping[str, str]) -> str | None:
     """Why this request cannot be sent as given (the senders' last check), or None."""
-    problem = url_problem(url)
+    problem = _unsendable_url(url)
     if problem is not None:
         return f"url: {problem}"
     for name, value in headers.items():
