@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")  # fullmatch, as every pattern here
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, None: 1000}
-_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib)?\s*$", re.IGNORECASE)
+_MAX_DURATION_MS = 1_000_000 * 86_400_000  # a million days: inside int64 and a float's exact range
+_SIZE = re.compile(r"\s*(\d+)\s*(b|kb|kib|mb|mib)?\s*", re.IGNORECASE)
 _UNIT_BYTES = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1_000_000, "mib": 1_048_576, None: 1}
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -20,15 +21,18 @@ _FALSE = ("0", "false", "no", "off")
 
 def parse_duration_ms(text: str) -> int:
     """`10s` -> 10000. Raises ValueError with a readable message."""
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if not match:
         raise ValueError(f"{text!r} is not a duration (use e.g. 500ms, 10s, 5m, 24h, 7d)")
     number, unit = match.groups()
-    return int(float(number) * _UNIT_MS[unit])
+    ms = float(number) * _UNIT_MS[unit]
+    if not ms <= _MAX_DURATION_MS:  # also inf: int(inf) would raise OverflowError, not ValueError
+        raise ValueError(f"{text!r} is too long (at most {_MAX_DURATION_MS // 86_400_000:,}d)")
+    return int(ms)
 
 
 def parse_size_bytes(text: str) -> int:
-    match = _SIZE.match(text)
+    match = _SIZE.fullmatch(text)
     if not match:
         raise ValueError(f"{text!r} is not a size (use e.g. 1048576, 512KiB, 1MiB)")
     number, unit = match.groups()

@@ -346,6 +346,13 @@ SPEC: tuple[Var, ...] = (
         "max_timeout_ms",
     ),
     Var(
+        "TASK_MIN_RETRY_DELAY",
+        duration(10),
+        "1s",
+        "the shortest `retry.interval` / `retry.min_delay` a task may ask for (shorter: 422)",
+        "worker.min_retry_delay_ms",
+    ),
+    Var(
         "SMTP_URL",
         Parser(smtp_url, "`smtp://`, `smtps://`"),
         None,
@@ -446,6 +453,7 @@ class WorkerSettings:
     max_retries: int = _default("WORKER_MAX_RETRIES")
     backoff_min_ms: int = _default("WORKER_BACKOFF_MIN")
     backoff_max_ms: int = _default("WORKER_BACKOFF_MAX")
+    min_retry_delay_ms: int = _default("TASK_MIN_RETRY_DELAY")  # the floor of a task's own policy
     lease_ms: int = _default("WORKER_LEASE")
     poll_interval_ms: int = _default("WORKER_POLL_INTERVAL")
     max_inflight: int = _default("WORKER_MAX_INFLIGHT")

@@ -92,7 +92,14 @@ def test_invalid_headers_name_the_field(headers: dict[str, str], field: str, fra
 
 
 def test_tab_in_a_value_is_fine() -> None:
-    assert header_problems({"X-Tab": "a\tb", "X-Unicode": "café"}) == []
+    assert header_problems({"X-Tab": "a\tb", "X-Empty": ""}) == []
+
+
+def test_a_non_ascii_value_is_refused() -> None:
+    # httpx cannot encode it and aiohttp sends UTF-8: no single byte string both would send.
+    assert header_problems({"X-Unicode": "café"}) == [
+        ("headers.X-Unicode", "the value must be printable ASCII (percent-encode anything else)")
+    ]
 
 
 def test_count_and_size_caps() -> None:

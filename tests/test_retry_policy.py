@@ -5,12 +5,16 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
 from queue_system.domain.retry import (
     ExponentialPolicy,
     FixedPolicy,
+    PolicyBounds,
     RetryOverride,
+    bounded,
     decide,
     decode_policy,
     encode_policy,
@@ -139,3 +143,44 @@ def test_resolve_policy_ignores_the_other_strategys_options() -> None:
     # No strategy given: the kind's stays, and options that belong to the other one do nothing.
     stray = RetryOverride({"min_delay": "1s"}, min_delay_ms=1_000)
     assert resolve_policy(stray, FIXED, FIXED, EXPO) == FixedPolicy(10_000, 24 * H, requested=stray.requested)
+
+
+BOUNDS = PolicyBounds(min_delay_ms=1_000, max_age_ms=24 * H)
+MS = st.integers(0, 10**12)
+
+
+def test_a_policy_inside_the_bounds_is_kept_as_is() -> None:
+    assert bounded(FIXED, BOUNDS) is FIXED and bounded(EXPO, BOUNDS) is EXPO
+
+
+def test_a_stored_policy_outside_the_bounds_is_clamped() -> None:
+    """A task stored before the bounds existed (`interval: 0s`, `max_age: 1000000d`) cannot hammer."""
+    hammer = FixedPolicy(interval_ms=0, max_age_ms=1_000_000 * 24 * H, requested={"interval": "0s"})
+    assert bounded(hammer, BOUNDS) == FixedPolicy(1_000, 24 * H, requested={"interval": "0s"})
+    assert bounded(ExponentialPolicy(5, 0, 10**12), BOUNDS) == ExponentialPolicy(5, 1_000, 24 * H)
+
+
+@given(st.one_of(st.builds(FixedPolicy, MS, MS), st.builds(ExponentialPolicy, st.integers(0, 100), MS, MS)))
+def test_no_retry_of_a_bounded_policy_comes_sooner_than_the_floor(
+    policy: FixedPolicy | ExponentialPolicy,
+) -> None:
+    """Whatever was stored, and a receiver answering 429 without Retry-After: >= 1 s between tries."""
+    clamped = bounded(policy, BOUNDS)
+    too_many = AttemptResult(Outcome.TRANSIENT, status_code=429)
+    for attempts in (1, 2, 7):
+        d = decide(clamped, too_many, attempts=attempts, created_at=0, now=0, rng=random.Random(attempts))
+        assert d.status is TaskStatus.FAILED or (d.next_attempt_at or 0) >= 1_000
+
+
+def test_a_429_without_retry_after_waits_the_tasks_own_schedule() -> None:
+    slow = FixedPolicy(interval_ms=30_000, max_age_ms=H)
+    too_many = AttemptResult(Outcome.TRANSIENT, status_code=429)
+    assert decide(slow, too_many, attempts=1, created_at=0, now=0).next_attempt_at == 30_000
+
+
+def test_an_exponential_task_honours_retry_after_up_to_its_max_delay() -> None:
+    huge = AttemptResult(Outcome.TRANSIENT, status_code=503, retry_after_ms=10**12)
+    d = decide(EXPO, huge, attempts=1, created_at=0, now=0)
+    assert d.status is TaskStatus.RETRYING and d.next_attempt_at == 60_000
+    fair = AttemptResult(Outcome.TRANSIENT, status_code=429, retry_after_ms=30_000)
+    assert decide(EXPO, fair, attempts=1, created_at=0, now=0).next_attempt_at == 30_000

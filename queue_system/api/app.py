@@ -18,6 +18,7 @@ from loguru import logger
 from queue_system import __version__
 from queue_system.api import problems, request_ids
 from queue_system.api.auth import AccessRefused, build_guard, on_access_refused
+from queue_system.api.body import BodyRequest
 from queue_system.api.compat import compat_router
 from queue_system.api.dashboard import dashboard_router
 from queue_system.api.destinations import list_destinations
@@ -114,6 +115,7 @@ def create_app(
             Exception: problems.on_unexpected,
         },
         request_max_body_size=settings.api.max_body_bytes,
+        request_class=BodyRequest,  # an undecodable body is a 400, not a 500
         logging_config=None,
         plugins=[StrictStructSchemaPlugin()],
         openapi_config=OpenAPIConfig(

@@ -19,7 +19,7 @@ from pathlib import Path
 HASH_PREFIX = "sha256:"
 MIN_KEY_LENGTH = 16  # a plain key shorter than this is refused at start: too easy to guess
 MAX_PRESENTED_LENGTH = 1024  # longer presented keys are refused without hashing them
-_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")  # fullmatch
 
 
 class Role(StrEnum):
@@ -35,7 +35,7 @@ def hash_key(key: str) -> str:
 def _digest(entry: str, variable: str) -> bytes:
     if entry.startswith(HASH_PREFIX):
         hexdigest = entry[len(HASH_PREFIX) :]
-        if not _HEX64.match(hexdigest):
+        if not _HEX64.fullmatch(hexdigest):
             raise ValueError(f"{variable}: a {HASH_PREFIX} entry needs 64 hex digits")
         return bytes.fromhex(hexdigest)
     if len(entry) < MIN_KEY_LENGTH:

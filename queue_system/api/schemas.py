@@ -25,7 +25,9 @@ TASKS_PATH = "/api/v1/tasks"
 class RetrySpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Overrides the kind's retry policy; unset fields keep the server's defaults.
     `{"strategy": "exponential", "max_retries": 5, "min_delay": "1s", "max_delay": "1h"}` or
-    `{"strategy": "fixed", "interval": "10s", "max_age": "24h"}`."""
+    `{"strategy": "fixed", "interval": "10s", "max_age": "24h"}`. Bounded by the server's: every
+    delay at least TASK_MIN_RETRY_DELAY (1s), `max_age`/`max_delay` at most WORKER_RETRY_MAX_AGE
+    (24h); else 422 naming the field."""
 
     strategy: Literal["exponential", "fixed"] | None = None
     max_retries: RetryCount | None = None

@@ -58,6 +58,10 @@ class AttemptResult(msgspec.Struct, frozen=True):
     status_code: int | None = None
     response_body: str | None = None
     retry_after_ms: int | None = None  # the receiver asked us to wait at least this long
+    # False: the attempt says nothing about its destination (the request was refused on our side
+    # before it went out, e.g. unsendable: domain/sendable.py), so the destination's breaker
+    # does not count it.
+    about_destination: bool = True
 
 
 class Attempt(msgspec.Struct, frozen=True):

@@ -1,5 +1,10 @@
 """Retry policies as values: a tagged union, resolved once at submit and stored as typed JSON.
 
+A task's own options are bounded by the server's (`PolicyBounds`): no retry sooner than
+TASK_MIN_RETRY_DELAY, no window or wait longer than WORKER_RETRY_MAX_AGE. The submit refuses what
+is out of bounds (`override_problems`); the worker clamps a stored policy again (`bounded`), so a
+task stored before a bound existed cannot hammer its receiver either.
+
 Lives apart from `retry.py` (which decides with them) so that `models.Task` can name the type
 without an import cycle; `retry.py` re-exports everything here.
 """
@@ -90,3 +95,63 @@ def resolve_policy(
         if name != "requested" and (value := getattr(override, name)) is not None
     }
     return msgspec.structs.replace(base, **changes, requested=override.requested)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyBounds:
+    """What a task's own policy may ask for: the server's TASK_MIN_RETRY_DELAY and WORKER_RETRY_MAX_AGE
+    (the number of retries is bounded by the API's schema, 0-100)."""
+
+    min_delay_ms: int
+    max_age_ms: int
+
+
+Problem = tuple[str, str]  # (field, message)
+
+
+def override_problems(override: RetryOverride, resolved: RetryPolicy, bounds: PolicyBounds) -> list[Problem]:
+    """Why a task's retry options are out of the server's bounds (fields as `retry.interval`)."""
+    problems: list[Problem] = []
+    floor, ceiling = bounds.min_delay_ms, bounds.max_age_ms
+    for name in ("interval", "min_delay", "max_delay"):
+        value = getattr(override, f"{name}_ms")
+        if value is not None and value < floor:
+            problems.append((f"retry.{name}", f"at least {_ms_text(floor)} (TASK_MIN_RETRY_DELAY)"))
+    for name in ("max_age", "max_delay"):
+        value = getattr(override, f"{name}_ms")
+        if value is not None and value > ceiling:
+            problems.append((f"retry.{name}", f"at most {_ms_text(ceiling)} (WORKER_RETRY_MAX_AGE)"))
+    if isinstance(resolved, ExponentialPolicy) and resolved.min_delay_ms > resolved.max_delay_ms:
+        name = "min_delay" if override.min_delay_ms is not None else "max_delay"
+        problems.append(
+            (
+                f"retry.{name}",
+                f"min_delay {_ms_text(resolved.min_delay_ms)} exceeds max_delay "
+                f"{_ms_text(resolved.max_delay_ms)}",
+            )
+        )
+    return problems
+
+
+def bounded(policy: RetryPolicy, bounds: PolicyBounds) -> RetryPolicy:
+    """`policy` clamped into the bounds (the same object when it is inside them)."""
+    floor, ceiling = bounds.min_delay_ms, bounds.max_age_ms
+    if isinstance(policy, FixedPolicy):
+        if floor <= policy.interval_ms and policy.max_age_ms <= ceiling:
+            return policy
+        return msgspec.structs.replace(
+            policy, interval_ms=max(policy.interval_ms, floor), max_age_ms=min(policy.max_age_ms, ceiling)
+        )
+    if floor <= policy.min_delay_ms and policy.max_delay_ms <= ceiling:
+        return policy
+    low = max(policy.min_delay_ms, floor)
+    return msgspec.structs.replace(
+        policy, min_delay_ms=low, max_delay_ms=max(low, min(policy.max_delay_ms, ceiling))
+    )
+
+
+def _ms_text(ms: int) -> str:
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"

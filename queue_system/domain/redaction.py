@@ -17,6 +17,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from queue_system.domain.sendable import header_value_problem, is_header_name
+
 REDACTED = "[redacted]"
 MAX_HEADERS = 64
 MAX_HEADER_BYTES = 16 * 1024  # names + values, as sent
@@ -35,8 +37,6 @@ _REFUSED = frozenset(
 )
 # Ours: Standard Webhooks headers are computed per attempt and signed.
 _OURS = frozenset({"webhook-id", "webhook-timestamp", "webhook-signature"})
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # controls except horizontal tab
 
 
 @functools.lru_cache(maxsize=4096)  # a queue's webhooks repeat a handful of header names
@@ -80,8 +80,8 @@ def header_problems(
     seen: set[str] = set()
     for name, value in headers.items():
         problem = _name_problem(name, seen)
-        if problem is None and _BAD_VALUE.search(value):
-            problem = "the value contains a control character (CR, LF, NUL...)"
+        if problem is None:
+            problem = header_value_problem(value)  # what both senders send as given
         if problem:
             problems.append((f"{field}.{name}", problem))
     return problems
@@ -89,7 +89,7 @@ def header_problems(
 
 def _name_problem(name: str, seen: set[str]) -> str | None:
     lowered = name.lower()
-    if not _TOKEN.match(name):
+    if not is_header_name(name):
         return "not a valid header name"
     if lowered in _REFUSED or lowered.startswith("proxy-"):
         return "set by the sender; it cannot be given"

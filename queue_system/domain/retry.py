@@ -17,10 +17,13 @@ from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
 from queue_system.domain.policy import (
     ExponentialPolicy,
     FixedPolicy,
+    PolicyBounds,
     RetryOverride,
     RetryPolicy,
+    bounded,
     decode_policy,
     encode_policy,
+    override_problems,
     resolve_policy,
 )
 
@@ -28,11 +31,14 @@ __all__ = [
     "Decision",
     "ExponentialPolicy",
     "FixedPolicy",
+    "PolicyBounds",
     "RetryOverride",
     "RetryPolicy",
+    "bounded",
     "decide",
     "decode_policy",
     "encode_policy",
+    "override_problems",
     "resolve_policy",
 ]
 
@@ -60,7 +66,13 @@ def decide(
     wait = _delay_ms(policy, attempts, rng or _rng)
     if wait is None:
         return Decision(TaskStatus.FAILED, reason=f"gave up after {attempts} attempts")
-    wait = max(wait, result.retry_after_ms or 0)
+    # A 429 or 503 without Retry-After waits the task's own schedule; with one, at least that long,
+    # up to the task's longest wait: its window (fixed: beyond it the task fails now, below) or its
+    # max_delay (exponential), never for whatever a receiver wrote.
+    retry_after = result.retry_after_ms or 0
+    if isinstance(policy, ExponentialPolicy):
+        retry_after = min(retry_after, policy.max_delay_ms)
+    wait = max(wait, retry_after)
     next_at = now + wait
     if isinstance(policy, FixedPolicy) and next_at > created_at + policy.max_age_ms:
         return Decision(TaskStatus.FAILED, reason="retry window exhausted")

@@ -36,7 +36,7 @@ import httpx
 import msgspec
 
 from queue_system.domain.models import AttemptResult, Outcome
-from queue_system.domain.retry import ExponentialPolicy, FixedPolicy, RetryPolicy
+from queue_system.domain.retry import ExponentialPolicy, FixedPolicy, PolicyBounds, RetryPolicy
 from queue_system.errors import InvalidInput, PermanentError, TransientError, UnknownTaskType
 from queue_system.field_paths import join_field, split_msgspec_error
 from queue_system.settings import WorkerSettings
@@ -62,6 +62,11 @@ KINDS_ATTRIBUTE = "__task_kinds__"
 
 def fixed_policy(s: WorkerSettings) -> FixedPolicy:
     return FixedPolicy(interval_ms=s.retry_interval_ms, max_age_ms=s.retry_max_age_ms)
+
+
+def policy_bounds(s: WorkerSettings) -> PolicyBounds:
+    """The server's bounds on a task's own policy (TASK_MIN_RETRY_DELAY, WORKER_RETRY_MAX_AGE)."""
+    return PolicyBounds(min_delay_ms=s.min_retry_delay_ms, max_age_ms=s.retry_max_age_ms)
 
 
 def backoff_policy(s: WorkerSettings) -> ExponentialPolicy:

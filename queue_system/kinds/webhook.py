@@ -1,13 +1,14 @@
 """The `webhook` kind: one HTTP request per attempt, retried at a fixed interval until a deadline.
 
 The payload is checked at submit time (URL, a literal address the egress guard blocks, method,
-headers, the write-only `signing_secret`). The worker sends the request `build_request` makes on its
-event loop (many in flight per process: worker/delivery_loop.py, behind the egress guard); the
-handler sends the same request through the shared `httpx.Client` (`transports/http.py`), for a
-runner without a loop. Both classify the outcome the same way. Every request carries the Standard
-Webhooks headers (`signature_headers`): `webhook-id` (the same for every attempt of a task),
-`webhook-timestamp`, and `webhook-signature` when a secret is set (the task's own
-`signing_secret`, else WEBHOOK_SIGNING_SECRET).
+headers, the write-only `signing_secret`): what is accepted both senders can send as written
+(domain/sendable.py, which they check again before sending). The worker sends the request
+`build_request` makes on its event loop (many in flight per process: worker/delivery_loop.py,
+behind the egress guard); the handler sends the same request through the shared `httpx.Client`
+(`transports/http.py`), for a runner without a loop. Both classify the outcome the same way.
+Every request carries the Standard Webhooks headers (`signature_headers`): `webhook-id` (the
+same for every attempt of a task), `webhook-timestamp`, and `webhook-signature` when a secret is
+set (the task's own `signing_secret`, else WEBHOOK_SIGNING_SECRET).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from typing import Any
 
 import httpx
 import msgspec
+import yarl
 
 from queue_system.domain.models import AttemptResult
 from queue_system.domain.redaction import header_problems
+from queue_system.domain.sendable import url_problem
 from queue_system.errors import InvalidInput
 from queue_system.kinds.registry import KINDS_ATTRIBUTE, RunContext, TaskKind, fixed_policy, task_kind
 from queue_system.kinds.webhook_security import egress_policy, signing_keys
@@ -48,13 +51,18 @@ class Webhook(msgspec.Struct, forbid_unknown_fields=True):
 
 @functools.lru_cache(maxsize=4096)
 def _url_problem(url: str) -> str | None:
-    """Why httpx (the sender) cannot use this URL, or None. Cached: parsing costs ~9 us, and a
+    """Why a sender cannot use this URL as written (domain/sendable.py's rule, then httpx's and
+    yarl's parsers: e.g. a host name IDNA refuses), or None. Cached: parsing costs ~9 us, and a
     queue's webhooks go to a handful of endpoints."""
+    problem = url_problem(url)
+    if problem is not None:
+        return problem
     try:
         parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        return str(exc)
-    if parsed.scheme not in ("http", "https") or not parsed.host:
+        aiohttp_host = yarl.URL(url).raw_host  # aiohttp's parser: it raises for a host it cannot encode
+    except (httpx.InvalidURL, ValueError) as exc:
+        return str(exc) or "not a URL the HTTP clients can send to"
+    if parsed.scheme not in ("http", "https") or not parsed.host or not aiohttp_host:
         return "must be an absolute http:// or https:// URL"
     return None
 

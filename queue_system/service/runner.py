@@ -29,8 +29,8 @@ import redis
 from loguru import logger
 
 from queue_system.domain.models import MAX_RESPONSE_BODY, Attempt, AttemptResult, Outcome, Task, TaskStatus
-from queue_system.domain.retry import Decision, RetryPolicy, decide
-from queue_system.kinds.registry import Registry, RunContext, TaskKind, backoff_policy
+from queue_system.domain.retry import Decision, RetryPolicy, bounded, decide
+from queue_system.kinds.registry import Registry, RunContext, TaskKind, backoff_policy, policy_bounds
 from queue_system.service.clock import now_ms
 from queue_system.service.observe import NullObserver, Observer
 from queue_system.settings import Settings
@@ -295,9 +295,10 @@ class TaskRunner:
         )
 
     def _policy(self, task: Task, kind: TaskKind | None) -> RetryPolicy:
-        """The task's own policy (resolved at submit), else its kind's default."""
+        """The task's own policy (resolved at submit, within the server's bounds: clamped again, for
+        a task stored before a bound existed), else its kind's default."""
         if task.retry is not None:
-            return task.retry
+            return bounded(task.retry, policy_bounds(self.settings.worker))
         default = self._policies.get(task.type)
         if default is None:
             default = (kind.policy if kind else backoff_policy)(self.settings.worker)

@@ -16,16 +16,22 @@ import msgspec
 
 from queue_system.domain.destinations import DestinationReport
 from queue_system.domain.models import Page, Task, TaskQuery, TaskStatus
-from queue_system.domain.retry import RetryOverride, RetryPolicy, encode_policy, resolve_policy
+from queue_system.domain.retry import (
+    RetryOverride,
+    RetryPolicy,
+    encode_policy,
+    override_problems,
+    resolve_policy,
+)
 from queue_system.errors import Conflict, InvalidInput, TaskNotFound
-from queue_system.kinds.registry import Registry, TaskKind, backoff_policy, fixed_policy
+from queue_system.kinds.registry import Registry, TaskKind, backoff_policy, fixed_policy, policy_bounds
 from queue_system.kinds.webhook import Webhook, destination_of
 from queue_system.service.clock import now_ms
 from queue_system.settings import WorkerSettings
 from queue_system.storage.dramatiq_wire import QUEUES
 from queue_system.storage.redis_store import AsyncTaskStore, Change, NewTask
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # fullmatch: `$` would let a trailing "\n" in
 MAX_SCHEDULE_AHEAD_MS = 366 * 86_400_000
 
 
@@ -106,11 +112,16 @@ class TaskService:
         if override is None:
             return None
         w = self.retry_defaults
-        return resolve_policy(override, kind.policy(w), fixed_policy(w), backoff_policy(w))
+        policy = resolve_policy(override, kind.policy(w), fixed_policy(w), backoff_policy(w))
+        for field, message in override_problems(override, policy, policy_bounds(w)):
+            raise InvalidInput(message, field=field)  # the server's bounds: e.g. no interval of 0s
+        return policy
 
     def _check_options(self, sub: Submission) -> None:
-        if sub.id is not None and not ID_PATTERN.match(sub.id):
+        if sub.id is not None and not ID_PATTERN.fullmatch(sub.id):
             raise InvalidInput("1-128 characters of A-Z a-z 0-9 . _ : -", field="id")
+        if sub.id in (".", ".."):  # HTTP clients rewrite these path segments: the task's URL would be lost
+            raise InvalidInput("`.` and `..` cannot be ids: HTTP clients rewrite them in a URL", field="id")
         if sub.queue not in QUEUES:
             raise InvalidInput(f"must be one of {', '.join(QUEUES)}", field="queue")
         if sub.timeout_ms is not None and not 1 <= sub.timeout_ms <= self.max_timeout_ms:

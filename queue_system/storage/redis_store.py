@@ -122,7 +122,10 @@ class Unclaimed(msgspec.Struct, frozen=True):
 
 def breaker_signal(result: AttemptResult) -> str:
     """What an attempt says about its destination: "up" (it answered below 500), "down" (a
-    timeout, a connection error, a 5xx) or "" (nothing: the request never went out)."""
+    timeout, a connection error, a 5xx) or "" (nothing: the request never went out, or was
+    refused on our side: `about_destination` is False)."""
+    if not result.about_destination:
+        return ""
     if result.status_code is not None:
         return "down" if result.status_code >= 500 else "up"
     if result.outcome is Outcome.SUCCESS:

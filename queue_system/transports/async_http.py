@@ -6,7 +6,8 @@ from 16 threads and 8-12 ms for `httpx.AsyncClient` (its pool search grows with 
 
 The classification is the sync sender's (delivery/webhook.py): 2xx -> success; timeouts,
 connection errors, 408/425/429/5xx -> transient (honouring `Retry-After`); other statuses ->
-permanent. Only the status, the `Retry-After` header and a bounded prefix of the body are read.
+permanent; a request that cannot be sent as given -> permanent, not counted against the
+destination. Only the status, the `Retry-After` header and a bounded prefix of the body are read.
 
 An egress guard plugs in as aiohttp's resolver (`resolver_factory=`, called on the loop): it
 resolves once, checks every address, and raises its own exception for a blocked one; list that
@@ -26,6 +27,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 
 from queue_system.domain.models import AttemptResult, Outcome
+from queue_system.domain.sendable import request_problem, unsendable
 from queue_system.transports.egress import EgressBlocked
 from queue_system.transports.http import (
     TRANSIENT_STATUS,
@@ -140,10 +142,19 @@ class AsyncHttpSender:
     async def send(self, request: WebhookRequest, timeout_s: float) -> AttemptResult:
         if self._session is None:
             raise RuntimeError("AsyncHttpSender.open() has not run")
+        problem = request_problem(request.url, request.headers)
+        if problem is not None:  # e.g. a task stored before the submit checked this
+            return unsendable(problem)
+        return await self.exchange(self._session, request, timeout_s)
+
+    async def exchange(
+        self, session: aiohttp.ClientSession, request: WebhookRequest, timeout_s: float
+    ) -> AttemptResult:
+        """`send` without our sendability check: the request as aiohttp itself takes it or refuses it."""
         try:
             if self._resolver is not None:
                 await _check_literal(self._resolver, request.url)
-            async with self._session.request(
+            async with session.request(
                 request.method,
                 request.url,
                 headers=request.headers,
@@ -173,6 +184,10 @@ class AsyncHttpSender:
             return AttemptResult(Outcome.PERMANENT, error=str(exc))
         except self.permanent_errors as exc:
             return AttemptResult(Outcome.PERMANENT, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
+        except ValueError as exc:
+            # aiohttp refusing to write the request ("Forbidden control character detected in
+            # headers"): raised before anything is sent, our side's doing, never the destination's.
+            return unsendable(f"{type(exc).__name__}: {exc}")
         except aiohttp.ClientConnectorError as exc:
             # Named as the sync sender (httpx) names it: the attempt history reads the same.
             return AttemptResult(Outcome.TRANSIENT, error=f"ConnectError: {exc}")

@@ -2,7 +2,9 @@
 
 2xx -> success. Timeouts, connection errors, 408/425/429/5xx -> transient (honouring `Retry-After`).
 Any other status, a connection the egress guard refuses (`EgressBlocked`, see egress_httpx.py) and
-too many redirects -> permanent. Redirects follow the client's setting (WEBHOOK_FOLLOW_REDIRECTS).
+too many redirects -> permanent. A request that cannot be sent as given (domain/sendable.py, or the
+client refusing to write it) -> permanent without counting against the destination (`unsendable`).
+Redirects follow the client's setting (WEBHOOK_FOLLOW_REDIRECTS).
 Only a bounded prefix of a response is read; a binary one is kept as a marker (`response_text`).
 """
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from queue_system.domain.models import MAX_RESPONSE_BODY, AttemptResult, Outcome
+from queue_system.domain.sendable import request_problem, unsendable
 from queue_system.transports.egress import EgressBlocked
 
 TRANSIENT_STATUS = frozenset({408, 425, 429})
@@ -31,6 +34,14 @@ class WebhookRequest:
 
 
 def send(client: httpx.Client, request: WebhookRequest, timeout_s: float) -> AttemptResult:
+    problem = request_problem(request.url, request.headers)
+    if problem is not None:  # e.g. a task stored before the submit checked this
+        return unsendable(problem)
+    return exchange(client, request, timeout_s)
+
+
+def exchange(client: httpx.Client, request: WebhookRequest, timeout_s: float) -> AttemptResult:
+    """`send` without our sendability check: the request as the client itself takes it or refuses it."""
     try:
         with client.stream(
             request.method,
@@ -44,6 +55,10 @@ def send(client: httpx.Client, request: WebhookRequest, timeout_s: float) -> Att
         return AttemptResult(Outcome.PERMANENT, error=str(exc))
     except httpx.TooManyRedirects as exc:
         return AttemptResult(Outcome.PERMANENT, error=f"TooManyRedirects: {exc}")
+    except (httpx.LocalProtocolError, httpx.InvalidURL, UnicodeEncodeError) as exc:
+        # The client refused to write this request (h11 on a header, a URL, a non-ASCII value):
+        # our side's doing, never the destination's.
+        return unsendable(f"{type(exc).__name__}: {exc}")
     except httpx.TimeoutException as exc:
         return AttemptResult(Outcome.TRANSIENT, error=f"timeout after {timeout_s:g}s ({type(exc).__name__})")
     except httpx.TransportError as exc:

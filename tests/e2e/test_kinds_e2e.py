@@ -39,6 +39,7 @@ def services(redis_url: str, e2e_logs: Path, mailbox: tuple[Mailbox, int]) -> It
         "EMAIL_FROM": "queue@example.test",
         "WORKER_BACKOFF_MIN": "200ms",
         "WORKER_BACKOFF_MAX": "2s",
+        "TASK_MIN_RETRY_DELAY": "100ms",  # the tasks below ask for 200ms retries
     }
     with support.stack(redis_url, e2e_logs, **env) as running:
         yield running
