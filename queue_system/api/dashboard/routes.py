@@ -42,6 +42,7 @@ from queue_system.api.dashboard.web import (
 )
 from queue_system.api.keys import KeyRing, Role
 from queue_system.api.schemas import encode_cursor
+from queue_system.domain.redaction import shown_task
 from queue_system.errors import Conflict, InvalidInput, TaskNotFound
 from queue_system.service.tasks import TaskService
 from queue_system.storage import mailbox
@@ -138,7 +139,7 @@ async def tasks(request: AnyRequest, service: Service, dashboard: Dashboard) -> 
     next_cursor = encode_cursor(page.next_cursor)
     context: dict[str, Any] = {
         "filters": filters,
-        "tasks": page.tasks,
+        "tasks": [shown_task(t) for t in page.tasks],  # secrets redacted (domain/redaction.py)
         "cursor": cursor,
         "next_url": filters.url(cursor=next_cursor) if next_cursor else None,
         "types": service.registry.names(),
@@ -159,7 +160,7 @@ async def task_detail(
         task = await service.get(task_id)
     except TaskNotFound:
         return render(request, "missing.html", viewer, status_code=404, task_id=task_id)
-    context: dict[str, Any] = {"task": task, "notice": request.query_params.get("notice", "")}
+    context: dict[str, Any] = {"task": shown_task(task), "notice": request.query_params.get("notice", "")}
     if is_htmx(request):
         status = STOP_POLLING if task.status in FINAL else 200
         return render(request, "_task.html", viewer, status_code=status, **context)
