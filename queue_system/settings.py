@@ -373,7 +373,7 @@ SPEC: tuple[Var, ...] = (
         Parser(_cidrs("EGRESS_ALLOW_CIDRS"), "CIDRs, comma-separated"),
         None,
         "blocked ranges webhooks may reach anyway (e.g. `10.1.2.0/24`); `make run` sets "
-        "`127.0.0.0/8` when unset",
+        "`127.0.0.0/8` when unset, except with `ENV=production`",
         "security.egress_allow_cidrs",
         unset="",
     ),
