@@ -22,6 +22,9 @@
 {p}:dests:due            zset    d -> when the reconciler looks at it next (it has parked tasks)
 {p}:stats:{minute}       hash    completed, failed, retried of that minute (epoch ms // 60000;
                                  attempts is their sum), for the dashboard; expires after 2 h
+{p}:authfail:{h}         hash    failed key checks of one client address (h: SHA-256 of it, 32 hex):
+                                 fails, window_end, locked_until, strikes (storage/auth_failures.py);
+                                 expires a day after its lock ends
 {p}:dramatiq:{queue}     list    Dramatiq's queue (Dramatiq's RedisBroker, namespace {p}:dramatiq);
                                  its other keys are Dramatiq's: storage/dramatiq_wire.py lists those
                                  our scripts write, worker/broker.py the consumer's own
@@ -32,6 +35,7 @@ name is spelled here only.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from queue_system.storage import dramatiq_wire
@@ -110,3 +114,7 @@ class Keys:
     def heartbeats(self) -> str:
         """Dramatiq's zset: broker id -> last seen (ms); the reconciler's heartbeat writes it too."""
         return dramatiq_wire.heartbeats(self.dramatiq_namespace)
+
+    def auth_failures(self, address: str) -> str:
+        """Failed key checks of a client address; hashed, so no address can spell another key."""
+        return f"{self.prefix}:authfail:{hashlib.sha256(address.encode()).hexdigest()[:32]}"

@@ -22,7 +22,9 @@ KEY = "e2e-production-key-0123456789"
 
 def _resolves_to_loopback(name: str) -> bool:
     try:
-        return all(info[4][0].startswith("127.") for info in socket.getaddrinfo(name, 80, socket.AF_INET))
+        return all(
+            str(info[4][0]).startswith("127.") for info in socket.getaddrinfo(name, 80, socket.AF_INET)
+        )
     except OSError:
         return False
 
