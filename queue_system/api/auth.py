@@ -1,7 +1,8 @@
 """The API's front door: API keys, the per-key rate limit and the JSON nesting cap, as one check.
 
-`ApiGuard` runs before a request's body is decoded, on every `/api/...` route and every old-system
-alias (`compat.py`), never on `/health`, `/ready`, `/healthz`, `/schema` or `/metrics`:
+`ApiGuard` runs before a request's body is decoded, on every `/api/...` route, every old-system
+alias (`compat.py`) and `/metrics` (any key, read-only too; open with METRICS_PUBLIC=true), never on
+`/health`, `/ready`, `/healthz` or `/schema` (the dashboard has its own sessions):
 
 - a missing or unknown key -> 401 (`WWW-Authenticate: Bearer`); a read key on a change -> 403;
 - API_AUTH_FAILURES wrong keys from one client address lock it out -> 429 with `Retry-After`, for
@@ -61,6 +62,7 @@ WWW_AUTHENTICATE = 'Bearer realm="queue_system"'
 # key costs its hash each time), and the dict cannot grow past this many.
 MAX_CACHED_KEYS = 1024
 OPEN_PATHS = frozenset({"/healthz"})  # the old system's liveness probe stays open, like /health
+METRICS_PATH = "/metrics"
 MAX_LOCAL_LOCKS = 10_000  # locked addresses remembered in this process (the truth is in Redis)
 LOCKED_DETAIL = "too many wrong API keys from this address; retry after the time given"
 
@@ -110,6 +112,7 @@ class ApiGuard:
     auth_on: bool
     alias_paths: frozenset[str] = frozenset()
     alias_prefixes: tuple[str, ...] = ()
+    metrics_protected: bool = True  # METRICS_PUBLIC=true: False
     limiter: AsyncRateLimiter | None = None
     throttle: AsyncFailureThrottle | None = None
     trusted_proxies: tuple[IPNetwork, ...] = ()
@@ -122,6 +125,8 @@ class ApiGuard:
             return True
         if path in OPEN_PATHS:
             return False
+        if path == METRICS_PATH:
+            return self.metrics_protected
         return path in self.alias_paths or path.startswith(self.alias_prefixes)
 
     def role(self, key: str) -> Role | None:
@@ -323,5 +328,11 @@ def build_guard(settings: Settings, alias_routes: Iterable[str] = ()) -> tuple[A
         raise ConfigError("API_KEYS", problem)
     exact = frozenset(p for p in alias_routes if "{" not in p)
     prefixes = tuple(p.split("{", 1)[0] for p in alias_routes if "{" in p)
-    guard = ApiGuard(ring, auth_on=ring.enabled and not disabled, alias_paths=exact, alias_prefixes=prefixes)
+    guard = ApiGuard(
+        ring,
+        auth_on=ring.enabled and not disabled,
+        alias_paths=exact,
+        alias_prefixes=prefixes,
+        metrics_protected=not settings.api.metrics_public,
+    )
     return guard, startup_warning(ring, auth_disabled=disabled)
