@@ -19,7 +19,7 @@ from litestar.testing import TestClient
 from loguru import logger
 
 from queue_system.api.app import create_app
-from queue_system.api.auth import client_address
+from queue_system.api.auth import client_address, counted_as
 from queue_system.settings import load_settings
 from queue_system.storage.auth_failures import AsyncFailureThrottle, FailureLimit, FailureState
 from queue_system.storage.keys import Keys
@@ -201,3 +201,10 @@ def test_client_address_examples() -> None:
     assert client_address("10.0.0.1", "203.0.113.9, not-an-ip", TRUSTED) == "10.0.0.1"
     assert client_address("::ffff:10.0.0.1", "[2001:db8::1]", TRUSTED) == "2001:db8::1"
     assert client_address(None, "203.0.113.9", TRUSTED) == "unknown"
+
+
+def test_ipv6_clients_count_by_their_64() -> None:
+    assert counted_as("2001:db8:1:2:aaaa::1") == counted_as("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert counted_as("2001:db8:1:3::1") != counted_as("2001:db8:1:2::1")
+    assert counted_as("203.0.113.9") == "203.0.113.9" == counted_as("::ffff:203.0.113.9")
+    assert counted_as("testclient") == "testclient"

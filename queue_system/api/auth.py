@@ -194,10 +194,10 @@ class ApiGuard:
             )
 
     def address(self, scope: Scope) -> str:
+        """The client, as the lockout and the rate limit count it (`counted_as`)."""
         peer = scope.get("client")
-        return client_address(
-            peer[0] if peer else None, _forwarded_for(scope["headers"]), self.trusted_proxies
-        )
+        forwarded = _forwarded_for(scope["headers"])
+        return counted_as(client_address(peer[0] if peer else None, forwarded, self.trusted_proxies))
 
     def refuse_if_locked(self, address: str) -> None:
         """AccessRefused (429) if this process knows `address` to be locked out."""
@@ -316,6 +316,20 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: tuple[I
         if not _trusted(address, trusted):
             return address
     return address  # every hop a trusted proxy: the left-most one
+
+
+def counted_as(address: str) -> str:
+    """An IPv6 client counts as its /64: one subscriber commonly holds a whole /64, so counting
+    single addresses would let it rotate through 2^64 of them. IPv4 (mapped too) as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 4:
+        return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False))
 
 
 def build_guard(settings: Settings, alias_routes: Iterable[str] = ()) -> tuple[ApiGuard, str | None]:
