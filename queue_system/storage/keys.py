@@ -20,11 +20,11 @@
                                  reconciler forgets a destination idle for 7 days with nothing
                                  parked or in flight)
 {p}:dests:due            zset    d -> when the reconciler looks at it next (it has parked tasks)
-{p}:stats:{minute}       hash    completed, failed, retried of that minute (epoch ms // 60000;
-                                 attempts is their sum), for the dashboard; expires after 2 h
 {p}:authfail:{h}         hash    failed key checks of one client address (h: SHA-256 of it, 32 hex):
                                  fails, window_end, locked_until, strikes (storage/auth_failures.py);
                                  expires a day after its lock ends
+{p}:stats:{minute}       hash    completed, failed, retried of that minute (epoch ms // 60000;
+                                 attempts is their sum), for the dashboard; expires after 2 h
 {p}:dramatiq:{queue}     list    Dramatiq's queue (Dramatiq's RedisBroker, namespace {p}:dramatiq);
                                  its other keys are Dramatiq's: storage/dramatiq_wire.py lists those
                                  our scripts write, worker/broker.py the consumer's own
