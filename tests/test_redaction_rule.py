@@ -111,3 +111,26 @@ def test_shown_task_covers_payload_result_and_errors(name: str, value: str, secr
     assert secret not in repr(shown) and value not in repr(shown)
     assert task.payload is payload and payload["headers"][name] == secret  # the stored task is untouched
     assert shown_payload("plain") == "plain"
+
+
+def test_the_worker_log_line_of_a_failed_attempt_is_redacted() -> None:
+    from loguru import logger
+
+    from queue_system.domain.models import AttemptResult
+    from queue_system.domain.retry import Decision
+    from queue_system.service.runner import TaskRunner
+
+    task = Task(
+        id="t", type="webhook", payload={}, status=TaskStatus.PROCESSING, queue="default", attempts=1,
+        created_at=0, updated_at=0,
+    )  # fmt: skip
+    error = "TooManyRedirects: https://h.example/next?access_token=Zq9secretvalue then Bearer Zq9secretvalue"
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(str(message)), level="DEBUG")
+    try:
+        TaskRunner._log(
+            task, AttemptResult(Outcome.PERMANENT, error=error), Decision(TaskStatus.FAILED), 3, True
+        )
+    finally:
+        logger.remove(sink)
+    assert lines and "Zq9secretvalue" not in "".join(lines) and "access_token=[redacted]" in "".join(lines)
