@@ -81,6 +81,7 @@ def test_secret_url_parameters_are_redacted_the_rest_kept(param: str, secret: st
 def test_userinfo_password_and_credentials_in_text(secret: str) -> None:
     password = secret.replace("/", "%2F")  # RFC 3986: a raw "/" would end the authority
     assert redact_url(f"http://user:{password}@h.example/p") == f"http://user:{REDACTED}@h.example/p"
+    assert redact_url(f"https://{password}@h.example/p") == f"https://{REDACTED}@h.example/p"
     text = f"TooManyRedirects: http://h.example/next?access_token={secret} then Bearer {secret}"
     shown = redact_text(text)
     assert secret not in shown and shown.startswith("TooManyRedirects: http://h.example/next?access_token=")

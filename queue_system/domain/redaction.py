@@ -7,9 +7,9 @@ which shows what the API answers, and log lines):
   `password`, `passwd` or `credential` (any case, anywhere in the name) is shown as `[redacted]`;
 - so is any header whose value looks like a credential, whatever its name: `Bearer ...`,
   `Basic ...`, `Token ...`, `Digest ...` (any case), a JWT (`eyJ...` `.` ...) or a `whsec_` secret;
-- in a URL, the password of its userinfo, and the value of every query (or fragment) parameter whose
-  name contains one of the words above or `sig`, `pass`, `pwd`, or whose value looks like a
-  credential (`?token=[redacted]&page=2`);
+- in a URL, the password of its userinfo (all of a userinfo without one), and the value of every
+  query (or fragment) parameter whose name contains one of the words above or `sig`, `pass`,
+  `pwd`, or whose value looks like a credential (`?token=[redacted]&page=2`);
 - URLs inside free text (errors) are redacted the same way, and credential-looking words in it;
 - the write-only `signing_secret` is dropped.
 
@@ -126,8 +126,8 @@ def redact_url(url: str) -> str:
         userinfo, at, host = authority.rpartition("@")
         if at and ":" in userinfo:
             userinfo = userinfo.split(":", 1)[0] + ":" + REDACTED
-        elif at and looks_like_credential(userinfo):
-            userinfo = REDACTED
+        elif at:
+            userinfo = REDACTED  # a user name alone is often a token (`https://<token>@host/`)
         base = f"{scheme}{sep}{userinfo}{at}{host}{slash}{path}"
     shown = base + question + (_redact_params(query) if question else "")
     return shown + hash_ + (_redact_params(fragment) if hash_ else "")
