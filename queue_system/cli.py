@@ -71,6 +71,9 @@ def api() -> None:
         access_log=not settings.production,
         timeout_graceful_shutdown=settings.api.graceful_timeout_s,
         server_header=False,
+        # The client address is ours to decide (API_TRUSTED_PROXIES, api/auth.py): uvicorn's own
+        # X-Forwarded-For handling trusts 127.0.0.1 by default, so anything local could pick one.
+        proxy_headers=False,
     )
 
 

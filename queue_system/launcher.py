@@ -99,17 +99,22 @@ def start_mailbox(settings: Settings, redis_url: str, env: dict[str, str]) -> De
 DEV_EGRESS_ALLOW = "127.0.0.0/8"
 
 
-def child_env(environ: Mapping[str, str], redis_url: str) -> dict[str, str]:
-    """The API's and worker's environment: REDIS_URL, and 127.0.0.0/8 opened to webhooks unless
-    EGRESS_ALLOW_CIDRS is set (set it to empty to open nothing)."""
+def child_env(environ: Mapping[str, str], redis_url: str, *, production: bool) -> dict[str, str]:
+    """The API's and worker's environment: REDIS_URL, and in development 127.0.0.0/8 opened to
+    webhooks unless EGRESS_ALLOW_CIDRS is set (set it to empty to open nothing). With ENV=production
+    nothing is opened implicitly: only EGRESS_ALLOW_CIDRS opens a blocked range."""
     env = {**environ, "REDIS_URL": redis_url}
-    if "EGRESS_ALLOW_CIDRS" not in environ:
-        env["EGRESS_ALLOW_CIDRS"] = DEV_EGRESS_ALLOW
-        logger.warning(
-            "webhooks may reach {} (EGRESS_ALLOW_CIDRS unset; `make run` opens loopback for local "
-            "receivers; set EGRESS_ALLOW_CIDRS= to open nothing)",
-            DEV_EGRESS_ALLOW,
-        )
+    if "EGRESS_ALLOW_CIDRS" in environ:
+        return env
+    if production:
+        logger.info("ENV=production: webhooks reach no blocked range (EGRESS_ALLOW_CIDRS unset)")
+        return env
+    env["EGRESS_ALLOW_CIDRS"] = DEV_EGRESS_ALLOW
+    logger.warning(
+        "webhooks may reach {} (EGRESS_ALLOW_CIDRS unset; `make run` opens loopback for local "
+        "receivers in development; set EGRESS_ALLOW_CIDRS= to open nothing)",
+        DEV_EGRESS_ALLOW,
+    )
     return env
 
 
@@ -124,7 +129,7 @@ def run_all(settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     url, embedded = start_redis(settings)
-    env = child_env(os.environ, url)
+    env = child_env(os.environ, url, production=settings.production)
     sink = start_mailbox(settings, url, env)
     children = start_children(env)
     logger.info(

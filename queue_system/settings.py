@@ -34,6 +34,7 @@ from queue_system.parsing import (
 )
 from queue_system.storage.rate_limit import Rate
 from queue_system.transports.egress import parse_cidrs, parse_ports
+from queue_system.transports.egress_ranges import IPNetwork
 from queue_system.transports.signing import parse_secrets
 
 # Others import these from here (the settings are where a reader looks for them).
@@ -101,6 +102,10 @@ def _cidrs(variable: str) -> Callable[[str], str]:
         return value.strip()
 
     return parse
+
+
+def _networks(variable: str) -> Callable[[str], tuple[IPNetwork, ...]]:
+    return lambda value: parse_cidrs(value, variable)
 
 
 def _ports(value: str) -> str:
@@ -214,6 +219,38 @@ SPEC: tuple[Var, ...] = (
         "requests per key (per client address without keys), strict across API processes; `429` "
         "beyond, with `Retry-After`. Unset: no limit",
         "api.rate_limit",
+    ),
+    Var(
+        "API_AUTH_FAILURES",
+        Parser(lambda v: Rate.parse(v, field="API_AUTH_FAILURES"), "a rate: `10/min`, `5/10s`"),
+        "10/min",
+        "wrong API keys (API or dashboard sign-in) one client address may present in that time; then it "
+        "is locked out (`429` with `Retry-After`, even for a valid key) for `API_AUTH_LOCKOUT`",
+        "api.auth_failures",
+    ),
+    Var(
+        "API_AUTH_LOCKOUT",
+        duration(1_000),
+        "1m",
+        "the first lockout; each further one doubles, up to 1 h (forgotten a day after the last)",
+        "api.auth_lockout_ms",
+    ),
+    Var(
+        "API_TRUSTED_PROXIES",
+        Parser(_networks("API_TRUSTED_PROXIES"), "CIDRs, comma-separated"),
+        None,
+        "proxies whose `X-Forwarded-For` names the client (for the lockout and the rate limit); "
+        "unset: the peer address is the client",
+        "api.trusted_proxies",
+        unset=(),
+    ),
+    Var(
+        "METRICS_PUBLIC",
+        Parser(_boolean, "`true`, `false`"),
+        "false",
+        "`true`: the API's and the worker's `GET /metrics` answer without a key; `false`: any API key "
+        "(read-only too) when keys are configured",
+        "api.metrics_public",
     ),
     Var("WORKER_PROCESSES", integer(1, 256), "2", "worker processes", "worker.processes"),
     Var("WORKER_CONCURRENCY", integer(1, 1024), "8", "threads per worker process", "worker.threads"),
@@ -380,7 +417,7 @@ SPEC: tuple[Var, ...] = (
         Parser(_cidrs("EGRESS_ALLOW_CIDRS"), "CIDRs, comma-separated"),
         None,
         "blocked ranges webhooks may reach anyway (e.g. `10.1.2.0/24`); `make run` sets "
-        "`127.0.0.0/8` when unset",
+        "`127.0.0.0/8` when unset, except with `ENV=production`",
         "security.egress_allow_cidrs",
         unset="",
     ),
@@ -440,6 +477,10 @@ class ApiSettings:
     keys_file: Path | None = _default("API_KEYS_FILE")  # noqa: RUF009 - None
     auth: str = _default("API_AUTH")  # "disabled": no key asked for, even in production
     rate_limit: Rate | None = _default("API_RATE_LIMIT")  # noqa: RUF009 - None or a frozen Rate; None: no limit
+    auth_failures: Rate = _default("API_AUTH_FAILURES")  # noqa: RUF009 - a frozen Rate (count per period)
+    auth_lockout_ms: int = _default("API_AUTH_LOCKOUT")
+    trusted_proxies: tuple[IPNetwork, ...] = _default("API_TRUSTED_PROXIES")
+    metrics_public: bool = _default("METRICS_PUBLIC")
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,7 +102,7 @@ def test_every_entry_is_compared(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(a, b)
 
     ring = KeyRing.from_settings(api_keys=f"{WRITE},{HASHED}", read_keys=READER)
-    monkeypatch.setattr("queue_system.api.keys.hmac.compare_digest", counting)
+    monkeypatch.setattr("queue_system.domain.keyring.hmac.compare_digest", counting)
     for presented in (WRITE, READER, "unknown-key-0123456789"):
         calls.clear()
         ring.authorize(presented)

@@ -26,9 +26,11 @@ def client(redis_client: redis.Redis, redis_url: str) -> Iterator[TestClient[Any
         yield test_client
 
 
-def scrape(client: TestClient[Any]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """GET /metrics -> {(sample name, sorted labels): value}."""
-    response = client.get("/metrics")
+def scrape(
+    client: TestClient[Any], key: str | None = None
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """GET /metrics -> {(sample name, sorted labels): value}. `key`: with keys on, any key."""
+    response = client.get("/metrics", headers={"X-API-Key": key} if key else None)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     out = {}
@@ -100,13 +102,13 @@ def test_refusals_at_the_front_door_are_counted_as_responses(
     # response they see, counted like a handler's, and a 5xx counts as an error.
     settings = load_settings({"REDIS_URL": redis_url, "API_KEYS": "k" * 32, "API_MAX_BODY_BYTES": "4096"})
     with TestClient(create_app(settings)) as client:
-        before = scrape(client)
+        before = scrape(client, "k" * 32)
         refused = client.post("/api/v1/tasks", json=HOOK)
         assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
         assert refused.headers["content-type"] == "application/problem+json"
         big = client.post("/api/v1/tasks", content=b"{" + b" " * 5000 + b"}", headers={"X-API-Key": "k" * 32})
         assert big.status_code == 413
-        after = scrape(client)
+        after = scrape(client, "k" * 32)
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)

@@ -5,6 +5,7 @@ redirect hops included."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
@@ -293,7 +294,14 @@ def test_response_text_rules() -> None:
     assert response_text(b"<x/>", "application/atom+xml") == "<x/>"
 
 
-def test_make_run_opens_loopback_only_when_unset() -> None:
-    assert child_env({}, "redis://r")["EGRESS_ALLOW_CIDRS"] == "127.0.0.0/8"
-    assert child_env({"EGRESS_ALLOW_CIDRS": ""}, "redis://r")["EGRESS_ALLOW_CIDRS"] == ""
-    assert child_env({"EGRESS_ALLOW_CIDRS": "10.0.0.0/8"}, "redis://r")["EGRESS_ALLOW_CIDRS"] == "10.0.0.0/8"
+def test_make_run_opens_loopback_only_when_unset_in_development() -> None:
+    dev = functools.partial(child_env, production=False)
+    assert dev({}, "redis://r")["EGRESS_ALLOW_CIDRS"] == "127.0.0.0/8"
+    assert dev({"EGRESS_ALLOW_CIDRS": ""}, "redis://r")["EGRESS_ALLOW_CIDRS"] == ""
+    assert dev({"EGRESS_ALLOW_CIDRS": "10.0.0.0/8"}, "redis://r")["EGRESS_ALLOW_CIDRS"] == "10.0.0.0/8"
+
+
+def test_production_opens_nothing_implicitly() -> None:
+    prod = functools.partial(child_env, production=True)
+    assert "EGRESS_ALLOW_CIDRS" not in prod({"ENV": "production"}, "redis://r")
+    assert prod({"EGRESS_ALLOW_CIDRS": "10.0.0.0/8"}, "redis://r")["EGRESS_ALLOW_CIDRS"] == "10.0.0.0/8"

@@ -58,7 +58,7 @@ def create_app(
             socket_connect_timeout=5,
         )
         store = AsyncTaskStore(client, keys)
-        guard.start(client, settings, (keys or Keys()).prefix)
+        guard.start(client, settings, keys or Keys())
         if open_warning:
             logger.warning("{}", open_warning)
         state["service"] = TaskService(
@@ -92,7 +92,7 @@ def create_app(
             health,
             ready,
             compat_router,
-            dashboard_router(keyring if keyring is not None else guard.ring, keys),
+            dashboard_router(keyring if keyring is not None else guard.ring, keys, guard=guard),
             metrics,
             list_destinations,
             workers,

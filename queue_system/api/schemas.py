@@ -13,7 +13,7 @@ import msgspec
 
 from queue_system.domain.destinations import Waiting
 from queue_system.domain.models import Attempt, Task
-from queue_system.domain.redaction import redact_payload
+from queue_system.domain.redaction import shown_task
 from queue_system.errors import InvalidInput
 
 # How many retries a client may ask for.
@@ -166,6 +166,7 @@ def task_location(task_id: str) -> str:
 
 
 def task_out(task: Task, *, with_history: bool) -> TaskOut:
+    task = shown_task(task)  # every reader sees secrets redacted (domain/redaction.py)
     return TaskOut(
         **_task_fields(task), attempt_history=[attempt_out(a) for a in task.history] if with_history else None
     )
@@ -183,6 +184,7 @@ def waiting_out(w: Waiting | None) -> WaitingOut | None:
 
 
 def created_out(task: Task, *, created: bool) -> CreatedTask:
+    task = shown_task(task)
     message = "task accepted" if created else "task already exists (same id and request)"
     return CreatedTask(**_task_fields(task), task_id=task.id, message=message)
 
@@ -193,7 +195,7 @@ def _task_fields(task: Task) -> dict[str, Any]:
         type=task.type,
         status=task.status.value,
         queue=task.queue,
-        payload=shown_payload(task),
+        payload=task.payload,
         attempts=task.attempts,
         created_at=rfc3339(task.created_at) or "",
         updated_at=rfc3339(task.updated_at) or "",
@@ -204,17 +206,6 @@ def _task_fields(task: Task) -> dict[str, Any]:
         retry=task.retry.requested if task.retry is not None else None,
         waiting=waiting_out(task.waiting),
     )
-
-
-def shown_payload(task: Task) -> Any:
-    """A webhook's payload as it may be shown: credential header values `[redacted]`, the
-    write-only `signing_secret` left out (the stored payload keeps both: the worker sends them)."""
-    payload = task.payload
-    if task.type != "webhook" or not isinstance(payload, dict):
-        return payload
-    if not payload.get("headers") and "signing_secret" not in payload:
-        return payload  # the common case costs one lookup
-    return redact_payload(payload)
 
 
 def encode_cursor(cursor: tuple[int, str] | None) -> str | None:

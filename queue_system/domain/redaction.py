@@ -1,8 +1,19 @@
 """Secrets out of what we show, hostile input out of what we accept. Pure functions, no I/O.
 
-Redaction: webhook header values that carry credentials (`Authorization`, `Cookie`,
-`Proxy-Authorization`, `*-Key`, `*-Token`, `*-Secret`, ...) become `[redacted]`, and the write-only
-`signing_secret` is dropped, in GET responses, lists and logs alike.
+Redaction, one rule for every reader (GET, lists, the old-system aliases, the dashboard, the CLI,
+which shows what the API answers, and log lines):
+
+- a header whose name contains `auth`, `token`, `secret`, `signature`, `key`, `cookie`, `session`,
+  `password`, `passwd` or `credential` (any case, anywhere in the name) is shown as `[redacted]`;
+- so is any header whose value looks like a credential, whatever its name: `Bearer ...`,
+  `Basic ...`, `Token ...`, `Digest ...` (any case), a JWT (`eyJ...` `.` ...) or a `whsec_` secret;
+- in a URL, the password of its userinfo (all of a userinfo without one), and the value of every
+  query (or fragment) parameter whose name contains one of the words above or `sig`, `pass`,
+  `pwd`, or whose value looks like a credential (`?token=[redacted]&page=2`);
+- URLs inside free text (errors) are redacted the same way, and credential-looking words in it;
+- the write-only `signing_secret` is dropped.
+
+The stored payload keeps everything: the worker sends it as given.
 
 Validation returns `(field, message)` problems (never raises), so the API turns them into one 422
 naming each field: refused header names (the sender sets framing and hop-by-hop headers itself), caps
@@ -16,6 +27,11 @@ import functools
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote_plus
+
+import msgspec
+
+from queue_system.domain.models import Task
 
 from queue_system.domain.sendable import header_value_problem, is_header_name
 
@@ -26,10 +42,34 @@ MAX_JSON_DEPTH = 32
 
 Problem = tuple[str, str]  # (field, message)
 
-_SECRET_NAMES = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
-# `X-API-Key`, `X-Auth-Token`, `Client-Secret`, `apikey`, `X_Session_Token`, `X-Hub-Signature`...
-_SECRET_SUFFIX = re.compile(r"(?:^|[-_])(?:api[-_]?key|key|token|secret|password|passwd|signature|session)$")
-_SECRET_WORDS = ("secret", "token", "password", "apikey", "api-key", "api_key", "credential")
+# The documented rule (module docstring): a name containing any of these words is a secret's.
+SECRET_WORDS = (
+    "auth",
+    "token",
+    "secret",
+    "signature",
+    "key",
+    "cookie",
+    "session",
+    "password",
+    "passwd",
+    "credential",
+)
+# Query parameters are terser (`sig=` in Azure SAS URLs, `pwd=`, `pass=`).
+_SECRET_PARAM_WORDS = (*SECRET_WORDS, "sig", "pass", "pwd")
+_CREDENTIAL_VALUE = re.compile(
+    r"^\s*(?:bearer|basic|token|digest)\s+\S"  # an Authorization-style scheme and its credentials
+    r"|eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"  # a JWT: base64url of '{"' then a dot
+    r"|whsec_",  # a Standard Webhooks secret
+    re.IGNORECASE,
+)
+# In free text: a URL (up to whitespace or a quote), or a scheme and its credentials.
+_URL_IN_TEXT = re.compile(r"""[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'<>]+""")
+_CREDENTIAL_IN_TEXT = re.compile(
+    r"\b(bearer|basic|token|digest)(\s+)[A-Za-z0-9._~+/=-]{8,}"
+    r"|eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_.-]*|whsec_[A-Za-z0-9+/=]*",
+    re.IGNORECASE,
+)
 
 # Set by the sender from the request it builds; a caller's value would smuggle or break framing.
 _REFUSED = frozenset(
@@ -41,26 +81,87 @@ _OURS = frozenset({"webhook-id", "webhook-timestamp", "webhook-signature"})
 
 @functools.lru_cache(maxsize=4096)  # a queue's webhooks repeat a handful of header names
 def is_secret_header(name: str) -> bool:
-    lowered = name.strip().lower()
-    return (
-        lowered in _SECRET_NAMES
-        or bool(_SECRET_SUFFIX.search(lowered))
-        or any(word in lowered for word in _SECRET_WORDS)
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
+def looks_like_credential(value: str) -> bool:
+    """`Bearer ...`, `Basic ...`, `Token ...`, `Digest ...`, a JWT, a `whsec_` secret."""
+    return bool(_CREDENTIAL_VALUE.search(value))
+
+
+def redact_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy with credential-carrying values replaced by `[redacted]` (names kept: they help)."""
+    return {
+        name: REDACTED
+        if is_secret_header(name) or (isinstance(value, str) and looks_like_credential(value))
+        else value
+        for name, value in headers.items()
+    }
+
+
+def _secret_param(name: str, value: str) -> bool:
+    lowered = unquote_plus(name).lower()
+    return any(word in lowered for word in _SECRET_PARAM_WORDS) or looks_like_credential(unquote_plus(value))
+
+
+def _redact_params(text: str) -> str:
+    parts = []
+    for part in text.split("&"):
+        name, eq, value = part.partition("=")
+        parts.append(f"{name}={REDACTED}" if eq and value and _secret_param(name, value) else part)
+    return "&".join(parts)
+
+
+def redact_url(url: str) -> str:
+    """The URL as it may be shown: userinfo's password and secret-looking parameters `[redacted]`;
+    everything else as given (the sender still sends the original)."""
+    if "?" not in url and "#" not in url and "@" not in url:
+        return url  # the common case: nothing to look at
+    head, hash_, fragment = url.partition("#")
+    base, question, query = head.partition("?")
+    scheme, sep, rest = base.partition("://")
+    if sep:
+        authority, slash, path = rest.partition("/")
+        userinfo, at, host = authority.rpartition("@")
+        if at and ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":" + REDACTED
+        elif at:
+            userinfo = REDACTED  # a user name alone is often a token (`https://<token>@host/`)
+        base = f"{scheme}{sep}{userinfo}{at}{host}{slash}{path}"
+    shown = base + question + (_redact_params(query) if question else "")
+    return shown + hash_ + (_redact_params(fragment) if hash_ else "")
+
+
+def redact_text(text: str) -> str:
+    """Free text (an error message) as it may be shown: URLs in it redacted, credentials masked."""
+    if "://" in text:
+        text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+    return _CREDENTIAL_IN_TEXT.sub(
+        lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}" if m.group(1) else REDACTED, text
     )
 
 
-def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """A copy with credential-carrying values replaced by `[redacted]` (names kept: they help)."""
-    return {name: REDACTED if is_secret_header(name) else value for name, value in headers.items()}
-
-
 def redact_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """A webhook payload as it may be shown or logged: `signing_secret` dropped, `headers` redacted."""
+    """A payload as it may be shown or logged: `signing_secret` dropped, `headers` redacted, `url`
+    redacted (any kind's payload: a rule that depends on the kind would miss the next one)."""
     shown = {key: value for key, value in payload.items() if key != "signing_secret"}
     headers = shown.get("headers")
     if isinstance(headers, Mapping):
         shown["headers"] = redact_headers(headers)
+    url = shown.get("url")
+    if isinstance(url, str):
+        shown["url"] = redact_url(url)
     return shown
+
+
+def shown_payload(payload: Any) -> Any:
+    """What every reader shows of a stored payload (the rule in the module docstring)."""
+    if not isinstance(payload, Mapping):
+        return payload
+    if "headers" not in payload and "signing_secret" not in payload and "url" not in payload:
+        return payload  # the common case costs three lookups
+    return redact_payload(payload)
 
 
 def header_problems(
@@ -139,3 +240,22 @@ def json_depth_problem(value: Any, field: str = "payload", max_depth: int = MAX_
             return (field, f"JSON nested deeper than {max_depth} levels")
         stack.extend((child, depth + 1) for child in children)
     return None
+
+
+def shown_task(task: Task) -> Task:
+    """A task as every reader sees it: its payload and result by `shown_payload`, its errors by
+    `redact_text`. A copy; the stored task is untouched."""
+    changes: dict[str, Any] = {}
+    payload = shown_payload(task.payload)
+    if payload is not task.payload:
+        changes["payload"] = payload
+    result = shown_payload(task.result)
+    if result is not task.result:
+        changes["result"] = result
+    if task.last_error:
+        changes["last_error"] = redact_text(task.last_error)
+    if any(a.error for a in task.history):
+        changes["history"] = [
+            msgspec.structs.replace(a, error=redact_text(a.error)) if a.error else a for a in task.history
+        ]
+    return msgspec.structs.replace(task, **changes) if changes else task

@@ -29,6 +29,7 @@ import redis
 from loguru import logger
 
 from queue_system.domain.models import MAX_RESPONSE_BODY, Attempt, AttemptResult, Outcome, Task, TaskStatus
+from queue_system.domain.redaction import redact_text
 from queue_system.domain.retry import Decision, RetryPolicy, bounded, decide
 from queue_system.kinds.registry import Registry, RunContext, TaskKind, backoff_policy, policy_bounds
 from queue_system.service.clock import now_ms
@@ -317,6 +318,6 @@ class TaskRunner:
                 "{} {}: {} ({})",
                 task.type,
                 decision.status.value,
-                result.error,
+                redact_text(result.error) if result.error else None,  # logs are readers too
                 decision.reason or "will retry",
             )

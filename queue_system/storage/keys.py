@@ -20,6 +20,9 @@
                                  reconciler forgets a destination idle for 7 days with nothing
                                  parked or in flight)
 {p}:dests:due            zset    d -> when the reconciler looks at it next (it has parked tasks)
+{p}:authfail:{h}         hash    failed key checks of one client address (h: SHA-256 of it, 32 hex):
+                                 fails, window_end, locked_until, strikes (storage/auth_failures.py);
+                                 expires a day after its lock ends
 {p}:stats:{minute}       hash    completed, failed, retried of that minute (epoch ms // 60000;
                                  attempts is their sum), for the dashboard; expires after 2 h
 {p}:probe                string  readiness's write probe (SET with a 10 s expiry; storage/failures.py)
@@ -33,6 +36,7 @@ name is spelled here only.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from queue_system.storage import dramatiq_wire
@@ -115,3 +119,7 @@ class Keys:
     def heartbeats(self) -> str:
         """Dramatiq's zset: broker id -> last seen (ms); the reconciler's heartbeat writes it too."""
         return dramatiq_wire.heartbeats(self.dramatiq_namespace)
+
+    def auth_failures(self, address: str) -> str:
+        """Failed key checks of a client address; hashed, so no address can spell another key."""
+        return f"{self.prefix}:authfail:{hashlib.sha256(address.encode()).hexdigest()[:32]}"

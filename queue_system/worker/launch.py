@@ -18,6 +18,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from queue_system.domain.keyring import KeyRing
 from queue_system.logging import configure_logging
 from queue_system.settings import Settings
 from queue_system.storage.dramatiq_wire import QUEUES
@@ -48,6 +49,19 @@ def instance_dir(settings: Settings) -> Path:
     return (settings.data_dir / "worker" / str(os.getpid())).resolve()
 
 
+def metrics_keys(settings: Settings) -> KeyRing | None:
+    """The keys GET /metrics asks for: the API's (any role), unless METRICS_PUBLIC=true or no keys
+    are configured. ValueError naming the variable for a bad entry."""
+    api = settings.api
+    if api.metrics_public or api.auth == "disabled":
+        return None
+    try:
+        ring = KeyRing.from_settings(api.keys, api.read_keys, api.keys_file)
+    except OSError as exc:
+        raise ValueError(f"API_KEYS_FILE: cannot be read ({exc.strerror})") from None
+    return ring if ring.enabled else None
+
+
 def run_worker(settings: Settings) -> int:
     """Run the dramatiq CLI's master here, with health, metrics and the stall monitor. -> exit code."""
     argv, env = dramatiq_command(settings, os.environ)
@@ -66,7 +80,13 @@ def run_worker(settings: Settings) -> int:
     from queue_system.worker.master import Master
 
     w = settings.worker
-    master = Master(instance, w.processes, w.health_port, w.metrics_port)
+    try:
+        keys = metrics_keys(settings)
+    except ValueError as exc:  # the API refuses the same entries; say which variable, not the key
+        logger.error("configuration error: {}", exc)
+        shutil.rmtree(instance, ignore_errors=True)
+        return 2
+    master = Master(instance, w.processes, w.health_port, w.metrics_port, keys)
     # Dramatiq's master blocks these signals while it forks, and takes them once its handlers are
     # in place; but the mask is per thread: the threads started here must block them for good, or
     # an early SIGTERM would reach one of them and kill the process with the default action.

@@ -1,6 +1,9 @@
 """What the worker's master process adds to Dramatiq's: GET /health and GET /metrics, and a monitor
 that stops a stalled instance with a non-zero exit.
 
+With API keys configured and METRICS_PUBLIC unset, GET /metrics needs one (any role:
+`Authorization: Bearer <key>` or `X-API-Key`), as the API's does; /health stays open for probes.
+
 The master is the dramatiq CLI's `main`, run in this process (worker/launch.py). Before it forks
 the worker processes, `Master.start` binds the two ports (a port in use stops start-up at once)
 and starts the monitor thread; the forked children close their copies of the listening sockets.
@@ -26,6 +29,7 @@ from typing import Any
 
 from loguru import logger
 
+from queue_system.domain.keyring import KeyRing, presented_key
 from queue_system.worker.health import Verdict, judge, read_statuses
 from queue_system.worker.instance import metrics_dir, status_dir
 from queue_system.worker.metrics import render
@@ -44,6 +48,20 @@ class _Handler(BaseHTTPRequestHandler):
         if route is None:
             self._send(404, JSON, b'{"status": "not found"}')
             return
+        keys = self.server.keys
+        if (
+            keys is not None
+            and keys.authorize(presented_key(self.headers["Authorization"], self.headers["X-API-Key"]))
+            is None
+        ):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Bearer realm="queue_system"')
+            body = b'{"status": 401, "detail": "an API key is required (METRICS_PUBLIC=true opens /metrics)"}'
+            self.send_header("Content-Type", "application/problem+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         status, content_type, body = route()
         self._send(status, content_type, body)
 
@@ -61,9 +79,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, routes: dict[str, Any]) -> None:
+    def __init__(self, port: int, routes: dict[str, Any], keys: KeyRing | None = None) -> None:
         super().__init__((BIND_HOST, port), _Handler)
         self.routes = routes
+        self.keys = keys  # None: open; else any key of the ring is asked for
 
 
 @dataclass
@@ -72,6 +91,7 @@ class Master:
     processes: int
     health_port: int  # 0: not served
     metrics_port: int  # 0: not served
+    metrics_keys: KeyRing | None = None  # None: /metrics is open (METRICS_PUBLIC, or no keys)
     stalled: str | None = None
     _servers: list[_Server] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -81,7 +101,7 @@ class Master:
         if self.health_port:
             self._servers.append(_Server(self.health_port, {"/health": self.health}))
         if self.metrics_port:
-            self._servers.append(_Server(self.metrics_port, {"/metrics": self.metrics}))
+            self._servers.append(_Server(self.metrics_port, {"/metrics": self.metrics}, self.metrics_keys))
         os.register_at_fork(after_in_child=self._close_in_child)
         for server in self._servers:
             threading.Thread(target=server.serve_forever, name="qs-http", daemon=True).start()

@@ -7,6 +7,10 @@ secret derived from the configured keys (so every API process agrees, and changi
 every session out). The role lives server-side only. Every form carries a CSRF token: the session's
 own, or, before sign-in and with authentication off, a double-submit cookie. SameSite=Lax keeps the
 cookies off cross-site POSTs as well.
+
+Sign-in shares the API's lockout (`ApiGuard`, api/auth.py): a wrong key counts against the client
+address like a wrong API key, and a locked address is refused (429) before its key is checked.
+Failed sign-ins are logged with the address, never the key.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import redis.asyncio as aioredis
 from litestar import Request
 from litestar.datastructures import Cookie
 from litestar.exceptions import PermissionDeniedException
+from loguru import logger
 
+from queue_system.api.auth import ApiGuard
 from queue_system.api.keys import KeyRing, Role
 
 SESSION_COOKIE = "qs_dashboard"
@@ -47,9 +53,10 @@ class Viewer:
 
 
 class Sessions:
-    def __init__(self, keyring: KeyRing | None, prefix: str) -> None:
+    def __init__(self, keyring: KeyRing | None, prefix: str, guard: ApiGuard | None = None) -> None:
         self.keyring = keyring if keyring is not None and keyring.enabled else None
         self.prefix = prefix
+        self.guard = guard  # the lockout of addresses presenting wrong keys; None: none
         material = b"".join(digest for digest, _ in self.keyring.entries) if self.keyring else b""
         self._secret = hashlib.sha256(b"queue_system dashboard session\0" + material).digest()
 
@@ -87,6 +94,22 @@ class Sessions:
             pipe.expire(key, SESSION_TTL_S)
             await pipe.execute()
         return role, session_cookie(f"{session_id}.{self._sign(session_id)}", SESSION_TTL_S, secure)
+
+    async def throttled_sign_in(
+        self, client: aioredis.Redis, request: Request[Any, Any, Any], presented: str
+    ) -> tuple[Role, Cookie] | None:
+        """`sign_in` behind the lockout: AccessRefused (429) for a locked address, whatever its
+        key; a wrong key is logged (without it) and counted."""
+        guard = self.guard
+        if guard is None or self.keyring is None:
+            return await self.sign_in(client, presented, secure=over_https(request))
+        address = guard.address(request.scope)
+        await guard.check_lock(address, "dashboard sign-in")
+        signed = await self.sign_in(client, presented, secure=over_https(request))
+        if signed is None:
+            logger.warning("dashboard sign-in failed from {}", address)
+            await guard.failed(address, "dashboard sign-in")
+        return signed
 
     async def viewer(self, client: aioredis.Redis, request: Request[Any, Any, Any]) -> Viewer | None:
         """The signed-in viewer (sliding expiry), or None: sign-in needed."""

@@ -16,6 +16,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
+from queue_system.api.auth import AccessRefused, ApiGuard
 from queue_system.api.dashboard import data
 from queue_system.api.dashboard.auth import (
     COOKIE_PATH,
@@ -26,7 +27,6 @@ from queue_system.api.dashboard.auth import (
     Viewer,
     check_csrf,
     new_csrf,
-    over_https,
 )
 from queue_system.api.dashboard.bulk import BULK_LIMIT, failed_matching
 from queue_system.api.dashboard.web import (
@@ -42,6 +42,7 @@ from queue_system.api.dashboard.web import (
 )
 from queue_system.api.keys import KeyRing, Role
 from queue_system.api.schemas import encode_cursor
+from queue_system.domain.redaction import shown_task
 from queue_system.errors import Conflict, InvalidInput, TaskNotFound
 from queue_system.service.tasks import TaskService
 from queue_system.storage import mailbox
@@ -63,10 +64,12 @@ class Board:
 Dashboard = NamedDependency[Board]
 
 
-def dashboard_router(keyring: KeyRing | None, keys: Keys | None = None) -> Router:
+def dashboard_router(
+    keyring: KeyRing | None, keys: Keys | None = None, guard: ApiGuard | None = None
+) -> Router:
     """`keyring` None or empty: authentication off (development): every page says so."""
     keys = keys or Keys()
-    board = Board(Sessions(keyring, keys.prefix), keys)
+    board = Board(Sessions(keyring, keys.prefix, guard), keys)
     static = create_static_files_router(
         path="/static", directories=[HERE / "static"], name="dashboard-static"
     )
@@ -138,7 +141,7 @@ async def tasks(request: AnyRequest, service: Service, dashboard: Dashboard) -> 
     next_cursor = encode_cursor(page.next_cursor)
     context: dict[str, Any] = {
         "filters": filters,
-        "tasks": page.tasks,
+        "tasks": [shown_task(t) for t in page.tasks],  # secrets redacted (domain/redaction.py)
         "cursor": cursor,
         "next_url": filters.url(cursor=next_cursor) if next_cursor else None,
         "types": service.registry.names(),
@@ -159,7 +162,7 @@ async def task_detail(
         task = await service.get(task_id)
     except TaskNotFound:
         return render(request, "missing.html", viewer, status_code=404, task_id=task_id)
-    context: dict[str, Any] = {"task": task, "notice": request.query_params.get("notice", "")}
+    context: dict[str, Any] = {"task": shown_task(task), "notice": request.query_params.get("notice", "")}
     if is_htmx(request):
         status = STOP_POLLING if task.status in FINAL else 200
         return render(request, "_task.html", viewer, status_code=status, **context)
@@ -249,7 +252,13 @@ async def login(request: AnyRequest, service: Service, dashboard: Dashboard) -> 
     form = dict((await request.form()).items())
     check_csrf(request.cookies.get("qs_dashboard_csrf", ""), str(form.get(CSRF_FIELD) or ""))
     key = str(form.get("key") or "")
-    signed = await dashboard.sessions.sign_in(service.store.client, key, secure=over_https(request))
+    try:
+        signed = await dashboard.sessions.throttled_sign_in(service.store.client, request, key)
+    except AccessRefused as locked:
+        wait = (locked.headers or {}).get("Retry-After", "60")
+        page = _login(request, dashboard, f"Too many wrong keys: try again in {wait} s.", status_code=429)
+        page.headers["Retry-After"] = wait
+        return page
     if signed is None:
         return _login(request, dashboard, "That key is not valid.", status_code=401)
     _, cookie = signed

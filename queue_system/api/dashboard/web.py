@@ -28,7 +28,7 @@ from queue_system.api.dashboard.auth import (
 )
 from queue_system.api.schemas import decode_cursor
 from queue_system.domain.models import TaskQuery, TaskStatus
-from queue_system.domain.redaction import redact_payload
+from queue_system.domain.redaction import shown_payload
 from queue_system.errors import InvalidInput
 from queue_system.service.tasks import TaskService
 from queue_system.storage.dramatiq_wire import QUEUES
@@ -47,8 +47,7 @@ def _ts(ms: int | None) -> str:
 
 
 def _pretty(value: Any) -> str:
-    shown = redact_payload(value) if isinstance(value, Mapping) else value
-    return json.dumps(shown, indent=2, ensure_ascii=False, default=str)
+    return json.dumps(shown_payload(value), indent=2, ensure_ascii=False, default=str)
 
 
 def _environment() -> jinja2.Environment:
