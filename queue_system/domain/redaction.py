@@ -32,7 +32,6 @@ from urllib.parse import unquote_plus
 import msgspec
 
 from queue_system.domain.models import Task
-
 from queue_system.domain.sendable import header_value_problem, is_header_name
 
 REDACTED = "[redacted]"
