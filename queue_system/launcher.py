@@ -18,9 +18,11 @@ from types import FrameType
 from loguru import logger
 
 from queue_system.embedded import EmbeddedRedis
+from queue_system.errors import ConfigError
 from queue_system.logging import configure_logging
 from queue_system.mailbox import DEV_RECIPIENT, DevMailbox
 from queue_system.settings import Settings
+from queue_system.storage.layout import ensure_layout_at
 
 
 def start_children(env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
@@ -111,6 +113,13 @@ def run_all(settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     url, embedded = start_redis(settings)
+    try:  # once, before the API and the worker start (they check again: one GET)
+        logger.info("{}", ensure_layout_at(url).summary())
+    except ConfigError as exc:
+        logger.error("cannot start: {}", exc)
+        if embedded is not None:
+            embedded.stop()
+        return 2
     env = child_env(os.environ, url)
     sink = start_mailbox(settings, url, env)
     children = start_children(env)

@@ -222,4 +222,3 @@ class Layout1:
 
     def dest_parked(self, dest: str) -> str:
         return f"{self.dest_head}{dest}:parked"
-

@@ -1,7 +1,7 @@
 """A strict per-key rate limit shared by every API process: a token bucket in Redis, one Lua call per
 check. (Litestar's own limiter locks per process and can over-admit across processes.)
 
-Key: `Keys.rate_bucket(sha256(identity)[:32])` (`{p}:ratelimit:{digest}`), a hash {level, ts}; it expires when the bucket would be
+Key: `Keys.rate_bucket(sha256(identity)[:32])`, a hash {level, ts}; it expires when the bucket would be
 full again, so an idle key costs nothing. The identity (an API key) is hashed: no key in Redis names it.
 Time comes from Redis (TIME), so API hosts with skewed clocks still share one bucket correctly.
 """
