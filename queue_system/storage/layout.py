@@ -30,7 +30,7 @@ import redis
 from queue_system.domain.models import TaskStatus
 from queue_system.errors import LayoutError
 from queue_system.storage import scripts
-from queue_system.storage.keys import FAMILIES, LAYOUT_VERSION, Keys, Layout1
+from queue_system.storage.keys import LAYOUT_VERSION, Keys, Layout1
 
 LOCK_TTL_MS = 30_000  # a dead upgrader's lock frees itself this long after its last batch
 BATCH = 500  # records per script (and keys per SCAN step): each script stays a few milliseconds
@@ -148,10 +148,9 @@ class _Upgrade:
         """The task ids and destinations that keys named `names` may belong to in layout 1."""
         tasks: set[str] = set()
         dests: set[str] = set()
-        type_head = f"{self.keys.prefix}:{FAMILIES['type_index']}"
         for raw in names:
             name = _text(raw)
-            if name.startswith(type_head):
+            if (self.keys.parse(name) or ("",))[0] == "type_index":
                 self.type_indexes.add(name)
             elif name.startswith(self.old.task_head):
                 rest = name[len(self.old.task_head) :]
