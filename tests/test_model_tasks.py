@@ -193,10 +193,13 @@ class TaskModel(RuleBasedStateMachine):
 
     # ---- reading
 
-    @rule(data=st.data())
-    def get(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), alias=st.booleans())
+    def get(self, data: st.DataObject, alias: bool) -> None:
         task_id = self.pick(data)
-        response = self.call("GET", f"{TASKS}/{segment(task_id)}")
+        if alias:  # the old system's `GET /task?id=`
+            response = self.call("GET", "/task", params={"id": task_id})
+        else:
+            response = self.call("GET", f"{TASKS}/{segment(task_id)}")
         if task_id in self.tasks:
             assert response.status_code == 200, response.text
             self.check_task(response.json(), task_id, with_history=True)
@@ -311,6 +314,8 @@ class TaskModel(RuleBasedStateMachine):
             self.check_task(item, item["id"], with_history=False)
         created = [item["created_at"] for item in items]
         assert created == sorted(created, reverse=True), "newest first"
+        jobs = self.call("GET", "/jobs", params={"limit": 500})  # the old system's listing
+        assert jobs.status_code == 200 and [t["id"] for t in jobs.json()["items"]] == [t["id"] for t in items]
 
     def teardown(self) -> None:
         try:
