@@ -67,6 +67,7 @@ def run_worker(settings: Settings) -> int:
         logger.info("{}", ensure_layout_at(settings.redis_url or "").summary())
     except ConfigError as exc:
         logger.error("cannot start: {}", exc)
+        shutil.rmtree(instance, ignore_errors=True)
         return 2
 
     from dramatiq import cli
