@@ -39,6 +39,10 @@ BUILDERS: dict[str, tuple[Callable[[str], str], st.SearchStrategy[str]]] = {
     "session": (K.session, anything),
     "ratelimit": (K.rate_bucket, anything),
 }
+# Families whose value Keys derives itself (a digest): (how to build it, what it is built from).
+DERIVED: dict[str, tuple[Callable[[str], str], st.SearchStrategy[str]]] = {
+    "authfail": (K.auth_failures, anything),
+}
 FIXED_KEYS = {
     "all_index": K.index(),
     "schedule": K.schedule,
@@ -47,6 +51,7 @@ FIXED_KEYS = {
     "dests": K.dests,
     "dests_due": K.dests_due,
     "mailbox": K.mailbox,
+    "probe": K.probe,
     "layout": K.layout,
     "layout_lock": K.layout_lock,
 }
@@ -54,13 +59,13 @@ built = st.sampled_from(sorted(BUILDERS)).flatmap(lambda f: st.tuples(st.just(f)
 
 
 def test_every_family_and_fixed_key_is_covered() -> None:
-    assert set(BUILDERS) | {"dramatiq"} == set(FAMILIES)
+    assert set(BUILDERS) | set(DERIVED) | {"dramatiq"} == set(FAMILIES)
     assert set(FIXED_KEYS) == set(FIXED)
     # Every public name of Keys is one of them, Dramatiq's (below) or a helper.
     public = {n for n in dir(Keys) if not n.startswith("_")}
     dramatiq = {"dramatiq_namespace", "queue", "messages", "dead_queue", "acks", "heartbeats"}
     builders = {"task", "history", "payload", "index", "dest", "dest_inflight", "dest_parked"}
-    builders |= {"stats_minute", "session", "rate_bucket", "parse", "prefix"}
+    builders |= {"stats_minute", "session", "rate_bucket", "auth_failures", "parse", "prefix"}
     assert public == builders | dramatiq | (set(FIXED) - {"all_index"}), public
 
 
@@ -89,6 +94,14 @@ def test_two_keys_are_equal_only_for_the_same_family_and_value(
 def test_parse_undoes_every_key(pair: tuple[str, str]) -> None:
     family, value = pair
     assert K.parse(BUILDERS[family][0](value)) == (family, value)
+
+
+@given(st.sampled_from(sorted(DERIVED)).flatmap(lambda f: st.tuples(st.just(f), DERIVED[f][1])), built)
+def test_a_derived_key_is_in_its_own_family(derived: tuple[str, str], other: tuple[str, str]) -> None:
+    family, source = derived
+    key = DERIVED[family][0](source)
+    assert (K.parse(key) or ("",))[0] == family
+    assert key != BUILDERS[other[0]][0](other[1]) and key not in FIXED_KEYS.values()
 
 
 def test_parse_names_the_fixed_keys_and_nothing_foreign() -> None:

@@ -25,12 +25,16 @@ with a family's head, so `Keys.parse` undoes every key: (family, value) -> key i
                                  reconciler forgets a destination idle for 7 days with nothing
                                  parked or in flight)
 {p}:dests:due            zset    d -> when the reconciler looks at it next (it has parked tasks)
+{p}:authfail:{h}         hash    failed key checks of one client address (h: SHA-256 of it, 32 hex):
+                                 fails, window_end, locked_until, strikes (storage/auth_failures.py);
+                                 expires a day after its lock ends
 {p}:stats:{minute}       hash    completed, failed, retried of that minute (epoch ms // 60000;
                                  attempts is their sum), for the dashboard; expires after 2 h
 {p}:session:{id}         hash    a dashboard session (api/dashboard/auth.py); expires
 {p}:ratelimit:{digest}   hash    a token bucket (storage/rate_limit.py; the digest of what it
                                  limits, never the key itself); expires when full again
 {p}:mailbox              list    the development mailbox (storage/mailbox.py)
+{p}:probe                string  readiness's write probe (SET with a 10 s expiry; storage/failures.py)
 {p}:layout               string  the layout version of this Redis (LAYOUT_VERSION; storage/layout.py)
 {p}:layout:lock          string  held (with an expiry) by the one process upgrading the layout
 {p}:dramatiq:{queue}     list    Dramatiq's queue (Dramatiq's RedisBroker, namespace {p}:dramatiq);
@@ -49,6 +53,7 @@ name is spelled here only.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from queue_system.storage import dramatiq_wire
@@ -68,6 +73,7 @@ FAMILIES: dict[str, str] = {
     "stats": "stats:",
     "session": "session:",
     "ratelimit": "ratelimit:",
+    "authfail": "authfail:",
     "dramatiq": f"{dramatiq_wire.NAMESPACE_SUFFIX}:",  # Dramatiq's own namespace
 }
 # name -> the key after `{p}:`.
@@ -79,6 +85,7 @@ FIXED: dict[str, str] = {
     "dests": "dests",
     "dests_due": "dests:due",
     "mailbox": "mailbox",
+    "probe": "probe",
     "layout": "layout",
     "layout_lock": "layout:lock",
 }
@@ -166,9 +173,17 @@ class Keys:
     def rate_bucket(self, digest: str) -> str:
         return self._of("ratelimit", digest)
 
+    def auth_failures(self, address: str) -> str:
+        """Failed key checks of a client address; hashed, so no address can spell another key."""
+        return self._of("authfail", hashlib.sha256(address.encode()).hexdigest()[:32])
+
     @property
     def mailbox(self) -> str:
         return self._fixed("mailbox")
+
+    @property
+    def probe(self) -> str:
+        return self._fixed("probe")
 
     @property
     def layout(self) -> str:
