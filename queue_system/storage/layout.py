@@ -28,7 +28,7 @@ from typing import Any
 import redis
 
 from queue_system.domain.models import TaskStatus
-from queue_system.errors import LayoutError
+from queue_system.errors import LayoutError as LayoutError  # (re-exported: the entry points catch it)
 from queue_system.storage import scripts
 from queue_system.storage.keys import LAYOUT_VERSION, Keys, Layout1
 

@@ -18,11 +18,9 @@ from pathlib import Path
 
 from loguru import logger
 
-from queue_system.errors import ConfigError
 from queue_system.logging import configure_logging
 from queue_system.settings import Settings
 from queue_system.storage.dramatiq_wire import QUEUES
-from queue_system.storage.layout import ensure_layout_at
 from queue_system.worker.instance import DIR_VARIABLE, metrics_dir, status_dir
 
 APP = "queue_system.worker.app"  # the module every worker process imports (broker, then actors)
@@ -62,13 +60,6 @@ def run_worker(settings: Settings) -> int:
     # worker processes forked below inherit what this process imported.
     os.environ.update(env)
     configure_logging(production=settings.production, level=settings.log_level, process="worker-master")
-
-    try:  # before any worker process exists: they would all wait for one upgrade
-        logger.info("{}", ensure_layout_at(settings.redis_url or "").summary())
-    except ConfigError as exc:
-        logger.error("cannot start: {}", exc)
-        shutil.rmtree(instance, ignore_errors=True)
-        return 2
 
     from dramatiq import cli
 
