@@ -75,6 +75,9 @@ class Modelled:
 
 
 class TaskModel(RuleBasedStateMachine):
+    """Draws pick from the model's tasks in creation order (a dict's), never sorted by id: the
+    server chooses random ids, and Hypothesis needs the same choices to draw the same steps."""
+
     def __init__(self, client: TestClient[Any], redis_client: redis.Redis) -> None:
         super().__init__()
         self.client = client
@@ -92,7 +95,7 @@ class TaskModel(RuleBasedStateMachine):
         return response
 
     def draw_id(self, data: st.DataObject) -> str:
-        live = sorted(self.tasks)
+        live = list(self.tasks)  # in creation order, not sorted: a server-chosen id is random
         plain = st.text(ID_ALPHABET, min_size=1, max_size=128)
         choices = [plain, st.sampled_from(["d2", "d2:payload", "d2:history", "x:inflight", ":", "::", "-"])]
         if live:
@@ -112,7 +115,7 @@ class TaskModel(RuleBasedStateMachine):
         return self.draw_id(data)
 
     def draw_live(self, data: st.DataObject) -> str:
-        return data.draw(st.sampled_from(sorted(self.tasks)), label="live id")
+        return data.draw(st.sampled_from(list(self.tasks)), label="live id")
 
     def check_task(self, got: dict[str, Any], task_id: str, *, with_history: bool) -> None:
         want = self.tasks[task_id]
@@ -269,7 +272,7 @@ class TaskModel(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def claim(self, data: st.DataObject) -> None:
-        pending = sorted(i for i, t in self.tasks.items() if t.status == "pending")
+        pending = [i for i, t in self.tasks.items() if t.status == "pending"]
         if not pending:
             return
         task_id = data.draw(st.sampled_from(pending), label="claimed id")
@@ -287,7 +290,7 @@ class TaskModel(RuleBasedStateMachine):
 
     @rule(data=st.data(), succeed=st.booleans())
     def finish(self, data: st.DataObject, succeed: bool) -> None:
-        running = sorted(i for i, t in self.tasks.items() if t.claimed is not None)
+        running = [i for i, t in self.tasks.items() if t.claimed is not None]
         if not running:
             return
         task = self.tasks[data.draw(st.sampled_from(running), label="finished id")]
