@@ -53,14 +53,17 @@ def api() -> None:
     settings = settings_or_exit()
     _user_modules_importable()
     import uvicorn
+    from loguru import logger
 
     from queue_system.api.app import create_app
     from queue_system.logging import configure_logging
+    from queue_system.storage.layout import ensure_layout_at
 
     configure_logging(production=settings.production, level=settings.log_level, process="api")
     try:
         app = create_app(settings)
-    except ConfigError as exc:  # API keys: a bad entry, or production without keys
+        logger.info("{}", ensure_layout_at(settings.redis_url or "").summary())
+    except ConfigError as exc:  # API keys: a bad entry, or production without keys; the key layout
         sys.stderr.write(f"configuration error: {exc}\n")
         raise SystemExit(2) from None
     uvicorn.run(
@@ -80,9 +83,20 @@ def api() -> None:
 @main.command()
 def worker() -> None:
     """Run the worker: the dramatiq CLI's master, with GET /health and /metrics (needs REDIS_URL)."""
+    from loguru import logger
+
+    from queue_system.logging import configure_logging
+    from queue_system.storage.layout import LayoutError, ensure_layout_at
     from queue_system.worker.launch import run_worker
 
-    sys.exit(run_worker(settings_or_exit()))
+    settings = settings_or_exit()
+    configure_logging(production=settings.production, level=settings.log_level, process="worker-master")
+    try:  # once, before the dramatiq master forks the worker processes
+        logger.info("{}", ensure_layout_at(settings.redis_url or "").summary())
+    except LayoutError as exc:
+        sys.stderr.write(f"configuration error: {exc}\n")
+        raise SystemExit(2) from None
+    sys.exit(run_worker(settings))
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
     QueueSystemError
      +-- ConfigError            a setting is missing or malformed (start-up stops, naming the variable)
+ |    +-- LayoutError       REDIS_URL's Redis has a key layout this release cannot use (start-up stops)
      +-- InvalidInput           a request or payload is wrong: `field` names the culprit, `message`
      |    |                     says what is wrong; kept apart until problems.py renders them (-> 400/422)
      |    +-- UnknownTaskType   `type` is not registered (-> 422, lists the known types)
@@ -37,6 +38,13 @@ class ConfigError(QueueSystemError):
     def __init__(self, variable: str, message: str) -> None:
         super().__init__(f"{variable}: {message}")
         self.variable = variable
+
+
+class LayoutError(ConfigError):
+    """The Redis holds a newer (or unknown) key layout, or its upgrade could not finish."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("REDIS_URL", message)
 
 
 class InvalidInput(QueueSystemError):

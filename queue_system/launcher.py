@@ -23,6 +23,7 @@ from queue_system.embedded import EmbeddedRedis, RedisKeeper
 from queue_system.logging import configure_logging
 from queue_system.mailbox import DEV_RECIPIENT, DevMailbox
 from queue_system.settings import Settings
+from queue_system.storage.layout import LayoutError, ensure_layout_at
 
 
 def start_children(env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
@@ -71,11 +72,23 @@ def stop_children(children: dict[str, subprocess.Popen[bytes]], grace_s: float) 
 
 
 def start_redis(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
+    """Redis (embedded unless REDIS_URL is set), its key layout checked once, before the API and
+    the worker start (storage/layout.py; they check again: one GET). A layout this release cannot
+    use stops everything: SystemExit(2)."""
+    embedded = None
     if settings.redis_url:
-        return settings.redis_url, None
-    embedded = EmbeddedRedis(settings.data_dir / "redis")
-    url = embedded.start()
-    logger.info("embedded Redis ready: REDIS_URL={} (data in {})", url, embedded.data_dir)
+        url = settings.redis_url
+    else:
+        embedded = EmbeddedRedis(settings.data_dir / "redis")
+        url = embedded.start()
+        logger.info("embedded Redis ready: REDIS_URL={} (data in {})", url, embedded.data_dir)
+    try:
+        logger.info("{}", ensure_layout_at(url).summary())
+    except LayoutError as exc:
+        logger.error("cannot start: {}", exc)
+        if embedded is not None:
+            embedded.stop()
+        raise SystemExit(2) from None
     return url, embedded
 
 

@@ -672,6 +672,11 @@ def test_the_lua_spells_no_key_or_wire_name_of_its_own() -> None:
         code = "\n".join(line.split("--")[0] for line in source.splitlines())
         spelled = (
             ":task:",
+            ":history",
+            ":payload",
+            ":inflight",
+            ":parked",
+            ":layout",
             ":idx:",
             ":schedule",
             ":leases",

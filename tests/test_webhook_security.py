@@ -159,7 +159,7 @@ def test_secrets_are_redacted_in_create_get_and_list(
         for value in ("sk_live_1", "session=2", "k3", "t4", "s5", secret):
             assert value not in response_text_
     # Stored as given: the worker sends them.
-    stored = msgspec.json.decode(cast(str, redis_client.get("qs:task:r-1:payload")))
+    stored = msgspec.json.decode(cast(str, redis_client.get("qs:payload:r-1")))
     assert stored["headers"]["Authorization"] == "Bearer sk_live_1" and stored["signing_secret"] == secret
     # The same request again is the same task (the secret is part of what was asked).
     assert client.post("/api/v1/tasks", json=hook).status_code == 200
@@ -169,7 +169,7 @@ def test_a_payload_without_secret_stores_no_secret_field(
     client: TestClient[Any], redis_client: redis.Redis
 ) -> None:
     client.post("/api/v1/tasks", json={"url": "https://hooks.example.com/", "id": "n-1"})
-    assert "signing_secret" not in cast(str, redis_client.get("qs:task:n-1:payload"))
+    assert "signing_secret" not in cast(str, redis_client.get("qs:payload:n-1"))
 
 
 # -- the attempt, through the real runner and the worker's guarded client ---------------------------

@@ -1,8 +1,13 @@
-"""Every Redis key queue_system uses, under one prefix (default `qs`).
+"""Every Redis key queue_system uses, under one prefix (default `qs`): layout 2.
+
+A key built from outside data (a task id, a destination, a session id) is `{p}:{family}:{value}`:
+the record type comes before the value, so no value can spell another record's key, whatever
+it contains (`:` included). No family's head is a prefix of another's, and no fixed key starts
+with a family's head, so `Keys.parse` undoes every key: (family, value) -> key is one to one.
 
 {p}:task:{id}            hash    the task record (expires `retention` after it finishes)
-{p}:task:{id}:history    list    the last MAX_HISTORY attempts, JSON each (same expiry)
-{p}:task:{id}:payload    string  the payload, JSON (same expiry; kept out of the hash: the hash's
+{p}:history:{id}         list    the last MAX_HISTORY attempts, JSON each (same expiry)
+{p}:payload:{id}         string  the payload, JSON (same expiry; kept out of the hash: the hash's
                                  values stay small and Redis keeps it as a compact listpack)
 {p}:idx:all              zset    id -> created_at ms, every live task
 {p}:idx:status:{status}  zset    id -> created_at ms
@@ -13,9 +18,9 @@
 {p}:dest:{d}             hash    a webhook destination `scheme://host:port`: its circuit breaker
                                  (state, failures, cooldown_ms, open_until, probe, last_error,
                                  updated_at); absent = closed, no failures
-{p}:dest:{d}:inflight    zset    id -> lease expiry ms: the destination's slots (a claimed task, or
+{p}:inflight:{d}         zset    id -> lease expiry ms: the destination's slots (a claimed task, or
                                  a released one on its way to its claim)
-{p}:dest:{d}:parked      zset    id -> parked-at ms: tasks waiting for the destination
+{p}:parked:{d}           zset    id -> parked-at ms: tasks waiting for the destination
 {p}:dests                zset    d -> last activity ms: the owner of the three keys above (the
                                  reconciler forgets a destination idle for 7 days with nothing
                                  parked or in flight)
@@ -25,10 +30,22 @@
                                  expires a day after its lock ends
 {p}:stats:{minute}       hash    completed, failed, retried of that minute (epoch ms // 60000;
                                  attempts is their sum), for the dashboard; expires after 2 h
+{p}:session:{id}         hash    a dashboard session (api/dashboard/auth.py); expires
+{p}:ratelimit:{digest}   hash    a token bucket (storage/rate_limit.py; the digest of what it
+                                 limits, never the key itself); expires when full again
+{p}:mailbox              list    the development mailbox (storage/mailbox.py)
 {p}:probe                string  readiness's write probe (SET with a 10 s expiry; storage/failures.py)
+{p}:layout               string  the layout version of this Redis (LAYOUT_VERSION; storage/layout.py)
+{p}:layout:lock          string  held (with an expiry) by the one process upgrading the layout
 {p}:dramatiq:{queue}     list    Dramatiq's queue (Dramatiq's RedisBroker, namespace {p}:dramatiq);
                                  its other keys are Dramatiq's: storage/dramatiq_wire.py lists those
-                                 our scripts write, worker/broker.py the consumer's own
+                                 our scripts write, worker/broker.py the consumer's own. Dramatiq
+                                 spells its keys `{queue}.msgs`, `{queue}.DQ`, ...: a queue is one
+                                 of dramatiq_wire.QUEUES, never a name from outside (422)
+
+Layout 1 (before `{p}:layout` existed) kept `{p}:task:{id}:history`, `{p}:task:{id}:payload`,
+`{p}:dest:{d}:inflight` and `{p}:dest:{d}:parked`, where id `a:payload`'s record was id `a`'s
+payload key. `Layout1` names them for the upgrade (storage/layout.py) and nothing else.
 
 The Lua scripts take their key names from this class (storage/scripts.py renders them), so each
 name is spelled here only.
@@ -41,66 +58,140 @@ from dataclasses import dataclass
 
 from queue_system.storage import dramatiq_wire
 
+LAYOUT_VERSION = 2
+
+# family -> its head: what comes between `{p}:` and the value.
+FAMILIES: dict[str, str] = {
+    "task": "task:",
+    "history": "history:",
+    "payload": "payload:",
+    "status_index": "idx:status:",
+    "type_index": "idx:type:",
+    "dest": "dest:",
+    "inflight": "inflight:",
+    "parked": "parked:",
+    "stats": "stats:",
+    "session": "session:",
+    "ratelimit": "ratelimit:",
+    "authfail": "authfail:",
+    "dramatiq": f"{dramatiq_wire.NAMESPACE_SUFFIX}:",  # Dramatiq's own namespace
+}
+# name -> the key after `{p}:`.
+FIXED: dict[str, str] = {
+    "all_index": "idx:all",
+    "schedule": "schedule",
+    "leases": "leases",
+    "expiry": "expiry",
+    "dests": "dests",
+    "dests_due": "dests:due",
+    "mailbox": "mailbox",
+    "probe": "probe",
+    "layout": "layout",
+    "layout_lock": "layout:lock",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:
     prefix: str = "qs"
+
+    def _of(self, family: str, value: str) -> str:
+        return f"{self.prefix}:{FAMILIES[family]}{value}"
+
+    def _fixed(self, name: str) -> str:
+        return f"{self.prefix}:{FIXED[name]}"
+
+    def parse(self, key: str) -> tuple[str, str] | None:
+        """-> (family, value) of one of our keys, (fixed name, "") of a fixed key, or None."""
+        head = f"{self.prefix}:"
+        if not key.startswith(head):
+            return None
+        rest = key[len(head) :]
+        for name, fixed in FIXED.items():
+            if rest == fixed:
+                return name, ""
+        for family, start in FAMILIES.items():
+            if rest.startswith(start):
+                return family, rest[len(start) :]
+        return None
 
     @property
     def dramatiq_namespace(self) -> str:
         return f"{self.prefix}:{dramatiq_wire.NAMESPACE_SUFFIX}"
 
     def task(self, task_id: str) -> str:
-        return f"{self.prefix}:task:{task_id}"
+        return self._of("task", task_id)
 
     def history(self, task_id: str) -> str:
-        return f"{self.prefix}:task:{task_id}:history"
+        return self._of("history", task_id)
 
     def payload(self, task_id: str) -> str:
-        return f"{self.prefix}:task:{task_id}:payload"
+        return self._of("payload", task_id)
 
     def index(self, status: str | None = None, type_: str | None = None) -> str:
         if status:
-            return f"{self.prefix}:idx:status:{status}"
+            return self._of("status_index", status)
         if type_:
-            return f"{self.prefix}:idx:type:{type_}"
-        return f"{self.prefix}:idx:all"
+            return self._of("type_index", type_)
+        return self._fixed("all_index")
 
     @property
     def schedule(self) -> str:
-        return f"{self.prefix}:schedule"
+        return self._fixed("schedule")
 
     @property
     def leases(self) -> str:
-        return f"{self.prefix}:leases"
+        return self._fixed("leases")
 
     @property
     def expiry(self) -> str:
-        return f"{self.prefix}:expiry"
+        return self._fixed("expiry")
 
     def dest(self, dest: str) -> str:
-        return f"{self.prefix}:dest:{dest}"
+        return self._of("dest", dest)
 
     def dest_inflight(self, dest: str) -> str:
-        return f"{self.prefix}:dest:{dest}:inflight"
+        return self._of("inflight", dest)
 
     def dest_parked(self, dest: str) -> str:
-        return f"{self.prefix}:dest:{dest}:parked"
+        return self._of("parked", dest)
 
     @property
     def dests(self) -> str:
-        return f"{self.prefix}:dests"
+        return self._fixed("dests")
 
     @property
     def dests_due(self) -> str:
-        return f"{self.prefix}:dests:due"
+        return self._fixed("dests_due")
 
     def stats_minute(self, minute: int | str) -> str:
-        return f"{self.prefix}:stats:{minute}"
+        return self._of("stats", str(minute))
+
+    def session(self, session_id: str) -> str:
+        return self._of("session", session_id)
+
+    def rate_bucket(self, digest: str) -> str:
+        return self._of("ratelimit", digest)
+
+    def auth_failures(self, address: str) -> str:
+        """Failed key checks of a client address; hashed, so no address can spell another key."""
+        return self._of("authfail", hashlib.sha256(address.encode()).hexdigest()[:32])
+
+    @property
+    def mailbox(self) -> str:
+        return self._fixed("mailbox")
 
     @property
     def probe(self) -> str:
-        return f"{self.prefix}:probe"
+        return self._fixed("probe")
+
+    @property
+    def layout(self) -> str:
+        return self._fixed("layout")
+
+    @property
+    def layout_lock(self) -> str:
+        return self._fixed("layout_lock")
 
     def queue(self, name: str) -> str:
         return f"{self.dramatiq_namespace}:{name}"
@@ -120,6 +211,29 @@ class Keys:
         """Dramatiq's zset: broker id -> last seen (ms); the reconciler's heartbeat writes it too."""
         return dramatiq_wire.heartbeats(self.dramatiq_namespace)
 
-    def auth_failures(self, address: str) -> str:
-        """Failed key checks of a client address; hashed, so no address can spell another key."""
-        return f"{self.prefix}:authfail:{hashlib.sha256(address.encode()).hexdigest()[:32]}"
+
+@dataclass(frozen=True, slots=True)
+class Layout1:
+    """The names layout 1 gave what layout 2 moved: read by the upgrade only."""
+
+    prefix: str = "qs"
+
+    @property
+    def task_head(self) -> str:
+        return f"{self.prefix}:task:"
+
+    @property
+    def dest_head(self) -> str:
+        return f"{self.prefix}:dest:"
+
+    def history(self, task_id: str) -> str:
+        return f"{self.task_head}{task_id}:history"
+
+    def payload(self, task_id: str) -> str:
+        return f"{self.task_head}{task_id}:payload"
+
+    def dest_inflight(self, dest: str) -> str:
+        return f"{self.dest_head}{dest}:inflight"
+
+    def dest_parked(self, dest: str) -> str:
+        return f"{self.dest_head}{dest}:parked"

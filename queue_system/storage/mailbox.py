@@ -1,6 +1,6 @@
 """The development mailbox in Redis: what the local SMTP sink (`queue_system/mailbox.py`) received.
 
-    {p}:mailbox   list   newest first, JSON per message; capped at MAILBOX_CAP (LTRIM) and expiring
+    Keys.mailbox  list   newest first, JSON per message; capped at MAILBOX_CAP (LTRIM) and expiring
                          MAILBOX_TTL_S after the last message (the sink owns it, the dashboard reads it)
 
 Only `make run` in development writes here; production never starts the sink.
@@ -13,6 +13,8 @@ from typing import Any
 import msgspec
 import redis
 import redis.asyncio as aioredis
+
+from queue_system.storage.keys import Keys
 
 MAILBOX_CAP = 200
 MAILBOX_TTL_S = 7 * 86_400
@@ -30,7 +32,7 @@ class MailboxMessage(msgspec.Struct, omit_defaults=True):
 
 
 def mailbox_key(prefix: str) -> str:
-    return f"{prefix}:mailbox"
+    return Keys(prefix).mailbox
 
 
 def store(client: redis.Redis, prefix: str, message: MailboxMessage, cap: int = MAILBOX_CAP) -> None:

@@ -1,7 +1,7 @@
 """A strict per-key rate limit shared by every API process: a token bucket in Redis, one Lua call per
 check. (Litestar's own limiter locks per process and can over-admit across processes.)
 
-Key: `{p}:ratelimit:{sha256(identity)[:32]}`, a hash {level, ts}; it expires when the bucket would be
+Key: `Keys.rate_bucket(sha256(identity)[:32])`, a hash {level, ts}; it expires when the bucket would be
 full again, so an idle key costs nothing. The identity (an API key) is hashed: no key in Redis names it.
 Time comes from Redis (TIME), so API hosts with skewed clocks still share one bucket correctly.
 """
@@ -16,6 +16,8 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+
+from queue_system.storage.keys import Keys
 
 # KEYS[1] the bucket hash.  ARGV[1] count: tokens added per period  ARGV[2] period_ms
 # ARGV[3] burst: the bucket's size in tokens  ARGV[4] cost: tokens this request takes
@@ -86,7 +88,7 @@ class RateDecision:
 
 
 def bucket_key(prefix: str, identity: str) -> str:
-    return f"{prefix}:ratelimit:{hashlib.sha256(identity.encode()).hexdigest()[:32]}"
+    return Keys(prefix).rate_bucket(hashlib.sha256(identity.encode()).hexdigest()[:32])
 
 
 def _decision(reply: Any) -> RateDecision:

@@ -56,6 +56,7 @@ def render_prelude() -> str:
         "HEARTBEATS": k.heartbeats,
         "DESTS": k.dests,
         "DESTS_DUE": k.dests_due,
+        "LAYOUT_LOCK": k.layout_lock,
     }
     actors = ", ".join(f"[{_lua_string(q)}] = {_lua_string(a)}" for q, a in dramatiq_wire.ACTORS.items())
     lines = ["-- Rendered by storage/scripts.py from storage/keys.py and storage/dramatiq_wire.py."]
@@ -126,3 +127,7 @@ REQUEUE_DEAD = _script("requeue_dead")
 PAGE = _script("page")
 WAKE = _script("wake")
 DESTINATIONS = _script("dest_list")
+# The layout upgrade's (storage/layout.py).
+RELAYOUT = _script("relayout")
+DROP_LOST = _script("drop_lost")
+LAYOUT_LOCK = _script("layout_lock")

@@ -211,10 +211,10 @@ def _owner_rules(client: redis.Redis, key: str, p: str) -> str | None:
     """Why `key` (which has no expiry) may stay, or None. From storage/keys.py's layout:
     - the indexes, the schedule, the leases, the expiry zset and the destinations zset are the
       owners themselves;
-    - task keys `{p}:task:{id}[:history|:payload]` are owned by `{p}:idx:all` (or expire);
+    - task keys `{p}:task|history|payload:{id}` are owned by `{p}:idx:all` (or expire);
     - Dramatiq's keys `{p}:dramatiq:*` (queues, message hashes, dead letters, the consumers' ack
       sets and heartbeats) belong to Dramatiq's broker;
-    - destination keys `{p}:dest:{d}[:inflight|:parked]` are owned by `{p}:dests` (the
+    - destination keys `{p}:dest|inflight|parked:{d}` are owned by `{p}:dests` (the
       destinations design: the reconciler forgets an idle one);
     - rate-limit buckets `{p}:ratelimit:*` and per-minute counters `{p}:stats:*` must expire:
       no rule here, so one without a TTL is reported.
@@ -225,14 +225,13 @@ def _owner_rules(client: redis.Redis, key: str, p: str) -> str | None:
         return "an owner"
     if key.startswith(f"{p}:dramatiq:"):
         return "Dramatiq's"
-    if key.startswith(f"{p}:task:"):
-        task = key[len(f"{p}:task:") :].split(":", 1)[0]
-        return "idx:all" if client.zscore(KEYS.index(), task) is not None else None
-    if key.startswith(f"{p}:dest:"):
-        rest = key[len(f"{p}:dest:") :]
-        for suffix in (":inflight", ":parked"):
-            rest = rest.removesuffix(suffix)
-        return "dests" if client.zscore(f"{p}:dests", rest) is not None else None
+    family, value = KEYS.parse(key) or ("", "")
+    if family in ("task", "history", "payload"):
+        return "idx:all" if client.zscore(KEYS.index(), value) is not None else None
+    if family in ("dest", "inflight", "parked"):
+        return "dests" if client.zscore(KEYS.dests, value) is not None else None
+    if family == "layout":
+        return "the layout version"
     return None
 
 

@@ -1,6 +1,6 @@
 """Dashboard sign-in: an API key becomes a session in Redis; a signed, HTTP-only cookie names it.
 
-    {p}:session:{id}   hash   role, csrf, created_at; expires SESSION_TTL_S after its last use
+    Keys.session(id)   hash   role, csrf, created_at; expires SESSION_TTL_S after its last use
 
 The cookie is `{id}.{signature}`: the id is 32 random bytes, the signature an HMAC over it with a
 secret derived from the configured keys (so every API process agrees, and changing the keys signs
@@ -30,6 +30,7 @@ from loguru import logger
 
 from queue_system.api.auth import ApiGuard
 from queue_system.api.keys import KeyRing, Role
+from queue_system.storage.keys import Keys
 
 SESSION_COOKIE = "qs_dashboard"
 CSRF_COOKIE = "qs_dashboard_csrf"
@@ -65,7 +66,7 @@ class Sessions:
         return self.keyring is not None
 
     def key(self, session_id: str) -> str:
-        return f"{self.prefix}:session:{session_id}"
+        return Keys(self.prefix).session(session_id)
 
     def _sign(self, session_id: str) -> str:
         return hmac.new(self._secret, session_id.encode(), hashlib.sha256).hexdigest()

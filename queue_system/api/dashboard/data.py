@@ -1,11 +1,12 @@
 """What the overview shows beyond /api/v1/stats: per-minute counters, workers, destinations.
 
-Read-only views of keys other parts own:
-    {p}:stats:{minute}           hash  completed, failed, retried (FINISH; expiry 2 h); minute =
+Read-only views of keys other parts own (named by storage/keys.py):
+    stats_minute(minute)         hash  completed, failed, retried (FINISH; expiry 2 h); minute =
                                        epoch ms // 60000; attempts is their sum (each attempt
                                        FINISH records counts once, in one of the three)
-    {ns}:__heartbeats__          zset  Dramatiq broker id -> last heartbeat ms (one per worker process)
-    {p}:dests, {p}:dest:{d}      zset of destinations, hash of breaker state (the destinations' Lua)
+    heartbeats                   zset  Dramatiq broker id -> last heartbeat ms (one per worker process)
+    dests, dest(d), dest_inflight(d), dest_parked(d)
+                                       the destinations and their breakers (the destinations' Lua)
 Missing keys show as empty: a chart with no points, "no workers", "no destinations reported".
 """
 
@@ -24,14 +25,6 @@ COUNTERS = ("completed", "failed", "retried")
 MAX_DESTINATIONS = 50
 
 
-def stats_key(keys: Keys, minute: int) -> str:
-    return f"{keys.prefix}:stats:{minute}"
-
-
-def heartbeats_key(keys: Keys) -> str:
-    return f"{keys.dramatiq_namespace}:__heartbeats__"
-
-
 async def series(client: aioredis.Redis, keys: Keys, now_ms: int | None = None) -> dict[str, list[int]]:
     """The last hour, one point per minute: {"minute": [epoch s...], "completed": [...], ...}."""
     now = now_ms if now_ms is not None else int(time.time() * 1000)
@@ -39,7 +32,7 @@ async def series(client: aioredis.Redis, keys: Keys, now_ms: int | None = None) 
     minutes = list(range(last - MINUTES + 1, last + 1))
     async with client.pipeline(transaction=False) as pipe:
         for minute in minutes:
-            pipe.hmget(stats_key(keys, minute), list(COUNTERS))
+            pipe.hmget(keys.stats_minute(minute), list(COUNTERS))
         rows: list[list[str | None]] = await pipe.execute()
     out: dict[str, list[int]] = {"minute": [m * 60 for m in minutes]}
     for i, name in enumerate(COUNTERS):
@@ -68,7 +61,7 @@ class Worker:
 
 async def workers(client: aioredis.Redis, keys: Keys, now_ms: int | None = None) -> list[Worker]:
     now = now_ms if now_ms is not None else int(time.time() * 1000)
-    rows = await client.zrange(heartbeats_key(keys), 0, 199, withscores=True)
+    rows = await client.zrange(keys.heartbeats, 0, 199, withscores=True)
     return sorted(
         (Worker(str(member), max(0.0, (now - score) / 1000)) for member, score in rows),
         key=lambda w: w.age_s,
@@ -76,14 +69,14 @@ async def workers(client: aioredis.Redis, keys: Keys, now_ms: int | None = None)
 
 
 async def destinations(client: aioredis.Redis, keys: Keys) -> list[dict[str, Any]]:
-    names = await client.zrevrange(f"{keys.prefix}:dests", 0, MAX_DESTINATIONS - 1)
+    names = await client.zrevrange(keys.dests, 0, MAX_DESTINATIONS - 1)
     if not names:
         return []
     async with client.pipeline(transaction=False) as pipe:
         for name in names:
-            pipe.hgetall(f"{keys.prefix}:dest:{name}")
-            pipe.zcard(f"{keys.prefix}:dest:{name}:inflight")
-            pipe.zcard(f"{keys.prefix}:dest:{name}:parked")
+            pipe.hgetall(keys.dest(name))
+            pipe.zcard(keys.dest_inflight(name))
+            pipe.zcard(keys.dest_parked(name))
         out = await pipe.execute()
     rows = []
     for i, name in enumerate(names):

@@ -3,7 +3,8 @@
 -- helpers task_key(id), history_key(id), payload_key(id), status_index(status),
 -- type_index(type), queue_key(queue), messages_key(queue), the keys ALL_INDEX, SCHEDULE, LEASES,
 -- EXPIRY, message_id(id, token) and ACTORS (queue -> actor name); for destinations dest_key(d),
--- inflight_key(d), parked_key(d), DESTS, DESTS_DUE (lua/destinations.lua), and stats_key(minute).
+-- inflight_key(d), parked_key(d), DESTS, DESTS_DUE (lua/destinations.lua), stats_key(minute), and
+-- LAYOUT_LOCK (the layout upgrade's lock: lua/relayout.lua).
 
 -- A finished task's keys expire this long after the sweeper should have purged them: a backstop
 -- in case no worker runs to sweep.
