@@ -4,6 +4,7 @@ app in-process (Litestar's TestClient); every route family goes through the one 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from loguru import logger
 
 from queue_system.api.app import create_app
 from queue_system.embedded import EmbeddedRedis
+from queue_system.service.runner import through_outage
 from queue_system.settings import load_settings
 from queue_system.storage.keys import Keys
 
@@ -244,3 +246,37 @@ def test_ready_writes_a_probe_key_that_expires_and_probes_at_most_once_a_second(
             client.get("/ready")
             time.sleep(0.05)
         assert 0 < cast(int, redis_client.pttl(KEYS.probe)) <= 10_000
+
+
+def test_the_worker_holds_an_outcome_while_redis_is_full_and_records_it_once_there_is_room(
+    admin: redis.Redis, breakable: EmbeddedRedis
+) -> None:
+    """A full Redis refuses the worker's FINISH: the outcome waits (as through an outage) instead of
+    being dropped for the lease to run the attempt again; a script error is not waited for."""
+    client = redis.Redis.from_url(breakable.url, decode_responses=True)
+    fill(admin)
+    refusals = threading.Event()
+    outcome: list[object] = []
+
+    def record() -> object:
+        try:
+            return client.set("outcome", "recorded")
+        except redis.RedisError:
+            refusals.set()
+            raise
+
+    worker = threading.Thread(target=lambda: outcome.append(through_outage("recording", record, wait_s=20)))
+    worker.start()
+    try:
+        assert refusals.wait(5), "the write was never refused: Redis is not full"
+        assert worker.is_alive() and not outcome  # held, not given up
+        admin.config_set("maxmemory", 0)  # room again, as when the sweeper has freed some
+        worker.join(10)
+        assert outcome == [True] and admin.get("outcome") == "recorded"
+        admin.set("not-a-hash", "x")
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            through_outage("recording", lambda: client.hset("not-a-hash", "f", "v"), wait_s=20)
+    finally:
+        admin.config_set("maxmemory", 0)
+        worker.join(10)
+        client.close()

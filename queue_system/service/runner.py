@@ -31,16 +31,40 @@ from loguru import logger
 from queue_system.domain.models import MAX_RESPONSE_BODY, Attempt, AttemptResult, Outcome, Task, TaskStatus
 from queue_system.domain.redaction import redact_text
 from queue_system.domain.retry import Decision, RetryPolicy, bounded, decide
+from queue_system.errors import StorageUnavailable
 from queue_system.kinds.registry import Registry, RunContext, TaskKind, backoff_policy, policy_bounds
 from queue_system.service.clock import now_ms
 from queue_system.service.observe import NullObserver, Observer
 from queue_system.settings import Settings
+from queue_system.storage.failures import classify
 from queue_system.storage.redis_store import Claim, FinishCall, MessageAck, Skip, TaskStore
 from queue_system.transports.http import WebhookRequest
 
 T = TypeVar("T")
 # How long a worker thread holds a claim or an attempt's outcome while Redis is unreachable.
 OUTAGE_WAIT_S = 60.0
+
+
+def through_outage(what: str, call: Callable[[], T], wait_s: float = OUTAGE_WAIT_S) -> T:
+    """`call()`, retried while Redis is unavailable (unreachable, or refusing writes: out of memory,
+    a read-only replica during a failover), for up to `wait_s`.
+
+    A Redis restart, failover or full memory must not cost a task: the attempt's outcome is held
+    until Redis takes it (FINISH is idempotent for a repeated call), rather than left to the lease
+    expiry, which would run the attempt a second time. A longer outage raises, and so does any
+    other error (a script or data error: retrying cannot help); the lease then recovers the task."""
+    delay, waited = 0.05, 0.0
+    while True:
+        try:
+            return call()
+        except redis.RedisError as exc:
+            if waited >= wait_s or not isinstance(classify(exc), StorageUnavailable):
+                raise
+            if waited == 0:
+                logger.warning("Redis unavailable while {}; retrying up to {:g}s: {}", what, wait_s, exc)
+            time.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 1.0)
 
 
 class InFlight:
@@ -110,7 +134,7 @@ class TaskRunner:
             now = now_ms()
             return self.store.claim(task_id, token, now, now + self.settings.worker.lease_ms)
 
-        claim = self._through_outage("claiming the task", claim_it)
+        claim = through_outage("claiming the task", claim_it)
         if isinstance(claim, Skip):
             logger.debug(
                 "skipped message for {} (token {}): {} {}", task_id, token, claim.reason, claim.status
@@ -157,7 +181,7 @@ class TaskRunner:
 
     def give_back(self, task: Task, ack: MessageAck | None) -> Ran:
         """Undo the claim of an attempt that never started (UNCLAIM); its message is acked."""
-        undone = self._through_outage("giving the task back", lambda: self.store.unclaim(task, now_ms(), ack))
+        undone = through_outage("giving the task back", lambda: self.store.unclaim(task, now_ms(), ack))
         logger.debug("gave back {} (undone: {})", task.id, undone.undone)
         return Ran.ACKED if undone.acked else Ran.NOT_ACKED
 
@@ -182,7 +206,7 @@ class TaskRunner:
         duration_ms = int((time.perf_counter() - t0) * 1000)
         call = self._finish_call(task, kind, started_at, result, duration_ms, ack)
         retention_ms = self.settings.retention_ms
-        done = self._through_outage(
+        done = through_outage(
             "recording the attempt",
             lambda: self.store.finish(
                 task,
@@ -209,7 +233,7 @@ class TaskRunner:
                 kind = self.registry.get(h.task.type) if h.task.type in self.registry else None
                 calls.append(self._finish_call(h.task, kind, h.started_at, d.result, d.duration_ms, h.ack))
             retention_ms = self.settings.retention_ms
-            done = self._through_outage(
+            done = through_outage(
                 f"recording the attempts of {len(calls)} deliveries",
                 lambda: self.store.finish_many(calls, retention_ms=retention_ms),
             )
@@ -255,28 +279,6 @@ class TaskRunner:
             response_body=(result.response_body or None) and result.response_body[:MAX_RESPONSE_BODY],
         )
         return FinishCall(task, attempt, decision, result, now, ack)
-
-    def _through_outage(self, what: str, call: Callable[[], T]) -> T:
-        """`call()`, retried while Redis is unreachable, for up to OUTAGE_WAIT_S.
-
-        A Redis restart or failover must not cost a task: the attempt's outcome is held until
-        Redis answers again (FINISH is idempotent for a repeated call), rather than left to the
-        lease expiry, which would run the attempt a second time. A longer outage raises; the
-        lease then recovers the task."""
-        delay, waited = 0.05, 0.0
-        while True:
-            try:
-                return call()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if waited >= OUTAGE_WAIT_S:
-                    raise
-                if waited == 0:
-                    logger.warning(
-                        "Redis unavailable while {}; retrying up to {:g}s: {}", what, OUTAGE_WAIT_S, exc
-                    )
-                time.sleep(delay)
-                waited += delay
-                delay = min(delay * 2, 1.0)
 
     def _execute(self, task: Task, kind: TaskKind | None) -> AttemptResult:
         if kind is None:
