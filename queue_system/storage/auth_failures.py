@@ -1,4 +1,5 @@
-"""Failed key checks per client address, shared by every API process: one Lua call per failure.
+"""Failed key checks per client address, shared by every API process and the worker masters'
+GET /metrics: one Lua call per failure.
 
 Key: `Keys.auth_failures(address)`, a hash {fails, window_end, locked_until, strikes}; the address
 is hashed into the name, so no address can spell another key. `threshold` failures within `window_ms`
@@ -17,6 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 
 from queue_system.storage.keys import Keys
@@ -86,6 +88,26 @@ def _state(reply: Any) -> FailureState:
     return FailureState(locked_ms=locked, fails=fails, strikes=strikes, new_lock=new == 1)
 
 
+def _args(limit: FailureLimit) -> tuple[int, ...]:
+    max_lockout = max(limit.lockout_ms, limit.max_lockout_ms)
+    return (limit.threshold, limit.window_ms, limit.lockout_ms, max_lockout, STRIKE_MEMORY_MS)
+
+
+class FailureThrottle:
+    """For the worker master's GET /metrics (a blocking client): the same records as the API's."""
+
+    def __init__(self, client: redis.Redis, limit: FailureLimit, keys: Keys | None = None) -> None:
+        self._script = client.register_script(FAILURE_LUA)
+        self._keys = keys or Keys()
+        self.limit = limit
+        self._args = _args(limit)
+
+    def failed(self, address: str) -> FailureState:
+        """Count one failed key check from `address`; -> its state after it."""
+        key = self._keys.auth_failures(address)
+        return _state(self._script(keys=[key], args=["fail", *self._args]))
+
+
 class AsyncFailureThrottle:
     """For the API (redis.asyncio client)."""
 
@@ -93,8 +115,7 @@ class AsyncFailureThrottle:
         self._script = client.register_script(FAILURE_LUA)
         self._keys = keys or Keys()
         self.limit = limit
-        max_lockout = max(limit.lockout_ms, limit.max_lockout_ms)
-        self._args = (limit.threshold, limit.window_ms, limit.lockout_ms, max_lockout, STRIKE_MEMORY_MS)
+        self._args = _args(limit)
 
     async def failed(self, address: str) -> FailureState:
         """Count one failed key check from `address`; -> its state after it."""
