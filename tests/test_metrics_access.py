@@ -20,6 +20,7 @@ from queue_system.testing import free_port
 from queue_system.worker.instance import metrics_dir, status_dir
 from queue_system.worker.launch import metrics_keys, metrics_throttle
 from queue_system.worker.master import Master
+from tests.e2e import support
 from tests.test_api import assert_problem
 
 WRITE = "metrics-write-key-0123456789"
@@ -111,3 +112,22 @@ def test_wrong_keys_on_the_worker_metrics_port_are_locked_out_like_the_apis(
         master.stop()
     # The lock is the API's own record of that address, so every API process honours it too.
     assert redis_client.hget(Keys().auth_failures("127.0.0.1"), "strikes") == "1"
+
+
+def test_a_production_worker_without_keys_refuses_to_serve_metrics_open(
+    tmp_path: Path, redis_client: redis.Redis, redis_url: str
+) -> None:
+    # Found by hand: `ENV=production queue-system worker` without API_KEYS (compose gave the
+    # worker none) served GET /metrics to anyone on 0.0.0.0, silently; the API refuses to start.
+    production = {"ENV": "production", "WORKER_METRICS_PORT": "9191"}
+    with pytest.raises(ValueError, match="METRICS_PUBLIC=true or WORKER_METRICS_PORT=0"):
+        metrics_keys(load_settings(production))
+    for opened in ({"METRICS_PUBLIC": "true"}, {"WORKER_METRICS_PORT": "0"}, {"API_AUTH": "disabled"}):
+        assert metrics_keys(load_settings({**production, **opened})) is None
+    assert metrics_keys(load_settings({**production, **KEYS})) is not None
+    worker = support.launch_worker(redis_url, tmp_path, "worker-production", ENV="production")
+    try:
+        assert worker.wait(30) == 2
+    finally:
+        worker.stop()
+    assert "METRICS_PUBLIC=true" in worker.log() and "worker ready" not in worker.log()

@@ -53,7 +53,8 @@ def instance_dir(settings: Settings) -> Path:
 
 def metrics_keys(settings: Settings) -> KeyRing | None:
     """The keys GET /metrics asks for: the API's (any role), unless METRICS_PUBLIC=true or no keys
-    are configured. ValueError naming the variable for a bad entry."""
+    are configured. ValueError naming the variable for a bad entry, and for ENV=production without
+    keys: like the API, production does not open a door just because a setting is missing."""
     api = settings.api
     if api.metrics_public or api.auth == "disabled":
         return None
@@ -61,6 +62,11 @@ def metrics_keys(settings: Settings) -> KeyRing | None:
         ring = KeyRing.from_settings(api.keys, api.read_keys, api.keys_file)
     except OSError as exc:
         raise ValueError(f"API_KEYS_FILE: cannot be read ({exc.strerror})") from None
+    if not ring.enabled and settings.production and settings.worker.metrics_port:
+        raise ValueError(
+            "API_KEYS: ENV=production would serve the worker's GET /metrics without a key: give the "
+            "worker API_KEYS or API_KEYS_FILE, or set METRICS_PUBLIC=true or WORKER_METRICS_PORT=0"
+        )
     return ring if ring.enabled else None
 
 
