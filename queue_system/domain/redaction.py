@@ -304,7 +304,8 @@ def shown_task(task: Task) -> Task:
     result = shown_payload(task.result)
     if result is not task.result:
         changes["result"] = result
-    secrets = secret_values(task.payload) if payload is not task.payload else ()
+    texts = task.last_error or any(a.error or a.response_body for a in task.history)
+    secrets = secret_values(task.payload) if texts and payload is not task.payload else ()
     if task.last_error:
         changes["last_error"] = shown_text(task.last_error, secrets)
     if any(a.error or a.response_body for a in task.history):
