@@ -4,9 +4,10 @@ GET /metrics: one Lua call per failure.
 Key: `Keys.auth_failures(address)`, a hash {fails, window_end, locked_until, strikes}; the address
 is hashed into the name, so no address can spell another key. `threshold` failures within `window_ms`
 lock the address for `lockout_ms`, doubled with each lockout (its `strikes`) up to `max_lockout_ms`.
-The record expires STRIKE_MEMORY_MS after its lock (or its window) ends, so an address that stops
-failing is forgotten, and an idle record costs nothing. Time comes from Redis (TIME), so API hosts
-with skewed clocks agree.
+The record of an address that was locked expires STRIKE_MEMORY_MS after its lock ends, so one
+that stops failing is forgotten; one never locked is forgotten when its window ends (a stranger
+rotating addresses cannot fill Redis with day-long records of single guesses). Time comes from
+Redis (TIME), so API hosts with skewed clocks agree.
 
 Only failures are written: a valid key costs no call here (api/auth.py says how a lock is still
 honoured in every process).
@@ -52,6 +53,9 @@ if fails >= threshold then
 end
 redis.call('HSET', KEYS[1], 'fails', fails, 'window_end', window_end, 'locked_until', locked_until,
   'strikes', strikes)
+-- Strikes are remembered only for an address locked before: a stranger's single guesses cost
+-- their window, not a day of memory each.
+if strikes == 0 then memory = 0 end
 redis.call('PEXPIRE', KEYS[1], math.max(window_end, locked_until) - now + memory)
 return {locked, fails, strikes, new}
 """
