@@ -176,3 +176,13 @@ def test_a_bad_redis_url_is_a_configuration_error_that_keeps_its_password(comman
     assert done.returncode == 2, done.stderr
     assert "configuration error: REDIS_URL" in done.stderr and "s3cretpw" not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_a_redis_addr_with_a_bad_port_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"REDIS_ADDR": "redis.example:sixty", "REDIS_PASSWORD": "s3cretpw"})
+    assert info.value.variable == "REDIS_ADDR" and "s3cretpw" not in str(info.value)
+    assert (
+        load_settings({"REDIS_ADDR": "h:6380", "REDIS_PASSWORD": "p w"}).redis_url
+        == "redis://:p%20w@h:6380/0"
+    )
