@@ -1,5 +1,11 @@
 """Plain-text output of the `queue-system` client commands: aligned columns, no colours, no wide
-characters, so it reads the same in a terminal, a log file and an email."""
+characters, so it reads the same in a terminal, a log file and an email.
+
+What a task carries comes from strangers (a receiver's answer, a payload), so control and format
+characters in it are printed as visible escapes (`visible`): an ESC or BEL would reach the
+terminal as a command (ESC ] 52 writes the clipboard), U+202E would reverse what follows.
+`--json` prints the API's data as it is, for scripts.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,17 @@ def rfc3339(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def visible(text: str) -> str:
+    """`text` with every character that is neither printable nor a newline or tab as an escape
+    (`\\x1b`, `\\u202e`)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() or c in "\n\t" else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+        for c in text
+    )
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
@@ -29,7 +46,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = " ".join(text.split())  # error messages and response bodies may span lines
+    text = visible(" ".join(text.split()))  # error messages and response bodies may span lines
     return text if len(text) <= CELL else text[: CELL - 3] + "..."
 
 
@@ -86,7 +103,7 @@ def task_detail(task: dict[str, Any]) -> str:
     ]
     width = max(len(name) for name, _ in fields)
     lines = [f"{name + ':':<{width + 1}}  {_text(value)}" for name, value in fields if value is not None]
-    lines += ["", "payload:", json.dumps(task.get("payload"), indent=2, ensure_ascii=False), ""]
+    lines += ["", "payload:", visible(json.dumps(task.get("payload"), indent=2, ensure_ascii=False)), ""]
     history = task.get("attempt_history") or []
     lines.append(f"attempts ({len(history)} kept):" if history else "attempts: none yet")
     if history:
@@ -95,7 +112,7 @@ def task_detail(task: dict[str, Any]) -> str:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return visible(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
 
 
 def timeline(history: Sequence[dict[str, Any]]) -> str:

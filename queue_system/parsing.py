@@ -143,8 +143,19 @@ def text(allowed: str = "any") -> Parser:
 
 
 def redis_url(url: str) -> str:
+    # Not echoing the URL: it may carry a password, and this message is printed at start-up.
     if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"{url!r} must start with redis://, rediss:// or unix://")
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    if url.startswith("unix://"):
+        return url
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number or out of range
+    except ValueError:
+        raise ValueError("the port is not a number 0-65535") from None
+    db = parts.path.strip("/")
+    if db and not (db.isascii() and db.isdigit()):
+        raise ValueError("the database (the path) is not a number")
     return url
 
 

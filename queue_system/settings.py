@@ -584,7 +584,11 @@ def _redis_url_from(env: Mapping[str, str]) -> str | None:
         return None
     password: str | None = read("REDIS_PASSWORD")
     auth = f":{quote(password, safe='')}@" if password else ""
-    return f"redis://{auth}{addr}/{read('REDIS_DB')}"
+    url = f"redis://{auth}{addr}/{read('REDIS_DB')}"
+    try:
+        return redis_url(url)  # a port that is not a number: here, not a traceback in redis-py
+    except ValueError as exc:
+        raise ConfigError("REDIS_ADDR", str(exc)) from None
 
 
 def markdown_table() -> str:

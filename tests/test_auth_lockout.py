@@ -70,6 +70,21 @@ def test_threshold_locks_and_each_lockout_doubles(redis_url: str, redis_client: 
     assert cast(int, redis_client.pttl(name)) > 0
 
 
+def test_an_address_never_locked_is_forgotten_when_its_window_ends(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    # Found by reading the script: one wrong key from a fresh address kept its record for a day
+    # (STRIKE_MEMORY_MS), so a stranger rotating addresses (an IPv6 /48 holds 65,536 /64s) could
+    # fill Redis with records without ever holding a key. Only an address locked before needs its
+    # strikes remembered.
+    limit = FailureLimit(threshold=3, window_ms=60_000, lockout_ms=1_000)
+    throttle_calls(redis_url, limit, [("fail", f"2001:db8:{n:x}::/64") for n in range(20)])
+    names = cast(list[str], redis_client.keys("qs:authfail:*"))
+    assert len(names) == 20 and all(0 < cast(int, redis_client.pttl(n)) <= 60_000 for n in names)
+    throttle_calls(redis_url, limit, [("fail", "1.2.3.4")] * 3)  # locked: its strikes count for a day
+    assert cast(int, redis_client.pttl(Keys().auth_failures("1.2.3.4"))) > 23 * 3600 * 1000
+
+
 def test_a_window_without_enough_failures_starts_over(redis_url: str, redis_client: redis.Redis) -> None:
     limit = FailureLimit(threshold=3, window_ms=200, lockout_ms=10_000)
     assert [s.fails for s in throttle_calls(redis_url, limit, [("fail", "a")] * 2)] == [1, 2]
@@ -79,8 +94,10 @@ def test_a_window_without_enough_failures_starts_over(redis_url: str, redis_clie
 
 def _window_over(redis_client: redis.Redis) -> bool:
     seconds, micros = cast(tuple[int, int], redis_client.time())
-    end = int(cast(str, redis_client.hget(Keys().auth_failures("a"), "window_end")))
-    return seconds * 1000 + micros // 1000 > end
+    end = redis_client.hget(Keys().auth_failures("a"), "window_end")
+    if end is None:  # never locked: the record expires with its window
+        return True
+    return seconds * 1000 + micros // 1000 > int(cast(str, end))
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -307,3 +307,20 @@ def test_payload_from_a_file(cli: Cli, api: httpx.Client, tmp_path: Path) -> Non
     (tmp_path / "payload.json").write_text('{"a": "5", "b": "3", "op": "mul"}')
     task_id = submitted(cli, "--type", "math", "--payload", f"@{tmp_path / 'payload.json'}")
     assert support.wait_for_status(api, task_id, "completed")["result"] == "15.00"
+
+
+def test_no_terminal_control_sequence_from_a_task_reaches_the_terminal(
+    cli: Cli, api: httpx.Client, receiver: Receiver
+) -> None:
+    # Found by hand: a receiver's answer (or a payload, echoed in a result) is printed as is, so
+    # ESC ] 52 set the operator's clipboard, ESC [ 2 J cleared their screen, U+202E reversed text.
+    hostile = "\x1b]52;c;ZXZpbA==\x07\x1b[2Jgone\u202etxt\x9b31m"
+    receiver.program(default=Reply(status=200, body=hostile.encode()))
+    hook = submitted(cli, "--webhook", receiver.url("/hook"))
+    echo = submitted(cli, "--type", "echo", "--payload", json.dumps(hostile))
+    support.wait_for_status(api, hook, "completed")
+    support.wait_for_status(api, echo, "completed")
+    outputs = [ok(cli("tasks", "show", hook)), ok(cli("tasks", "show", echo)), ok(cli("tasks", "list"))]
+    for out in outputs:
+        assert not any(c in out for c in "\x1b\x07\u202e\x9b"), repr(out)
+    assert "gone" in outputs[0] and "\\x1b" in outputs[0]  # shown, as visible escapes

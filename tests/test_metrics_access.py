@@ -15,10 +15,12 @@ from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
 from queue_system.settings import load_settings
+from queue_system.storage.keys import Keys
 from queue_system.testing import free_port
 from queue_system.worker.instance import metrics_dir, status_dir
-from queue_system.worker.launch import metrics_keys
+from queue_system.worker.launch import metrics_keys, metrics_throttle
 from queue_system.worker.master import Master
+from tests.e2e import support
 from tests.test_api import assert_problem
 
 WRITE = "metrics-write-key-0123456789"
@@ -85,3 +87,47 @@ def test_worker_metrics_keys_follow_the_settings() -> None:
     assert metrics_keys(load_settings({**KEYS, "API_AUTH": "disabled"})) is None
     with pytest.raises(ValueError, match="API_KEYS"):
         metrics_keys(load_settings({"API_KEYS": "short"}))
+
+
+def test_wrong_keys_on_the_worker_metrics_port_are_locked_out_like_the_apis(
+    tmp_path: Path, redis_client: redis.Redis, redis_url: str
+) -> None:
+    # Found by hand: 200 wrong keys to WORKER_METRICS_PORT in 4 s, every one a 401 and the valid
+    # key still let in after: a second door to guess the API's keys at full speed.
+    for directory in (status_dir(tmp_path), metrics_dir(tmp_path)):
+        directory.mkdir(parents=True)
+    settings = load_settings({**KEYS, "REDIS_URL": redis_url, "API_AUTH_FAILURES": "3/min"})
+    keys = metrics_keys(settings)
+    port = free_port()
+    master = Master(tmp_path, 1, 0, port, keys, metrics_throttle(settings, keys))
+    master.start()
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        assert httpx.get(url, timeout=5).status_code == 401  # a missing key is not a guess
+        codes = [httpx.get(url, headers={"X-API-Key": f"guess-{i}"}, timeout=5).status_code for i in range(4)]
+        assert codes == [401, 401, 429, 429]
+        locked = httpx.get(url, headers={"Authorization": f"Bearer {READ}"}, timeout=5)
+        assert locked.status_code == 429 and 1 <= int(locked.headers["retry-after"]) <= 60
+    finally:
+        master.stop()
+    # The lock is the API's own record of that address, so every API process honours it too.
+    assert redis_client.hget(Keys().auth_failures("127.0.0.1"), "strikes") == "1"
+
+
+def test_a_production_worker_without_keys_refuses_to_serve_metrics_open(
+    tmp_path: Path, redis_client: redis.Redis, redis_url: str
+) -> None:
+    # Found by hand: `ENV=production queue-system worker` without API_KEYS (compose gave the
+    # worker none) served GET /metrics to anyone on 0.0.0.0, silently; the API refuses to start.
+    production = {"ENV": "production", "WORKER_METRICS_PORT": "9191"}
+    with pytest.raises(ValueError, match="METRICS_PUBLIC=true or WORKER_METRICS_PORT=0"):
+        metrics_keys(load_settings(production))
+    for opened in ({"METRICS_PUBLIC": "true"}, {"WORKER_METRICS_PORT": "0"}, {"API_AUTH": "disabled"}):
+        assert metrics_keys(load_settings({**production, **opened})) is None
+    assert metrics_keys(load_settings({**production, **KEYS})) is not None
+    worker = support.launch_worker(redis_url, tmp_path, "worker-production", ENV="production")
+    try:
+        assert worker.wait(30) == 2
+    finally:
+        worker.stop()
+    assert "METRICS_PUBLIC=true" in worker.log() and "worker ready" not in worker.log()

@@ -21,7 +21,9 @@ from queue_system.domain.redaction import REDACTED, header_problems
 from queue_system.settings import load_settings
 from queue_system.storage.redis_store import Claim, TaskStore
 from tests.dashboard.test_dashboard import sign_in
+from tests.receiver import Receiver, Reply
 from tests.test_redaction_rule import credential_values, secret_names, secret_params, secrets_
+from tests.test_webhook_security import StubDNS, run_task
 
 WRITE = "write-key-0123456789abcdef"
 READ = "read-key-0123456789abcdef"
@@ -101,3 +103,28 @@ def test_no_reader_shows_a_secret(
     assert shown["headers"] == {name: REDACTED, "X-Looks-Ordinary": REDACTED, "X-Plain": plain}
     assert shown["url"] == f"http://127.0.0.1:9/hook?{param}={REDACTED}&page=2"
     assert plain in reader.get(f"/dashboard/tasks/{task_id}").text  # the rest is still shown
+
+
+@pytest.mark.parametrize("status", [200, 401])
+def test_a_receiver_echoing_the_request_shows_no_secret_to_any_reader(
+    apps: tuple[TestClient[Any], TestClient[Any]], redis_client: redis.Redis, redis_url: str, status: int
+) -> None:
+    # Request bins, httpbin and many error pages ("invalid token ...") echo what they were sent;
+    # the first 1 KB of the answer is kept in the attempt, so the task's secrets came back to
+    # every reader there (found by hand: only the payload and the errors were redacted).
+    writer, reader = apps
+    token, bearer, sig, password = "Zq9tokenvalue1", "Zq9bearervalue2", "Zq9sigvalue3", "Zq9pw4"
+    headers = {"X-Auth-Token": token, "X-Forward": f"Bearer {bearer}"}
+    echo = json.dumps({"headers": {**headers, "Authorization": f"Basic {password}"}, "args": {"sig": sig}})
+    answer = f"invalid token {token}; you sent {echo}".encode()
+    with Receiver(default=Reply(status=status, body=answer)) as rx:
+        url = f"{rx.url('/hook')}?sig={sig}&page=2"
+        body = {"url": url, "headers": {**headers, "Authorization": f"Basic {password}"}, "id": "echo-1"}
+        assert writer.post("/api/v1/tasks", json=body).status_code == 201
+        run_task(redis_client, load_settings({"EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}), "echo-1", StubDNS({}))
+        assert rx.wait_for(1, timeout=10)
+    task = reader.get("/api/v1/tasks/echo-1").json()
+    assert task["attempts"] == 1 and "you sent" in task["attempt_history"][0]["response_body"]
+    for reader_name, text in every_reader(reader, "echo-1").items():
+        for secret in (token, bearer, sig, password):
+            assert secret not in text, (reader_name, secret)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -148,3 +151,38 @@ def test_every_default_parses(var: Var) -> None:
 
 def test_redis_parts_are_read_only_without_redis_url() -> None:
     assert load_settings({"REDIS_URL": "redis://h:1/0", "REDIS_DB": "many"}).redis_url == "redis://h:1/0"
+
+
+@pytest.mark.parametrize("command", ["api", "worker"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://:s3cretpw@redis.example/0", "redis://:s3cretpw@redis.example:sixty/0", "redis://:s3cretpw@h/db"],
+)
+def test_a_bad_redis_url_is_a_configuration_error_that_keeps_its_password(command: str, url: str) -> None:
+    # Found by hand: the message echoed the whole URL (password and all) to stderr and the logs,
+    # and a port that is not a number got past the check to a traceback in redis-py.
+    with pytest.raises(ConfigError) as info:
+        load_settings({"REDIS_URL": url})
+    assert info.value.variable == "REDIS_URL" and "s3cretpw" not in str(info.value)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "API_", "ENV"))}
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parent.parent / "cmd" / f"{command}.py")],
+        env={**env, "REDIS_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "configuration error: REDIS_URL" in done.stderr and "s3cretpw" not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_a_redis_addr_with_a_bad_port_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"REDIS_ADDR": "redis.example:sixty", "REDIS_PASSWORD": "s3cretpw"})
+    assert info.value.variable == "REDIS_ADDR" and "s3cretpw" not in str(info.value)
+    assert (
+        load_settings({"REDIS_ADDR": "h:6380", "REDIS_PASSWORD": "p w"}).redis_url
+        == "redis://:p%20w@h:6380/0"
+    )

@@ -96,6 +96,19 @@ def test_a_url_that_cannot_be_sent_as_written_is_refused(
     assert fragment in body["detail"]
 
 
+@pytest.mark.parametrize("path", ["/api/v1/tasks", "/enqueue"])
+@pytest.mark.parametrize("host", ["xn--a.com", "xn--ls8h.la", "xn--vm-"])
+def test_a_host_idna_refuses_to_decode_is_a_422_not_a_500(
+    client: TestClient[Any], path: str, host: str
+) -> None:
+    # httpx decodes the A-label when it builds the request (`URL.host`), so it could never be
+    # sent; the check that asks the same question raised it instead of answering (found by hand).
+    payload = {"url": f"http://{host}/hook"}
+    body = payload if path == "/api/v1/tasks" else {"payload": payload}
+    field = "url" if path == "/api/v1/tasks" else "payload.url"
+    assert_problem(client.post(path, json=body), 422, field)
+
+
 def test_userinfo_is_refused_with_the_same_rule_in_the_typed_form(client: TestClient[Any]) -> None:
     body = {"type": "webhook", "payload": {"url": "https://u:secret@example.com/h"}}
     problem = assert_problem(post(client, body), 422, "payload.url")

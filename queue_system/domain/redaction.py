@@ -10,8 +10,12 @@ which shows what the API answers, and log lines):
 - in a URL, the password of its userinfo (all of a userinfo without one), and the value of every
   query (or fragment) parameter whose name contains one of the words above or `sig`, `pass`,
   `pwd`, or whose value looks like a credential (`?token=[redacted]&page=2`);
-- URLs inside free text (errors) are redacted the same way, and credential-looking words in it;
-- the write-only `signing_secret` is dropped.
+- URLs inside free text (errors, an attempt's response) are redacted the same way, and
+  credential-looking words in it;
+- the write-only `signing_secret` is dropped;
+- every value the rules above hide in a task's payload (of at least `MIN_ECHOED_SECRET`
+  characters) is also masked wherever it appears in that task's errors and responses: receivers
+  (request bins, error pages: "invalid token ...") echo what they were sent.
 
 The stored payload keeps everything: the worker sends it as given.
 
@@ -31,13 +35,16 @@ from urllib.parse import unquote_plus
 
 import msgspec
 
-from queue_system.domain.models import Task
+from queue_system.domain.models import Attempt, Task
 from queue_system.domain.sendable import header_value_problem, is_header_name
 
 REDACTED = "[redacted]"
 MAX_HEADERS = 64
 MAX_HEADER_BYTES = 16 * 1024  # names + values, as sent
 MAX_JSON_DEPTH = 32
+# Shorter secret values are hidden in the payload but not searched for in free text: masking
+# every "ab" of a response would hide more than it protects.
+MIN_ECHOED_SECRET = 4
 
 Problem = tuple[str, str]  # (field, message)
 
@@ -141,6 +148,52 @@ def redact_text(text: str) -> str:
     )
 
 
+def _url_secrets(url: str) -> set[str]:
+    """The parts of `url` that `redact_url` hides: userinfo, secret parameters' values."""
+    found: set[str] = set()
+    head, _, fragment = url.partition("#")
+    base, _, query = head.partition("?")
+    _, sep, rest = base.partition("://")
+    userinfo, at, _ = rest.partition("/")[0].rpartition("@")
+    if sep and at:
+        found.update((userinfo, userinfo.partition(":")[2]))
+    for part in f"{query}&{fragment}".split("&"):
+        name, eq, value = part.partition("=")
+        if eq and value and _secret_param(name, value):
+            found.update((value, unquote_plus(value)))
+    return found
+
+
+def secret_values(payload: Any) -> tuple[str, ...]:
+    """The values `redact_payload` hides in `payload`, longest first, to mask them where a receiver
+    echoed them back (`MIN_ECHOED_SECRET` characters at least)."""
+    if not isinstance(payload, Mapping):
+        return ()
+    found: set[str] = set()
+    headers = payload.get("headers")
+    if isinstance(headers, Mapping):
+        for name, value in headers.items():
+            if isinstance(value, str) and (is_secret_header(name) or looks_like_credential(value)):
+                found.add(value.strip())
+                found.update(value.split()[1:])  # `Bearer <token>`: the token is echoed alone too
+    url = payload.get("url")
+    if isinstance(url, str):
+        found.update(_url_secrets(url))
+    secret = payload.get("signing_secret")
+    if isinstance(secret, str):
+        found.update((secret, secret.removeprefix("whsec_")))
+    return tuple(sorted((v for v in found if len(v) >= MIN_ECHOED_SECRET), key=len, reverse=True))
+
+
+def shown_text(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Free text of a task (an error, a response) as it may be shown: the task's own `secrets`
+    (`secret_values`) masked, then `redact_text`."""
+    for value in secrets:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return redact_text(text)
+
+
 def redact_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     """A payload as it may be shown or logged: `signing_secret` dropped, `headers` redacted, `url`
     redacted (any kind's payload: a rule that depends on the kind would miss the next one)."""
@@ -242,8 +295,8 @@ def json_depth_problem(value: Any, field: str = "payload", max_depth: int = MAX_
 
 
 def shown_task(task: Task) -> Task:
-    """A task as every reader sees it: its payload and result by `shown_payload`, its errors by
-    `redact_text`. A copy; the stored task is untouched."""
+    """A task as every reader sees it: its payload and result by `shown_payload`, its errors and
+    the responses of its attempts by `shown_text`. A copy; the stored task is untouched."""
     changes: dict[str, Any] = {}
     payload = shown_payload(task.payload)
     if payload is not task.payload:
@@ -251,10 +304,22 @@ def shown_task(task: Task) -> Task:
     result = shown_payload(task.result)
     if result is not task.result:
         changes["result"] = result
+    texts = task.last_error or any(a.error or a.response_body for a in task.history)
+    secrets = secret_values(task.payload) if texts and payload is not task.payload else ()
     if task.last_error:
-        changes["last_error"] = redact_text(task.last_error)
-    if any(a.error for a in task.history):
-        changes["history"] = [
-            msgspec.structs.replace(a, error=redact_text(a.error)) if a.error else a for a in task.history
-        ]
+        changes["last_error"] = shown_text(task.last_error, secrets)
+    if any(a.error or a.response_body for a in task.history):
+        changes["history"] = [_shown_attempt(a, secrets) for a in task.history]
     return msgspec.structs.replace(task, **changes) if changes else task
+
+
+def _shown_attempt(attempt: Attempt, secrets: tuple[str, ...]) -> Attempt:
+    if not attempt.error and not attempt.response_body:
+        return attempt
+    return msgspec.structs.replace(
+        attempt,
+        error=shown_text(attempt.error, secrets) if attempt.error else attempt.error,
+        response_body=shown_text(attempt.response_body, secrets)
+        if attempt.response_body
+        else attempt.response_body,
+    )

@@ -59,10 +59,12 @@ def _url_problem(url: str) -> str | None:
         return problem
     try:
         parsed = httpx.URL(url)
+        # httpx decodes an `xn--` label when it builds a request: IDNAError (a ValueError) here.
+        host = parsed.host
         aiohttp_host = yarl.URL(url).raw_host  # aiohttp's parser: it raises for a host it cannot encode
     except (httpx.InvalidURL, ValueError) as exc:
         return str(exc) or "not a URL the HTTP clients can send to"
-    if parsed.scheme not in ("http", "https") or not parsed.host or not aiohttp_host:
+    if parsed.scheme not in ("http", "https") or not host or not aiohttp_host:
         return "must be an absolute http:// or https:// URL"
     return None
 

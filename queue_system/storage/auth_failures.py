@@ -1,11 +1,13 @@
-"""Failed key checks per client address, shared by every API process: one Lua call per failure.
+"""Failed key checks per client address, shared by every API process and the worker masters'
+GET /metrics: one Lua call per failure.
 
 Key: `Keys.auth_failures(address)`, a hash {fails, window_end, locked_until, strikes}; the address
 is hashed into the name, so no address can spell another key. `threshold` failures within `window_ms`
 lock the address for `lockout_ms`, doubled with each lockout (its `strikes`) up to `max_lockout_ms`.
-The record expires STRIKE_MEMORY_MS after its lock (or its window) ends, so an address that stops
-failing is forgotten, and an idle record costs nothing. Time comes from Redis (TIME), so API hosts
-with skewed clocks agree.
+The record of an address that was locked expires STRIKE_MEMORY_MS after its lock ends, so one
+that stops failing is forgotten; one never locked is forgotten when its window ends (a stranger
+rotating addresses cannot fill Redis with day-long records of single guesses). Time comes from
+Redis (TIME), so API hosts with skewed clocks agree.
 
 Only failures are written: a valid key costs no call here (api/auth.py says how a lock is still
 honoured in every process).
@@ -17,6 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 
 from queue_system.storage.keys import Keys
@@ -50,6 +53,9 @@ if fails >= threshold then
 end
 redis.call('HSET', KEYS[1], 'fails', fails, 'window_end', window_end, 'locked_until', locked_until,
   'strikes', strikes)
+-- Strikes are remembered only for an address locked before: a stranger's single guesses cost
+-- their window, not a day of memory each.
+if strikes == 0 then memory = 0 end
 redis.call('PEXPIRE', KEYS[1], math.max(window_end, locked_until) - now + memory)
 return {locked, fails, strikes, new}
 """
@@ -86,6 +92,26 @@ def _state(reply: Any) -> FailureState:
     return FailureState(locked_ms=locked, fails=fails, strikes=strikes, new_lock=new == 1)
 
 
+def _args(limit: FailureLimit) -> tuple[int, ...]:
+    max_lockout = max(limit.lockout_ms, limit.max_lockout_ms)
+    return (limit.threshold, limit.window_ms, limit.lockout_ms, max_lockout, STRIKE_MEMORY_MS)
+
+
+class FailureThrottle:
+    """For the worker master's GET /metrics (a blocking client): the same records as the API's."""
+
+    def __init__(self, client: redis.Redis, limit: FailureLimit, keys: Keys | None = None) -> None:
+        self._script = client.register_script(FAILURE_LUA)
+        self._keys = keys or Keys()
+        self.limit = limit
+        self._args = _args(limit)
+
+    def failed(self, address: str) -> FailureState:
+        """Count one failed key check from `address`; -> its state after it."""
+        key = self._keys.auth_failures(address)
+        return _state(self._script(keys=[key], args=["fail", *self._args]))
+
+
 class AsyncFailureThrottle:
     """For the API (redis.asyncio client)."""
 
@@ -93,8 +119,7 @@ class AsyncFailureThrottle:
         self._script = client.register_script(FAILURE_LUA)
         self._keys = keys or Keys()
         self.limit = limit
-        max_lockout = max(limit.lockout_ms, limit.max_lockout_ms)
-        self._args = (limit.threshold, limit.window_ms, limit.lockout_ms, max_lockout, STRIKE_MEMORY_MS)
+        self._args = _args(limit)
 
     async def failed(self, address: str) -> FailureState:
         """Count one failed key check from `address`; -> its state after it."""

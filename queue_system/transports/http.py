@@ -98,7 +98,7 @@ def response_text(body: bytes, content_type: str | None, total: int | None = Non
 
 
 def content_length(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    return int(value) if value and value.isascii() and value.isdigit() else None
 
 
 def classify(response: httpx.Response, body: bytes) -> AttemptResult:
@@ -123,7 +123,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> int | None
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²".isdigit() is True, and int("²") raises
         return int(value) * 1000
     try:
         when = email.utils.parsedate_to_datetime(value)

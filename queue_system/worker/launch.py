@@ -16,11 +16,13 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import redis
 from loguru import logger
 
 from queue_system.domain.keyring import KeyRing
 from queue_system.logging import configure_logging
 from queue_system.settings import Settings
+from queue_system.storage.auth_failures import FailureLimit, FailureThrottle
 from queue_system.storage.dramatiq_wire import QUEUES
 from queue_system.worker.instance import DIR_VARIABLE, metrics_dir, status_dir
 
@@ -51,7 +53,8 @@ def instance_dir(settings: Settings) -> Path:
 
 def metrics_keys(settings: Settings) -> KeyRing | None:
     """The keys GET /metrics asks for: the API's (any role), unless METRICS_PUBLIC=true or no keys
-    are configured. ValueError naming the variable for a bad entry."""
+    are configured. ValueError naming the variable for a bad entry, and for ENV=production without
+    keys: like the API, production does not open a door just because a setting is missing."""
     api = settings.api
     if api.metrics_public or api.auth == "disabled":
         return None
@@ -59,7 +62,22 @@ def metrics_keys(settings: Settings) -> KeyRing | None:
         ring = KeyRing.from_settings(api.keys, api.read_keys, api.keys_file)
     except OSError as exc:
         raise ValueError(f"API_KEYS_FILE: cannot be read ({exc.strerror})") from None
+    if not ring.enabled and settings.production and settings.worker.metrics_port:
+        raise ValueError(
+            "API_KEYS: ENV=production would serve the worker's GET /metrics without a key: give the "
+            "worker API_KEYS or API_KEYS_FILE, or set METRICS_PUBLIC=true or WORKER_METRICS_PORT=0"
+        )
     return ring if ring.enabled else None
+
+
+def metrics_throttle(settings: Settings, keys: KeyRing | None) -> FailureThrottle | None:
+    """The API's lockout (API_AUTH_FAILURES, API_AUTH_LOCKOUT) for wrong keys on GET /metrics."""
+    if keys is None or not settings.redis_url:
+        return None
+    api = settings.api
+    limit = FailureLimit(api.auth_failures.count, api.auth_failures.period_ms, api.auth_lockout_ms)
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+    return FailureThrottle(client, limit)
 
 
 def run_worker(settings: Settings) -> int:
@@ -86,7 +104,9 @@ def run_worker(settings: Settings) -> int:
         logger.error("configuration error: {}", exc)
         shutil.rmtree(instance, ignore_errors=True)
         return 2
-    master = Master(instance, w.processes, w.health_port, w.metrics_port, keys)
+    master = Master(
+        instance, w.processes, w.health_port, w.metrics_port, keys, metrics_throttle(settings, keys)
+    )
     # Dramatiq's master blocks these signals while it forks, and takes them once its handlers are
     # in place; but the mask is per thread: the threads started here must block them for good, or
     # an early SIGTERM would reach one of them and kill the process with the default action.
