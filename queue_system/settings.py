@@ -252,6 +252,15 @@ SPEC: tuple[Var, ...] = (
         "(read-only too) when keys are configured",
         "api.metrics_public",
     ),
+    Var(
+        "DEV_INBOX",
+        Parser(_boolean, "`true`, `false`"),
+        "false",
+        "`true`: the API serves the development inbox, a webhook receiver of its own (`/dev/inbox/{name}`; "
+        "dashboard Inbox, `queue-system inbox`). `make run` turns it on in development unless set; "
+        "refused with `ENV=production`",
+        "api.dev_inbox",
+    ),
     Var("WORKER_PROCESSES", integer(1, 256), "2", "worker processes", "worker.processes"),
     Var("WORKER_CONCURRENCY", integer(1, 1024), "8", "threads per worker process", "worker.threads"),
     Var(
@@ -481,6 +490,7 @@ class ApiSettings:
     auth_lockout_ms: int = _default("API_AUTH_LOCKOUT")
     trusted_proxies: tuple[IPNetwork, ...] = _default("API_TRUSTED_PROXIES")
     metrics_public: bool = _default("METRICS_PUBLIC")
+    dev_inbox: bool = _default("DEV_INBOX")
 
 
 @dataclass(frozen=True, slots=True)
@@ -560,7 +570,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         if var.target:
             group, _, name = var.target.rpartition(".")
             groups[group][name] = var.value(env.get(var.name))
-    return Settings(
+    settings = Settings(
         **groups[""],
         redis_url=_redis_url_from(env),
         api=ApiSettings(**groups["api"]),
@@ -568,6 +578,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         email=EmailSettings(**groups["email"]),
         security=SecuritySettings(**groups["security"]),
     )
+    if settings.api.dev_inbox and settings.production:
+        raise ConfigError("DEV_INBOX", "the development inbox is not served with ENV=production")
+    return settings
 
 
 def _redis_url_from(env: Mapping[str, str]) -> str | None:
