@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Mapping
 from types import FrameType
+from urllib.parse import urlsplit
 
 from loguru import logger
 
@@ -81,7 +83,7 @@ def start_redis(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
     else:
         embedded = EmbeddedRedis(settings.data_dir / "redis")
         url = embedded.start()
-        logger.info("embedded Redis ready: REDIS_URL={} (data in {})", url, embedded.data_dir)
+        logger.info("Redis: embedded, REDIS_URL={} (data in {})", url, embedded.data_dir)
     try:
         logger.info("{}", ensure_layout_at(url).summary())
     except LayoutError as exc:
@@ -101,11 +103,52 @@ def start_mailbox(settings: Settings, redis_url: str, env: dict[str, str]) -> De
     if not settings.email.default_to:
         env["EMAIL_DEFAULT_TO"] = DEV_RECIPIENT
     logger.info(
-        "development mailbox: SMTP_URL={} EMAIL_DEFAULT_TO={}; messages at /dashboard/mailbox",
+        "mailbox: SMTP_URL={} EMAIL_DEFAULT_TO={}; messages at /dashboard/mailbox",
         env["SMTP_URL"],
         env.get("EMAIL_DEFAULT_TO", ",".join(settings.email.default_to)),
     )
     return sink
+
+
+def start_inbox(settings: Settings, environ: Mapping[str, str], env: dict[str, str]) -> str | None:
+    """Development: the API serves its own webhook receiver (DEV_INBOX) unless DEV_INBOX is set.
+    -> the receiver's base URL, or None when it is off."""
+    if "DEV_INBOX" in environ:
+        on = settings.api.dev_inbox  # the user's choice (refused with ENV=production by the settings)
+    else:
+        on = not settings.production
+        if on:
+            env["DEV_INBOX"] = "true"
+    return f"{api_address(settings)}/dev/inbox" if on else None
+
+
+def api_address(settings: Settings) -> str:
+    """Where a client on this machine reaches the API (0.0.0.0 and :: listen everywhere)."""
+    host = settings.api.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104 (a comparison)
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings.api.port}"
+
+
+def wait_for_api(
+    settings: Settings, children: dict[str, subprocess.Popen[bytes]], stop: threading.Event
+) -> bool:
+    """Wait until the API accepts connections (uvicorn listens once its start-up is complete), so
+    its start is announced when true, not before; a plain connect, not a request: no access line."""
+    host = urlsplit(api_address(settings)).hostname or "127.0.0.1"
+    deadline = time.monotonic() + API_START_TIMEOUT_S
+    while time.monotonic() < deadline and not stop.is_set():
+        if any(child.poll() is not None for child in children.values()):
+            return False
+        try:
+            with socket.create_connection((host, settings.api.port), timeout=1):
+                return True
+        except OSError:
+            stop.wait(0.1)
+    return False
+
+
+API_START_TIMEOUT_S = 60.0
 
 
 # `make run` is for a laptop: the README's local receiver (127.0.0.1:9000) must be reachable.
@@ -131,6 +174,11 @@ def child_env(environ: Mapping[str, str], redis_url: str, *, production: bool) -
     return env
 
 
+def _worker_health(settings: Settings) -> str:
+    port = settings.worker.health_port
+    return f" (worker health http://127.0.0.1:{port}/health)" if port else ""
+
+
 def run_all(settings: Settings) -> int:
     """Start everything, wait for Ctrl-C/SIGTERM or a child's death, stop in order. -> exit code."""
     configure_logging(production=settings.production, level=settings.log_level, process="run")
@@ -144,12 +192,20 @@ def run_all(settings: Settings) -> int:
     url, embedded = start_redis(settings)
     env = child_env(os.environ, url, production=settings.production)
     sink = start_mailbox(settings, url, env)
+    inbox = start_inbox(settings, os.environ, env)
     children = start_children(env)
-    logger.info(
-        "API on http://{}:{} (docs at /schema), worker started; Ctrl-C stops all",
-        settings.api.host,
-        settings.api.port,
-    )
+    address = api_address(settings)
+    if wait_for_api(settings, children, stop):
+        logger.info("API: {} (dashboard {}/dashboard/, docs {}/schema)", address, address, address)
+        if inbox:
+            logger.info(
+                "inbox: webhooks to {}/{{name}} show at {}/dashboard/inbox and in `queue-system inbox`",
+                inbox,
+                address,
+            )
+        logger.info("ready{}; Ctrl-C stops everything", _worker_health(settings))
+    elif not stop.is_set() and all(child.poll() is None for child in children.values()):
+        logger.warning("the API did not answer {}/health within {:g} s", address, API_START_TIMEOUT_S)
     keeper = RedisKeeper(embedded) if embedded is not None else None
     try:
         code = supervise(children, stop, keeper)
