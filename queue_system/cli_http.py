@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -12,6 +13,10 @@ from typing import Any
 
 import click
 import httpx
+from click.core import ParameterSource
+
+from queue_system.errors import ConfigError
+from queue_system.settings import api_url_from
 
 EXIT_OK = 0
 EXIT_API_ERROR = 1
@@ -22,7 +27,7 @@ EXIT_UNAUTHORIZED = 5
 EXIT_UNREACHABLE = 6
 EXIT_ABORTED = 7
 
-DEFAULT_URL = "http://localhost:8080"
+URL_VARIABLE = "QUEUE_SYSTEM_URL"
 
 
 class CliError(click.ClickException):
@@ -61,6 +66,8 @@ class Options:
     api_key: str | None
     timeout: float
     as_json: bool
+    url_from: str = "--url"  # why this URL: the option, QUEUE_SYSTEM_URL, or the server's settings
+    key_from: str | None = None  # --api-key or QUEUE_SYSTEM_API_KEY (never the key itself)
 
 
 class Api:
@@ -131,16 +138,33 @@ class Api:
         return message
 
 
-def _check_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def _check_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    """The URL given (`--url`, QUEUE_SYSTEM_URL), else the one the server's own settings say
+    (API_HOST, API_PORT: `API_PORT=8100 make run`, then `queue-system tasks list`, just works)."""
+    if value is None:
+        try:
+            value, _ = api_url_from(os.environ)
+        except ConfigError as exc:
+            raise click.BadParameter(f"no --url or {URL_VARIABLE}, and {exc}") from None
     if not value.startswith(("http://", "https://")):
         raise click.BadParameter("must start with http:// or https://")
     return value.rstrip("/")
 
 
+def _source(ctx: click.Context, name: str, option: str, variable: str) -> str | None:
+    source = ctx.get_parameter_source(name)
+    if source is ParameterSource.COMMANDLINE:
+        return option
+    if source is ParameterSource.ENVIRONMENT:
+        return variable
+    return None
+
+
 _CLIENT_OPTIONS = (
     click.option(
-        "--url", envvar="QUEUE_SYSTEM_URL", default=DEFAULT_URL, show_default=True, show_envvar=True,
-        callback=_check_url, help="The API's base URL.",
+        "--url", envvar=URL_VARIABLE, show_envvar=True, callback=_check_url,
+        help="The API's base URL [default: from API_HOST and API_PORT, as the server reads them: "
+        "http://127.0.0.1:8080].",
     ),
     click.option(
         "--api-key", envvar="QUEUE_SYSTEM_API_KEY", show_envvar=True,
@@ -160,11 +184,24 @@ def client_command(f: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(f)
     def wrapper(url: str, api_key: str | None, timeout: float, as_json: bool, **kwargs: Any) -> None:
-        f(Options(url=url, api_key=api_key, timeout=timeout, as_json=as_json), **kwargs)
+        ctx = click.get_current_context()
+        url_from = _source(ctx, "url", "--url", URL_VARIABLE)
+        if url_from is None:
+            url_from = _settings_reason()
+        key_from = _source(ctx, "api_key", "--api-key", "QUEUE_SYSTEM_API_KEY") if api_key else None
+        opts = Options(url, api_key, timeout, as_json, url_from=url_from, key_from=key_from)
+        f(opts, **kwargs)
 
     for option in reversed(_CLIENT_OPTIONS):
         wrapper = option(wrapper)
     return wrapper
+
+
+def _settings_reason() -> str:
+    try:
+        return api_url_from(os.environ)[1]
+    except ConfigError:  # already refused by _check_url
+        return "the server's settings"
 
 
 def emit_json(data: Any) -> None:

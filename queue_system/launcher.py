@@ -119,15 +119,7 @@ def start_inbox(settings: Settings, environ: Mapping[str, str], env: dict[str, s
         on = not settings.production
         if on:
             env["DEV_INBOX"] = "true"
-    return f"{api_address(settings)}/dev/inbox" if on else None
-
-
-def api_address(settings: Settings) -> str:
-    """Where a client on this machine reaches the API (0.0.0.0 and :: listen everywhere)."""
-    host = settings.api.host
-    host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104 (a comparison)
-    host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{settings.api.port}"
+    return f"{settings.api.local_url}/dev/inbox" if on else None
 
 
 def wait_for_api(
@@ -135,7 +127,7 @@ def wait_for_api(
 ) -> bool:
     """Wait until the API accepts connections (uvicorn listens once its start-up is complete), so
     its start is announced when true, not before; a plain connect, not a request: no access line."""
-    host = urlsplit(api_address(settings)).hostname or "127.0.0.1"
+    host = urlsplit(settings.api.local_url).hostname or "127.0.0.1"
     deadline = time.monotonic() + API_START_TIMEOUT_S
     while time.monotonic() < deadline and not stop.is_set():
         if any(child.poll() is not None for child in children.values()):
@@ -194,7 +186,7 @@ def run_all(settings: Settings) -> int:
     sink = start_mailbox(settings, url, env)
     inbox = start_inbox(settings, os.environ, env)
     children = start_children(env)
-    address = api_address(settings)
+    address = settings.api.local_url
     if wait_for_api(settings, children, stop):
         logger.info("API: {} (dashboard {}/dashboard/, docs {}/schema)", address, address, address)
         if inbox:

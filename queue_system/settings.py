@@ -47,6 +47,7 @@ __all__ = [
     "SmtpServer",
     "Var",
     "WorkerSettings",
+    "api_url_from",
     "load_settings",
     "markdown_table",
     "parse_duration_ms",
@@ -492,6 +493,13 @@ class ApiSettings:
     metrics_public: bool = _default("METRICS_PUBLIC")
     dev_inbox: bool = _default("DEV_INBOX")
 
+    @property
+    def local_url(self) -> str:
+        """Where a client on this machine reaches the API: `0.0.0.0` (and `::`) listen on every
+        interface, so 127.0.0.1 (`[::1]`) is dialled; any other host as it is."""
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)  # noqa: S104
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
@@ -598,6 +606,18 @@ def _redis_url_from(env: Mapping[str, str]) -> str | None:
     password: str | None = read("REDIS_PASSWORD")
     auth = f":{quote(password, safe='')}@" if password else ""
     return f"redis://{auth}{addr}/{read('REDIS_DB')}"
+
+
+def api_url_from(env: Mapping[str, str]) -> tuple[str, str]:
+    """The API's address for a client on this machine, from the server's own settings (API_HOST,
+    API_PORT), and why -> (url, reason). Raises ConfigError naming a malformed variable."""
+    api = ApiSettings(
+        host=_BY_NAME["API_HOST"].value(env.get("API_HOST")),
+        port=_BY_NAME["API_PORT"].value(env.get("API_PORT")),
+    )
+    given = [f"{name}={env[name]}" for name in ("API_HOST", "API_PORT") if env.get(name)]
+    reason = f"from {' and '.join(given)}" if given else "the server's default (API_HOST, API_PORT unset)"
+    return api.local_url, reason
 
 
 def markdown_table() -> str:
