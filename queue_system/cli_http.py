@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -15,8 +15,9 @@ import click
 import httpx
 from click.core import ParameterSource
 
+from queue_system import run_state
 from queue_system.errors import ConfigError
-from queue_system.settings import api_url_from
+from queue_system.settings import ApiSettings, api_url_from, data_dir_from
 
 EXIT_OK = 0
 EXIT_API_ERROR = 1
@@ -138,14 +139,30 @@ class Api:
         return message
 
 
+DEFAULT_URL = ApiSettings().local_url  # http://127.0.0.1:8080
+
+
+def default_url(env: Mapping[str, str]) -> tuple[str, str]:
+    """Where the client commands point when neither --url nor QUEUE_SYSTEM_URL says -> (url, why):
+    the server's own API_HOST/API_PORT when set; else the address a live `make run` in this
+    directory wrote (`{DATA_DIR}/run.json`, run_state.py); else the server's default."""
+    try:
+        from_settings = api_url_from(env)
+        data_dir = data_dir_from(env)
+    except ConfigError as exc:
+        raise click.BadParameter(f"no --url or {URL_VARIABLE}, and {exc}") from None
+    if from_settings is not None:
+        return from_settings
+    running = run_state.read(data_dir)
+    if running is not None:
+        return running.api_url, f"from {running.path}: `queue-system run` (pid {running.pid}) serves there"
+    return DEFAULT_URL, "the server's default (API_HOST, API_PORT unset; no `make run` state here)"
+
+
 def _check_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
-    """The URL given (`--url`, QUEUE_SYSTEM_URL), else the one the server's own settings say
-    (API_HOST, API_PORT: `API_PORT=8100 make run`, then `queue-system tasks list`, just works)."""
+    """The URL given (`--url`, QUEUE_SYSTEM_URL), else `default_url`."""
     if value is None:
-        try:
-            value, _ = api_url_from(os.environ)
-        except ConfigError as exc:
-            raise click.BadParameter(f"no --url or {URL_VARIABLE}, and {exc}") from None
+        value, _ = default_url(os.environ)
     if not value.startswith(("http://", "https://")):
         raise click.BadParameter("must start with http:// or https://")
     return value.rstrip("/")
@@ -163,8 +180,8 @@ def _source(ctx: click.Context, name: str, option: str, variable: str) -> str | 
 _CLIENT_OPTIONS = (
     click.option(
         "--url", envvar=URL_VARIABLE, show_envvar=True, callback=_check_url,
-        help="The API's base URL [default: from API_HOST and API_PORT, as the server reads them: "
-        "http://127.0.0.1:8080].",
+        help="The API's base URL [default: from API_HOST and API_PORT as the server reads them, else "
+        "a running `queue-system run` in this directory, else http://127.0.0.1:8080].",
     ),
     click.option(
         "--api-key", envvar="QUEUE_SYSTEM_API_KEY", show_envvar=True,
@@ -187,7 +204,7 @@ def client_command(f: Callable[..., None]) -> Callable[..., None]:
         ctx = click.get_current_context()
         url_from = _source(ctx, "url", "--url", URL_VARIABLE)
         if url_from is None:
-            url_from = _settings_reason()
+            url_from = default_url(os.environ)[1]
         key_from = _source(ctx, "api_key", "--api-key", "QUEUE_SYSTEM_API_KEY") if api_key else None
         opts = Options(url, api_key, timeout, as_json, url_from=url_from, key_from=key_from)
         f(opts, **kwargs)
@@ -195,13 +212,6 @@ def client_command(f: Callable[..., None]) -> Callable[..., None]:
     for option in reversed(_CLIENT_OPTIONS):
         wrapper = option(wrapper)
     return wrapper
-
-
-def _settings_reason() -> str:
-    try:
-        return api_url_from(os.environ)[1]
-    except ConfigError:  # already refused by _check_url
-        return "the server's settings"
 
 
 def emit_json(data: Any) -> None:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
+from queue_system import run_state
 from queue_system.embedded import EmbeddedRedis, RedisKeeper
 from queue_system.logging import configure_logging
 from queue_system.mailbox import DEV_RECIPIENT, DevMailbox
@@ -195,6 +196,7 @@ def run_all(settings: Settings) -> int:
                 inbox,
                 address,
             )
+        run_state.write(settings.data_dir, address)  # for the CLI in another terminal (run_state.py)
         logger.info("ready{}; Ctrl-C stops everything", _worker_health(settings))
     elif not stop.is_set() and all(child.poll() is None for child in children.values()):
         logger.warning("the API did not answer {}/health within {:g} s", address, API_START_TIMEOUT_S)
@@ -202,6 +204,7 @@ def run_all(settings: Settings) -> int:
     try:
         code = supervise(children, stop, keeper)
     finally:
+        run_state.remove(settings.data_dir)
         # A little longer than the worker's own drain (worker/launch.py: request timeout + 30 s).
         grace = settings.worker.request_timeout_ms / 1000 + 35
         stop_children(children, grace if embedded is None or embedded.running else NO_REDIS_GRACE_S)

@@ -48,6 +48,7 @@ __all__ = [
     "Var",
     "WorkerSettings",
     "api_url_from",
+    "data_dir_from",
     "load_settings",
     "markdown_table",
     "parse_duration_ms",
@@ -608,16 +609,20 @@ def _redis_url_from(env: Mapping[str, str]) -> str | None:
     return f"redis://{auth}{addr}/{read('REDIS_DB')}"
 
 
-def api_url_from(env: Mapping[str, str]) -> tuple[str, str]:
-    """The API's address for a client on this machine, from the server's own settings (API_HOST,
-    API_PORT), and why -> (url, reason). Raises ConfigError naming a malformed variable."""
-    api = ApiSettings(
-        host=_BY_NAME["API_HOST"].value(env.get("API_HOST")),
-        port=_BY_NAME["API_PORT"].value(env.get("API_PORT")),
-    )
+def api_url_from(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """The API's address for a client on this machine from the server's own settings, when
+    API_HOST or API_PORT is set -> (url, why). Raises ConfigError naming a malformed variable."""
     given = [f"{name}={env[name]}" for name in ("API_HOST", "API_PORT") if env.get(name)]
-    reason = f"from {' and '.join(given)}" if given else "the server's default (API_HOST, API_PORT unset)"
-    return api.local_url, reason
+    if not given:
+        return None
+    host, port = (_BY_NAME[name].value(env.get(name)) for name in ("API_HOST", "API_PORT"))
+    return ApiSettings(host=host, port=port).local_url, f"from {' and '.join(given)}"
+
+
+def data_dir_from(env: Mapping[str, str]) -> Path:
+    """DATA_DIR (where `make run` keeps its state), or its default."""
+    path: Path = _BY_NAME["DATA_DIR"].value(env.get("DATA_DIR"))
+    return path
 
 
 def markdown_table() -> str:
