@@ -1,4 +1,7 @@
-"""`queue-system run` (make run): Redis (embedded when REDIS_URL is unset), the API and a worker.
+"""`queue-system run` (make run): Redis (embedded when REDIS_URL is unset), the API and a worker;
+in development also the mailbox (an SMTP sink) and the inbox (the API's own webhook receiver,
+DEV_INBOX). It prints one line per component with its address, the API's once it listens, then
+leaves that address in `{DATA_DIR}/run.json` for the CLI (run_state.py).
 
 Ctrl-C (or SIGTERM) stops the worker and the API gracefully, then Redis (saving its data).
 An embedded Redis that dies is restarted (embedded.RedisKeeper); when it keeps dying, everything
@@ -123,6 +126,9 @@ def start_inbox(settings: Settings, environ: Mapping[str, str], env: dict[str, s
     return f"{settings.api.local_url}/dev/inbox" if on else None
 
 
+API_START_TIMEOUT_S = 60.0
+
+
 def wait_for_api(
     settings: Settings, children: dict[str, subprocess.Popen[bytes]], stop: threading.Event
 ) -> bool:
@@ -139,9 +145,6 @@ def wait_for_api(
         except OSError:
             stop.wait(0.1)
     return False
-
-
-API_START_TIMEOUT_S = 60.0
 
 
 # `make run` is for a laptop: the README's local receiver (127.0.0.1:9000) must be reachable.
@@ -199,7 +202,7 @@ def run_all(settings: Settings) -> int:
         run_state.write(settings.data_dir, address)  # for the CLI in another terminal (run_state.py)
         logger.info("ready{}; Ctrl-C stops everything", _worker_health(settings))
     elif not stop.is_set() and all(child.poll() is None for child in children.values()):
-        logger.warning("the API did not answer {}/health within {:g} s", address, API_START_TIMEOUT_S)
+        logger.warning("the API did not accept connections at {} within {:g} s", address, API_START_TIMEOUT_S)
     keeper = RedisKeeper(embedded) if embedded is not None else None
     try:
         code = supervise(children, stop, keeper)
