@@ -6,6 +6,7 @@
     GET /api/v1/dev/inbox/{name}                 an inbox's requests, newest first, headers redacted
 
 The name is 1-64 of `A-Z a-z 0-9 _ -` (422 naming `name`); a body over MAX_REQUEST_BYTES is a 413.
+HEAD and OPTIONS are not recorded (Litestar answers OPTIONS itself; a HEAD webhook gets a 405).
 """
 
 from __future__ import annotations

@@ -31,12 +31,14 @@ ALARMING = re.compile(r"error|lost|traceback|critical", re.IGNORECASE)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def cli(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
-    """`queue-system ...` as a user types it in another terminal of the checkout: none of our variables."""
+def cli(args: list[str], data_dir: Path, **given: str) -> subprocess.CompletedProcess[str]:
+    """`queue-system ...` as a user types it in another terminal of the checkout: none of our
+    variables but `given`."""
     env = support.child_env()
     for name in ("API_HOST", "API_PORT", "QUEUE_SYSTEM_URL"):
         env.pop(name, None)
     env["DATA_DIR"] = str(data_dir)  # the checkout's var/, here a test's own
+    env.update(given)
     command = [sys.executable, "-m", "queue_system", *args[1:]]
     return subprocess.run(command, env=env, cwd=support.ROOT, capture_output=True, text=True, timeout=30)
 
@@ -87,6 +89,8 @@ def test_the_readme_first_minute_on_a_fresh_run(
         listed = cli(["queue-system", "tasks", "list"], data_dir)
         assert listed.returncode == 0, listed.stderr
         assert created.json()["id"] in listed.stdout and "completed" in listed.stdout
+        elsewhere = cli(["queue-system", "tasks", "list"], Path("/nonexistent"), API_PORT=str(port))
+        assert elsewhere.returncode == 0 and created.json()["id"] in elsewhere.stdout, elsewhere.stderr
         config = cli(["queue-system", "config"], data_dir)
         assert f"url:      {base_url}  (from {data_dir / 'run.json'}" in config.stdout, config.stdout
         assert "server:   answers" in config.stdout
