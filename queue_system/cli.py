@@ -108,10 +108,11 @@ def run() -> None:
 
 
 def _add_client_commands() -> None:
-    # The client commands (tasks, stats, workers, destinations, purge) talk to the API over HTTP.
-    from queue_system.cli_client import COMMANDS
+    # The client commands (tasks, stats, workers, destinations, purge; inbox, config) talk to the
+    # API over HTTP.
+    from queue_system import cli_client, cli_dev
 
-    for command in COMMANDS:
+    for command in cli_client.COMMANDS + cli_dev.COMMANDS:
         main.add_command(command)
 
 

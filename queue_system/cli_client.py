@@ -4,7 +4,8 @@
     queue-system stats | workers | destinations
     queue-system purge --status failed --older-than 7d [--yes]
 
-Every command takes `--url` (env `QUEUE_SYSTEM_URL`, default http://localhost:8080), `--api-key` (env
+Every command takes `--url` (env `QUEUE_SYSTEM_URL`; default: the server's own API_HOST and API_PORT,
+http://127.0.0.1:8080 unless set), `--api-key` (env
 `QUEUE_SYSTEM_API_KEY`, sent as `Authorization: Bearer <key>`, never printed), `--timeout` (seconds per
 request) and `--json`. Results go to stdout: aligned tables, or one JSON document with `--json` (the
 API's own fields, so it stays as stable as the API); errors and notes go to stderr.

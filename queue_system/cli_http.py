@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import click
 import httpx
+from click.core import ParameterSource
+
+from queue_system import run_state
+from queue_system.errors import ConfigError
+from queue_system.settings import ApiSettings, api_url_from, data_dir_from
 
 EXIT_OK = 0
 EXIT_API_ERROR = 1
@@ -22,7 +28,7 @@ EXIT_UNAUTHORIZED = 5
 EXIT_UNREACHABLE = 6
 EXIT_ABORTED = 7
 
-DEFAULT_URL = "http://localhost:8080"
+URL_VARIABLE = "QUEUE_SYSTEM_URL"
 
 
 class CliError(click.ClickException):
@@ -61,6 +67,8 @@ class Options:
     api_key: str | None
     timeout: float
     as_json: bool
+    url_from: str = "--url"  # why this URL: the option, QUEUE_SYSTEM_URL, or the server's settings
+    key_from: str | None = None  # --api-key or QUEUE_SYSTEM_API_KEY (never the key itself)
 
 
 class Api:
@@ -131,16 +139,49 @@ class Api:
         return message
 
 
-def _check_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+DEFAULT_URL = ApiSettings().local_url  # http://127.0.0.1:8080
+
+
+def default_url(env: Mapping[str, str]) -> tuple[str, str]:
+    """Where the client commands point when neither --url nor QUEUE_SYSTEM_URL says -> (url, why):
+    the server's own API_HOST/API_PORT when set; else the address a live `make run` in this
+    directory wrote (`{DATA_DIR}/run.json`, run_state.py); else the server's default."""
+    try:
+        from_settings = api_url_from(env)
+        data_dir = data_dir_from(env)
+    except ConfigError as exc:
+        raise click.BadParameter(f"no --url or {URL_VARIABLE}, and {exc}") from None
+    if from_settings is not None:
+        return from_settings
+    running = run_state.read(data_dir)
+    if running is not None:
+        return running.api_url, f"from {running.path}: `queue-system run` (pid {running.pid}) serves there"
+    return DEFAULT_URL, "the server's default (API_HOST, API_PORT unset; no `make run` state here)"
+
+
+def _check_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    """The URL given (`--url`, QUEUE_SYSTEM_URL), else `default_url`."""
+    if value is None:
+        value, _ = default_url(os.environ)
     if not value.startswith(("http://", "https://")):
         raise click.BadParameter("must start with http:// or https://")
     return value.rstrip("/")
 
 
+def _source(ctx: click.Context, name: str, option: str, variable: str) -> str | None:
+    source = ctx.get_parameter_source(name)
+    if source is ParameterSource.COMMANDLINE:
+        return option
+    if source is ParameterSource.ENVIRONMENT:
+        return variable
+    return None
+
+
 _CLIENT_OPTIONS = (
     click.option(
-        "--url", envvar="QUEUE_SYSTEM_URL", default=DEFAULT_URL, show_default=True, show_envvar=True,
-        callback=_check_url, help="The API's base URL.",
+        "--url", envvar=URL_VARIABLE, show_envvar=True, callback=_check_url,
+        help="The API's base URL [default: from API_HOST and API_PORT as the server reads them, else "
+        "a running `queue-system run` in this directory, else http://127.0.0.1:8080].",
     ),
     click.option(
         "--api-key", envvar="QUEUE_SYSTEM_API_KEY", show_envvar=True,
@@ -160,7 +201,13 @@ def client_command(f: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(f)
     def wrapper(url: str, api_key: str | None, timeout: float, as_json: bool, **kwargs: Any) -> None:
-        f(Options(url=url, api_key=api_key, timeout=timeout, as_json=as_json), **kwargs)
+        ctx = click.get_current_context()
+        url_from = _source(ctx, "url", "--url", URL_VARIABLE)
+        if url_from is None:
+            url_from = default_url(os.environ)[1]
+        key_from = _source(ctx, "api_key", "--api-key", "QUEUE_SYSTEM_API_KEY") if api_key else None
+        opts = Options(url, api_key, timeout, as_json, url_from=url_from, key_from=key_from)
+        f(opts, **kwargs)
 
     for option in reversed(_CLIENT_OPTIONS):
         wrapper = option(wrapper)

@@ -160,3 +160,24 @@ def records(data: Any, what: str) -> str:
         columns = list(dict.fromkeys(key for row in rows for key in row))
         return table([c.upper() for c in columns], [[row.get(c) for c in columns] for row in rows])
     return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def inboxes(items: Sequence[dict[str, Any]]) -> str:
+    return table(
+        ("INBOX", "REQUESTS", "LAST (UTC)"),
+        [(i["name"], i["requests"], when(i["last_received_at"])) for i in items],
+    )
+
+
+def inbox_requests(items: Sequence[dict[str, Any]]) -> str:
+    """Each request as a block, newest first: what arrived, its headers, its body."""
+    blocks = []
+    for r in items:
+        task = f"  task {r['task_id']}" if r.get("task_id") else ""
+        size = f"{r['body_bytes']} byte{'' if r['body_bytes'] == 1 else 's'}"
+        cut = " (first 16 KiB shown)" if r.get("truncated") else ""
+        lines = [f"{when(r['received_at'])} UTC  {r['method']} {r['path']}  signature {r['signature']}{task}"]
+        lines += [f"  {name}: {value}" for name, value in r["headers"]]
+        lines += [f"  body ({size}){cut}:", *(f"    {line}" for line in (r["body"] or "").splitlines())]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

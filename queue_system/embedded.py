@@ -76,8 +76,10 @@ class EmbeddedRedis:
             "--appendfsync",
             self.fsync,
         ]
+        # Its own session: a terminal's Ctrl-C reaches `make run` only, which stops Redis last (the
+        # worker and the API finish first, and would log lost connections if Redis went with them).
         self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, umask=UMASK
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, umask=UMASK, start_new_session=True
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

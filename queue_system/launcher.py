@@ -1,4 +1,7 @@
-"""`queue-system run` (make run): Redis (embedded when REDIS_URL is unset), the API and a worker.
+"""`queue-system run` (make run): Redis (embedded when REDIS_URL is unset), the API and a worker;
+in development also the mailbox (an SMTP sink) and the inbox (the API's own webhook receiver,
+DEV_INBOX). It prints one line per component with its address, the API's once it listens, then
+leaves that address in `{DATA_DIR}/run.json` for the CLI (run_state.py).
 
 Ctrl-C (or SIGTERM) stops the worker and the API gracefully, then Redis (saving its data).
 An embedded Redis that dies is restarted (embedded.RedisKeeper); when it keeps dying, everything
@@ -10,15 +13,18 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Mapping
 from types import FrameType
+from urllib.parse import urlsplit
 
 from loguru import logger
 
+from queue_system import run_state
 from queue_system.embedded import EmbeddedRedis, RedisKeeper
 from queue_system.logging import configure_logging
 from queue_system.mailbox import DEV_RECIPIENT, DevMailbox
@@ -81,7 +87,7 @@ def start_redis(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
     else:
         embedded = EmbeddedRedis(settings.data_dir / "redis")
         url = embedded.start()
-        logger.info("embedded Redis ready: REDIS_URL={} (data in {})", url, embedded.data_dir)
+        logger.info("Redis: embedded, REDIS_URL={} (data in {})", url, embedded.data_dir)
     try:
         logger.info("{}", ensure_layout_at(url).summary())
     except LayoutError as exc:
@@ -101,11 +107,44 @@ def start_mailbox(settings: Settings, redis_url: str, env: dict[str, str]) -> De
     if not settings.email.default_to:
         env["EMAIL_DEFAULT_TO"] = DEV_RECIPIENT
     logger.info(
-        "development mailbox: SMTP_URL={} EMAIL_DEFAULT_TO={}; messages at /dashboard/mailbox",
+        "mailbox: SMTP_URL={} EMAIL_DEFAULT_TO={}; messages at /dashboard/mailbox",
         env["SMTP_URL"],
         env.get("EMAIL_DEFAULT_TO", ",".join(settings.email.default_to)),
     )
     return sink
+
+
+def start_inbox(settings: Settings, environ: Mapping[str, str], env: dict[str, str]) -> str | None:
+    """Development: the API serves its own webhook receiver (DEV_INBOX) unless DEV_INBOX is set.
+    -> the receiver's base URL, or None when it is off."""
+    if "DEV_INBOX" in environ:
+        on = settings.api.dev_inbox  # the user's choice (refused with ENV=production by the settings)
+    else:
+        on = not settings.production
+        if on:
+            env["DEV_INBOX"] = "true"
+    return f"{settings.api.local_url}/dev/inbox" if on else None
+
+
+API_START_TIMEOUT_S = 60.0
+
+
+def wait_for_api(
+    settings: Settings, children: dict[str, subprocess.Popen[bytes]], stop: threading.Event
+) -> bool:
+    """Wait until the API accepts connections (uvicorn listens once its start-up is complete), so
+    its start is announced when true, not before; a plain connect, not a request: no access line."""
+    host = urlsplit(settings.api.local_url).hostname or "127.0.0.1"
+    deadline = time.monotonic() + API_START_TIMEOUT_S
+    while time.monotonic() < deadline and not stop.is_set():
+        if any(child.poll() is not None for child in children.values()):
+            return False
+        try:
+            with socket.create_connection((host, settings.api.port), timeout=1):
+                return True
+        except OSError:
+            stop.wait(0.1)
+    return False
 
 
 # `make run` is for a laptop: the README's local receiver (127.0.0.1:9000) must be reachable.
@@ -131,6 +170,11 @@ def child_env(environ: Mapping[str, str], redis_url: str, *, production: bool) -
     return env
 
 
+def _worker_health(settings: Settings) -> str:
+    port = settings.worker.health_port
+    return f" (worker health http://127.0.0.1:{port}/health)" if port else ""
+
+
 def run_all(settings: Settings) -> int:
     """Start everything, wait for Ctrl-C/SIGTERM or a child's death, stop in order. -> exit code."""
     configure_logging(production=settings.production, level=settings.log_level, process="run")
@@ -144,16 +188,26 @@ def run_all(settings: Settings) -> int:
     url, embedded = start_redis(settings)
     env = child_env(os.environ, url, production=settings.production)
     sink = start_mailbox(settings, url, env)
+    inbox = start_inbox(settings, os.environ, env)
     children = start_children(env)
-    logger.info(
-        "API on http://{}:{} (docs at /schema), worker started; Ctrl-C stops all",
-        settings.api.host,
-        settings.api.port,
-    )
+    address = settings.api.local_url
+    if wait_for_api(settings, children, stop):
+        logger.info("API: {} (dashboard {}/dashboard/, docs {}/schema)", address, address, address)
+        if inbox:
+            logger.info(
+                "inbox: webhooks to {}/{{name}} show at {}/dashboard/inbox and in `queue-system inbox`",
+                inbox,
+                address,
+            )
+        run_state.write(settings.data_dir, address)  # for the CLI in another terminal (run_state.py)
+        logger.info("ready{}; Ctrl-C stops everything", _worker_health(settings))
+    elif not stop.is_set() and all(child.poll() is None for child in children.values()):
+        logger.warning("the API did not accept connections at {} within {:g} s", address, API_START_TIMEOUT_S)
     keeper = RedisKeeper(embedded) if embedded is not None else None
     try:
         code = supervise(children, stop, keeper)
     finally:
+        run_state.remove(settings.data_dir)
         # A little longer than the worker's own drain (worker/launch.py: request timeout + 30 s).
         grace = settings.worker.request_timeout_ms / 1000 + 35
         stop_children(children, grace if embedded is None or embedded.running else NO_REDIS_GRACE_S)

@@ -22,13 +22,40 @@ _DEV_FORMAT = (
 )
 
 
+# Start-up chatter of our libraries, at DEBUG: a healthy start prints one line per component (our
+# own), and nothing that reads like an error. aiosmtpd logs every connection, the mailbox's own
+# self-probe at start included ("Connection lost"); uvicorn and dramatiq narrate their boot.
+_CHATTY = frozenset({"mail.log"})
+_CHATTER = (
+    "Started server process",
+    "Waiting for application startup",
+    "Application startup complete",
+    "Waiting for application shutdown",
+    "Application shutdown complete",
+    "Finished server process",
+    "is booting up",
+    "Worker process is ready for action",
+)
+# uvicorn's general logger is named `uvicorn.error`: shown as `uvicorn`, since it is not one.
+_SHOWN_NAME = {"uvicorn.error": "uvicorn"}
+
+
+def _level(record: logging.LogRecord, message: str) -> str | int:
+    if record.levelno == logging.INFO and (
+        record.name in _CHATTY or any(text in message for text in _CHATTER)
+    ):
+        return "DEBUG"
+    try:
+        return logger.level(record.levelname).name
+    except ValueError:
+        return record.levelno
+
+
 class _InterceptHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            level: str | int = logger.level(record.levelname).name
-        except ValueError:
-            level = record.levelno
-        logger.opt(depth=6, exception=record.exc_info).log(level, "{}: {}", record.name, record.getMessage())
+        message = record.getMessage().removesuffix(" (Press CTRL+C to quit)")
+        name = _SHOWN_NAME.get(record.name, record.name)
+        logger.opt(depth=6, exception=record.exc_info).log(_level(record, message), "{}: {}", name, message)
 
 
 def _context(record: Record) -> bool:

@@ -47,6 +47,8 @@ __all__ = [
     "SmtpServer",
     "Var",
     "WorkerSettings",
+    "api_url_from",
+    "data_dir_from",
     "load_settings",
     "markdown_table",
     "parse_duration_ms",
@@ -251,6 +253,15 @@ SPEC: tuple[Var, ...] = (
         "`true`: the API's and the worker's `GET /metrics` answer without a key; `false`: any API key "
         "(read-only too) when keys are configured",
         "api.metrics_public",
+    ),
+    Var(
+        "DEV_INBOX",
+        Parser(_boolean, "`true`, `false`"),
+        "false",
+        "`true`: the API serves the development inbox, a webhook receiver of its own (`/dev/inbox/{name}`; "
+        "dashboard Inbox, `queue-system inbox`). `make run` turns it on in development unless set; "
+        "refused with `ENV=production`",
+        "api.dev_inbox",
     ),
     Var("WORKER_PROCESSES", integer(1, 256), "2", "worker processes", "worker.processes"),
     Var("WORKER_CONCURRENCY", integer(1, 1024), "8", "threads per worker process", "worker.threads"),
@@ -481,6 +492,14 @@ class ApiSettings:
     auth_lockout_ms: int = _default("API_AUTH_LOCKOUT")
     trusted_proxies: tuple[IPNetwork, ...] = _default("API_TRUSTED_PROXIES")
     metrics_public: bool = _default("METRICS_PUBLIC")
+    dev_inbox: bool = _default("DEV_INBOX")
+
+    @property
+    def local_url(self) -> str:
+        """Where a client on this machine reaches the API: `0.0.0.0` (and `::`) listen on every
+        interface, so 127.0.0.1 (`[::1]`) is dialled; any other host as it is."""
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)  # noqa: S104
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -560,7 +579,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         if var.target:
             group, _, name = var.target.rpartition(".")
             groups[group][name] = var.value(env.get(var.name))
-    return Settings(
+    settings = Settings(
         **groups[""],
         redis_url=_redis_url_from(env),
         api=ApiSettings(**groups["api"]),
@@ -568,6 +587,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         email=EmailSettings(**groups["email"]),
         security=SecuritySettings(**groups["security"]),
     )
+    if settings.api.dev_inbox and settings.production:
+        raise ConfigError("DEV_INBOX", "the development inbox is not served with ENV=production")
+    return settings
 
 
 def _redis_url_from(env: Mapping[str, str]) -> str | None:
@@ -589,6 +611,22 @@ def _redis_url_from(env: Mapping[str, str]) -> str | None:
         return redis_url(url)  # a port that is not a number: here, not a traceback in redis-py
     except ValueError as exc:
         raise ConfigError("REDIS_ADDR", str(exc)) from None
+
+
+def api_url_from(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """The API's address for a client on this machine from the server's own settings, when
+    API_HOST or API_PORT is set -> (url, why). Raises ConfigError naming a malformed variable."""
+    given = [f"{name}={env[name]}" for name in ("API_HOST", "API_PORT") if env.get(name)]
+    if not given:
+        return None
+    host, port = (_BY_NAME[name].value(env.get(name)) for name in ("API_HOST", "API_PORT"))
+    return ApiSettings(host=host, port=port).local_url, f"from {' and '.join(given)}"
+
+
+def data_dir_from(env: Mapping[str, str]) -> Path:
+    """DATA_DIR (where `make run` keeps its state), or its default."""
+    path: Path = _BY_NAME["DATA_DIR"].value(env.get("DATA_DIR"))
+    return path
 
 
 def markdown_table() -> str:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
+from queue_system import cli_dev
 from queue_system.cli_client import COMMANDS
 from queue_system.cli_http import (
     EXIT_ABORTED,
@@ -32,7 +33,9 @@ from tests.receiver import Receiver, Reply
 pytestmark = pytest.mark.e2e
 
 Cli = Callable[..., Result]
-MAIN = click.Group("queue-system", commands=COMMANDS)  # as `queue_system.cli.main` adds them
+MAIN = click.Group(
+    "queue-system", commands=COMMANDS + cli_dev.COMMANDS
+)  # as `queue_system.cli.main` adds them
 FAIL_AT_ONCE = ["--type", "math", "--payload", '{"a": 1, "b": 0, "op": "div"}']  # a permanent failure
 
 
@@ -247,6 +250,13 @@ def test_purge_is_bounded(cli: Cli, api: httpx.Client) -> None:
     assert ok(result).strip() == "deleted 2, already gone 0, failed 0"
     assert "(and more: run again for the rest)" in result.stderr
     assert len(api.get("/api/v1/tasks").json()["items"]) == 1
+
+
+@pytest.mark.parametrize("args", [("inbox",), ("inbox", "demo")])
+def test_inbox_of_a_server_without_one_is_exit_3_saying_why(cli: Cli, args: tuple[str, ...]) -> None:
+    result = cli(*args)  # this API runs without DEV_INBOX, as `make run-api` does
+    assert result.exit_code == EXIT_NOT_FOUND, result.output
+    assert "no development inbox (DEV_INBOX is off" in result.output
 
 
 def test_unreachable_server_is_exit_6() -> None:

@@ -38,6 +38,7 @@ BUILDERS: dict[str, tuple[Callable[[str], str], st.SearchStrategy[str]]] = {
     "stats": (K.stats_minute, anything),
     "session": (K.session, anything),
     "ratelimit": (K.rate_bucket, anything),
+    "inbox": (K.inbox, anything),
 }
 # Families whose value Keys derives itself (a digest): (how to build it, what it is built from).
 DERIVED: dict[str, tuple[Callable[[str], str], st.SearchStrategy[str]]] = {
@@ -51,6 +52,7 @@ FIXED_KEYS = {
     "dests": K.dests,
     "dests_due": K.dests_due,
     "mailbox": K.mailbox,
+    "inboxes": K.inboxes,
     "probe": K.probe,
     "layout": K.layout,
     "layout_lock": K.layout_lock,
@@ -65,7 +67,7 @@ def test_every_family_and_fixed_key_is_covered() -> None:
     public = {n for n in dir(Keys) if not n.startswith("_")}
     dramatiq = {"dramatiq_namespace", "queue", "messages", "dead_queue", "acks", "heartbeats"}
     builders = {"task", "history", "payload", "index", "dest", "dest_inflight", "dest_parked"}
-    builders |= {"stats_minute", "session", "rate_bucket", "auth_failures", "parse", "prefix"}
+    builders |= {"stats_minute", "session", "rate_bucket", "auth_failures", "inbox", "parse", "prefix"}
     assert public == builders | dramatiq | (set(FIXED) - {"all_index"}), public
 
 

@@ -15,6 +15,7 @@ import redis
 from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
+from queue_system.cli import main
 from queue_system.kinds import Registry, backoff_policy
 from queue_system.settings import load_settings
 
@@ -45,6 +46,35 @@ def as_request(argv: list[str]) -> tuple[str, str, dict[str, str], str | None]:
         else:
             raise AssertionError(f"unsupported curl argument {arg!r}")
     return method, url.replace("http://localhost:8080", ""), headers, data
+
+
+def first_minute() -> tuple[list[str], list[str]]:
+    """The README's first example: (its curl command without `-i`, its `queue-system` command).
+    tests/e2e/test_front_door_e2e.py walks it on a real `make run`."""
+    match = re.search(r"<!-- examples:first-minute -->\s*```sh\n(.*?)```", README.read_text(), re.S)
+    assert match, "README has no examples:first-minute block"
+    commands = [shlex.split(line) for line in match.group(1).replace("\\\n", " ").splitlines() if line]
+    [curl] = [c for c in commands if c[0] == "curl"]
+    [cli] = [c for c in commands if c[0] == "queue-system"]
+    return [a for a in curl if a != "-i"], cli
+
+
+def test_the_first_minute_posts_to_the_dev_inbox(redis_client: redis.Redis, redis_url: str) -> None:
+    curl, cli = first_minute()
+    method, path, headers, data = as_request(curl)
+    # As `make run` has it in development: the inbox on, loopback open to webhooks.
+    dev = {"DEV_INBOX": "true", "EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}
+    settings = load_settings({"REDIS_URL": redis_url, **dev})
+    with TestClient(create_app(settings)) as client:
+        created = client.request(method, path, headers=headers, content=data)
+        assert created.status_code == 201, created.text
+        url = created.json()["payload"]["url"]
+        assert url == "http://127.0.0.1:8080/dev/inbox/demo"  # the default API_PORT: `make run`'s own
+        inbox = url.removeprefix("http://127.0.0.1:8080")
+        assert client.post(inbox, content=b"{}").status_code == 200  # what the worker will find there
+        assert client.get("/api/v1/dev/inbox/demo").json()["items"]
+    assert cli[:2] == ["queue-system", "inbox"] and cli[2] == "demo"
+    assert "inbox" in main.commands
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from queue_system.api.compat import compat_router
 from queue_system.api.dashboard import dashboard_router
 from queue_system.api.destinations import list_destinations
 from queue_system.api.headers import security_headers
+from queue_system.api.inbox import inbox_router
 from queue_system.api.keys import KeyRing
 from queue_system.api.metrics import count_rejections, http_metrics, metrics
 from queue_system.api.openapi import StrictStructSchemaPlugin
@@ -34,6 +35,7 @@ from queue_system.service.tasks import TaskService
 from queue_system.settings import Settings
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import AsyncTaskStore
+from queue_system.transports.signing import parse_secrets
 
 
 def create_app(
@@ -85,6 +87,11 @@ def create_app(
     def provide_write_probe() -> WriteProbe:
         return state["write_probe"]  # type: ignore[return-value]
 
+    # The development inbox (DEV_INBOX): `make run` in development only.
+    dev = [inbox_router(parse_secrets(settings.security.signing_secret))] if settings.api.dev_inbox else []
+    board = dashboard_router(
+        keyring if keyring is not None else guard.ring, keys, guard=guard, inbox=settings.api.dev_inbox
+    )
     return Litestar(
         route_handlers=[
             TaskController,
@@ -92,10 +99,11 @@ def create_app(
             health,
             ready,
             compat_router,
-            dashboard_router(keyring if keyring is not None else guard.ring, keys, guard=guard),
+            board,
             metrics,
             list_destinations,
             workers,
+            *dev,
         ],
         # The front door innermost: its refusals are responses the two others see.
         middleware=[http_metrics, count_rejections, guard.middleware],

@@ -34,6 +34,9 @@ with a family's head, so `Keys.parse` undoes every key: (family, value) -> key i
 {p}:ratelimit:{digest}   hash    a token bucket (storage/rate_limit.py; the digest of what it
                                  limits, never the key itself); expires when full again
 {p}:mailbox              list    the development mailbox (storage/mailbox.py)
+{p}:inbox:{name}         list    one development inbox: the requests it received, JSON each, newest
+                                 first (storage/inbox.py; capped, expiring)
+{p}:inboxes              zset    inbox name -> last request ms: the inboxes there are (capped, expiring)
 {p}:probe                string  readiness's write probe (SET with a 10 s expiry; storage/failures.py)
 {p}:layout               string  the layout version of this Redis (LAYOUT_VERSION; storage/layout.py)
 {p}:layout:lock          string  held (with an expiry) by the one process upgrading the layout
@@ -74,6 +77,7 @@ FAMILIES: dict[str, str] = {
     "session": "session:",
     "ratelimit": "ratelimit:",
     "authfail": "authfail:",
+    "inbox": "inbox:",
     "dramatiq": f"{dramatiq_wire.NAMESPACE_SUFFIX}:",  # Dramatiq's own namespace
 }
 # name -> the key after `{p}:`.
@@ -85,6 +89,7 @@ FIXED: dict[str, str] = {
     "dests": "dests",
     "dests_due": "dests:due",
     "mailbox": "mailbox",
+    "inboxes": "inboxes",
     "probe": "probe",
     "layout": "layout",
     "layout_lock": "layout:lock",
@@ -180,6 +185,13 @@ class Keys:
     @property
     def mailbox(self) -> str:
         return self._fixed("mailbox")
+
+    def inbox(self, name: str) -> str:
+        return self._of("inbox", name)
+
+    @property
+    def inboxes(self) -> str:
+        return self._fixed("inboxes")
 
     @property
     def probe(self) -> str:

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 # The spec asks for 24-64 byte keys; shorter ones are refused, longer ones are harmless for HMAC.
@@ -70,3 +70,18 @@ def webhook_headers(msg_id: str, body: bytes, keys: Sequence[bytes], now: float)
     if keys:
         headers["webhook-signature"] = sign(msg_id, timestamp, body, keys)
     return headers
+
+
+# Standard Webhooks' receivers refuse a timestamp further than this from their clock (replays).
+TOLERANCE_S = 5 * 60
+
+
+def verify(headers: Mapping[str, str], body: bytes, keys: Sequence[bytes], now: float) -> bool:
+    """Whether a delivery's `webhook-signature` (lower-case `headers`) holds a `v1,` entry signed
+    by one of `keys` over its id, timestamp and `body`, with the timestamp within TOLERANCE_S."""
+    msg_id, stamp = headers.get("webhook-id", ""), headers.get("webhook-timestamp", "")
+    if not msg_id or not stamp.isdigit() or abs(now - int(stamp)) > TOLERANCE_S:
+        return False
+    expected = {sign(msg_id, int(stamp), body, [key]).encode() for key in keys}
+    given = [entry.encode() for entry in headers.get("webhook-signature", "").split()]
+    return any(hmac.compare_digest(entry, want) for entry in given for want in expected)

@@ -27,6 +27,7 @@ from queue_system.api.keys import KeyRing
 from queue_system.mailbox import DevMailbox
 from queue_system.settings import load_settings
 from queue_system.testing import free_port, poll
+from queue_system.transports.signing import new_secret
 from tests.e2e import support
 from tests.receiver import Receiver, Reply
 
@@ -36,6 +37,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "artifacts" / "dashboard"
 WRITE_KEY = "browser-write-key-0123456789"
 READ_KEY = "browser-read-key-0123456789"
+SECRET = new_secret()  # signs the webhooks; the inbox verifies them
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -73,13 +75,17 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     sink = DevMailbox(redis_url)
     smtp_url = sink.start()
     logs = tmp_path_factory.mktemp("browser-logs")
-    worker = support.start_worker(redis_url, logs, SMTP_URL=smtp_url, EMAIL_DEFAULT_TO="dev@localhost")
+    worker = support.start_worker(
+        redis_url, logs, SMTP_URL=smtp_url, EMAIL_DEFAULT_TO="dev@localhost", WEBHOOK_SIGNING_SECRET=SECRET
+    )
     settings = load_settings(
         {
             "REDIS_URL": redis_url,
             "EMAIL_DEFAULT_TO": "dev@localhost",
             "SMTP_URL": smtp_url,
             "EGRESS_ALLOW_CIDRS": "127.0.0.0/8",
+            "DEV_INBOX": "true",  # as `make run` has it
+            "WEBHOOK_SIGNING_SECRET": SECRET,
         }
     )
     ring = KeyRing.from_settings(api_keys=WRITE_KEY, read_keys=READ_KEY)
@@ -224,7 +230,10 @@ def test_screenshots_of_every_page(context: BrowserContext, stack: Stack) -> Non
         failed = submit(stack, hook)  # a transient failure, retried, then a permanent one
         assert poll(lambda: stack.api.get(f"/api/v1/tasks/{failed}").json()["status"] == "failed", 15)
     submit(stack, {"url": stack.receiver.url("/later"), "delay": "1h"})
+    inbox = {"url": f"{stack.base_url}/dev/inbox/demo", "headers": {"X-Custom-Header": "test"}}
+    submit(stack, inbox | {"body": {"order": 42, "status": "paid"}})  # delivered into the API's own inbox
     assert poll(lambda: _mails(stack.redis) >= 1, 15)
+    assert poll(lambda: stack.api.get("/api/v1/dev/inbox/demo").json()["items"], 15)
     _seed_counters(stack.redis)
     page = context.new_page()
     page.goto(stack.base_url + "/dashboard/login")
@@ -243,7 +252,19 @@ def test_screenshots_of_every_page(context: BrowserContext, stack: Stack) -> Non
     page.goto(stack.base_url + "/dashboard/mailbox")
     expect(page.locator(".mails li").first).to_contain_text("Your report is ready")
     shoot(page, "mailbox")
-    assert len(list(ARTIFACTS.glob("*.png"))) >= 12
+    page.goto(stack.base_url + "/dashboard/inbox")
+    expect(page.locator(".mails li").first).to_contain_text('"order":42')
+    expect(page.locator(".mails li").first).to_contain_text("verified")
+    shoot(page, "inbox")
+    page.locator(".mails li details summary").first.click()  # the headers, opened ...
+    for _ in range(2):  # ... stay open across htmx's refreshes (hx-preserve)
+        with page.expect_response(
+            lambda r: r.url.endswith("/dashboard/inbox") and "hx-request" in r.request.headers
+        ):
+            pass
+    expect(page.locator(".mails li details").first).to_have_attribute("open", "")
+    expect(page.locator(".mails li table.headers").first).to_contain_text("x-custom-header")
+    assert len(list(ARTIFACTS.glob("*.png"))) >= 14
 
 
 def test_the_pages_run_under_the_csp_and_delete_asks_first(context: BrowserContext, stack: Stack) -> None:
@@ -261,7 +282,7 @@ def test_the_pages_run_under_the_csp_and_delete_asks_first(context: BrowserConte
         lambda r: r.url.endswith("/dashboard/") and r.headers.get("hx-request") == "true"
     ):
         pass  # htmx polls the overview (every 3 s)
-    for name in ("Tasks", "Mailbox", "Overview", "Tasks"):
+    for name in ("Tasks", "Mailbox", "Inbox", "Overview", "Tasks"):
         page.get_by_role("link", name=name, exact=True).first.click()
         expect(page.locator("nav a[aria-current]")).to_have_text(name)
     page.locator(f'tr[data-task="{task_id}"] a').click()

@@ -53,6 +53,8 @@ _OURS = (
     "EGRESS_",
     "WEBHOOK_",
     "DATA_DIR",
+    "DEV_INBOX",
+    "QUEUE_SYSTEM_",
     "LOG_LEVEL",
     "ENV",
     "dramatiq_",

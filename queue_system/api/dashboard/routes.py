@@ -44,6 +44,7 @@ from queue_system.api.keys import KeyRing, Role
 from queue_system.api.schemas import encode_cursor
 from queue_system.domain.redaction import shown_task
 from queue_system.errors import Conflict, InvalidInput, TaskNotFound
+from queue_system.service import inbox as dev_inbox
 from queue_system.service.tasks import TaskService
 from queue_system.storage import mailbox
 from queue_system.storage.keys import Keys
@@ -59,17 +60,18 @@ class Board:
 
     sessions: Sessions
     keys: Keys
+    inbox: bool = False  # the development inbox is served (DEV_INBOX)
 
 
 Dashboard = NamedDependency[Board]
 
 
 def dashboard_router(
-    keyring: KeyRing | None, keys: Keys | None = None, guard: ApiGuard | None = None
+    keyring: KeyRing | None, keys: Keys | None = None, guard: ApiGuard | None = None, *, inbox: bool = False
 ) -> Router:
     """`keyring` None or empty: authentication off (development): every page says so."""
     keys = keys or Keys()
-    board = Board(Sessions(keyring, keys.prefix, guard), keys)
+    board = Board(Sessions(keyring, keys.prefix, guard), keys, inbox)
     static = create_static_files_router(
         path="/static", directories=[HERE / "static"], name="dashboard-static"
     )
@@ -84,6 +86,7 @@ def dashboard_router(
             bulk_confirm,
             bulk_retry,
             mailbox_page,
+            inbox_page,
             login_page,
             login,
             logout,
@@ -226,6 +229,23 @@ async def mailbox_page(request: AnyRequest, service: Service, dashboard: Dashboa
     messages = await mailbox.read(service.store.client, dashboard.keys.prefix)
     template = "_mailbox.html" if is_htmx(request) else "mailbox.html"
     return render(request, template, viewer, messages=messages)
+
+
+INBOX_SHOWN = 10  # latest requests per inbox on the page
+
+
+@get("/inbox")
+async def inbox_page(request: AnyRequest, service: Service, dashboard: Dashboard) -> Page:
+    viewer = await page_viewer(request, dashboard.sessions, service)
+    if not isinstance(viewer, Viewer):
+        return viewer
+    client, keys = service.store.client, dashboard.keys
+    boxes = []
+    if dashboard.inbox:
+        for box in await dev_inbox.inboxes(client, keys):
+            boxes.append((box, await dev_inbox.requests(client, keys, box.name, INBOX_SHOWN)))
+    template = "_inbox.html" if is_htmx(request) else "inbox.html"
+    return render(request, template, viewer, inboxes=boxes, inbox_on=dashboard.inbox)
 
 
 @get("/login")
