@@ -23,6 +23,7 @@ def destination_limits(settings: Settings) -> DestinationLimits:
         cooldown_ms=w.breaker_cooldown_ms,
         max_cooldown_ms=w.breaker_max_cooldown_ms,
         hold_ms=w.lease_ms,
+        max_inflight_per_endpoint=w.max_inflight_per_endpoint,
     )
 
 
@@ -30,5 +31,5 @@ def wake(store: TaskStore, now: int) -> int:
     """Dispatch the parked tasks whose destination can take them. -> how many."""
     dispatched, probes = store.wake_destinations(now)
     if probes:
-        logger.info("probing {} open destination(s) with one parked task each", probes)
+        logger.info("probing {} open host(s) or endpoint(s) with one parked task each", probes)
     return dispatched
