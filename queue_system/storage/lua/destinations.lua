@@ -144,23 +144,17 @@ end
 
 -- CLAIM of task `id` for host h and endpoint e: nil (it takes a slot at both levels until
 -- `lease_until`) or {level, why}: why 'open' (that breaker is open, or half-open with its probe
--- under way) or 'busy' (at that level's cap). caps = {host cap, endpoint cap}
+-- under way) or 'busy' (at that level's cap: a probe too waits for a slot, so neither cap is ever
+-- exceeded). caps = {host cap, endpoint cap}
 local function take_slot(h, e, id, now, lease_until, caps)
   local host_gate = gate(HOST, h, id, now)
   if host_gate == 'open' then return {HOST, 'open'} end
   local ep_gate = gate(ENDPOINT, e, id, now)
   if ep_gate == 'open' then return {ENDPOINT, 'open'} end
-  local ep_used, host_used = 0, 0
-  if not ep_gate then
-    local full
-    full, ep_used = at_cap(ENDPOINT, e, id, now, caps[2])
-    if full then return {ENDPOINT, 'busy'} end
-  end
-  if not host_gate then
-    local full
-    full, host_used = at_cap(HOST, h, id, now, caps[1])
-    if full then return {HOST, 'busy'} end
-  end
+  local full, ep_used = at_cap(ENDPOINT, e, id, now, caps[2])
+  if full then return {ENDPOINT, 'busy'} end
+  local host_full, host_used = at_cap(HOST, h, id, now, caps[1])
+  if host_full then return {HOST, 'busy'} end
   -- Activity is noted when a unit gets busy (or probed), not on every claim: the reconciler,
   -- before it forgets an idle one, checks it has nothing in flight.
   for _, step in ipairs({{HOST, h, host_gate, host_used}, {ENDPOINT, e, ep_gate, ep_used}}) do

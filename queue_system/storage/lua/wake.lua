@@ -21,11 +21,11 @@ for _, L in ipairs({HOST, ENDPOINT}) do
         look = tonumber(b[2])
       elseif state == 'half_open' and probe_live(L, d, b[3], now) then
         look = now + 1000
-      elseif state ~= 'closed' then
-        if send_probe(L, d, now, hold_until) then
+      elseif state ~= 'closed' then  -- (a probe, too, needs a free slot)
+        if free_slots(L, d, now, caps) > 0 and send_probe(L, d, now, hold_until) then
           dispatched, probes = dispatched + 1, probes + 1
-          look = now + 1000
         end
+        if redis.call('EXISTS', L.parked(d)) == 1 then look = now + 1000 end
       else
         local free = free_slots(L, d, now, caps)
         if free > 0 then dispatched = dispatched + release(L, d, math.min(free, RELEASE_MAX), now, hold_until) end
