@@ -12,6 +12,7 @@ import redis
 import redis.asyncio as aioredis
 from litestar.testing import TestClient
 
+from queue_system import cli_render
 from queue_system.api.app import create_app
 from queue_system.domain.destinations import (
     BreakerState,
@@ -653,3 +654,18 @@ def test_an_endpoint_key_is_checked_and_names_the_field(redis_url: str, redis_cl
         assert (fields["dest"], fields["endpoint"]) == (D, f"{D}#customer-42")
         plain = api.post("/api/v1/tasks", json={"url": "http://127.0.0.1:9/h?x=1"})
         assert task_fields(redis_client, plain.json()["id"])["endpoint"] == f"{D}/h"
+
+
+def test_the_cli_shows_hosts_then_endpoints(
+    store: TaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
+    open_breaker(store, redis_client, redis_url, now=2_000)
+    with TestClient(create_app(load_settings({"REDIS_URL": redis_url}))) as api:
+        shown = cli_render.destinations(api.get("/api/v1/destinations").json())
+    hosts, endpoints, parked = shown.split("\n\n")
+    assert hosts.splitlines()[0].split()[0] == "HOST" and D in hosts and "1 host(s) known, 0 open" in hosts
+    assert endpoints.splitlines()[0].split()[0] == "ENDPOINT" and E in endpoints
+    assert (
+        "open" in endpoints and "timeout after 1s" in endpoints and "1 endpoint(s) known, 1 open" in endpoints
+    )
+    assert parked == "parked tasks: 0"
