@@ -81,7 +81,7 @@ def create(redis_url: str, *ids: str, now: int = 1_000, dest: str = D, endpoint:
     """Webhook tasks for host `dest` and `endpoint` (None: a task stored before endpoints)."""
 
     async def go(s: AsyncTaskStore) -> None:
-        extra = {"dest": dest} | ({"endpoint": endpoint} if endpoint is not None else {})
+        extra = {"dest": dest} | ({"ep": endpoint.removeprefix(dest)} if endpoint is not None else {})
         for task_id in ids:
             await s.create(
                 NewTask(
@@ -581,6 +581,23 @@ def test_idle_hosts_and_endpoints_are_forgotten(
     assert redis_client.zscore(K.dests, D) is None
 
 
+def test_a_healthy_endpoint_is_forgotten_when_its_last_attempt_ends(
+    store: TaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
+    create(redis_url, "a", "b")
+    create(redis_url, "c", endpoint=E2)
+    for task_id in ("a", "b", "c"):
+        assert isinstance(claim(store, redis_client, task_id, 1_100), Claim)
+    assert set(redis_client.zrange(K.endpoints, 0, -1)) == {E, E2}  # type: ignore[arg-type]
+    finish_with(store, "a", 1, Decision(TaskStatus.COMPLETED), UP, now=1_200, dest=D)
+    assert redis_client.zscore(K.endpoints, E) is not None  # b is still in flight
+    finish_with(store, "b", 1, Decision(TaskStatus.COMPLETED), UP, now=1_300, dest=D)
+    finish_with(store, "c", 1, Decision(TaskStatus.RETRYING, 2_000), DOWN, now=1_300, dest=D)
+    assert redis_client.zrange(K.endpoints, 0, -1) == [E2]  # E2 keeps its failure, and its owner
+    assert redis_client.exists(K.endpoint(E), K.endpoint_inflight(E)) == 0
+    assert redis_client.zscore(K.dests, D) is not None  # hosts are few: kept for 7 days
+
+
 def test_every_destination_key_is_owned_or_expires(
     store: TaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
@@ -651,9 +668,9 @@ def test_an_endpoint_key_is_checked_and_names_the_field(redis_url: str, redis_cl
         good = api.post("/api/v1/tasks", json={"url": "http://127.0.0.1:9/h?x=1", "endpoint": "customer-42"})
         assert good.status_code == 201, good.text
         fields = task_fields(redis_client, good.json()["id"])
-        assert (fields["dest"], fields["endpoint"]) == (D, f"{D}#customer-42")
+        assert (fields["dest"], fields["ep"]) == (D, "#customer-42")  # the endpoint after its host
         plain = api.post("/api/v1/tasks", json={"url": "http://127.0.0.1:9/h?x=1"})
-        assert task_fields(redis_client, plain.json()["id"])["endpoint"] == f"{D}/h"
+        assert task_fields(redis_client, plain.json()["id"])["ep"] == "/h"
 
 
 def test_the_cli_shows_hosts_then_endpoints(

@@ -10,6 +10,7 @@ on several endpoints of one host. After every step:
 - one endpoint's 5xx and timeouts never open another endpoint's breaker, nor the host's; the
   host's opens only on host-level failures, and is open (or probing) once they reach the threshold
   in a row; an endpoint likewise with its own;
+- every host and endpoint key has its owner (the reconciler's idle sweep would miss it else);
 - no task is lost: each waiting task is parked under exactly the one level its record names, or in
   the schedule, or has its current message queued; each processing one has a lease.
 
@@ -215,6 +216,14 @@ class Destinations(RuleBasedStateMachine):
                 assert ep.get("state", "closed") == "closed" and ep.get("failures", "0") == "0", (e, ep)
             if model.in_a_row >= LIMITS.breaker_threshold:
                 assert ep["state"] in ("open", "half_open"), (e, model, ep)
+
+    @invariant()
+    def every_key_has_its_owner(self) -> None:
+        if self.client.exists(K.dest(D), K.dest_inflight(D), K.dest_parked(D)):
+            assert self.client.zscore(K.dests, D) is not None
+        for e in ENDPOINTS:
+            if self.client.exists(K.endpoint(e), K.endpoint_inflight(e), K.endpoint_parked(e)):
+                assert self.client.zscore(K.endpoints, e) is not None, e
 
     @invariant()
     def no_task_is_lost(self) -> None:

@@ -41,7 +41,7 @@ class DestinationsOut(msgspec.Struct):
     open: int  # of which open or half-open
     parked: int  # tasks waiting for a host or an endpoint, in all
     items: list[DestinationOut]  # the hosts, the most recently active first
-    endpoints_known: int = 0  # endpoints seen in the last hour
+    endpoints_known: int = 0  # endpoints with requests in flight, tasks parked or a breaker's state
     endpoints_open: int = 0  # of which open or half-open
     endpoints: list[DestinationOut] = msgspec.field(default_factory=list)  # most recently active first
 

@@ -128,7 +128,7 @@ class DestinationSummary(msgspec.Struct):
     known: int  # webhook hosts seen in the last 7 days
     open: int  # hosts whose circuit breaker is open or half-open
     parked: int  # tasks waiting for their host or endpoint
-    endpoints_known: int = 0  # webhook endpoints seen in the last hour
+    endpoints_known: int = 0  # endpoints with requests in flight, tasks parked or a breaker's state
     endpoints_open: int = 0  # endpoints whose circuit breaker is open or half-open
 
 

@@ -82,7 +82,8 @@ class TaskService:
         dest = endpoint = None
         if isinstance(payload, Webhook):  # its host's and endpoint's caps and breakers apply
             dest, endpoint = destination_of(payload), endpoint_of(payload)  # (lua/destinations.lua)
-            extra["dest"], extra["endpoint"] = dest, endpoint
+            # The endpoint is stored after its host (`ep`: the path, or `#key`): bytes per task count.
+            extra["dest"], extra["ep"] = dest, endpoint.removeprefix(dest)
         due = self._due(sub, now)
         # The options as requested (not as resolved): resending the same request stays the same task.
         requested = msgspec.json.encode(sub.retry.requested).decode() if sub.retry else ""

@@ -55,7 +55,7 @@ CLAIMED_FIELDS = (
     "attempt_base",
     "trigger",
     "dest",
-    "endpoint",
+    "ep",
 )
 
 
@@ -73,7 +73,8 @@ def task_from_hash(
     retry = fields.get("retry")
     dest = fields.get("dest")
     parked = fields.get("parked")
-    endpoint = fields.get("endpoint")
+    ep = fields.get("ep")  # the endpoint after its host (lua/destinations.lua); none: stored before
+    endpoint = dest + ep if dest and ep is not None else None
     waiting = None
     if parked and dest:  # (parked by a version without levels: under its host)
         level = WaitLevel(fields.get("parked_level", WaitLevel.HOST))

@@ -30,9 +30,10 @@ with a family's head, so `Keys.parse` undoes every key: (family, value) -> key i
                                  {p}:dest:{d}'s; absent = closed, no failures
 {p}:ep-inflight:{e}      zset    id -> lease expiry ms: the endpoint's slots (within its host's)
 {p}:ep-parked:{e}        zset    id -> parked-at ms: tasks waiting for the endpoint itself
-{p}:endpoints            zset    e -> last activity ms: the owner of the three keys above (the
-                                 reconciler forgets an endpoint idle for an hour with nothing
-                                 parked or in flight)
+{p}:endpoints            zset    e -> last activity ms: the owner of the three keys above (an
+                                 endpoint left with none of them is dropped when its attempt
+                                 finishes; the reconciler forgets one idle for an hour with
+                                 nothing parked or in flight)
 {p}:endpoints:due        zset    e -> when the reconciler looks at it next (it has parked tasks)
 {p}:authfail:{h}         hash    failed key checks of one client address (h: SHA-256 of it, 32 hex):
                                  fails, window_end, locked_until, strikes (storage/auth_failures.py);

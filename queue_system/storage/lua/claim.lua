@@ -7,7 +7,7 @@
 --          | {'parked', 'open'|'busy', 'host'|'endpoint'} (that level of its destination cannot
 --          take it now: lua/destinations.lua)
 -- The task becomes `processing` with attempt + 1 and a lease; `trigger` (what started this
--- attempt) is returned once and then cleared. A task with a destination (`dest`, and `endpoint`)
+-- attempt) is returned once and then cleared. A task with a destination (`dest`, and `ep`)
 -- takes a slot of its host and one of its endpoint; one whose host or endpoint is open or at its
 -- cap is parked instead, as it is, under that level.
 -- The fields are read once, with one HMGET, and returned as changed here: reading the hash again
@@ -22,7 +22,7 @@ if status ~= 'pending' and status ~= 'retrying' then return {'not_claimable', st
 if task[CLAIMED_TOKEN] ~= token then return {'stale'} end
 local dest = task[CLAIMED_DEST]
 if dest then
-  local e = endpoint_or(task[CLAIMED_ENDPOINT], dest)
+  local e = endpoint_of(dest, task[CLAIMED_EP])
   local wait = take_slot(dest, e, id, tonumber(now), tonumber(lease_until), {tonumber(ARGV[5]), tonumber(ARGV[6])})
   if wait then
     park(wait[1], wait[1] == HOST and dest or e, dest, e, id, tonumber(now), wait[2])

@@ -43,10 +43,10 @@ local function finish_final(id, now, retention)
 end
 
 local function purge(id)
-  local found = redis.call('HMGET', task_key(id), 'type', 'status', 'dest', 'endpoint')
+  local found = redis.call('HMGET', task_key(id), 'type', 'status', 'dest', 'ep')
   local task_type, status, dest = found[1], found[2], found[3]
   if dest then  -- its host's sets and its endpoint's (a task stored before endpoints: its host)
-    local e = found[4] or dest
+    local e = dest .. (found[4] or '')
     redis.call('ZREM', parked_key(dest), id)
     redis.call('ZREM', inflight_key(dest), id)
     redis.call('ZREM', ep_parked_key(e), id)

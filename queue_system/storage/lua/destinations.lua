@@ -1,7 +1,7 @@
 -- Destinations, at two levels (domain/destinations.py), shared by every worker process and host.
--- A webhook task has `dest` (its host, `scheme://host:port`) and `endpoint` (the URL without its
--- query, or `host#key`; a task stored before endpoints existed has none: its host is its
--- endpoint). Each level L (HOST, ENDPOINT below) has, for a unit d of it (storage/keys.py):
+-- A webhook task has `dest` (its host, `scheme://host:port`) and `ep`, its endpoint after the
+-- host (the URL's path, or `#key`: the endpoint is dest .. ep; kept short, since every task
+-- stores it). A task stored before endpoints existed has no `ep`: its host is its endpoint. Each level L (HOST, ENDPOINT below) has, for a unit d of it (storage/keys.py):
 --   L.breaker(d)   hash  the circuit breaker: state (closed|open|half_open; absent: closed),
 --                        failures (consecutive), cooldown_ms, open_until, probe (task id),
 --                        last_error, updated_at
@@ -31,10 +31,9 @@ local function host_of(e)
   return string.match(e, '^[^:/#]+://[^/#]+') or e
 end
 
--- A task's endpoint: its own, or (stored before endpoints existed) its host.
-local function endpoint_or(e, h)
-  if e then return e end
-  return h
+-- A task's endpoint from its host and its `ep` (none: stored before endpoints, its host).
+local function endpoint_of(h, ep)
+  return h .. (ep or '')
 end
 
 -- Live slots; the expired ones (a worker died, RECLAIM has not run yet) are only dropped once
@@ -232,6 +231,11 @@ local function settle(h, e, id, now, signal, err, lim)
   if redis.call('EXISTS', parked_key(h)) == 1 and (host_state or (is_closed(HOST, h) and 'closed')) == 'closed' then
     local free = free_slots(HOST, h, now, caps)
     if free > 0 then release(HOST, h, math.min(free, RELEASE_MAX), now, hold_until) end
+  end
+  -- An endpoint left with no key of its own (nothing in flight or parked, no breaker state) is
+  -- forgotten at once: a host may carry thousands, one per customer or even per task.
+  if redis.call('EXISTS', ep_inflight_key(e), ep_parked_key(e), endpoint_key(e)) == 0 then
+    redis.call('ZREM', ENDPOINTS, e)
   end
 end
 

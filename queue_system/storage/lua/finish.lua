@@ -18,7 +18,7 @@ local retention, entry, max_history = ARGV[6], ARGV[7], tonumber(ARGV[8])
 local result, last_error = ARGV[9], ARGV[10]
 local acked = ack_message(ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], now)
 local key = task_key(id)
-local found = redis.call('HMGET', key, 'status', 'token', 'created_at', 'dest', 'endpoint')
+local found = redis.call('HMGET', key, 'status', 'token', 'created_at', 'dest', 'ep')
 local current, current_token, created_at, dest = found[1], found[2], found[3], found[4]
 if not current then return {0, acked} end
 -- The same token and no longer processing: only this attempt's own finish moved it on (every
@@ -50,11 +50,11 @@ end
 redis.call('HSET', key, unpack(set))
 redis.call('HDEL', key, unpack(del))
 if dest and ARGV[22] then
-  settle(dest, endpoint_or(found[5], dest), id, tonumber(now), ARGV[16], last_error, {tonumber(ARGV[17]),
+  settle(dest, endpoint_of(dest, found[5]), id, tonumber(now), ARGV[16], last_error, {tonumber(ARGV[17]),
     tonumber(ARGV[18]), tonumber(ARGV[19]), tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22])})
 elseif dest then  -- (a caller that did not say: at least the slots are freed)
   redis.call('ZREM', inflight_key(dest), id)
-  redis.call('ZREM', ep_inflight_key(endpoint_or(found[5], dest)), id)
+  redis.call('ZREM', ep_inflight_key(endpoint_of(dest, found[5])), id)
 end
 -- The dashboard's per-minute counts (attempts = completed + retried + failed: each is counted here).
 local minute = stats_key(int(math.floor(now / 60000)))

@@ -15,10 +15,10 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', LEASES, id)
   local key = task_key(id)
   local found = redis.call('HMGET', key, 'status', 'queue', 'created_at', 'attempts', 'started_at', 'dest',
-    'endpoint')
+    'ep')
   local status, queue, created_at, attempts, started_at = found[1], found[2], found[3], found[4], found[5]
   if status == 'processing' then
-    if found[6] then slot_lost(found[6], endpoint_or(found[7], found[6]), id, now, cooldown, max_cooldown) end
+    if found[6] then slot_lost(found[6], endpoint_of(found[6], found[7]), id, now, cooldown, max_cooldown) end
     local token = redis.call('HINCRBY', key, 'token', 1)
     local lost = redis.call('HINCRBY', key, 'lost', 1)
     local err = 'worker lost: lease expired before the attempt finished'

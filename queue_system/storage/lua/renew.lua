@@ -6,12 +6,12 @@
 local lease_until, n = ARGV[1], 0
 for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
-  local found = redis.call('HMGET', task_key(id), 'status', 'token', 'dest', 'endpoint')
+  local found = redis.call('HMGET', task_key(id), 'status', 'token', 'dest', 'ep')
   if found[1] == 'processing' and found[2] == token then
     redis.call('ZADD', LEASES, 'XX', lease_until, id)
     if found[3] then
       redis.call('ZADD', inflight_key(found[3]), 'XX', lease_until, id)
-      redis.call('ZADD', ep_inflight_key(found[4] or found[3]), 'XX', lease_until, id)
+      redis.call('ZADD', ep_inflight_key(found[3] .. (found[4] or '')), 'XX', lease_until, id)
     end
     n = n + 1
   end
