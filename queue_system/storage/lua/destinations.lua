@@ -141,6 +141,15 @@ local function at_cap(L, d, id, now, cap)
   return false, used
 end
 
+-- Task `id` takes its slot of d at L until `lease_until` (`probing`: as its probe). Activity is
+-- noted when a unit gets busy (or probed), not on every claim: the reconciler, before it forgets
+-- an idle one, checks it has nothing in flight.
+local function occupy(L, d, id, now, lease_until, probing, used)
+  if probing then redis.call('HSET', L.breaker(d), 'state', 'half_open', 'probe', id, 'updated_at', now) end
+  redis.call('ZADD', L.inflight(d), lease_until, id)
+  if probing or used == 0 then redis.call('ZADD', L.owner, now, d) end
+end
+
 -- CLAIM of task `id` for host h and endpoint e: nil (it takes a slot at both levels until
 -- `lease_until`) or {level, why}: why 'open' (that breaker is open, or half-open with its probe
 -- under way) or 'busy' (at that level's cap: a probe too waits for a slot, so neither cap is ever
@@ -154,14 +163,8 @@ local function take_slot(h, e, id, now, lease_until, caps)
   if full then return {ENDPOINT, 'busy'} end
   local host_full, host_used = at_cap(HOST, h, id, now, caps[1])
   if host_full then return {HOST, 'busy'} end
-  -- Activity is noted when a unit gets busy (or probed), not on every claim: the reconciler,
-  -- before it forgets an idle one, checks it has nothing in flight.
-  for _, step in ipairs({{HOST, h, host_gate, host_used}, {ENDPOINT, e, ep_gate, ep_used}}) do
-    local L, d, probing, used = step[1], step[2], step[3], step[4]
-    if probing then redis.call('HSET', L.breaker(d), 'state', 'half_open', 'probe', id, 'updated_at', now) end
-    redis.call('ZADD', L.inflight(d), lease_until, id)
-    if probing or used == 0 then redis.call('ZADD', L.owner, now, d) end
-  end
+  occupy(HOST, h, id, now, lease_until, host_gate, host_used)
+  occupy(ENDPOINT, e, id, now, lease_until, ep_gate, ep_used)
   return nil
 end
 
@@ -224,7 +227,8 @@ local function settle(h, e, id, now, signal, err, lim)
   if signal == 'up' then ep_state = feed(ENDPOINT, e, id, now, true, err, lim) end
   if signal == 'endpoint' then ep_state = feed(ENDPOINT, e, id, now, false, err, lim) end
   local caps, hold_until = {lim[1], lim[6]}, now + lim[5]
-  if redis.call('EXISTS', ep_parked_key(e)) == 1 and (ep_state or (is_closed(ENDPOINT, e) and 'closed')) == 'closed' then
+  local ep_waiting = redis.call('EXISTS', ep_parked_key(e)) == 1
+  if ep_waiting and (ep_state or (is_closed(ENDPOINT, e) and 'closed')) == 'closed' then
     local free = free_slots(ENDPOINT, e, now, caps)
     if free > 0 then release(ENDPOINT, e, math.min(free, RELEASE_MAX), now, hold_until) end
   end
@@ -234,7 +238,7 @@ local function settle(h, e, id, now, signal, err, lim)
   end
   -- An endpoint left with no key of its own (nothing in flight or parked, no breaker state) is
   -- forgotten at once: a host may carry thousands, one per customer or even per task.
-  if redis.call('EXISTS', ep_inflight_key(e), ep_parked_key(e), endpoint_key(e)) == 0 then
+  if not ep_waiting and redis.call('EXISTS', ep_inflight_key(e), endpoint_key(e)) == 0 then
     redis.call('ZREM', ENDPOINTS, e)
   end
 end
