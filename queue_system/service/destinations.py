@@ -1,9 +1,10 @@
 """Destinations (domain/destinations.py): the limits from the settings, and the reconciler's step.
 
-Every worker process's reconciler calls `wake(store, now)` each tick (one short script): open
-destinations whose cool-down is over get their oldest parked task as the probe, closed ones with
-free slots get their oldest parked tasks back, each dispatched with a new token. Parked tasks cost
-nothing in between: no message, no claim, no timer per task.
+Every worker process's reconciler calls `wake(store, now)` each tick (one short script), for hosts
+and endpoints alike: an open one whose cool-down is over gets its oldest parked task as the probe
+(when a slot is free), a closed one with free slots gets its oldest parked tasks back (an endpoint
+within its host's free slots), each dispatched with a new token. Parked tasks cost nothing in
+between: no message, no claim, no timer per task.
 """
 
 from __future__ import annotations
