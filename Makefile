@@ -121,6 +121,7 @@ test-browser: $(STAMP) browser-tools ## Drive the dashboard in headless Chromium
 .PHONY: fuzz
 FUZZ_TIMEOUT ?= 600
 
-fuzz: $(STAMP) ## Schemathesis against a real API process (~2 min), then the model-based test of tasks at length (~5 min)
+fuzz: $(STAMP) ## Schemathesis against a real API process (~2 min), then the model-based tests of tasks and of destinations at length (~5 min each)
 	QS_FUZZ=1 timeout $(FUZZ_TIMEOUT) $(PY) -m pytest tests/fuzz -m fuzz -p no:cacheprovider -rA --durations=5 $(PYTEST_ARGS)
 	QS_FUZZ=1 timeout $(FUZZ_TIMEOUT) $(PY) -m pytest tests/test_model_tasks.py -p no:cacheprovider -rA --durations=5 $(PYTEST_ARGS)
+	QS_FUZZ=1 timeout $(FUZZ_TIMEOUT) $(PY) -m pytest tests/test_destinations_property.py -p no:cacheprovider -rA --durations=5 $(PYTEST_ARGS)

@@ -8,7 +8,12 @@ core drives thousands of slow requests at once, and the benchmarks measure the s
     python -m bench.slow_receiver --port 9102 --error-rate 0.1 --hang-rate 0.02
 
 Modes: `answer` (200 after `--delay-ms`; `--error-rate` of them 500, `--hang-rate` of them never
-answered) and `hang` (every request is held until the client gives up). `GET /_stats` answers at
+answered) and `hang` (every request is held until the client gives up). With `--dead-prefix
+/dead`, the paths under it are one dead endpoint on this host:port (`--dead-mode hang`: never
+answered; `error`: 500 at once) while the others behave as above, and `/_stats` counts the dead
+ones apart (`dead_requests`, `dead_active`, `dead_max_active`). Requests to paths under /rec/ are
+recorded with their arrival time: `GET /_arrivals` returns `[[path, epoch s], ...]` and forgets
+them (as bench/sink.py does). `GET /_stats` answers at
 once with the counters as JSON (not counted itself); `POST /_reset` zeroes them. With `--id-field
 NAME`, the top-level field NAME of each JSON body is read as an id, and `GET /_ids` answers
 `{id: {"200": n, "500": n, "hung": n}}` (the soak test checks every task reached it). In a test,
@@ -26,6 +31,7 @@ import contextlib
 import json
 import random
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -49,6 +55,10 @@ class Stats:
     max_active: int = 0
     paths: Counter[str] = field(default_factory=Counter)  # path -> requests received
     ids: dict[str, Counter[str]] = field(default_factory=dict)  # body id -> outcome -> count
+    dead_requests: int = 0  # requests under the dead prefix (Behaviour.dead_prefix)
+    dead_active: int = 0
+    dead_max_active: int = 0
+    arrivals: list[tuple[str, float]] = field(default_factory=list)  # (path under /rec/, epoch s)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +69,9 @@ class Stats:
             "max_connections": self.max_connections,
             "active": self.active,
             "max_active": self.max_active,
+            "dead_requests": self.dead_requests,
+            "dead_active": self.dead_active,
+            "dead_max_active": self.dead_max_active,
         }
 
 
@@ -72,6 +85,8 @@ class Behaviour:
     retry_after: str | None = None  # sent with every 500
     body: bytes = b"ok"
     id_field: str | None = None  # record this top-level field of JSON bodies (see `/_ids`)
+    dead_prefix: str | None = None  # paths under it: a dead endpoint on the same host:port
+    dead_mode: str = "hang"  # "hang" | "error" (500 at once), for the paths under dead_prefix
 
 
 class ReceiverProtocol:
@@ -122,6 +137,17 @@ class ReceiverProtocol:
         s.active += 1
         s.max_active = max(s.max_active, s.active)
         b = self.behaviour
+        if b.dead_prefix and path.startswith(b.dead_prefix):
+            return await self._dead(reader, writer, keep_alive)
+        if path.startswith("/rec/"):
+            s.arrivals.append((path, time.time()))
+        return await self._answer(reader, writer, body, keep_alive)
+
+    async def _answer(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, body: bytes, keep_alive: bool
+    ) -> bool:
+        """A request to the receiver proper (not the dead prefix): as the behaviour says."""
+        s, b = self.stats, self.behaviour
         seen = self._id_counter(body) if b.id_field else None
         try:
             roll = self._random.random()
@@ -145,6 +171,27 @@ class ReceiverProtocol:
             s.active -= 1
         return keep_alive
 
+    async def _dead(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, keep_alive: bool
+    ) -> bool:
+        """A request to the dead endpoint: held until the client gives up, or answered 500."""
+        s = self.stats
+        s.dead_requests += 1
+        s.dead_active += 1
+        s.dead_max_active = max(s.dead_max_active, s.dead_active)
+        try:
+            if self.behaviour.dead_mode == "hang":
+                s.hung += 1
+                await reader.read()
+                return False
+            _write(writer, 500, b"dead", keep_alive)
+            await writer.drain()
+            s.answered[500] += 1
+            return keep_alive
+        finally:
+            s.active -= 1
+            s.dead_active -= 1
+
     def _id_counter(self, body: bytes) -> Counter[str]:
         """The outcome counter of the id this body carries (`?` when it carries none)."""
         try:
@@ -157,6 +204,9 @@ class ReceiverProtocol:
     async def _control(self, method: str, path: str, writer: asyncio.StreamWriter, keep_alive: bool) -> bool:
         if path == "/_stats":
             _write(writer, 200, json.dumps(self.stats.as_dict()).encode(), keep_alive)
+        elif path == "/_arrivals":
+            arrivals, self.stats.arrivals = self.stats.arrivals, []
+            _write(writer, 200, json.dumps(arrivals).encode(), keep_alive)
         elif path == "/_ids":
             _write(writer, 200, json.dumps(self.stats.ids).encode(), keep_alive)
         elif path == "/_reset" and method == "POST":
@@ -170,7 +220,7 @@ class ReceiverProtocol:
     def reset(self) -> None:
         """Zero the counters (the open connections and requests still count as open)."""
         old = self.stats
-        self.stats = Stats(connections=old.connections, active=old.active)
+        self.stats = Stats(connections=old.connections, active=old.active, dead_active=old.dead_active)
 
     def close_all(self) -> None:
         for writer in list(self._writers):
@@ -276,6 +326,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--hang-rate", type=float, default=0.0, help="share of requests never answered")
     p.add_argument("--retry-after", default=None, help="Retry-After value sent with each 500")
     p.add_argument("--id-field", default=None, help="record this JSON body field per request (GET /_ids)")
+    p.add_argument("--dead-prefix", default=None, help="paths under it are a dead endpoint on this port")
+    p.add_argument(
+        "--dead-mode", choices=("hang", "error"), default="hang", help="how the dead endpoint fails"
+    )
     args = p.parse_args(argv)
     behaviour = Behaviour(
         delay_ms=args.delay_ms,
@@ -284,6 +338,8 @@ def main(argv: list[str] | None = None) -> None:
         hang_rate=args.hang_rate,
         retry_after=args.retry_after,
         id_field=args.id_field,
+        dead_prefix=args.dead_prefix,
+        dead_mode=args.dead_mode,
     )
     uvloop.run(serve(args.host, args.port, behaviour))
 

@@ -296,10 +296,17 @@ def workers(opts: Options) -> None:
 @click.command()
 @client_command
 def destinations(opts: Options) -> None:
-    """Webhook destinations and their breaker state.
+    """Webhook hosts and endpoints and their breaker state.
 
     GET /api/v1/destinations; a server without it: exit 3."""
-    _report(opts, "/api/v1/destinations", "destinations")
+    with Api(opts) as api:
+        data = api.json("GET", "/api/v1/destinations", missing="this server does not report destinations yet")
+    if opts.as_json:
+        emit_json(data)
+    else:
+        click.echo(
+            render.destinations(data) if isinstance(data, dict) else render.records(data, "destinations")
+        )
 
 
 class Duration(click.ParamType[timedelta]):

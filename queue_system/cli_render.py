@@ -148,6 +148,40 @@ def stats(data: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+def destinations(data: dict[str, Any]) -> str:
+    """GET /api/v1/destinations as two tables: the hosts, then the endpoints (domain/destinations.py)."""
+    columns = ("STATE", "IN FLIGHT", "FAILURES", "PARKED", "NEXT PROBE", "LAST ERROR")
+
+    def rows(items: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [
+            (
+                d["destination"],
+                d["state"],
+                d["in_flight"],
+                d["failures"],
+                d["parked"],
+                when(d["next_probe_at"]) if d.get("next_probe_at") else None,
+                d.get("last_error"),
+            )
+            for d in items
+        ]
+
+    parts = []
+    for name, items, known, n_open in (
+        ("HOST", data.get("items", []), data.get("known", 0), data.get("open", 0)),
+        (
+            "ENDPOINT",
+            data.get("endpoints", []),
+            data.get("endpoints_known", 0),
+            data.get("endpoints_open", 0),
+        ),
+    ):
+        summary = f"{known} {name.lower()}(s) known, {n_open} open"
+        parts.append(table((name, *columns), rows(items)) + "\n" + summary if items else summary)
+    parts.append(f"parked tasks: {data.get('parked', 0)}")
+    return "\n\n".join(parts)
+
+
 def records(data: Any, what: str) -> str:
     """A table of whatever list of objects an endpoint returns (`[...]`, `{"items": [...]}` or
     `{"<what>": [...]}`); anything else as indented JSON."""

@@ -346,15 +346,24 @@ SPEC: tuple[Var, ...] = (
         "WEBHOOK_MAX_INFLIGHT_PER_HOST",
         integer(1, 100_000),
         "256",
-        "webhook requests in flight to one destination (scheme, host, port), across all workers; more "
-        "wait, parked",
+        "webhook requests in flight to one host (scheme, host, port), across all workers; more wait, parked",
         "worker.max_inflight_per_host",
+    ),
+    Var(
+        "WEBHOOK_MAX_INFLIGHT_PER_ENDPOINT",
+        integer(1, 100_000),
+        "64",
+        "webhook requests in flight to one endpoint (the URL without its query, or its `endpoint` key), "
+        "across all workers, within its host's cap (never more than WEBHOOK_MAX_INFLIGHT_PER_HOST); "
+        "more wait, parked",
+        "worker.max_inflight_per_endpoint",
     ),
     Var(
         "WEBHOOK_BREAKER_THRESHOLD",
         integer(1, 10_000),
         "5",
-        "timeouts, connection errors or 5xx in a row that open a destination's circuit breaker",
+        "failures in a row that open a circuit breaker: an endpoint's (5xx, response timeouts) or a "
+        "host's (DNS, refused, connect timeout, TLS)",
         "worker.breaker_threshold",
     ),
     Var(
@@ -518,6 +527,7 @@ class WorkerSettings:
     poll_interval_ms: int = _default("WORKER_POLL_INTERVAL")
     max_inflight: int = _default("WORKER_MAX_INFLIGHT")
     max_inflight_per_host: int = _default("WEBHOOK_MAX_INFLIGHT_PER_HOST")
+    max_inflight_per_endpoint: int = _default("WEBHOOK_MAX_INFLIGHT_PER_ENDPOINT")
     breaker_threshold: int = _default("WEBHOOK_BREAKER_THRESHOLD")
     breaker_cooldown_ms: int = _default("WEBHOOK_BREAKER_COOLDOWN")
     breaker_max_cooldown_ms: int = _default("WEBHOOK_BREAKER_MAX_COOLDOWN")

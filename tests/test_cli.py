@@ -216,7 +216,16 @@ def test_workers(cli: Cli) -> None:
 
 def test_destinations(cli: Cli) -> None:
     data = json.loads(ok(cli("destinations", "--json")))
-    assert data == {"known": 0, "open": 0, "parked": 0, "items": []}
+    assert data == {
+        "known": 0,
+        "open": 0,
+        "parked": 0,
+        "items": [],
+        "endpoints_known": 0,
+        "endpoints_open": 0,
+        "endpoints": [],
+    }
+    assert "0 endpoint(s) known, 0 open" in ok(cli("destinations"))
 
 
 def test_purge_asks_then_deletes_only_what_matches(cli: Cli, api: httpx.Client) -> None:

@@ -35,6 +35,9 @@ BUILDERS: dict[str, tuple[Callable[[str], str], st.SearchStrategy[str]]] = {
     "dest": (K.dest, anything | suffixed),
     "inflight": (K.dest_inflight, anything | suffixed),
     "parked": (K.dest_parked, anything | suffixed),
+    "endpoint": (K.endpoint, anything | suffixed),
+    "ep_inflight": (K.endpoint_inflight, anything | suffixed),
+    "ep_parked": (K.endpoint_parked, anything | suffixed),
     "stats": (K.stats_minute, anything),
     "session": (K.session, anything),
     "ratelimit": (K.rate_bucket, anything),
@@ -51,6 +54,8 @@ FIXED_KEYS = {
     "expiry": K.expiry,
     "dests": K.dests,
     "dests_due": K.dests_due,
+    "endpoints": K.endpoints,
+    "endpoints_due": K.endpoints_due,
     "mailbox": K.mailbox,
     "inboxes": K.inboxes,
     "probe": K.probe,
@@ -67,6 +72,7 @@ def test_every_family_and_fixed_key_is_covered() -> None:
     public = {n for n in dir(Keys) if not n.startswith("_")}
     dramatiq = {"dramatiq_namespace", "queue", "messages", "dead_queue", "acks", "heartbeats"}
     builders = {"task", "history", "payload", "index", "dest", "dest_inflight", "dest_parked"}
+    builders |= {"endpoint", "endpoint_inflight", "endpoint_parked"}
     builders |= {"stats_minute", "session", "rate_bucket", "auth_failures", "inbox", "parse", "prefix"}
     assert public == builders | dramatiq | (set(FIXED) - {"all_index"}), public
 

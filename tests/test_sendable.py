@@ -180,17 +180,21 @@ def test_the_clients_own_refusal_is_permanent_and_not_the_destinations(
 
 
 def test_a_transient_failure_still_blames_the_destination() -> None:
-    assert breaker_signal(AttemptResult(Outcome.TRANSIENT, error="ConnectError")) == "down"
+    assert breaker_signal(AttemptResult(Outcome.TRANSIENT, error="timeout")) == "endpoint"
+    assert (
+        breaker_signal(AttemptResult(Outcome.TRANSIENT, error="ConnectError", connect_failed=True)) == "host"
+    )
     assert breaker_signal(AttemptResult(Outcome.PERMANENT, status_code=404)) == "up"
 
 
 # -- a task stored before the rule, through the real runner, store and breaker -------------------
 
 
-def destination_row(api: TestClient[Any], port: int) -> dict[str, Any]:
-    items = api.get("/api/v1/destinations").json()["items"]
-    rows: dict[str, dict[str, Any]] = {row["destination"]: row for row in items}
-    return rows.get(f"http://127.0.0.1:{port}", {"state": "closed", "failures": 0})
+def destination_row(api: TestClient[Any], port: int, path: str = "") -> dict[str, Any]:
+    """The host's row (or, with a `path`, that endpoint's)."""
+    body = api.get("/api/v1/destinations").json()
+    rows: dict[str, dict[str, Any]] = {row["destination"]: row for row in body["items"] + body["endpoints"]}
+    return rows.get(f"http://127.0.0.1:{port}{path}", {"state": "closed", "failures": 0})
 
 
 def test_a_stored_unsendable_task_fails_permanently_and_leaves_its_breaker_closed(
@@ -210,8 +214,9 @@ def test_a_stored_unsendable_task_fails_permanently_and_leaves_its_breaker_close
         assert attempt["outcome"] == "permanent" and attempt["error"].startswith("unsendable request")
         assert rx.count == 0
         # A breaker opening after 1 failure: still closed, its failures not counted.
-        assert destination_row(api, rx.port)["state"] == "closed"
-        assert destination_row(api, rx.port)["failures"] == 0
+        for path in ("", "/hook"):  # neither the host's breaker nor the endpoint's
+            assert destination_row(api, rx.port, path)["state"] == "closed"
+            assert destination_row(api, rx.port, path)["failures"] == 0
         # ...so the next, healthy webhook to the same destination goes out at once.
         assert api.post("/api/v1/tasks", json={"url": rx.url("/hook"), "id": "new-1"}).status_code == 201
         run_task(redis_client, settings, "new-1", StubDNS({}))

@@ -4,9 +4,9 @@ statuses it accepts, so this test is what keeps the two in step.
 
 Each case reaches its starting status through the scripts themselves, runs one script, and checks
 the resulting status, and that the task sits in exactly that status's index. A parked task (its
-webhook destination could not take it: storage/lua/destinations.lua) is pending or retrying as
-before; the same table holds for it, except that no claim starts it, and it sits in its
-destination's parked set exactly while it is parked.
+webhook host or endpoint could not take it: storage/lua/destinations.lua) is pending or retrying
+as before; the same table holds for it, at either level, except that no claim starts it, and it
+sits in exactly one parked set, its level's, exactly while it is parked.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
 from queue_system.domain.retry import Decision
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import AsyncTaskStore, ChangeResult, TaskStore
-from tests.test_destinations import D
+from tests.test_destinations import E2, D, E
 from tests.test_destinations import create as create_for_destination
 from tests.test_store import create, finish_with
 
@@ -142,14 +142,18 @@ def test_a_refused_change_names_the_status_that_refused(redis_client: redis.Redi
     assert isinstance(refused, ChangeResult) and refused.status is TaskStatus.PROCESSING
 
 
-# One transient failure opens the breaker, for longer than LATER: a claim for it parks the task.
+# One failure opens a breaker, for longer than LATER: a claim for it parks the task.
 PARKING = DestinationLimits(breaker_threshold=1, cooldown_ms=10**8, max_cooldown_ms=10**8)
+TIMEOUT = AttemptResult(Outcome.TRANSIENT, error="timeout")  # the endpoint's failure
+REFUSED = AttemptResult(Outcome.TRANSIENT, error="ConnectError", connect_failed=True)  # the host's
 
 
-def _reach_parked(status: str, store: TaskStore, redis_url: str) -> None:
-    """Task `t`, parked for destination D (whose breaker is open), in `status` (pending|retrying)."""
-    create_for_destination(redis_url, "t", "f", now=1_000)
-    down = AttemptResult(Outcome.TRANSIENT, error="timeout")
+def _reach_parked(status: str, level: str, store: TaskStore, redis_url: str) -> None:
+    """Task `t` (endpoint E of host D), parked under `level` (whose breaker is open), in `status`
+    (pending|retrying). A host's breaker is opened by another endpoint's task: it holds them all."""
+    create_for_destination(redis_url, "t", now=1_000)
+    create_for_destination(redis_url, "f", now=1_000, endpoint=E if level == "endpoint" else E2)
+    down = TIMEOUT if level == "endpoint" else REFUSED
     if status == PENDING:
         store.claim("f", 1, 1_500, 9_000)
         finish_with(store, "f", 1, Decision(TaskStatus.RETRYING, LATER * 2), down, now=2_000, dest=D)
@@ -161,26 +165,32 @@ def _reach_parked(status: str, store: TaskStore, redis_url: str) -> None:
         assert store.claim("t", 2, 3_100, 9_000).reason == "parked"  # type: ignore[union-attr]
 
 
-def _parked_consistently(client: redis.Redis) -> bool:
-    """-> whether `t` is parked; it is in D's parked set exactly when its record says so."""
+def _parked_consistently(client: redis.Redis, level: str) -> bool:
+    """-> whether `t` is parked; it is in its level's parked set (and no other) exactly when its
+    record says so."""
     fields: dict[str, str] = client.hgetall(K.task("t"))  # type: ignore[assignment]
-    in_set = client.zscore(K.dest_parked(D), "t") is not None
-    assert in_set == ("parked" in fields), fields
-    assert not in_set or fields["status"] in (PENDING, RETRYING), fields
-    return in_set
+    sets = {"host": K.dest_parked(D), "endpoint": K.endpoint_parked(E)}
+    in_sets = {name for name, key in sets.items() if client.zscore(key, "t") is not None}
+    assert in_sets == ({level} if "parked" in fields else set()), (fields, in_sets)
+    assert not in_sets or fields["parked_level"] == level, fields
+    assert not in_sets or fields["status"] in (PENDING, RETRYING), fields
+    return bool(in_sets)
 
 
+@pytest.mark.parametrize("level", ["host", "endpoint"])
 @pytest.mark.parametrize("script", list(EXPECTED))
-def test_every_script_from_a_parked_task(script: str, redis_client: redis.Redis, redis_url: str) -> None:
+def test_every_script_from_a_parked_task(
+    script: str, level: str, redis_client: redis.Redis, redis_url: str
+) -> None:
     store = TaskStore(redis_client, limits=PARKING)
     actual, expected = {}, {}
     try:
         for start in (PENDING, RETRYING):
             redis_client.flushdb()
-            _reach_parked(start, store, redis_url)
-            assert _status(redis_client) == start and _parked_consistently(redis_client)
+            _reach_parked(start, level, store, redis_url)
+            assert _status(redis_client) == start and _parked_consistently(redis_client, level)
             RUN[script](store, start, redis_url)
-            still_parked = _parked_consistently(redis_client)
+            still_parked = _parked_consistently(redis_client, level)
             actual[start] = (_status(redis_client), still_parked)
             after = start if script == "claim" else EXPECTED[script].get(start, start)
             expected[start] = (after, after == start)

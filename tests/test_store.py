@@ -214,7 +214,7 @@ def test_a_claimed_task_reads_as_get_reads_it(
             policy = encode_policy(
                 FixedPolicy(interval_ms=2_000, max_age_ms=60_000, requested={"interval": "2s"})
             )
-            extra = {"retry": policy, "timeout_ms": "1500", "dest": "http://x:80"}
+            extra = {"retry": policy, "timeout_ms": "1500", "dest": "http://x:80", "ep": "/"}
             new = NewTask("full", "webhook", "priority", '{"url":"http://x"}', "fp", 1_000, extra=extra)
             assert (await AsyncTaskStore(client).create(new))[0]
         finally:
@@ -228,9 +228,11 @@ def test_a_claimed_task_reads_as_get_reads_it(
     stored = get(redis_url, "full")
     assert stored is not None and claimed.trigger == "manual" and stored.trigger == "auto"
     names = {"id", "type", "status", "queue", "attempts", "created_at", "updated_at", "retry"}
-    names |= {"timeout_ms", "token", "retried_at", "attempt_base", "dest"}
+    names |= {"timeout_ms", "token", "retried_at", "attempt_base", "dest", "ep"}
     assert names | {"trigger"} == set(codec.CLAIMED_FIELDS)
+    names = (names - {"ep"}) | {"endpoint"}  # the stored `ep` (after the host) reads as Task.endpoint
     assert {n: getattr(claimed, n) for n in names} == {n: getattr(stored, n) for n in names}
+    assert claimed.endpoint == "http://x:80/"
     assert (claimed.status, claimed.attempts, claimed.updated_at) == (TaskStatus.PROCESSING, 3, 1_500)
     assert claimed.retry == FixedPolicy(interval_ms=2_000, max_age_ms=60_000, requested={"interval": "2s"})
     assert (claimed.timeout_ms, claimed.dest, claimed.queue) == (1_500, "http://x:80", "priority")

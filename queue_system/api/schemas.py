@@ -13,7 +13,7 @@ import msgspec
 
 from queue_system.domain.destinations import Waiting
 from queue_system.domain.models import Attempt, Task
-from queue_system.domain.redaction import shown_task
+from queue_system.domain.redaction import redact_url, shown_task
 from queue_system.errors import InvalidInput
 
 # How many retries a client may ask for.
@@ -56,9 +56,10 @@ class SubmitTask(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     headers: dict[str, str] | None = None
     body: str | dict[str, Any] | list[Any] | int | float | bool | None = None
     signing_secret: str | None = None  # write-only: signs this task's deliveries, never shown
+    endpoint: str | None = None  # names the receiver for its circuit breaker (domain/destinations.py)
 
 
-WEBHOOK_FIELDS = ("url", "method", "headers", "body", "signing_secret")
+WEBHOOK_FIELDS = ("url", "method", "headers", "body", "signing_secret", "endpoint")
 
 
 class AttemptOut(msgspec.Struct, omit_defaults=True):
@@ -73,14 +74,18 @@ class AttemptOut(msgspec.Struct, omit_defaults=True):
 
 
 class WaitingOut(msgspec.Struct):
-    """Why a task waits without running: its destination is down (`open`: the circuit breaker is
-    open, or one probe is under way) or has WEBHOOK_MAX_INFLIGHT_PER_HOST requests in flight
-    (`busy`). Waiting counts no attempt and does not extend the retry window."""
+    """Why a task waits without running, and for which `level`: its `endpoint` (its breaker is
+    open, or its probe under way: `open`; it has WEBHOOK_MAX_INFLIGHT_PER_ENDPOINT requests in
+    flight: `busy`) or its host, `destination` (down at the connection level: `open`; at
+    WEBHOOK_MAX_INFLIGHT_PER_HOST: `busy`). Waiting counts no attempt and does not extend the retry
+    window."""
 
-    destination: str
+    destination: str  # the host, scheme://host:port
     reason: Literal["open", "busy"]
     since: str
-    next_probe_at: str | None  # when an open destination is tried again
+    next_probe_at: str | None  # when an open host or endpoint is tried again
+    level: Literal["host", "endpoint"] = "host"
+    endpoint: str | None = None
 
 
 class TaskOut(msgspec.Struct):
@@ -120,9 +125,11 @@ class QueueDepth(msgspec.Struct):
 
 
 class DestinationSummary(msgspec.Struct):
-    known: int  # webhook destinations seen in the last 7 days
-    open: int  # destinations whose circuit breaker is open or half-open
-    parked: int  # tasks waiting for their destination
+    known: int  # webhook hosts seen in the last 7 days
+    open: int  # hosts whose circuit breaker is open or half-open
+    parked: int  # tasks waiting for their host or endpoint
+    endpoints_known: int = 0  # endpoints with requests in flight, tasks parked or a breaker's state
+    endpoints_open: int = 0  # endpoints whose circuit breaker is open or half-open
 
 
 class Stats(msgspec.Struct):
@@ -180,6 +187,8 @@ def waiting_out(w: Waiting | None) -> WaitingOut | None:
         reason=w.reason.value,
         since=rfc3339(w.since) or "",
         next_probe_at=rfc3339(w.next_probe_at),
+        level=w.level.value,
+        endpoint=redact_url(w.endpoint) if w.endpoint else None,
     )
 
 

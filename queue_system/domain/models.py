@@ -62,6 +62,10 @@ class AttemptResult(msgspec.Struct, frozen=True):
     # before it went out, e.g. unsendable: domain/sendable.py), so the destination's breaker
     # does not count it.
     about_destination: bool = True
+    # True: the host could not be reached (DNS failure, connection refused, connect timeout, TLS
+    # failure): a host-level fact, counted by the host's breaker, not the endpoint's
+    # (domain/destinations.py).
+    connect_failed: bool = False
 
 
 class Attempt(msgspec.Struct, frozen=True):
@@ -97,7 +101,9 @@ class Task(msgspec.Struct, frozen=True):
     attempt_base: int = 0  # attempts made before the last manual retry
     trigger: str = "auto"  # what started the current attempt: "auto" | "manual"
     history: list[Attempt] = msgspec.field(default_factory=list)
-    dest: str | None = None  # a webhook's destination, `scheme://host:port`
+    dest: str | None = None  # a webhook's destination host, `scheme://host:port`
+    # Its endpoint (domain/destinations.py); None for a task stored before endpoints: its host.
+    endpoint: str | None = None
     waiting: Waiting | None = None  # parked: why it waits for its destination
 
     @property

@@ -23,6 +23,7 @@ import httpx
 import msgspec
 import yarl
 
+from queue_system.domain.destinations import ENDPOINT_KEY, ENDPOINT_KEY_RULE, keyed_endpoint
 from queue_system.domain.models import AttemptResult
 from queue_system.domain.redaction import header_problems
 from queue_system.domain.sendable import url_problem
@@ -47,6 +48,9 @@ class Webhook(msgspec.Struct, forbid_unknown_fields=True):
     # Write-only: stored for the worker to sign with, never shown (api/schemas.py) nor logged.
     # UNSET is left out of the stored JSON: a task without one costs no bytes.
     signing_secret: str | msgspec.UnsetType = msgspec.UNSET
+    # The receiver, for the circuit breaker (domain/destinations.py): tasks with one key share one
+    # endpoint breaker on their host, whatever their URLs; UNSET: the URL without its query.
+    endpoint: str | msgspec.UnsetType = msgspec.UNSET
 
 
 @functools.lru_cache(maxsize=4096)
@@ -71,14 +75,30 @@ def _url_problem(url: str) -> str | None:
 
 @functools.lru_cache(maxsize=4096)
 def _destination_of(url: str) -> str:
-    scheme, host, port = destination(url)
+    scheme, _, port = destination(url)
+    host = httpx.URL(url).raw_host.decode("ascii").lower()  # as httpx sends it: IDNA, ASCII
     return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def destination_of(hook: Webhook) -> str:
-    """Where the webhook goes, as its destination's cap and circuit breaker know it:
-    `scheme://host:port`, the host lower-cased, the scheme's default port filled in."""
+    """The host the webhook goes to, as the host's cap and breaker know it: `scheme://host:port`,
+    the scheme and host lower-cased (an IDNA host in its ASCII form), the default port filled in."""
     return _destination_of(hook.url)
+
+
+@functools.lru_cache(maxsize=4096)
+def _endpoint_of(url: str) -> str:
+    # The path as the clients send it (httpx's normalisation: percent-encoding, an empty path "/").
+    return _destination_of(url) + httpx.URL(url).raw_path.split(b"?", 1)[0].decode("ascii")
+
+
+def endpoint_of(hook: Webhook) -> str:
+    """The endpoint the webhook goes to, as its breaker knows it (domain/destinations.py): the
+    caller's `endpoint` key as `scheme://host:port#key`, else the URL without its query and
+    fragment, `scheme://host:port/path`, normalised as `destination_of` (the path kept as sent)."""
+    if isinstance(hook.endpoint, str):
+        return keyed_endpoint(destination_of(hook), hook.endpoint)
+    return _endpoint_of(hook.url)
 
 
 _STRICT = EgressPolicy()  # the default deny list, for a kind built without settings
@@ -104,6 +124,8 @@ def check_webhook(hook: Webhook, policy: EgressPolicy = _STRICT) -> Webhook:
             parse_secret(hook.signing_secret)
         except ValueError as exc:
             raise InvalidInput(str(exc).removeprefix("signing_secret: "), field="signing_secret") from None
+    if isinstance(hook.endpoint, str) and not ENDPOINT_KEY.fullmatch(hook.endpoint):
+        raise InvalidInput(ENDPOINT_KEY_RULE, field="endpoint")
     hook.method = method
     return hook
 

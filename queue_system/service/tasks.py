@@ -25,7 +25,7 @@ from queue_system.domain.retry import (
 )
 from queue_system.errors import Conflict, InvalidInput, TaskNotFound
 from queue_system.kinds.registry import Registry, TaskKind, backoff_policy, fixed_policy, policy_bounds
-from queue_system.kinds.webhook import Webhook, destination_of
+from queue_system.kinds.webhook import Webhook, destination_of, endpoint_of
 from queue_system.service.clock import now_ms
 from queue_system.settings import WorkerSettings
 from queue_system.storage.dramatiq_wire import QUEUES
@@ -79,9 +79,11 @@ class TaskService:
             extra["retry"] = encode_policy(policy)
         if sub.timeout_ms is not None:
             extra["timeout_ms"] = str(sub.timeout_ms)
-        dest = destination_of(payload) if isinstance(payload, Webhook) else None
-        if dest is not None:  # its destination's cap and circuit breaker apply (lua/destinations.lua)
-            extra["dest"] = dest
+        dest = endpoint = None
+        if isinstance(payload, Webhook):  # its host's and endpoint's caps and breakers apply
+            dest, endpoint = destination_of(payload), endpoint_of(payload)  # (lua/destinations.lua)
+            # The endpoint is stored after its host (`ep`: the path, or `#key`): bytes per task count.
+            extra["dest"], extra["ep"] = dest, endpoint.removeprefix(dest)
         due = self._due(sub, now)
         # The options as requested (not as resolved): resending the same request stays the same task.
         requested = msgspec.json.encode(sub.retry.requested).decode() if sub.retry else ""
@@ -100,7 +102,7 @@ class TaskService:
         )
         created, existing_fingerprint = await self.store.create(new)
         if created:  # one round trip on the hot path: the record is exactly what we just wrote
-            return _as_task(new, payload, sub, policy, dest), True
+            return _as_task(new, payload, sub, policy, dest, endpoint), True
         if existing_fingerprint != fingerprint:
             raise Conflict(f"a different task with id {task_id!r} exists", task_id=task_id)
         task = await self.store.get(task_id)
@@ -166,7 +168,13 @@ class TaskService:
         now = now_ms()
         stats["oldest_pending_age_ms"] = max(0, now - oldest) if oldest is not None else None
         report = await self.store.destinations(now, 0)
-        stats["destinations"] = {"known": report.known, "open": report.open, "parked": report.parked}
+        stats["destinations"] = {
+            "known": report.known,
+            "open": report.open,
+            "parked": report.parked,
+            "endpoints_known": report.known_endpoints,
+            "endpoints_open": report.open_endpoints,
+        }
         return stats
 
     async def destinations(self, limit: int) -> DestinationReport:
@@ -189,7 +197,12 @@ class TaskService:
 
 
 def _as_task(
-    new: NewTask, payload: Any, sub: Submission, policy: RetryPolicy | None, dest: str | None
+    new: NewTask,
+    payload: Any,
+    sub: Submission,
+    policy: RetryPolicy | None,
+    dest: str | None,
+    endpoint: str | None,
 ) -> Task:
     return Task(
         id=new.id,
@@ -205,4 +218,5 @@ def _as_task(
         timeout_ms=sub.timeout_ms,
         next_attempt_at=new.due,
         dest=dest,
+        endpoint=endpoint,
     )

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from queue_system.domain.destinations import Waiting, WaitReason
+from queue_system.domain.destinations import Waiting, WaitLevel, WaitReason
 from queue_system.domain.models import Attempt, Outcome, Task, TaskStatus
 from queue_system.domain.policy import decode_policy
 
@@ -55,6 +55,7 @@ CLAIMED_FIELDS = (
     "attempt_base",
     "trigger",
     "dest",
+    "ep",
 )
 
 
@@ -72,7 +73,13 @@ def task_from_hash(
     retry = fields.get("retry")
     dest = fields.get("dest")
     parked = fields.get("parked")
-    waiting = Waiting(dest, WaitReason(parked), int(fields.get("parked_at", 0))) if parked and dest else None
+    ep = fields.get("ep")  # the endpoint after its host (lua/destinations.lua); none: stored before
+    endpoint = dest + ep if dest and ep is not None else None
+    waiting = None
+    if parked and dest:  # (parked by a version without levels: under its host)
+        level = WaitLevel(fields.get("parked_level", WaitLevel.HOST))
+        since = int(fields.get("parked_at", 0))
+        waiting = Waiting(dest, WaitReason(parked), since, level=level, endpoint=endpoint or dest)
     return Task(
         id=fields["id"],
         type=fields["type"],
@@ -94,6 +101,7 @@ def task_from_hash(
         trigger=fields.get("trigger", "auto"),
         history=[attempt_from_json(h) for h in history or ()],
         dest=dest,
+        endpoint=endpoint,
         waiting=waiting,
     )
 

@@ -25,6 +25,16 @@ with a family's head, so `Keys.parse` undoes every key: (family, value) -> key i
                                  reconciler forgets a destination idle for 7 days with nothing
                                  parked or in flight)
 {p}:dests:due            zset    d -> when the reconciler looks at it next (it has parked tasks)
+{p}:endpoint:{e}         hash    a webhook endpoint (domain/destinations.py: the URL without its query,
+                                 or `scheme://host:port#key`): its own circuit breaker, fields as
+                                 {p}:dest:{d}'s; absent = closed, no failures
+{p}:ep-inflight:{e}      zset    id -> lease expiry ms: the endpoint's slots (within its host's)
+{p}:ep-parked:{e}        zset    id -> parked-at ms: tasks waiting for the endpoint itself
+{p}:endpoints            zset    e -> last activity ms: the owner of the three keys above (an
+                                 endpoint left with none of them is dropped when its attempt
+                                 finishes; the reconciler forgets one idle for an hour with
+                                 nothing parked or in flight)
+{p}:endpoints:due        zset    e -> when the reconciler looks at it next (it has parked tasks)
 {p}:authfail:{h}         hash    failed key checks of one client address (h: SHA-256 of it, 32 hex):
                                  fails, window_end, locked_until, strikes (storage/auth_failures.py);
                                  expires a day after its lock ends
@@ -78,6 +88,9 @@ FAMILIES: dict[str, str] = {
     "ratelimit": "ratelimit:",
     "authfail": "authfail:",
     "inbox": "inbox:",
+    "endpoint": "endpoint:",
+    "ep_inflight": "ep-inflight:",
+    "ep_parked": "ep-parked:",
     "dramatiq": f"{dramatiq_wire.NAMESPACE_SUFFIX}:",  # Dramatiq's own namespace
 }
 # name -> the key after `{p}:`.
@@ -88,6 +101,8 @@ FIXED: dict[str, str] = {
     "expiry": "expiry",
     "dests": "dests",
     "dests_due": "dests:due",
+    "endpoints": "endpoints",
+    "endpoints_due": "endpoints:due",
     "mailbox": "mailbox",
     "inboxes": "inboxes",
     "probe": "probe",
@@ -168,6 +183,23 @@ class Keys:
     @property
     def dests_due(self) -> str:
         return self._fixed("dests_due")
+
+    def endpoint(self, endpoint: str) -> str:
+        return self._of("endpoint", endpoint)
+
+    def endpoint_inflight(self, endpoint: str) -> str:
+        return self._of("ep_inflight", endpoint)
+
+    def endpoint_parked(self, endpoint: str) -> str:
+        return self._of("ep_parked", endpoint)
+
+    @property
+    def endpoints(self) -> str:
+        return self._fixed("endpoints")
+
+    @property
+    def endpoints_due(self) -> str:
+        return self._fixed("endpoints_due")
 
     def stats_minute(self, minute: int | str) -> str:
         return self._of("stats", str(minute))

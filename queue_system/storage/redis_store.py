@@ -21,6 +21,8 @@ from queue_system.domain.destinations import (
     Destination,
     DestinationLimits,
     DestinationReport,
+    Signal,
+    WaitLevel,
     WaitReason,
 )
 from queue_system.domain.models import (
@@ -46,9 +48,10 @@ MAX_SCAN = 5_000
 # recently active; about 2 commands each).
 WAKE_LIMIT = 100
 MAX_DESTINATIONS_SCAN = 2_000
-# A destination with nothing parked or in flight is forgotten (its breaker state too) this long
-# after its last activity.
+# A host with nothing parked or in flight is forgotten (its breaker state too) this long after its
+# last activity; an endpoint sooner: a host carries thousands, and a quiet one has nothing to keep.
 DESTINATION_IDLE_MS = 7 * 86_400_000
+ENDPOINT_IDLE_MS = 3_600_000
 
 
 class NewTask(msgspec.Struct, frozen=True):
@@ -81,6 +84,7 @@ class Skip(msgspec.Struct, frozen=True):
     reason: SkipReason
     status: TaskStatus | None = None  # for NOT_CLAIMABLE
     why: str | None = None  # for PARKED: "open" | "busy" (domain.destinations.WaitReason)
+    level: str | None = None  # for PARKED: "host" | "endpoint" (domain.destinations.WaitLevel)
 
 
 class Finished(msgspec.Struct, frozen=True):
@@ -120,17 +124,20 @@ class Unclaimed(msgspec.Struct, frozen=True):
     acked: bool  # the `ack` given to unclaim was acknowledged by the same script
 
 
-def breaker_signal(result: AttemptResult) -> str:
-    """What an attempt says about its destination: "up" (it answered below 500), "down" (a
-    timeout, a connection error, a 5xx) or "" (nothing: the request never went out, or was
-    refused on our side: `about_destination` is False)."""
+def breaker_signal(result: AttemptResult) -> Signal:
+    """What an attempt says about its destination (domain/destinations.py): UP (an answer below
+    500), ENDPOINT_DOWN (a 5xx, a response timeout, a connection lost after it was made: the host
+    answered), HOST_DOWN (the transport could not reach the host: `connect_failed`) or NONE
+    (the request never went out, or was refused on our side: `about_destination` is False)."""
     if not result.about_destination:
-        return ""
+        return Signal.NONE
     if result.status_code is not None:
-        return "down" if result.status_code >= 500 else "up"
+        return Signal.ENDPOINT_DOWN if result.status_code >= 500 else Signal.UP
     if result.outcome is Outcome.SUCCESS:
-        return "up"
-    return "down" if result.outcome is Outcome.TRANSIENT else ""
+        return Signal.UP
+    if result.outcome is not Outcome.TRANSIENT:
+        return Signal.NONE
+    return Signal.HOST_DOWN if result.connect_failed else Signal.ENDPOINT_DOWN
 
 
 class Change(StrEnum):
@@ -147,7 +154,7 @@ class ChangeResult:
     status: TaskStatus | None = None  # the status that refused
 
 
-def _destination(row: list[Any]) -> Destination:
+def _destination(row: list[Any], level: WaitLevel) -> Destination:
     d, state, in_flight, failures, parked, open_until, cooldown_ms, last_error, last_active = row
     breaker = BreakerState(state)
     return Destination(
@@ -160,6 +167,7 @@ def _destination(row: list[Any]) -> Destination:
         cooldown_ms=int(cooldown_ms) if cooldown_ms else None,
         last_error=last_error or None,
         last_active_at=int(float(last_active)),
+        level=level,
     )
 
 
@@ -187,6 +195,7 @@ class TaskStore:
             lim.cooldown_ms,
             lim.max_cooldown_ms,
             lim.hold_ms,
+            lim.endpoint_cap,
         )
         self._caller = ScriptCaller(client)
         prefix = self.keys.prefix
@@ -207,14 +216,16 @@ class TaskStore:
     def claim(self, task_id: str, token: int, now: int, lease_until: int) -> Claim | Skip:
         """Start an attempt for the message (task_id, token), if it is the task's current one and
         its destination (if it has one) can take it; else it is parked (Skip PARKED)."""
-        reply = self._claim(task_id, token, now, lease_until, self.limits.max_inflight)
+        reply = self._claim(
+            task_id, token, now, lease_until, self.limits.max_inflight, self.limits.endpoint_cap
+        )
         if reply[0] == "ok":
             _, values, payload = reply
             return Claim(claimed_task(values, payload))
         if reply[0] == "not_claimable":
             return Skip(SkipReason.NOT_CLAIMABLE, TaskStatus(reply[1]))
         if reply[0] == "parked":
-            return Skip(SkipReason.PARKED, why=reply[1])
+            return Skip(SkipReason.PARKED, why=reply[1], level=reply[2])
         return Skip(SkipReason(reply[0]))
 
     def finish(
@@ -287,7 +298,15 @@ class TaskStore:
         whose cool-down is over, free slots of closed ones); forget long-idle destinations.
         -> (tasks dispatched, of which probes)."""
         lim = self.limits
-        dispatched, probes = self._wake(now, WAKE_LIMIT, lim.max_inflight, lim.hold_ms, DESTINATION_IDLE_MS)
+        dispatched, probes = self._wake(
+            now,
+            WAKE_LIMIT,
+            lim.max_inflight,
+            lim.hold_ms,
+            DESTINATION_IDLE_MS,
+            lim.endpoint_cap,
+            ENDPOINT_IDLE_MS,
+        )
         return int(dispatched), int(probes)
 
     def sweep(self, now: int, limit: int = 500) -> int:
@@ -320,7 +339,7 @@ def _finish_args(call: FinishCall, retention_ms: int, limits: Sequence[Any]) -> 
     ack = call.ack
     args += (ack.fetched, ack.messages, ack.message_id, ack.heartbeats, ack.consumer_id) if ack else _NO_ACK
     if call.task.dest is not None:  # (arguments cost Redis time: only those the script reads)
-        args += [breaker_signal(call.result), *limits]
+        args += [breaker_signal(call.result).value, *limits]
     return args
 
 
@@ -360,9 +379,12 @@ class AsyncTaskStore:
         if not fields:
             return None
         task = task_from_hash(fields, history, payload)
-        if task.waiting and task.dest:  # why it waits now, and when its destination is next probed
+        if task.waiting and task.dest:  # why it waits now, and when its level is next probed
+            endpoint = task.waiting.endpoint or task.dest
+            at_endpoint = task.waiting.level is WaitLevel.ENDPOINT
+            breaker = self.keys.endpoint(endpoint) if at_endpoint else self.keys.dest(task.dest)
             async with self.client.pipeline(transaction=False) as pipe:
-                pipe.hmget(self.keys.dest(task.dest), ["state", "open_until"])
+                pipe.hmget(breaker, ["state", "open_until"])
                 ((state, open_until),) = await pipe.execute()
             closed = state in (None, BreakerState.CLOSED)
             probe_at = int(open_until) if state == BreakerState.OPEN and open_until else None
@@ -372,12 +394,20 @@ class AsyncTaskStore:
         return task
 
     async def destinations(self, now: int, limit: int) -> DestinationReport:
-        """The `limit` most recently active destinations, and a summary of all (up to
-        MAX_DESTINATIONS_SCAN)."""
-        known, n_open, parked, rows = await self._destinations(
+        """The `limit` most recently active hosts and endpoints, and a summary of all (up to
+        MAX_DESTINATIONS_SCAN of each)."""
+        known, n_open, parked, rows, known_ep, open_ep, ep_rows = await self._destinations(
             keys=self._k(), args=[now, limit, MAX_DESTINATIONS_SCAN]
         )
-        return DestinationReport(int(known), int(n_open), int(parked), [_destination(row) for row in rows])
+        return DestinationReport(
+            int(known),
+            int(n_open),
+            int(parked),
+            [_destination(row, WaitLevel.HOST) for row in rows],
+            [_destination(row, WaitLevel.ENDPOINT) for row in ep_rows],
+            int(known_ep),
+            int(open_ep),
+        )
 
     async def cancel(self, task_id: str, now: int, retention_ms: int) -> ChangeResult:
         """A waiting task (pending, scheduled, retrying) is cancelled; others are REFUSED."""

@@ -46,6 +46,9 @@ def render_prelude() -> str:
         "dest_key(d)": k.dest("{d}"),
         "inflight_key(d)": k.dest_inflight("{d}"),
         "parked_key(d)": k.dest_parked("{d}"),
+        "endpoint_key(e)": k.endpoint("{e}"),
+        "ep_inflight_key(e)": k.endpoint_inflight("{e}"),
+        "ep_parked_key(e)": k.endpoint_parked("{e}"),
         "stats_key(minute)": k.stats_minute("{minute}"),
     }
     constants = {
@@ -56,6 +59,8 @@ def render_prelude() -> str:
         "HEARTBEATS": k.heartbeats,
         "DESTS": k.dests,
         "DESTS_DUE": k.dests_due,
+        "ENDPOINTS": k.endpoints,
+        "ENDPOINTS_DUE": k.endpoints_due,
         "LAYOUT_LOCK": k.layout_lock,
     }
     actors = ", ".join(f"[{_lua_string(q)}] = {_lua_string(a)}" for q, a in dramatiq_wire.ACTORS.items())

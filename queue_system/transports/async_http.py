@@ -7,7 +7,9 @@ from 16 threads and 8-12 ms for `httpx.AsyncClient` (its pool search grows with 
 The classification is the sync sender's (delivery/webhook.py): 2xx -> success; timeouts,
 connection errors, 408/425/429/5xx -> transient (honouring `Retry-After`); other statuses ->
 permanent; a request that cannot be sent as given -> permanent, not counted against the
-destination. Only the status, the `Retry-After` header and a bounded prefix of the body are read.
+destination; a failure to reach the host (DNS, refused, connect timeout, TLS) is `connect_failed`,
+counted against the host's breaker rather than the endpoint's. Only the status, the `Retry-After`
+header and a bounded prefix of the body are read.
 
 An egress guard plugs in as aiohttp's resolver (`resolver_factory=`, called on the loop): it
 resolves once, checks every address, and raises its own exception for a blocked one; list that
@@ -40,6 +42,9 @@ from queue_system.transports.http import (
 # Read at most this much of a response; a larger body closes the connection instead of draining it.
 READ_LIMIT = 64 * 1024
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# The share of a request's timeout its TCP connect (and TLS handshake) may take: past it, the
+# attempt is a connect timeout, counted against the host (see `exchange`).
+CONNECT_SHARE = 0.9
 
 Destination = tuple[str, str, int]  # (scheme, host, port): what the per-destination cap counts
 
@@ -159,7 +164,9 @@ class AsyncHttpSender:
                 request.url,
                 headers=request.headers,
                 data=request.content,
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                # A connect that outlasts CONNECT_SHARE of the budget is the host's fault (it raises
+                # ConnectionTimeoutError); with `total` alone it would read as a response timeout.
+                timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=timeout_s * CONNECT_SHARE),
                 allow_redirects=self.follow_redirects,
                 max_redirects=self.max_redirects,
             ) as response:
@@ -172,27 +179,38 @@ class AsyncHttpSender:
                     headers.get("Content-Type"),
                     content_length(headers.get("Content-Length")),
                 )
-        except TimeoutError as exc:  # aiohttp's timeouts subclass it
-            return AttemptResult(
-                Outcome.TRANSIENT, error=f"timeout after {timeout_s:g}s ({type(exc).__name__})"
-            )
-        except aiohttp.TooManyRedirects as exc:
-            return AttemptResult(Outcome.PERMANENT, error=f"TooManyRedirects: {exc}")
-        except aiohttp.InvalidURL as exc:
-            return AttemptResult(Outcome.PERMANENT, error=f"invalid URL: {exc}")
-        except EgressBlocked as exc:  # its message says it all: egress blocked: <host> resolved to ...
-            return AttemptResult(Outcome.PERMANENT, error=str(exc))
-        except self.permanent_errors as exc:
-            return AttemptResult(Outcome.PERMANENT, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
-        except ValueError as exc:
-            # aiohttp refusing to write the request ("Forbidden control character detected in
-            # headers"): raised before anything is sent, our side's doing, never the destination's.
-            return unsendable(f"{type(exc).__name__}: {exc}")
-        except aiohttp.ClientConnectorError as exc:
-            # Named as the sync sender (httpx) names it: the attempt history reads the same.
-            return AttemptResult(Outcome.TRANSIENT, error=f"ConnectError: {exc}")
-        except (aiohttp.ClientError, OSError) as exc:
-            return AttemptResult(Outcome.TRANSIENT, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
+        except Exception as exc:  # (classified below; anything else is raised again)
+            return _failure(exc, timeout_s, self.permanent_errors)
+
+
+def _failure(exc: Exception, timeout_s: float, permanent: tuple[type[BaseException], ...]) -> AttemptResult:
+    """The outcome of an exchange that raised `exc` (raised again if it is none of these)."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):  # the host is unreachable: a host-level fact
+        return AttemptResult(
+            Outcome.TRANSIENT,
+            error=f"connect timeout after {timeout_s * CONNECT_SHARE:g}s ({type(exc).__name__})",
+            connect_failed=True,
+        )
+    if isinstance(exc, TimeoutError):  # aiohttp's timeouts subclass it
+        return AttemptResult(Outcome.TRANSIENT, error=f"timeout after {timeout_s:g}s ({type(exc).__name__})")
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return AttemptResult(Outcome.PERMANENT, error=f"TooManyRedirects: {exc}")
+    if isinstance(exc, aiohttp.InvalidURL):
+        return AttemptResult(Outcome.PERMANENT, error=f"invalid URL: {exc}")
+    if isinstance(exc, EgressBlocked):  # its message says it all: egress blocked: <host> resolved to ...
+        return AttemptResult(Outcome.PERMANENT, error=str(exc))
+    if isinstance(exc, permanent):
+        return AttemptResult(Outcome.PERMANENT, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
+    if isinstance(exc, ValueError):
+        # aiohttp refusing to write the request ("Forbidden control character detected in
+        # headers"): raised before anything is sent, our side's doing, never the destination's.
+        return unsendable(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, aiohttp.ClientConnectorError):  # DNS, refused, TLS (its subclasses): the host's
+        # Named as the sync sender (httpx) names it: the attempt history reads the same.
+        return AttemptResult(Outcome.TRANSIENT, error=f"ConnectError: {exc}", connect_failed=True)
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return AttemptResult(Outcome.TRANSIENT, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
+    raise exc
 
 
 async def _check_literal(resolver: AbstractResolver, url: str) -> None:

@@ -1,6 +1,8 @@
 """HTTP transport: send one webhook request with a shared `httpx.Client` and classify the outcome.
 
-2xx -> success. Timeouts, connection errors, 408/425/429/5xx -> transient (honouring `Retry-After`).
+2xx -> success. Timeouts, connection errors, 408/425/429/5xx -> transient (honouring `Retry-After`);
+a failure to reach the host (DNS, refused, connect timeout, TLS) is marked `connect_failed`: it counts
+against the host's breaker, not the endpoint's (domain/destinations.py).
 Any other status, a connection the egress guard refuses (`EgressBlocked`, see egress_httpx.py) and
 too many redirects -> permanent. A request that cannot be sent as given (domain/sendable.py, or the
 client refusing to write it) -> permanent without counting against the destination (`unsendable`).
@@ -59,8 +61,18 @@ def exchange(client: httpx.Client, request: WebhookRequest, timeout_s: float) ->
         # The client refused to write this request (h11 on a header, a URL, a non-ASCII value):
         # our side's doing, never the destination's.
         return unsendable(f"{type(exc).__name__}: {exc}")
+    except httpx.ConnectTimeout as exc:  # the host is unreachable: a host-level fact (connect_failed)
+        return AttemptResult(
+            Outcome.TRANSIENT,
+            error=f"connect timeout after {timeout_s:g}s ({type(exc).__name__})",
+            connect_failed=True,
+        )
     except httpx.TimeoutException as exc:
         return AttemptResult(Outcome.TRANSIENT, error=f"timeout after {timeout_s:g}s ({type(exc).__name__})")
+    except httpx.ConnectError as exc:  # DNS, refused, TLS: httpcore raises it before the request goes out
+        return AttemptResult(
+            Outcome.TRANSIENT, error=f"ConnectError: {exc}".rstrip(": "), connect_failed=True
+        )
     except httpx.TransportError as exc:
         return AttemptResult(Outcome.TRANSIENT, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
     return classify(response, body)

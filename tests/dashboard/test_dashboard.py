@@ -196,9 +196,19 @@ def test_the_overview_reads_counters_workers_and_destinations(
     redis_client.zadd("qs:dramatiq:__heartbeats__", {"broker-abc": int(time.time() * 1000) - 2_000})
     redis_client.zadd("qs:dests", {"http://127.0.0.1:9": 1})
     redis_client.hset("qs:dest:http://127.0.0.1:9", mapping={"state": "open", "failures": 5})
+    endpoint = "http://127.0.0.1:9/customer-7"
+    redis_client.zadd("qs:endpoints", {endpoint: 1})
+    error = "HTTP 503 from http://u:hunter2@127.0.0.1:9/x?token=abc"
+    redis_client.hset(
+        f"qs:endpoint:{endpoint}", mapping={"state": "half_open", "failures": 2, "last_error": error}
+    )
+    redis_client.zadd(f"qs:ep-parked:{endpoint}", {"t1": 1, "t2": 2})
     page = open_client.get("/dashboard/", headers={"HX-Request": "true"}).text
     assert "30.0 %" in page and "1 alive" in page
     assert "http://127.0.0.1:9" in page and "breaker open" in page
+    # Both levels, the endpoint's last error redacted.
+    assert endpoint in page and "breaker half_open" in page and "endpoint" in page
+    assert "HTTP 503" in page and "hunter2" not in page and "token=abc" not in page
     series = open_client.get("/dashboard/series.json").json()
     assert len(series["minute"]) == 60 and series["completed"][-1] == 7 and series["failed"][-1] == 3
     assert series["attempts"][-1] == 12 and series["attempts"][0] == 0  # completed + failed + retried

@@ -1,9 +1,9 @@
-"""One dead endpoint cannot starve the others: the per-destination cap and the circuit breaker
-shared through Redis, end to end (the API, a worker group of 2 processes, receivers on 127.0.0.1
-that count their concurrent requests: bench/slow_receiver.py).
+"""One dead endpoint cannot starve the others: the host's cap, the endpoint's bound and the circuit
+breakers shared through Redis, end to end (the API, a worker group of 2 processes, receivers on
+127.0.0.1 that count their concurrent requests: bench/slow_receiver.py).
 
-This module's worker: cap 3 requests per destination, the breaker opens after 3 failures in a
-row, cool-down 1 s doubling up to 2 s; requests time out after 1 s (support.BASE_ENV).
+This module's worker: cap 3 requests per host and 2 per endpoint, a breaker opens after 3 failures
+in a row, cool-down 1 s doubling up to 2 s; requests time out after 1 s (support.BASE_ENV).
 """
 
 from __future__ import annotations
@@ -26,11 +26,13 @@ ENV = {
     "WORKER_PROCESSES": "2",
     "WORKER_CONCURRENCY": "4",
     "WEBHOOK_MAX_INFLIGHT_PER_HOST": "3",
+    "WEBHOOK_MAX_INFLIGHT_PER_ENDPOINT": "2",
     "WEBHOOK_BREAKER_THRESHOLD": "3",
     "WEBHOOK_BREAKER_COOLDOWN": "1s",
     "WEBHOOK_BREAKER_MAX_COOLDOWN": "2s",
 }
 CAP = 3
+ENDPOINT_CAP = 2
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +45,21 @@ def hooks(api: httpx.Client, url: str, n: int) -> list[str]:
     return [submit(api, {"url": url, "method": "POST", "body": {"i": i}}) for i in range(n)]
 
 
-def destination(api: httpx.Client, port: int) -> dict[str, Any]:
+def destination(api: httpx.Client, port: int, path: str | None = "/hook") -> dict[str, Any]:
+    """The row of the endpoint `path` of 127.0.0.1:port (None: of the host itself)."""
     response = api.get("/api/v1/destinations")
     assert response.status_code == 200, response.text
-    rows: dict[str, dict[str, Any]] = {row["destination"]: row for row in response.json()["items"]}
-    return rows.get(f"http://127.0.0.1:{port}", {"state": "closed", "parked": 0})
+    body = response.json()
+    rows: dict[str, dict[str, Any]] = {row["destination"]: row for row in body["items"] + body["endpoints"]}
+    return rows.get(f"http://127.0.0.1:{port}{path or ''}", {"state": "closed", "parked": 0, "failures": 0})
 
 
-def wait_open(api: httpx.Client, port: int, timeout: float = 15) -> dict[str, Any]:
+def wait_open(api: httpx.Client, port: int, path: str = "/hook", timeout: float = 15) -> dict[str, Any]:
     seen: dict[str, Any] = {}
 
     def is_open() -> bool:
         nonlocal seen
-        seen = destination(api, port)
+        seen = destination(api, port, path)
         return bool(seen["state"] != "closed" and seen["parked"] > 0)
 
     assert poll(is_open, timeout), f"the breaker did not open with tasks parked: {seen}"
@@ -89,10 +93,10 @@ def all_completed(api: httpx.Client, ids: list[str], timeout: float) -> list[dic
 
 def test_the_cap_holds_across_worker_processes(api: httpx.Client) -> None:
     with SlowReceiver(delay_ms=150) as rx:
-        ids = hooks(api, rx.url(), 30)
+        ids = [i for n in range(3) for i in hooks(api, rx.url(f"/p{n}"), 10)]  # 3 endpoints, one host
         tasks = all_completed(api, ids, timeout=30)
 
-        assert rx.stats.max_active == CAP  # 8 threads in 2 processes, never more than the cap
+        assert rx.stats.max_active == CAP  # 8 threads in 2 processes, never more than the host's cap
         assert rx.stats.requests == 30
         assert all(t["attempts"] == 1 for t in tasks)  # waiting for a slot counted no attempt
 
@@ -110,9 +114,11 @@ def test_the_breaker_opens_probes_one_at_a_time_and_closes_releasing_the_parked(
         assert parked, "no task shows `waiting`"
         waiting = parked[0]["waiting"]
         assert waiting["destination"] == f"http://127.0.0.1:{rx.port}"
+        assert (waiting["level"], waiting["endpoint"]) == ("endpoint", f"http://127.0.0.1:{rx.port}/hook")
         assert waiting["reason"] == "open" and parked[0]["status"] in ("pending", "retrying")
         stats = api.get("/api/v1/stats").json()["destinations"]
-        assert stats["open"] == 1 and stats["parked"] >= 1
+        assert stats["endpoints_open"] == 1 and stats["parked"] >= 1
+        assert stats["open"] == 0  # response timeouts are the endpoint's: the host stays closed
 
         # While open: one probe at a time across both processes, every 1-2 s (each times out at 1 s).
         # (From a moment with nothing in flight: requests sent before it opened time out first.)
@@ -139,8 +145,8 @@ def test_the_breaker_opens_probes_one_at_a_time_and_closes_releasing_the_parked(
 def test_healthy_webhooks_keep_flowing_while_a_dead_endpoint_has_a_backlog(api: httpx.Client) -> None:
     with SlowReceiver(mode="hang") as dead, SlowReceiver(delay_ms=10) as healthy:
         dead_ids = hooks(api, dead.url(), 100)
-        # The dead endpoint's backlog holds its cap's worth of slots before the healthy ones come.
-        assert poll(lambda: dead.stats.active == CAP, 10, interval=0.01), dead.stats.as_dict()
+        # The dead endpoint's backlog holds its bound's worth of slots before the healthy ones come.
+        assert poll(lambda: dead.stats.active == ENDPOINT_CAP, 10, interval=0.01), dead.stats.as_dict()
         healthy_ids = []
         for _ in range(20):
             healthy_ids += hooks(api, healthy.url(), 1)
@@ -149,7 +155,35 @@ def test_healthy_webhooks_keep_flowing_while_a_dead_endpoint_has_a_backlog(api: 
 
         waits = [timestamp(t["completed_at"]) - timestamp(t["created_at"]) for t in tasks]
         assert max(waits) < 1.5, sorted(waits)
-        assert dead.stats.max_active <= CAP
+        assert dead.stats.max_active <= ENDPOINT_CAP
+        assert get_task(api, dead_ids[-1])["status"] in ("pending", "retrying", "processing")
+
+
+@pytest.mark.parametrize("dead_mode", ["hang", "error"])
+def test_a_dead_path_opens_only_its_own_breaker_on_a_shared_host(api: httpx.Client, dead_mode: str) -> None:
+    """One receiver, one port: /dead/... hangs (or answers 500), /ok answers at once. The dead
+    path's breaker opens; the host's stays closed; the healthy path's webhooks go out, one attempt
+    each, without being parked, while the dead one is open."""
+    with SlowReceiver(delay_ms=10, dead_prefix="/dead", dead_mode=dead_mode) as rx:
+        dead_ids = hooks(api, rx.url("/dead/hook"), 12)
+        wait_open(api, rx.port, "/dead/hook")
+        assert rx.stats.dead_max_active <= ENDPOINT_CAP
+
+        healthy_ids, samples = [], []
+        for _ in range(15):
+            healthy_ids += hooks(api, rx.url("/ok"), 1)
+            samples.append((destination(api, rx.port, None), destination(api, rx.port, "/ok")))
+            time.sleep(0.05)
+        tasks = all_completed(api, healthy_ids, timeout=20)
+
+        waits = [timestamp(t["completed_at"]) - timestamp(t["created_at"]) for t in tasks]
+        assert max(waits) < 1.0, sorted(waits)
+        assert all(t["attempts"] == 1 for t in tasks)
+        for host, ok in samples:  # nothing waited for the host, nor for the healthy endpoint
+            assert (host["state"], host["parked"], ok["parked"]) == ("closed", 0, 0), (host, ok)
+        host = destination(api, rx.port, None)
+        assert (host["state"], host["failures"]) == ("closed", 0), host
+        assert destination(api, rx.port, "/dead/hook")["state"] != "closed"
         assert get_task(api, dead_ids[-1])["status"] in ("pending", "retrying", "processing")
 
 

@@ -5,8 +5,10 @@ Read-only views of keys other parts own (named by storage/keys.py):
                                        epoch ms // 60000; attempts is their sum (each attempt
                                        FINISH records counts once, in one of the three)
     heartbeats                   zset  Dramatiq broker id -> last heartbeat ms (one per worker process)
-    dests, dest(d), dest_inflight(d), dest_parked(d)
-                                       the destinations and their breakers (the destinations' Lua)
+    dests, dest(d), dest_inflight(d), dest_parked(d), and endpoints, endpoint(e),
+    endpoint_inflight(e), endpoint_parked(e)
+                                       the hosts, the endpoints and their breakers (the
+                                       destinations' Lua)
 Missing keys show as empty: a chart with no points, "no workers", "no destinations reported".
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from queue_system.domain.redaction import redact_text, redact_url
 from queue_system.storage.keys import Keys
 
 MINUTES = 60
@@ -69,27 +72,36 @@ async def workers(client: aioredis.Redis, keys: Keys, now_ms: int | None = None)
 
 
 async def destinations(client: aioredis.Redis, keys: Keys) -> list[dict[str, Any]]:
-    names = await client.zrevrange(keys.dests, 0, MAX_DESTINATIONS - 1)
-    if not names:
-        return []
-    async with client.pipeline(transaction=False) as pipe:
-        for name in names:
-            pipe.hgetall(keys.dest(name))
-            pipe.zcard(keys.dest_inflight(name))
-            pipe.zcard(keys.dest_parked(name))
-        out = await pipe.execute()
+    """The MAX_DESTINATIONS most recently active hosts, then as many endpoints (domain/destinations.py),
+    each with its breaker; `last_error` redacted, as every reader sees it."""
+    levels = (
+        ("host", keys.dests, keys.dest, keys.dest_inflight, keys.dest_parked),
+        ("endpoint", keys.endpoints, keys.endpoint, keys.endpoint_inflight, keys.endpoint_parked),
+    )
     rows = []
-    for i, name in enumerate(names):
-        state, inflight, parked = out[3 * i : 3 * i + 3]
-        rows.append(
-            {
-                "name": name,
-                "state": state.get("state", "closed"),
-                "failures": int(state.get("failures") or 0),
-                "inflight": inflight,
-                "parked": parked,
-                "open_until": int(state["open_until"]) if state.get("open_until") else None,
-                "last_error": state.get("last_error"),
-            }
-        )
+    for level, owner, breaker, inflight, parked in levels:
+        names = await client.zrevrange(owner, 0, MAX_DESTINATIONS - 1)
+        if not names:
+            continue
+        async with client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(breaker(name))
+                pipe.zcard(inflight(name))
+                pipe.zcard(parked(name))
+            out = await pipe.execute()
+        for i, name in enumerate(names):
+            state, in_flight, waiting = out[3 * i : 3 * i + 3]
+            error = state.get("last_error")
+            rows.append(
+                {
+                    "name": redact_url(name),
+                    "level": level,
+                    "state": state.get("state", "closed"),
+                    "failures": int(state.get("failures") or 0),
+                    "inflight": in_flight,
+                    "parked": waiting,
+                    "open_until": int(state["open_until"]) if state.get("open_until") else None,
+                    "last_error": redact_text(error) if error else None,
+                }
+            )
     return rows

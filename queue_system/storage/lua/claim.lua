@@ -1,13 +1,15 @@
 -- claim: start an attempt for the message (id, token), if the task waits for exactly that one.
 -- KEYS[1]  the key prefix
--- ARGV     id, token, now, lease_until, cap (a destination's most slots)
+-- ARGV     id, token, now, lease_until, host cap, endpoint cap (their most slots)
 -- Returns  {'ok', {value, ...} (the task's CLAIMED_FIELDS as they now are, in the order of
 --          storage/codec.py; false = absent), payload JSON}
 --          | {'missing'} | {'not_claimable', status} | {'stale'} (another token's message is current)
---          | {'parked', 'open'|'busy'} (its destination cannot take it now: lua/destinations.lua)
+--          | {'parked', 'open'|'busy', 'host'|'endpoint'} (that level of its destination cannot
+--          take it now: lua/destinations.lua)
 -- The task becomes `processing` with attempt + 1 and a lease; `trigger` (what started this
--- attempt) is returned once and then cleared. A task with a destination (`dest`) takes one of
--- its slots; one whose destination is open or at the cap is parked instead, as it is.
+-- attempt) is returned once and then cleared. A task with a destination (`dest`, and `ep`)
+-- takes a slot of its host and one of its endpoint; one whose host or endpoint is open or at its
+-- cap is parked instead, as it is, under that level.
 -- The fields are read once, with one HMGET, and returned as changed here: reading the hash again
 -- (HGETALL) cost the claim a quarter of its Redis time.
 -- now and lease_until stay strings, as Redis takes them (lua/common.lua `int`).
@@ -20,10 +22,11 @@ if status ~= 'pending' and status ~= 'retrying' then return {'not_claimable', st
 if task[CLAIMED_TOKEN] ~= token then return {'stale'} end
 local dest = task[CLAIMED_DEST]
 if dest then
-  local why = take_slot(dest, id, tonumber(now), tonumber(lease_until), tonumber(ARGV[5]))
-  if why then
-    park(dest, id, tonumber(now), why)
-    return {'parked', why}
+  local e = endpoint_of(dest, task[CLAIMED_EP])
+  local wait = take_slot(dest, e, id, tonumber(now), tonumber(lease_until), {tonumber(ARGV[5]), tonumber(ARGV[6])})
+  if wait then
+    park(wait[1], wait[1] == HOST and dest or e, dest, e, id, tonumber(now), wait[2])
+    return {'parked', wait[2], wait[1].name}
   end
 end
 local attempts = int((tonumber(task[CLAIMED_ATTEMPTS]) or 0) + 1)

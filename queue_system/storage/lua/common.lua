@@ -3,7 +3,8 @@
 -- helpers task_key(id), history_key(id), payload_key(id), status_index(status),
 -- type_index(type), queue_key(queue), messages_key(queue), the keys ALL_INDEX, SCHEDULE, LEASES,
 -- EXPIRY, message_id(id, token) and ACTORS (queue -> actor name); for destinations dest_key(d),
--- inflight_key(d), parked_key(d), DESTS, DESTS_DUE (lua/destinations.lua), stats_key(minute), and
+-- inflight_key(d), parked_key(d), DESTS, DESTS_DUE, endpoint_key(e), ep_inflight_key(e),
+-- ep_parked_key(e), ENDPOINTS, ENDPOINTS_DUE (lua/destinations.lua), stats_key(minute), and
 -- LAYOUT_LOCK (the layout upgrade's lock: lua/relayout.lua).
 
 -- A finished task's keys expire this long after the sweeper should have purged them: a backstop
@@ -42,11 +43,14 @@ local function finish_final(id, now, retention)
 end
 
 local function purge(id)
-  local found = redis.call('HMGET', task_key(id), 'type', 'status', 'dest')
+  local found = redis.call('HMGET', task_key(id), 'type', 'status', 'dest', 'ep')
   local task_type, status, dest = found[1], found[2], found[3]
-  if dest then
+  if dest then  -- its host's sets and its endpoint's (a task stored before endpoints: its host)
+    local e = dest .. (found[4] or '')
     redis.call('ZREM', parked_key(dest), id)
     redis.call('ZREM', inflight_key(dest), id)
+    redis.call('ZREM', ep_parked_key(e), id)
+    redis.call('ZREM', ep_inflight_key(e), id)
   end
   if task_type then redis.call('ZREM', type_index(task_type), id) end
   if status then redis.call('ZREM', status_index(status), id) end

@@ -7,8 +7,8 @@
 --          heartbeats key, consumer id (worker/broker.py builds them: Dramatiq's own ack, done
 --          here so recording and acknowledging are one atomic step),
 --          then, for a task with a destination only: the breaker signal of the attempt
---          ('up'|'down'|'': lua/destinations.lua `settle`), cap, threshold, cooldown_ms,
---          max_cooldown_ms, hold_ms (the destinations' limits)
+--          ('up'|'endpoint'|'host'|'': lua/destinations.lua `settle`), host cap, threshold,
+--          cooldown_ms, max_cooldown_ms, hold_ms, endpoint cap (the destinations' limits)
 -- Returns  {recorded, acked}: recorded 0 = stale (the lease was taken over: the attempt is only
 --          added to the history); acked 1 = the message was acknowledged here
 -- `now` stays the string the caller sent: Redis takes it as is, where a Lua number would be
@@ -18,7 +18,7 @@ local retention, entry, max_history = ARGV[6], ARGV[7], tonumber(ARGV[8])
 local result, last_error = ARGV[9], ARGV[10]
 local acked = ack_message(ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], now)
 local key = task_key(id)
-local found = redis.call('HMGET', key, 'status', 'token', 'created_at', 'dest')
+local found = redis.call('HMGET', key, 'status', 'token', 'created_at', 'dest', 'ep')
 local current, current_token, created_at, dest = found[1], found[2], found[3], found[4]
 if not current then return {0, acked} end
 -- The same token and no longer processing: only this attempt's own finish moved it on (every
@@ -49,11 +49,12 @@ else
 end
 redis.call('HSET', key, unpack(set))
 redis.call('HDEL', key, unpack(del))
-if dest and ARGV[21] then
-  settle(dest, id, tonumber(now), ARGV[16], last_error, {tonumber(ARGV[17]), tonumber(ARGV[18]), tonumber(ARGV[19]),
-    tonumber(ARGV[20]), tonumber(ARGV[21])})
-elseif dest then  -- (a caller that did not say: at least the slot is freed)
+if dest and ARGV[22] then
+  settle(dest, endpoint_of(dest, found[5]), id, tonumber(now), ARGV[16], last_error, {tonumber(ARGV[17]),
+    tonumber(ARGV[18]), tonumber(ARGV[19]), tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22])})
+elseif dest then  -- (a caller that did not say: at least the slots are freed)
   redis.call('ZREM', inflight_key(dest), id)
+  redis.call('ZREM', ep_inflight_key(endpoint_of(dest, found[5])), id)
 end
 -- The dashboard's per-minute counts (attempts = completed + retried + failed: each is counted here).
 local minute = stats_key(int(math.floor(now / 60000)))

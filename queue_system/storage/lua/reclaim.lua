@@ -4,8 +4,8 @@
 -- Returns  the number of tasks recovered
 -- Each gets a `lost` attempt and is dispatched again with a new token, as `retrying`; a task
 -- whose worker was lost `max_lost` times in a row fails instead: it is probably what kills its
--- worker (a poison task: OOM, a segfault). Its destination's slot is freed; a lost probe reopens
--- the destination's breaker, as a failed one does.
+-- worker (a poison task: OOM, a segfault). Its host's and endpoint's slots are freed; a lost probe
+-- reopens its level's breaker, as a failed one does.
 local now, limit, max_history = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local max_lost, retention = tonumber(ARGV[4]), tonumber(ARGV[5])
 local cooldown, max_cooldown = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -14,10 +14,11 @@ local n = 0
 for _, id in ipairs(ids) do
   redis.call('ZREM', LEASES, id)
   local key = task_key(id)
-  local found = redis.call('HMGET', key, 'status', 'queue', 'created_at', 'attempts', 'started_at', 'dest')
+  local found = redis.call('HMGET', key, 'status', 'queue', 'created_at', 'attempts', 'started_at', 'dest',
+    'ep')
   local status, queue, created_at, attempts, started_at = found[1], found[2], found[3], found[4], found[5]
   if status == 'processing' then
-    if found[6] then slot_lost(found[6], id, now, cooldown, max_cooldown) end
+    if found[6] then slot_lost(found[6], endpoint_of(found[6], found[7]), id, now, cooldown, max_cooldown) end
     local token = redis.call('HINCRBY', key, 'token', 1)
     local lost = redis.call('HINCRBY', key, 'lost', 1)
     local err = 'worker lost: lease expired before the attempt finished'

@@ -13,7 +13,7 @@ local id, token, now, trigger = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local acked = ack_message(ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], now)
 local key = task_key(id)
 local found = redis.call('HMGET', key, 'status', 'token', 'created_at', 'attempts', 'attempt_base', 'queue',
-  'dest')
+  'dest', 'ep')
 local status, current_token, created_at, attempts = found[1], found[2], found[3], tonumber(found[4]) or 1
 local base, queue, dest = tonumber(found[5]) or 0, found[6], found[7]
 if status ~= 'processing' or current_token ~= token then return {0, acked} end
@@ -26,7 +26,7 @@ redis.call('HDEL', key, 'started_at')
 if trigger ~= '' and trigger ~= 'auto' then redis.call('HSET', key, 'trigger', trigger) end
 move_status(id, 'processing', back, created_at)
 redis.call('ZREM', LEASES, id)
--- Its destination slot goes too (the claim took one): the new message claims again.
-if dest then redis.call('ZREM', inflight_key(dest), id) end
+-- Its destination slots go too (the claim took one at each level): the new message claims again.
+if dest then leave_units(dest, endpoint_of(dest, found[8]), id) end
 dispatch(id, new_token, queue, now)
 return {1, acked}
