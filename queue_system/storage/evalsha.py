@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import threading
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 import hiredis
@@ -18,6 +19,8 @@ import redis
 import redis.asyncio as aioredis
 from redis.connection import AbstractConnection
 from redis.exceptions import NoScriptError
+
+from queue_system.errors import RedisNotReplicated
 
 
 class ScriptCaller:
@@ -112,6 +115,20 @@ def _sha(source: str) -> str:
     return hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()  # what Redis names it by
 
 
+@dataclass(frozen=True, slots=True)
+class Replication:
+    """Make each batch wait for `replicas` replicas (REDIS_MIN_REPLICAS), up to `timeout_ms`.
+
+    `WAIT` covers the writes of its own connection, so it goes on the batch's connection after
+    its calls, behind a `SET` of `marker` (with an expiry): a batch whose calls all found their
+    task already there wrote nothing, and the marker's offset, later in the one replication
+    stream than every earlier write, makes the WAIT cover the original write too."""
+
+    replicas: int
+    timeout_ms: int
+    marker: str
+
+
 class Batcher:
     """Concurrent calls of one script, sent as pipelines: one write and one read for many.
 
@@ -120,14 +137,18 @@ class Batcher:
     CPU as the rest of the request. Here the first call starts a drain task and the calls that
     arrive while a pipeline is in flight ride the next one; a lone call goes out at once. Each
     call gets its own reply or error; a NOSCRIPT reply loads the script and re-sends those calls
-    (they did not run).
+    (they did not run). With `replication`, a batch's replies are given only once enough replicas
+    acknowledged it; otherwise every call of the batch gets RedisNotReplicated.
     """
 
     MAX_BATCH = 256
     TIMEOUT_S = 10.0
 
-    def __init__(self, client: aioredis.Redis, source: str, prefix: str) -> None:
+    def __init__(
+        self, client: aioredis.Redis, source: str, prefix: str, replication: Replication | None = None
+    ) -> None:
         self.client = client
+        self.replication = replication
         self.source = source
         self.sha = _sha(source)
         self.prefix = prefix
@@ -174,6 +195,22 @@ class Batcher:
                 replies[i] = reply
         return replies
 
+    def _waited(self, replies: list[Any]) -> list[Any]:
+        """The calls' replies, once the trailing SET and WAIT said enough replicas have them."""
+        rep = self.replication
+        if rep is None:
+            return replies
+        *replies, _, acked = replies
+        if isinstance(acked, Exception):
+            raise acked
+        if int(acked) < rep.replicas:
+            error = RedisNotReplicated(
+                f"{acked} of REDIS_MIN_REPLICAS={rep.replicas} replicas confirmed the write within "
+                f"{rep.timeout_ms} ms (WAIT)"
+            )
+            return [reply if isinstance(reply, Exception) else error for reply in replies]
+        return replies
+
     async def _pipeline(self, calls: list[list[Any]]) -> list[Any]:
         # Straight on a pooled connection: one write of all the commands (packed by hiredis),
         # then their replies in order. An error reply is that call's result; a broken
@@ -182,18 +219,21 @@ class Batcher:
         # fails the batch's requests with a 503 instead of holding every submit.
         pool = self.client.connection_pool
         conn = None
+        commands: list[tuple[Any, ...]] = [("EVALSHA", self.sha, 1, *args) for args in calls]
+        rep = self.replication
+        if rep is not None:
+            commands += [("SET", rep.marker, "wait", "PX", 10_000), ("WAIT", rep.replicas, rep.timeout_ms)]
         try:
-            async with asyncio.timeout(self.TIMEOUT_S):
+            async with asyncio.timeout(self.TIMEOUT_S + (rep.timeout_ms / 1000 if rep else 0)):
                 conn = await pool.get_connection()  # may connect (and handshake) first
-                packed = b"".join([hiredis.pack_command(("EVALSHA", self.sha, 1, *args)) for args in calls])
-                await conn.send_packed_command(packed)
+                await conn.send_packed_command(b"".join([hiredis.pack_command(c) for c in commands]))
                 replies: list[Any] = []
-                for _ in calls:
+                for _ in commands:
                     try:
                         replies.append(await conn.read_response())
                     except redis.ResponseError as exc:
                         replies.append(exc)
-                return replies
+                return self._waited(replies)
         except BaseException as exc:
             if conn is not None:
                 await conn.disconnect()
