@@ -20,7 +20,8 @@ import redis.asyncio as aioredis
 from redis.connection import AbstractConnection
 from redis.exceptions import NoScriptError
 
-from queue_system.errors import RedisNotReplicated
+from queue_system.errors import RedisNotReplicated, RedisReadOnly
+from queue_system.storage.failures import classify
 
 
 class ScriptCaller:
@@ -61,6 +62,10 @@ class ScriptCaller:
                 conn.disconnect()  # type: ignore[no-untyped-call]
                 if attempt > 1:
                     raise
+            except redis.ResponseError as exc:
+                if demoted(exc):  # the next call reconnects, to wherever the primary is now
+                    conn.disconnect()  # type: ignore[no-untyped-call]
+                raise
         raise AssertionError("unreachable")
 
     def many(self, sha: str, source: str, calls: list[list[Any]]) -> list[Any]:
@@ -82,6 +87,8 @@ class ScriptCaller:
         except (redis.ConnectionError, redis.TimeoutError):
             conn.disconnect()  # type: ignore[no-untyped-call]
             raise
+        if any(isinstance(reply, redis.ResponseError) and demoted(reply) for reply in replies):
+            conn.disconnect()  # type: ignore[no-untyped-call]
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:  # Redis restarted or flushed its scripts: those calls did not run
             conn.send_command("SCRIPT", "LOAD", source)  # type: ignore[no-untyped-call]
@@ -109,6 +116,14 @@ class Script:
     def many(self, calls: list[list[Any]]) -> list[Any]:
         """One call per item of `calls` (each the script's ARGV), pipelined."""
         return self.caller.many(self.sha, self.source, [[self.prefix, *args] for args in calls])
+
+
+def demoted(exc: redis.RedisError) -> bool:
+    """A READONLY refusal, bare or inside a script's error: this connection reaches a replica (a
+    primary demoted by a failover). Keeping it would refuse every write until it breaks; dropped,
+    the next connection goes where the failover endpoint or the sentinels say the primary is.
+    (redis-py's Sentinel connection does this for a bare READONLY only.)"""
+    return isinstance(classify(exc), RedisReadOnly)
 
 
 def _sha(source: str) -> str:
@@ -233,6 +248,8 @@ class Batcher:
                         replies.append(await conn.read_response())
                     except redis.ResponseError as exc:
                         replies.append(exc)
+                if any(isinstance(reply, redis.ResponseError) and demoted(reply) for reply in replies):
+                    await conn.disconnect()
                 return self._waited(replies)
         except BaseException as exc:
             if conn is not None:

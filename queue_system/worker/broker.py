@@ -46,6 +46,7 @@ from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.errors import ConnectionClosed
 
 from queue_system.storage import dramatiq_wire
+from queue_system.storage.evalsha import demoted
 from queue_system.storage.redis_store import MessageAck
 
 # What a failover looks like to a consumer (module docstring); ConnectionError is Dramatiq's own case.
@@ -67,6 +68,13 @@ class _Consumer(_RedisConsumer):
         try:
             return self._next()
         except _FAILOVER_ERRORS as exc:
+            raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
+        except redis.ResponseError as exc:
+            if not demoted(exc):
+                raise
+            # Dramatiq's fetch script on a demoted primary (behind a failover endpoint): drop the
+            # pool's connections, so the restarted consumer connects to the new primary.
+            self.broker.client.connection_pool.disconnect()
             raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
 
     def _next(self) -> MessageProxy | None:
