@@ -96,7 +96,7 @@ def test_a_sentinel_client_carries_the_urls_auth_db_and_tls() -> None:
 
 def test_durability_warnings(redis_client: redis.Redis) -> None:
     # The session's Redis runs without persistence (tests/conftest.py) and without replicas.
-    before = redis_client.config_get("maxmemory-policy")["maxmemory-policy"]
+    before = redis_client.config_get("maxmemory-policy")["maxmemory-policy"]  # type: ignore[index]
     try:
         redis_client.config_set("maxmemory-policy", "allkeys-lru")
         warnings = check_durability(redis_client, min_replicas=1)
@@ -183,7 +183,7 @@ def test_a_readonly_replica_restarts_the_consumer_and_drops_the_connections(
     redis_client: redis.Redis, redis_url: str
 ) -> None:
     redis_client.config_set("replica-read-only", "yes")
-    replica_of = redis_client.execute_command("REPLICAOF", "127.0.0.1", "1")  # nobody there
+    replica_of = redis_client.execute_command("REPLICAOF", "127.0.0.1", "1")  # type: ignore[no-untyped-call]
     assert replica_of == "OK"
     try:
         client = redis.Redis.from_url(redis_url)
@@ -191,8 +191,8 @@ def test_a_readonly_replica_restarts_the_consumer_and_drops_the_connections(
         consumer = broker.consume("default", prefetch=2, timeout=100)
         with pytest.raises(ConnectionClosed, match="READONLY"):
             next(consumer)
-        pooled = client.connection_pool._available_connections  # type: ignore[attr-defined]
+        pooled = client.connection_pool._available_connections
         assert all(conn._sock is None for conn in pooled)  # the next command connects afresh
         client.close()
     finally:
-        redis_client.execute_command("REPLICAOF", "NO", "ONE")
+        redis_client.execute_command("REPLICAOF", "NO", "ONE")  # type: ignore[no-untyped-call]
