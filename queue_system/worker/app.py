@@ -17,7 +17,7 @@ from queue_system.storage.connection import sync_client
 from queue_system.storage.keys import Keys
 from queue_system.worker.broker import FinishAckingBroker
 from queue_system.worker.health import HealthReporting
-from queue_system.worker.runtime import WorkerRuntime, current, worker_id
+from queue_system.worker.runtime import REDIS_REPLY_TIMEOUT_S, WorkerRuntime, current, worker_id
 
 settings = load_settings(os.environ)
 configure_logging(
@@ -26,7 +26,7 @@ configure_logging(
 keys = Keys()
 broker = FinishAckingBroker(
     # One client from the connection factory: a URL's server or the primary the sentinels name.
-    client=sync_client(settings.redis),
+    client=sync_client(settings.redis, socket_timeout=REDIS_REPLY_TIMEOUT_S, socket_connect_timeout=5),
     namespace=keys.dramatiq_namespace,
     middleware=[TimeLimit(), Retries()],
     # Dead-worker requeue by Dramatiq itself is only a backstop: our leases recover tasks first.

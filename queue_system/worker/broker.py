@@ -73,8 +73,9 @@ class _Consumer(_RedisConsumer):
             if not demoted(exc):
                 raise
             # Dramatiq's fetch script on a demoted primary (behind a failover endpoint): drop the
-            # pool's connections, so the restarted consumer connects to the new primary.
-            self.broker.client.connection_pool.disconnect()
+            # pool's idle connections (this one among them), so the restarted consumer connects to
+            # the new primary. Not those in use: closing a socket another thread reads is unsafe.
+            self.broker.client.connection_pool.disconnect(inuse_connections=False)
             raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
 
     def _next(self) -> MessageProxy | None:

@@ -45,6 +45,8 @@ from queue_system.worker.metrics import WorkerMetrics
 
 # Beyond the request timeout, how long a stopping worker waits for its deliveries in flight.
 DRAIN_SLACK_S = 5.0
+# No Redis call of the worker blocks by design (Dramatiq's fetch is a script): longer is a stall.
+REDIS_REPLY_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -120,7 +122,15 @@ def build_runtime(
 ) -> Runtime:
     """`max_per_host`: deliveries in flight per destination in this process (None: up to
     WORKER_MAX_INFLIGHT; the cap across all workers is the destination's, kept in Redis)."""
-    client = sync_client(settings.redis, decode_responses=True, health_check_interval=30)
+    # A reply timeout: a primary that stops answering (frozen, partitioned) must fail the call,
+    # so the thread retries on a connection to wherever the primary is now, not wait forever.
+    client = sync_client(
+        settings.redis,
+        decode_responses=True,
+        health_check_interval=30,
+        socket_timeout=REDIS_REPLY_TIMEOUT_S,
+        socket_connect_timeout=REDIS_REPLY_TIMEOUT_S,
+    )
     threads = settings.worker.threads
     limits = httpx.Limits(max_connections=threads * 2, max_keepalive_connections=threads * 2)
     http = httpx.Client(

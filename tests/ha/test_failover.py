@@ -54,7 +54,8 @@ class Load:
     api: httpx.Client
     receiver: Receiver
     accepted: dict[str, float] = field(default_factory=dict)  # id -> monotonic time of its 201
-    refused: collections.Counter[str] = field(default_factory=collections.Counter)
+    refused: collections.Counter[str] = field(default_factory=collections.Counter)  # "phase: why"
+    phase: str = "steady"
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
@@ -69,16 +70,17 @@ class Load:
             next_at += 1 / RATE_PER_S
             body = {"id": task_id, "url": self.receiver.url(f"/h/{task_id}"), "method": "POST"}
             try:
-                status = self.api.post("/api/v1/tasks", json=body).status_code
+                response = self.api.post("/api/v1/tasks", json=body)
             except httpx.TransportError as exc:
                 status, why = 0, type(exc).__name__
             else:
-                why = str(status)
+                status = response.status_code
+                why = f"{status} {_slug(response)}"
             if status in (200, 201):
                 self.accepted.setdefault(task_id, time.monotonic())
                 task_id = str(uuid.uuid4())
             else:
-                self.refused[why] += 1
+                self.refused[f"{self.phase}: {why}"] += 1
             time.sleep(max(0.0, next_at - time.monotonic()))
             next_at = max(next_at, time.monotonic() - 1)  # after a long stall, no burst to catch up
 
@@ -95,6 +97,13 @@ class Load:
 
         assert support.poll(found, timeout, interval=0.05), f"no 201 within {timeout}s of the fault"
         return min(at for at in list(self.accepted.values()) if at > moment) - moment
+
+
+def _slug(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("type", "")).rpartition(":")[2]
+    except ValueError:
+        return ""
 
 
 @pytest.fixture
@@ -131,6 +140,7 @@ def test_failovers_under_load(group: RedisGroup, tmp_path: Path, min_replicas: s
 
             # 1. the primary dies; it comes back (as its supervisor would restart it) as a replica
             first = group.primary()
+            load.phase = "kill"
             first.kill()
             killed = time.monotonic()
             second, promoted_s = group.wait_primary_changed(first)
@@ -140,6 +150,7 @@ def test_failovers_under_load(group: RedisGroup, tmp_path: Path, min_replicas: s
             group.wait_replica(first)
 
             # 2. the new primary stops (a long GC pause, a frozen VM) past down-after-milliseconds
+            load.phase = "stop"
             stopped = time.monotonic()
             third, replaced_s = _stop_until_replaced(group, second)
             report["stop: promoted after s"] = round(replaced_s, 1)
@@ -148,6 +159,7 @@ def test_failovers_under_load(group: RedisGroup, tmp_path: Path, min_replicas: s
             assert group.role(second) == "slave"
 
             # 3. a sentinel dies; 4. a replica dies (the primary keeps one: min-replicas-to-write 1)
+            load.phase = "sentinel+replica"
             group.sentinels[0].kill()
             replica = next(n for n in group.data if n is not third and n.running)
             replica.kill()
