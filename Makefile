@@ -74,6 +74,14 @@ soak: $(STAMP) ## 20,000 webhooks through killed workers and a killed Redis (abo
 	QS_SOAK=1 timeout $(SOAK_TIMEOUT) $(PY) -m pytest tests/soak -m soak -s -p no:cacheprovider --durations=5 \
 		--basetemp=var/soak $(PYTEST_ARGS)
 
+# ---- the failover test (tests/ha): Sentinel failovers under load; not part of `make test`
+.PHONY: test-ha
+HA_TIMEOUT ?= 420
+
+test-ha: $(STAMP) ## Redis failovers under load: 1 primary + 2 replicas + 3 sentinels, killed and stopped (about 3-4 min)
+	QS_HA=1 timeout $(HA_TIMEOUT) $(PY) -m pytest tests/ha -m ha -s -p no:cacheprovider --durations=5 \
+		--basetemp=var/ha $(PYTEST_ARGS)
+
 # ---- containers (docker-compose.yml, docker/); `make docker-test` readies a bare Debian machine
 COMPOSE_BIN := $(VENV)/docker-tools/docker-compose
 # The Compose binary docker/ci/setup.sh fetched, else the Docker CLI's own plugin.

@@ -32,6 +32,25 @@ def settings_or_exit(*, need_redis: bool = True) -> Settings:
     return settings
 
 
+def warn_about_redis(settings: Settings) -> None:
+    """Log what the connected Redis would lose (eviction, no persistence, too few replicas):
+    warnings, not refusals (README, High availability)."""
+    import redis
+    from loguru import logger
+
+    from queue_system.storage.connection import check_durability, sync_client
+
+    client = sync_client(settings.redis, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        logger.info("Redis: {}", settings.redis.describe())
+        for warning in check_durability(client, settings.min_replicas):
+            logger.warning("Redis: {}", warning)
+    except redis.RedisError as exc:  # the layout check reached it a moment ago: not fatal here
+        logger.warning("Redis: could not read its configuration ({})", exc)
+    finally:
+        client.close()
+
+
 def _user_modules_importable() -> None:
     # TASK_MODULES name the user's modules relative to the working directory, as uvicorn's
     # --app-dir and dramatiq's --path (both "." by default) do; a console script's sys.path starts
@@ -62,7 +81,8 @@ def api() -> None:
     configure_logging(production=settings.production, level=settings.log_level, process="api")
     try:
         app = create_app(settings)
-        logger.info("{}", ensure_layout_at(settings.redis_url or "").summary())
+        logger.info("{}", ensure_layout_at(settings.redis).summary())
+        warn_about_redis(settings)
     except ConfigError as exc:  # API keys: a bad entry, or production without keys; the key layout
         sys.stderr.write(f"configuration error: {exc}\n")
         raise SystemExit(2) from None
@@ -92,7 +112,8 @@ def worker() -> None:
     settings = settings_or_exit()
     configure_logging(production=settings.production, level=settings.log_level, process="worker-master")
     try:  # once, before the dramatiq master forks the worker processes
-        logger.info("{}", ensure_layout_at(settings.redis_url or "").summary())
+        logger.info("{}", ensure_layout_at(settings.redis).summary())
+        warn_about_redis(settings)
     except LayoutError as exc:
         sys.stderr.write(f"configuration error: {exc}\n")
         raise SystemExit(2) from None

@@ -12,6 +12,7 @@
           |                     errors into these (`classify`), `reason` says why in Redis's words
           +-- StorageUnavailable    not now: retry later with the same id (-> 503 + Retry-After)
           |    +-- RedisUnreachable     no connection, no reply in time, loading its data, busy
+          |    +-- RedisNotReplicated   written, but fewer replicas than REDIS_MIN_REPLICAS confirmed
           |    +-- RedisRefusesWrites   it answers but refuses writes: cannot persist (MISCONF)
           |         +-- RedisOutOfMemory    maxmemory reached under `noeviction` (OOM)
           |         +-- RedisReadOnly       a read-only replica (READONLY)
@@ -96,6 +97,13 @@ class StorageUnavailable(StorageError):
 
 class RedisUnreachable(StorageUnavailable):
     summary = "Redis is unreachable"
+
+
+class RedisNotReplicated(StorageUnavailable):
+    """The write landed on the primary, but `WAIT` saw fewer replicas acknowledge it in time: a
+    failover now could lose it. The client's retry with the same id is safe (create is idempotent)."""
+
+    summary = "too few Redis replicas confirmed the write"
 
 
 class RedisRefusesWrites(StorageUnavailable):

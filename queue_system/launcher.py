@@ -11,6 +11,7 @@ stops and the command exits 1.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -89,7 +90,7 @@ def start_redis(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
         url = embedded.start()
         logger.info("Redis: embedded, REDIS_URL={} (data in {})", url, embedded.data_dir)
     try:
-        logger.info("{}", ensure_layout_at(url).summary())
+        logger.info("{}", ensure_layout_at(dataclasses.replace(settings.redis, url=url)).summary())
     except LayoutError as exc:
         logger.error("cannot start: {}", exc)
         if embedded is not None:
@@ -102,7 +103,7 @@ def start_mailbox(settings: Settings, redis_url: str, env: dict[str, str]) -> De
     """Development without SMTP_URL: a local SMTP sink whose messages the dashboard shows."""
     if settings.production or settings.email.smtp_url:
         return None
-    sink = DevMailbox(redis_url)
+    sink = DevMailbox(dataclasses.replace(settings.redis, url=redis_url))
     env["SMTP_URL"] = sink.start()
     if not settings.email.default_to:
         env["EMAIL_DEFAULT_TO"] = DEV_RECIPIENT

@@ -19,6 +19,7 @@ from aiosmtpd.controller import Controller
 from loguru import logger
 
 from queue_system.storage import mailbox
+from queue_system.storage.connection import RedisTarget, sync_client
 
 DEV_RECIPIENT = "dev@localhost"
 TASK_HEADER = "X-Queue-System-Task"
@@ -64,8 +65,8 @@ class _Handler:
 class DevMailbox:
     """`start()` -> the SMTP_URL to give the processes that send; `stop()` when done."""
 
-    def __init__(self, redis_url: str, prefix: str = "qs", host: str = "127.0.0.1") -> None:
-        self.client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
+    def __init__(self, target: RedisTarget | str, prefix: str = "qs", host: str = "127.0.0.1") -> None:
+        self.client = sync_client(target, socket_connect_timeout=5)
         self.host = host
         self.port = _free_port(host)
         self._controller = Controller(_Handler(self.client, prefix), hostname=host, port=self.port)

@@ -112,16 +112,21 @@ def _ms_text(ms: int) -> str:
     return f"{ms}ms"
 
 
-def duration(low_ms: int = 1, *, unit_ms: int = 1) -> Parser:
-    """A duration of at least `low_ms`, in milliseconds (or whole `unit_ms`, e.g. 1000 for seconds)."""
+def duration(low_ms: int = 1, *, unit_ms: int = 1, high_ms: int | None = None) -> Parser:
+    """A duration of at least `low_ms` (and at most `high_ms`), in milliseconds (or whole
+    `unit_ms`, e.g. 1000 for seconds)."""
 
     def parse(text: str) -> int:
         ms = parse_duration_ms(text)
         if ms < low_ms:
             raise ValueError(f"{text!r} is shorter than the minimum {low_ms}ms")
+        if high_ms is not None and ms > high_ms:
+            raise ValueError(f"{text!r} is longer than the maximum {_ms_text(high_ms)}")
         return ms // unit_ms
 
-    return Parser(parse, f"a duration >= {_ms_text(low_ms)}")
+    if high_ms is None:
+        return Parser(parse, f"a duration >= {_ms_text(low_ms)}")
+    return Parser(parse, f"a duration, {_ms_text(low_ms)}-{_ms_text(high_ms)}")
 
 
 def size() -> Parser:

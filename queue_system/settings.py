@@ -32,6 +32,7 @@ from queue_system.parsing import (
     smtp_url,
     text,
 )
+from queue_system.storage.connection import RedisTarget, parse_sentinels
 from queue_system.storage.rate_limit import Rate
 from queue_system.transports.egress import parse_cidrs, parse_ports
 from queue_system.transports.egress_ranges import IPNetwork
@@ -159,6 +160,44 @@ SPEC: tuple[Var, ...] = (
     Var("REDIS_ADDR", text("`host:port`"), None, "Redis as `host:port`, when `REDIS_URL` is unset"),
     Var("REDIS_PASSWORD", text(), None, "the password for `REDIS_ADDR`"),
     Var("REDIS_DB", integer(0, 1023), "0", "the database number for `REDIS_ADDR`"),
+    Var(
+        "REDIS_SENTINELS",
+        Parser(parse_sentinels, "`host:port`, comma-separated"),
+        None,
+        "Sentinels to ask where the primary is (README, High availability); `REDIS_URL` then gives "
+        "only the data nodes' password, db and `rediss://` TLS",
+        "sentinels",
+        unset=(),
+    ),
+    Var(
+        "REDIS_SENTINEL_MASTER",
+        text("a service name"),
+        None,
+        "the service the sentinels watch (`sentinel monitor <name> ...`); needed with `REDIS_SENTINELS`",
+        "sentinel_master",
+    ),
+    Var(
+        "REDIS_SENTINEL_PASSWORD",
+        text(),
+        None,
+        "the sentinels' own password (`requirepass` in sentinel.conf), when they have one",
+        "sentinel_password",
+    ),
+    Var(
+        "REDIS_MIN_REPLICAS",
+        integer(0, 16),
+        "0",
+        "a submit answers `201` only once this many replicas hold the task (`WAIT`); fewer within "
+        "`REDIS_MIN_REPLICAS_TIMEOUT`: `503` (retry with the same `id`)",
+        "min_replicas",
+    ),
+    Var(
+        "REDIS_MIN_REPLICAS_TIMEOUT",
+        duration(1, high_ms=5_000),
+        "1s",
+        "how long a submit waits for `REDIS_MIN_REPLICAS` replicas",
+        "min_replicas_timeout_ms",
+    ),
     Var(
         "DATA_DIR",
         Parser(Path, "a directory"),
@@ -569,6 +608,11 @@ class Settings:
     env: str = _default("ENV")
     log_level: str = _default("LOG_LEVEL")
     redis_url: str | None = None  # None: `make run` starts an embedded Redis under data_dir
+    sentinels: tuple[tuple[str, int], ...] = ()  # set: the primary is the one these sentinels name
+    sentinel_master: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)  # secret: never logged
+    min_replicas: int = _default("REDIS_MIN_REPLICAS")  # replicas a submit waits for (WAIT)
+    min_replicas_timeout_ms: int = _default("REDIS_MIN_REPLICAS_TIMEOUT")
     data_dir: Path = _default("DATA_DIR")  # noqa: RUF009 - a Path is immutable
     retention_ms: int = _default("TASK_RETENTION")
     max_timeout_ms: int = _default("TASK_MAX_TIMEOUT")  # the largest per-task `timeout` a client may ask for
@@ -581,6 +625,11 @@ class Settings:
     def production(self) -> bool:
         return self.env == "production"
 
+    @property
+    def redis(self) -> RedisTarget:
+        """Where every Redis client connects (storage/connection.py builds them)."""
+        return RedisTarget(self.redis_url or "", self.sentinels, self.sentinel_master, self.sentinel_password)
+
 
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Every variable of SPEC with a target, parsed, plus REDIS_URL from its parts."""
@@ -589,9 +638,19 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         if var.target:
             group, _, name = var.target.rpartition(".")
             groups[group][name] = var.value(env.get(var.name))
+    if groups[""]["sentinels"] and not groups[""]["sentinel_master"]:
+        raise ConfigError("REDIS_SENTINEL_MASTER", "must be set with REDIS_SENTINELS (the service name)")
+    if groups[""]["sentinel_master"] and not groups[""]["sentinels"]:
+        raise ConfigError("REDIS_SENTINELS", "must be set with REDIS_SENTINEL_MASTER (host:port,...)")
+    url = _redis_url_from(env)
+    if groups[""]["sentinels"]:
+        if url and url.startswith("unix://"):
+            raise ConfigError("REDIS_URL", "unix:// cannot go with REDIS_SENTINELS (they name a host)")
+        # The URL's host is ignored with sentinels: it carries only auth, db and TLS (or nothing).
+        url = url or "redis://"
     settings = Settings(
         **groups[""],
-        redis_url=_redis_url_from(env),
+        redis_url=url,
         api=ApiSettings(**groups["api"]),
         worker=WorkerSettings(**groups["worker"]),
         email=EmailSettings(**groups["email"]),

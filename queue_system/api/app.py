@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis
-import redis.asyncio as aioredis
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
@@ -33,6 +32,7 @@ from queue_system.kinds import Registry, load_kinds
 from queue_system.service.health import WriteProbe
 from queue_system.service.tasks import TaskService
 from queue_system.settings import Settings
+from queue_system.storage.connection import async_client
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import AsyncTaskStore
 from queue_system.transports.signing import parse_secrets
@@ -53,13 +53,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        client = aioredis.Redis.from_url(
-            settings.redis_url or "",
+        client = async_client(
+            settings.redis,
             decode_responses=True,
             health_check_interval=30,
             socket_connect_timeout=5,
         )
-        store = AsyncTaskStore(client, keys)
+        store = AsyncTaskStore(
+            client,
+            keys,
+            min_replicas=settings.min_replicas,
+            min_replicas_timeout_ms=settings.min_replicas_timeout_ms,
+        )
         guard.start(client, settings, keys or Keys())
         if open_warning:
             logger.warning("{}", open_warning)

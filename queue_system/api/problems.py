@@ -29,6 +29,7 @@ from queue_system.errors import (
     Conflict,
     InvalidInput,
     QueueSystemError,
+    RedisNotReplicated,
     RedisOutOfMemory,
     RedisReadOnly,
     RedisRefusesWrites,
@@ -160,6 +161,12 @@ def _storage_problem(request: Request[Any, Any, Any], exc: StorageError) -> Resp
             "storage-read-only",
             "Redis refuses writes: REDIS_URL reaches a read-only replica (a failover may be under "
             "way); try again later with the same `id`",
+        )
+    elif isinstance(exc, RedisNotReplicated):
+        slug, detail = (
+            "storage-not-replicated",
+            f"{exc.reason}: REDIS_MIN_REPLICAS asks for more before a 201 (the task may be stored "
+            "already); try again with the same `id`, which cannot create a second task",
         )
     elif isinstance(exc, RedisRefusesWrites):
         slug, detail = (

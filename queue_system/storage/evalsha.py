@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import threading
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 import hiredis
@@ -18,6 +19,9 @@ import redis
 import redis.asyncio as aioredis
 from redis.connection import AbstractConnection
 from redis.exceptions import NoScriptError
+
+from queue_system.errors import RedisNotReplicated, RedisReadOnly, RedisRefusesWrites
+from queue_system.storage.failures import classify
 
 
 class ScriptCaller:
@@ -58,6 +62,10 @@ class ScriptCaller:
                 conn.disconnect()  # type: ignore[no-untyped-call]
                 if attempt > 1:
                     raise
+            except redis.ResponseError as exc:
+                if demoted(exc):  # the next call reconnects, to wherever the primary is now
+                    conn.disconnect()  # type: ignore[no-untyped-call]
+                raise
         raise AssertionError("unreachable")
 
     def many(self, sha: str, source: str, calls: list[list[Any]]) -> list[Any]:
@@ -79,6 +87,8 @@ class ScriptCaller:
         except (redis.ConnectionError, redis.TimeoutError):
             conn.disconnect()  # type: ignore[no-untyped-call]
             raise
+        if any(isinstance(reply, redis.ResponseError) and demoted(reply) for reply in replies):
+            conn.disconnect()  # type: ignore[no-untyped-call]
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:  # Redis restarted or flushed its scripts: those calls did not run
             conn.send_command("SCRIPT", "LOAD", source)  # type: ignore[no-untyped-call]
@@ -108,8 +118,41 @@ class Script:
         return self.caller.many(self.sha, self.source, [[self.prefix, *args] for args in calls])
 
 
+def demoted(exc: redis.RedisError) -> bool:
+    """READONLY, bare or inside a script's error: this connection reaches a replica (a primary
+    demoted by a failover). Keeping it would refuse every write until it breaks; dropped, the next
+    one goes where the failover endpoint or the sentinels say the primary is. (redis-py's Sentinel
+    connection does this for a bare READONLY only.)"""
+    return isinstance(classify(exc), RedisReadOnly)
+
+
+def cut_off(exc: redis.RedisError) -> bool:
+    """`demoted`, or NOREPLICAS: a primary cut off from its replicas, e.g. one stopped past the
+    sentinels' patience, which promoted another, and not yet told. The API drops such a connection
+    too, so its submits reach the new primary at once instead of being refused until Sentinel
+    converts the old one (measured: ~11 s of 503s in `make test-ha`)."""
+    classified = classify(exc)
+    return isinstance(classified, RedisReadOnly) or (
+        isinstance(classified, RedisRefusesWrites) and "NOREPLICAS" in classified.reason
+    )
+
+
 def _sha(source: str) -> str:
     return hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()  # what Redis names it by
+
+
+@dataclass(frozen=True, slots=True)
+class Replication:
+    """Make each batch wait for `replicas` replicas (REDIS_MIN_REPLICAS), up to `timeout_ms`.
+
+    `WAIT` covers the writes of its own connection, so it goes on the batch's connection after
+    its calls, behind a `SET` of `marker` (with an expiry): a batch whose calls all found their
+    task already there wrote nothing, and the marker's offset, later in the one replication
+    stream than every earlier write, makes the WAIT cover the original write too."""
+
+    replicas: int
+    timeout_ms: int
+    marker: str
 
 
 class Batcher:
@@ -120,14 +163,18 @@ class Batcher:
     CPU as the rest of the request. Here the first call starts a drain task and the calls that
     arrive while a pipeline is in flight ride the next one; a lone call goes out at once. Each
     call gets its own reply or error; a NOSCRIPT reply loads the script and re-sends those calls
-    (they did not run).
+    (they did not run). With `replication`, a batch's replies are given only once enough replicas
+    acknowledged it; otherwise every call of the batch gets RedisNotReplicated.
     """
 
     MAX_BATCH = 256
     TIMEOUT_S = 10.0
 
-    def __init__(self, client: aioredis.Redis, source: str, prefix: str) -> None:
+    def __init__(
+        self, client: aioredis.Redis, source: str, prefix: str, replication: Replication | None = None
+    ) -> None:
         self.client = client
+        self.replication = replication
         self.source = source
         self.sha = _sha(source)
         self.prefix = prefix
@@ -174,6 +221,22 @@ class Batcher:
                 replies[i] = reply
         return replies
 
+    def _waited(self, replies: list[Any]) -> list[Any]:
+        """The calls' replies, once the trailing SET and WAIT said enough replicas have them."""
+        rep = self.replication
+        if rep is None:
+            return replies
+        *replies, _, acked = replies
+        if isinstance(acked, Exception):
+            raise acked
+        if int(acked) < rep.replicas:
+            error = RedisNotReplicated(
+                f"{acked} of REDIS_MIN_REPLICAS={rep.replicas} replicas confirmed the write within "
+                f"{rep.timeout_ms} ms (WAIT)"
+            )
+            return [reply if isinstance(reply, Exception) else error for reply in replies]
+        return replies
+
     async def _pipeline(self, calls: list[list[Any]]) -> list[Any]:
         # Straight on a pooled connection: one write of all the commands (packed by hiredis),
         # then their replies in order. An error reply is that call's result; a broken
@@ -182,18 +245,23 @@ class Batcher:
         # fails the batch's requests with a 503 instead of holding every submit.
         pool = self.client.connection_pool
         conn = None
+        commands: list[tuple[Any, ...]] = [("EVALSHA", self.sha, 1, *args) for args in calls]
+        rep = self.replication
+        if rep is not None:
+            commands += [("SET", rep.marker, "wait", "PX", 10_000), ("WAIT", rep.replicas, rep.timeout_ms)]
         try:
-            async with asyncio.timeout(self.TIMEOUT_S):
+            async with asyncio.timeout(self.TIMEOUT_S + (rep.timeout_ms / 1000 if rep else 0)):
                 conn = await pool.get_connection()  # may connect (and handshake) first
-                packed = b"".join([hiredis.pack_command(("EVALSHA", self.sha, 1, *args)) for args in calls])
-                await conn.send_packed_command(packed)
+                await conn.send_packed_command(b"".join([hiredis.pack_command(c) for c in commands]))
                 replies: list[Any] = []
-                for _ in calls:
+                for _ in commands:
                     try:
                         replies.append(await conn.read_response())
                     except redis.ResponseError as exc:
                         replies.append(exc)
-                return replies
+                if any(isinstance(reply, redis.ResponseError) and cut_off(reply) for reply in replies):
+                    await conn.disconnect()
+                return self._waited(replies)
         except BaseException as exc:
             if conn is not None:
                 await conn.disconnect()

@@ -30,6 +30,7 @@ import redis
 from queue_system.domain.models import TaskStatus
 from queue_system.errors import LayoutError as LayoutError  # (re-exported: the entry points catch it)
 from queue_system.storage import scripts
+from queue_system.storage.connection import RedisTarget, sync_client
 from queue_system.storage.keys import LAYOUT_VERSION, Keys, Layout1
 
 LOCK_TTL_MS = 30_000  # a dead upgrader's lock frees itself this long after its last batch
@@ -204,9 +205,11 @@ class _Upgrade:
                 return dropped
 
 
-def ensure_layout_at(url: str, keys: Keys | None = None, *, connect_wait_s: float = 30.0) -> LayoutReport:
-    """`ensure_layout` at a process's start: waits (bounded) for the Redis at `url` to answer first."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
+def ensure_layout_at(
+    target: RedisTarget | str, keys: Keys | None = None, *, connect_wait_s: float = 30.0
+) -> LayoutReport:
+    """`ensure_layout` at a process's start: waits (bounded) for the Redis at `target` to answer first."""
+    client = sync_client(target, socket_connect_timeout=5, socket_timeout=30)
     try:
         deadline = time.monotonic() + connect_wait_s
         while True:

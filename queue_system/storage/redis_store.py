@@ -39,7 +39,7 @@ from queue_system.domain.models import (
 from queue_system.domain.retry import Decision
 from queue_system.storage import dramatiq_wire, scripts
 from queue_system.storage.codec import attempt_to_json, claimed_task, dumps, flat_pairs, task_from_hash
-from queue_system.storage.evalsha import Batcher, Script, ScriptCaller
+from queue_system.storage.evalsha import Batcher, Replication, Script, ScriptCaller
 from queue_system.storage.keys import Keys
 
 # Rows a listing may examine while filtering before it returns a partial page with a cursor.
@@ -344,12 +344,24 @@ def _finish_args(call: FinishCall, retention_ms: int, limits: Sequence[Any]) -> 
 
 
 class AsyncTaskStore:
-    """Async storage for the API."""
+    """Async storage for the API. `min_replicas` > 0: a create returns only once that many replicas
+    acknowledged it (`WAIT`, up to `min_replicas_timeout_ms`), else raises RedisNotReplicated."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys | None = None) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: Keys | None = None,
+        *,
+        min_replicas: int = 0,
+        min_replicas_timeout_ms: int = 1000,
+    ) -> None:
         self.client = client
         self.keys = keys or Keys()
-        self._create = Batcher(client, scripts.CREATE, self.keys.prefix)
+        # The marker write shares readiness's probe key: one more short-lived string, no new key.
+        replication = (
+            Replication(min_replicas, min_replicas_timeout_ms, self.keys.probe) if min_replicas else None
+        )
+        self._create = Batcher(client, scripts.CREATE, self.keys.prefix, replication)
         self._cancel = client.register_script(scripts.CANCEL)
         self._delete = client.register_script(scripts.DELETE)
         self._page = client.register_script(scripts.PAGE)

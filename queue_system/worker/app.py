@@ -13,10 +13,11 @@ from dramatiq.middleware import Retries, TimeLimit
 
 from queue_system.logging import configure_logging
 from queue_system.settings import load_settings
+from queue_system.storage.connection import sync_client
 from queue_system.storage.keys import Keys
 from queue_system.worker.broker import FinishAckingBroker
 from queue_system.worker.health import HealthReporting
-from queue_system.worker.runtime import WorkerRuntime, current, worker_id
+from queue_system.worker.runtime import REDIS_REPLY_TIMEOUT_S, WorkerRuntime, current, worker_id
 
 settings = load_settings(os.environ)
 configure_logging(
@@ -24,7 +25,8 @@ configure_logging(
 )
 keys = Keys()
 broker = FinishAckingBroker(
-    url=settings.redis_url,
+    # One client from the connection factory: a URL's server or the primary the sentinels name.
+    client=sync_client(settings.redis, socket_timeout=REDIS_REPLY_TIMEOUT_S, socket_connect_timeout=5),
     namespace=keys.dramatiq_namespace,
     middleware=[TimeLimit(), Retries()],
     # Dead-worker requeue by Dramatiq itself is only a backstop: our leases recover tasks first.
@@ -33,7 +35,7 @@ broker = FinishAckingBroker(
 broker.add_middleware(WorkerRuntime(settings, keys))
 broker.add_middleware(  # ops: status for the master's GET /health (worker/health.py)
     HealthReporting(
-        settings.redis_url or "",
+        settings.redis,
         lambda: len(current().runner.in_flight.snapshot()),
         lambda: current().metrics,
         probe_key=keys.probe,

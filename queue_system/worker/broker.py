@@ -19,6 +19,14 @@ prefetch instead would need a prefetch >= WORKER_MAX_INFLIGHT, and every process
 hundreds of messages at a time ahead of the others. If the process dies, the reconciler of another
 one puts the fetched set back on the queue (service/reconciler.py).
 
+A failover (README, High availability) reaches the consumer as one of three errors: a
+`ConnectionError` (the primary died; or, through Sentinel, `"The previous master is now a slave"`),
+a `TimeoutError` (a primary that stopped answering) or a `ReadOnlyError` (a demoted primary behind
+a failover endpoint). Dramatiq turns only the first into `ConnectionClosed` (dramatiq#894/#895:
+the others went down its "unexpected error" path); here all three are, so the worker's consumer
+thread logs one line and starts a fresh consumer (after `dramatiq_restart_delay`), whose next
+connection finds the new primary.
+
 This is the only module that knows Dramatiq's consumer-side keys and reaches into
 `dramatiq.brokers.redis._RedisConsumer` (pinned in constraints.txt). tests/test_worker_broker.py
 pins what we rely on: the consumer's attributes and ack/nack signatures, and the key layout of
@@ -32,11 +40,17 @@ import threading
 import time
 from typing import Any
 
+import redis
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.errors import ConnectionClosed
 
 from queue_system.storage import dramatiq_wire
+from queue_system.storage.evalsha import demoted
 from queue_system.storage.redis_store import MessageAck
+
+# What a failover looks like to a consumer (module docstring); ConnectionError is Dramatiq's own case.
+_FAILOVER_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)
 
 
 class _Consumer(_RedisConsumer):
@@ -51,6 +65,20 @@ class _Consumer(_RedisConsumer):
         self.polled_at = time.monotonic()  # ops: worker health judges a consumer by it
 
     def __next__(self) -> MessageProxy | None:
+        try:
+            return self._next()
+        except _FAILOVER_ERRORS as exc:
+            raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
+        except redis.ResponseError as exc:
+            if not demoted(exc):
+                raise
+            # Dramatiq's fetch script on a demoted primary (behind a failover endpoint): drop the
+            # pool's idle connections (this one among them), so the restarted consumer connects to
+            # the new primary. Not those in use: closing a socket another thread reads is unsafe.
+            self.broker.client.connection_pool.disconnect(inuse_connections=False)
+            raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
+
+    def _next(self) -> MessageProxy | None:
         self.polled_at = time.monotonic()
         # With every prefetched message still in the threads, Dramatiq's consumer sleeps a
         # backoff (5-10 ms, doubling up to the idle timeout) before looking again: at 2 x 8
@@ -70,17 +98,25 @@ class _Consumer(_RedisConsumer):
 
     def ack(self, message: MessageProxy) -> None:
         mid: str = message.options.get("redis_message_id", "")
-        if _take(self.broker.acked_by_finish, mid) or _take(self.broker.handed_off, mid):
-            self.queued_message_ids.discard(message.message_id)  # acked (or to be) by our scripts
-        else:
-            super().ack(message)  # type: ignore[no-untyped-call]
-        self._made_room()
+        try:
+            if _take(self.broker.acked_by_finish, mid) or _take(self.broker.handed_off, mid):
+                self.queued_message_ids.discard(message.message_id)  # acked (or to be) by our scripts
+            else:
+                super().ack(message)  # type: ignore[no-untyped-call]
+        except _FAILOVER_ERRORS as exc:
+            raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
+        finally:
+            self._made_room()
 
     def nack(self, message: MessageProxy) -> None:
         self.broker.acked_by_finish.discard(message.options.get("redis_message_id"))
         self.broker.handed_off.discard(message.options.get("redis_message_id"))
-        super().nack(message)  # type: ignore[no-untyped-call]
-        self._made_room()
+        try:
+            super().nack(message)  # type: ignore[no-untyped-call]
+        except _FAILOVER_ERRORS as exc:
+            raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
+        finally:
+            self._made_room()
 
     def _made_room(self) -> None:
         if self.outstanding_message_count <= self._low_water:

@@ -28,6 +28,7 @@ import redis
 from loguru import logger
 
 from queue_system.errors import StorageError
+from queue_system.storage.connection import RedisTarget, sync_client
 from queue_system.storage.failures import classify, probe_writes_sync
 from queue_system.worker.instance import DIR_VARIABLE, status_dir
 from queue_system.worker.metrics import WorkerMetrics, process_stopped
@@ -46,12 +47,12 @@ class HealthReporting(dramatiq.Middleware):
 
     def __init__(
         self,
-        redis_url: str,
+        target: RedisTarget,
         in_flight: Callable[[], int],
         metrics: Callable[[], WorkerMetrics | None],
         probe_key: str,
     ) -> None:
-        self.redis_url = redis_url
+        self.target = target
         self.probe_key = probe_key
         self.in_flight = in_flight
         self.metrics = metrics
@@ -61,9 +62,7 @@ class HealthReporting(dramatiq.Middleware):
         directory = os.environ.get(DIR_VARIABLE)
         if not directory:  # run outside `queue-system worker` (a bare dramatiq CLI): nobody reads it
             return
-        client = redis.Redis.from_url(
-            self.redis_url, decode_responses=True, socket_connect_timeout=2, socket_timeout=2
-        )
+        client = sync_client(self.target, decode_responses=True, socket_connect_timeout=2, socket_timeout=2)
         heartbeats = f"{broker.namespace}:__heartbeats__"  # type: ignore[attr-defined]
         probe = Probe(client, heartbeats, broker.broker_id, self.probe_key)  # type: ignore[attr-defined]
         self.reporter = Reporter(status_dir(Path(directory)), worker, probe, self.in_flight, self.metrics())

@@ -16,13 +16,13 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import redis
 from loguru import logger
 
 from queue_system.domain.keyring import KeyRing
 from queue_system.logging import configure_logging
 from queue_system.settings import Settings
 from queue_system.storage.auth_failures import FailureLimit, FailureThrottle
+from queue_system.storage.connection import sync_client
 from queue_system.storage.dramatiq_wire import QUEUES
 from queue_system.worker.instance import DIR_VARIABLE, metrics_dir, status_dir
 
@@ -76,7 +76,7 @@ def metrics_throttle(settings: Settings, keys: KeyRing | None) -> FailureThrottl
         return None
     api = settings.api
     limit = FailureLimit(api.auth_failures.count, api.auth_failures.period_ms, api.auth_lockout_ms)
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+    client = sync_client(settings.redis, socket_connect_timeout=2, socket_timeout=2)
     return FailureThrottle(client, limit)
 
 

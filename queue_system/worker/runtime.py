@@ -35,6 +35,7 @@ from queue_system.service.destinations import destination_limits
 from queue_system.service.reconciler import Reconciler
 from queue_system.service.runner import Delivered, HandOff, InFlight, Ran, TaskRunner
 from queue_system.settings import Settings
+from queue_system.storage.connection import sync_client
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import TaskStore
 from queue_system.transports.async_http import AsyncHttpSender, PoolLimits
@@ -44,6 +45,8 @@ from queue_system.worker.metrics import WorkerMetrics
 
 # Beyond the request timeout, how long a stopping worker waits for its deliveries in flight.
 DRAIN_SLACK_S = 5.0
+# No Redis call of the worker blocks by design (Dramatiq's fetch is a script): longer is a stall.
+REDIS_REPLY_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -119,7 +122,15 @@ def build_runtime(
 ) -> Runtime:
     """`max_per_host`: deliveries in flight per destination in this process (None: up to
     WORKER_MAX_INFLIGHT; the cap across all workers is the destination's, kept in Redis)."""
-    client = redis.Redis.from_url(settings.redis_url or "", decode_responses=True, health_check_interval=30)
+    # A reply timeout: a primary that stops answering (frozen, partitioned) must fail the call,
+    # so the thread retries on a connection to wherever the primary is now, not wait forever.
+    client = sync_client(
+        settings.redis,
+        decode_responses=True,
+        health_check_interval=30,
+        socket_timeout=REDIS_REPLY_TIMEOUT_S,
+        socket_connect_timeout=REDIS_REPLY_TIMEOUT_S,
+    )
     threads = settings.worker.threads
     limits = httpx.Limits(max_connections=threads * 2, max_keepalive_connections=threads * 2)
     http = httpx.Client(
