@@ -214,12 +214,14 @@ def _owner_rules(client: redis.Redis, key: str, p: str) -> str | None:
     - task keys `{p}:task|history|payload:{id}` are owned by `{p}:idx:all` (or expire);
     - Dramatiq's keys `{p}:dramatiq:*` (queues, message hashes, dead letters, the consumers' ack
       sets and heartbeats) belong to Dramatiq's broker;
-    - destination keys `{p}:dest|inflight|parked:{d}` are owned by `{p}:dests` (the
-      destinations design: the reconciler forgets an idle one);
+    - destination keys `{p}:dest|inflight|parked:{d}` are owned by `{p}:dests`, endpoint keys
+      `{p}:endpoint|ep-inflight|ep-parked:{e}` by `{p}:endpoints` (the destinations design: the
+      reconciler forgets an idle host or endpoint);
     - rate-limit buckets `{p}:ratelimit:*` and per-minute counters `{p}:stats:*` must expire:
       no rule here, so one without a TTL is reported.
     """
-    if key in (KEYS.index(), KEYS.schedule, KEYS.leases, KEYS.expiry, f"{p}:dests"):
+    owners = (KEYS.index(), KEYS.schedule, KEYS.leases, KEYS.expiry, KEYS.dests, KEYS.dests_due)
+    if key in (*owners, KEYS.endpoints, KEYS.endpoints_due):
         return "an owner"
     if key.startswith(f"{p}:idx:"):
         return "an owner"
@@ -230,6 +232,8 @@ def _owner_rules(client: redis.Redis, key: str, p: str) -> str | None:
         return "idx:all" if client.zscore(KEYS.index(), value) is not None else None
     if family in ("dest", "inflight", "parked"):
         return "dests" if client.zscore(KEYS.dests, value) is not None else None
+    if family in ("endpoint", "ep_inflight", "ep_parked"):
+        return "endpoints" if client.zscore(KEYS.endpoints, value) is not None else None
     if family == "layout":
         return "the layout version"
     return None
