@@ -2,7 +2,7 @@
 
     BENCH_PORT=8099 python bench/bare_api.py
 
-Same framework, server and server options as `queue-system api` (queue_system/cli.py: uvicorn, no
+Same framework, server and server options as `queue-system api` (queue_system/cli/main.py: uvicorn, no
 access log, no server header); the route decodes the JSON body (any server must read it) and
 answers a small object.
 """

@@ -22,7 +22,7 @@ import psutil
 import redis
 
 from queue_system import testing
-from queue_system.embedded import EmbeddedRedis
+from queue_system.local.embedded import EmbeddedRedis
 from queue_system.testing import free_port, port_open, wait_until
 
 __all__ = ["free_port", "port_open", "wait_until"]  # the scenarios import them from here

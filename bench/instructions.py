@@ -30,7 +30,7 @@ from pathlib import Path
 
 from bench.common import free_port, log, wait_until
 from bench.systems import NOOP_MODULE, noop_submissions, preload_ours
-from queue_system.embedded import BINARY
+from queue_system.local.embedded import BINARY
 
 WARM_UP = 50  # tasks run before counting: imports, script loads, the first connections
 
@@ -58,8 +58,8 @@ def measured_loop(redis_url: str, tasks: int, redis_pid: int) -> None:
     """The worker side (run under callgrind by `main`): preload, warm up, then the counted loop."""
     import redis
 
+    from queue_system.config.settings import load_settings
     from queue_system.logging import configure_logging
-    from queue_system.settings import load_settings
     from queue_system.storage import dramatiq_wire
     from queue_system.storage.keys import Keys
     from queue_system.worker.broker import FinishAckingBroker

@@ -18,9 +18,9 @@ import redis
 import redis.asyncio as aioredis
 
 from bench.common import PY, ROOT, Proc, base_env, port_open, spawn, wait_until
+from queue_system.config.settings import load_settings
 from queue_system.kinds import load_kinds
 from queue_system.service.tasks import Submission, TaskService
-from queue_system.settings import load_settings
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import AsyncTaskStore
 

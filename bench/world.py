@@ -18,7 +18,7 @@ import redis
 from bench.common import EXTRA_ENV, PY, ROOT, Proc, base_env, port_open, spawn, wait_until
 from bench.loadgen import open_loop_http
 from bench.systems import KEYS
-from queue_system.settings import SPEC
+from queue_system.config.settings import SPEC
 
 
 def start_receiver(name: str, port: int, logs: Path, *args: str) -> Proc:

@@ -2,6 +2,6 @@
 
 import sys
 
-from queue_system.cli import main
+from queue_system.cli.main import main
 
 main(["run", *sys.argv[1:]], prog_name="queue-system")

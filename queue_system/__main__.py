@@ -1,5 +1,5 @@
 """`python -m queue_system ...` is `queue-system ...` (how `queue-system run` starts its children)."""
 
-from queue_system.cli import main
+from queue_system.cli.main import main
 
 main(prog_name="queue-system")

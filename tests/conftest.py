@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from queue_system.embedded import EmbeddedRedis
+from queue_system.local.embedded import EmbeddedRedis
 
 
 @pytest.fixture(scope="session")

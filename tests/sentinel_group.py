@@ -21,7 +21,7 @@ from types import TracebackType
 
 import redis
 
-from queue_system.embedded import BINARY
+from queue_system.local.embedded import BINARY
 from queue_system.testing import free_port, poll
 
 SERVICE = "qs"

@@ -13,7 +13,7 @@ from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
 from queue_system.api.schemas import rfc3339
-from queue_system.settings import load_settings
+from queue_system.config.settings import load_settings
 
 HOOK = {
     "url": "http://127.0.0.1:9/hook",

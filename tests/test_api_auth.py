@@ -16,8 +16,8 @@ from loguru import logger
 
 from queue_system.api.app import create_app
 from queue_system.api.keys import hash_key
+from queue_system.config.settings import load_settings
 from queue_system.errors import ConfigError
-from queue_system.settings import load_settings
 from tests.test_api import assert_problem
 
 ROOT = Path(__file__).resolve().parents[1]

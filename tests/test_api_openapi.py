@@ -12,7 +12,7 @@ import redis
 from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
-from queue_system.settings import load_settings
+from queue_system.config.settings import load_settings
 
 PROBLEM = "application/problem+json"
 # What the auth guard and rate limit answer in front of every /api/v1 route and old-system alias.

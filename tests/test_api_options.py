@@ -13,9 +13,9 @@ import redis
 from litestar.testing import AsyncTestClient, TestClient
 
 from queue_system.api.app import create_app
+from queue_system.config.settings import load_settings
 from queue_system.domain.models import Attempt, AttemptResult, Outcome, TaskStatus
 from queue_system.domain.retry import Decision
-from queue_system.settings import load_settings
 from queue_system.storage.redis_store import Claim, TaskStore
 from tests.test_api import HOOK, assert_problem
 

@@ -7,9 +7,9 @@ import asyncio
 import functools
 from collections.abc import Sequence
 
+from queue_system.config.settings import load_settings
 from queue_system.domain.models import Outcome
 from queue_system.kinds.webhook_security import egress_connector
-from queue_system.settings import load_settings
 from queue_system.transports.async_http import AsyncHttpSender, PoolLimits, WebhookRequest
 from tests.receiver import Receiver, Reply
 

@@ -20,7 +20,7 @@ from loguru import logger
 
 from queue_system.api.app import create_app
 from queue_system.api.auth import client_address, counted_as
-from queue_system.settings import load_settings
+from queue_system.config.settings import load_settings
 from queue_system.storage.auth_failures import AsyncFailureThrottle, FailureLimit, FailureState
 from queue_system.storage.keys import Keys
 from queue_system.testing import poll

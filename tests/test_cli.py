@@ -15,9 +15,9 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from queue_system import cli_dev
-from queue_system.cli_client import COMMANDS
-from queue_system.cli_http import (
+from queue_system.cli import dev as cli_dev
+from queue_system.cli.client import COMMANDS
+from queue_system.cli.http import (
     EXIT_ABORTED,
     EXIT_API_ERROR,
     EXIT_CONFLICT,

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from queue_system import run_state
-from queue_system.cli import main
-from queue_system.cli_http import EXIT_OK, EXIT_USAGE, default_url
+from queue_system.cli.http import EXIT_OK, EXIT_USAGE, default_url
+from queue_system.cli.main import main
+from queue_system.local import run_state
 from tests.e2e import support
 from tests.receiver import Receiver
 

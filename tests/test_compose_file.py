@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from queue_system.cli import main
-from queue_system.settings import SPEC, load_settings
+from queue_system.cli.main import main
+from queue_system.config.settings import SPEC, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -81,7 +81,7 @@ def test_entry_points_are_the_cli_and_its_commands(service: str) -> None:
     entry, command = instruction(text, "ENTRYPOINT"), instruction(text, "CMD")
     assert entry == ["tini", "--", "queue-system"]
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert 'queue-system = "queue_system.cli:main"' in pyproject
+    assert 'queue-system = "queue_system.cli.main:main"' in pyproject
     assert command == [service] and service in main.commands
     assert "command" not in SERVICES[service] and "entrypoint" not in SERVICES[service]
 

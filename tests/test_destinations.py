@@ -12,8 +12,9 @@ import redis
 import redis.asyncio as aioredis
 from litestar.testing import TestClient
 
-from queue_system import cli_render
 from queue_system.api.app import create_app
+from queue_system.cli import render as cli_render
+from queue_system.config.settings import load_settings
 from queue_system.domain.destinations import (
     BreakerState,
     DestinationLimits,
@@ -26,7 +27,6 @@ from queue_system.domain.destinations import (
 from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
 from queue_system.domain.retry import Decision
 from queue_system.kinds.webhook import Webhook, destination_of, endpoint_of
-from queue_system.settings import load_settings
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import (
     AsyncTaskStore,

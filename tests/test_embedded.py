@@ -1,4 +1,4 @@
-"""The embedded redis-server (queue_system/embedded.py), as a real process: its files are private
+"""The embedded redis-server (queue_system/local/embedded.py), as a real process: its files are private
 (a 0700 directory, 0600 files, a 0700 socket), an older run's loose modes are tightened with a
 log line, and RedisKeeper restarts one that died on the same address, giving up after repeated
 deaths."""
@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from loguru import logger
 
-from queue_system.embedded import EmbeddedRedis, RedisKeeper
+from queue_system.local.embedded import EmbeddedRedis, RedisKeeper
 
 pytestmark = pytest.mark.timeout(60)
 

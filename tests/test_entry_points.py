@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from queue_system.cli import main
-from queue_system.settings import load_settings
+from queue_system.cli.main import main
+from queue_system.config.settings import load_settings
 from queue_system.storage import dramatiq_wire
 from queue_system.worker.launch import dramatiq_command
 

@@ -17,9 +17,9 @@ from standardwebhooks import Webhook
 
 from queue_system.api.app import create_app
 from queue_system.api.inbox import MAX_REQUEST_BYTES
+from queue_system.config.settings import load_settings
 from queue_system.errors import ConfigError
-from queue_system.launcher import start_inbox
-from queue_system.settings import load_settings
+from queue_system.local.launcher import start_inbox
 from queue_system.storage import inbox
 from queue_system.transports.signing import new_secret, parse_secret, verify, webhook_headers
 

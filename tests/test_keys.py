@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
-from queue_system.settings import load_settings
+from queue_system.config.settings import load_settings
 from queue_system.storage import dramatiq_wire, scripts
 from queue_system.storage.keys import FAMILIES, FIXED, Keys
 

@@ -23,11 +23,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from queue_system.config.settings import EmailSettings, SmtpServer, WorkerSettings, load_settings
 from queue_system.domain.models import AttemptResult, Outcome
 from queue_system.errors import ConfigError, InvalidInput
 from queue_system.kinds import RunContext, TaskKind
 from queue_system.kinds.email import email_kind
-from queue_system.settings import EmailSettings, SmtpServer, WorkerSettings, load_settings
 
 # The kind under test, built from the settings each test gives `configure` (as load_kinds does).
 KIND: TaskKind = email_kind(EmailSettings())

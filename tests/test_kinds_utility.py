@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from queue_system.config.settings import Settings, WorkerSettings
 from queue_system.domain.models import Outcome
 from queue_system.errors import InvalidInput
 from queue_system.kinds import RunContext, backoff_policy, load_kinds
-from queue_system.settings import Settings, WorkerSettings
 
 REGISTRY = load_kinds(Settings())
 

@@ -16,8 +16,8 @@ import redis
 from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
+from queue_system.config.settings import load_settings
 from queue_system.errors import LayoutError
-from queue_system.settings import load_settings
 from queue_system.storage.keys import LAYOUT_VERSION, Keys
 from queue_system.storage.layout import LayoutAction, ensure_layout
 from tests.e2e.support import free_port

@@ -14,7 +14,7 @@ import redis
 from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
-from queue_system.settings import load_settings
+from queue_system.config.settings import load_settings
 from queue_system.storage.keys import Keys
 from queue_system.testing import free_port
 from queue_system.worker.instance import metrics_dir, status_dir

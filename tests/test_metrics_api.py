@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from queue_system.api.app import create_app
-from queue_system.settings import load_settings
+from queue_system.config.settings import load_settings
 
 HOOK = {"url": "http://127.0.0.1:9/hook"}
 

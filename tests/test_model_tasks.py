@@ -29,9 +29,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
+from queue_system.config.settings import load_settings
 from queue_system.domain.models import Attempt, AttemptResult, Outcome, Task, TaskStatus
 from queue_system.domain.retry import Decision
-from queue_system.settings import load_settings
 from queue_system.storage.redis_store import Claim, TaskStore
 
 FUZZ = os.environ.get("QS_FUZZ") == "1"

@@ -10,8 +10,8 @@ import re
 
 import pytest
 
+from queue_system.local.mailbox import DevMailbox
 from queue_system.logging import configure_logging
-from queue_system.mailbox import DevMailbox
 
 
 @pytest.mark.parametrize(("level", "shown"), [("INFO", False), ("DEBUG", True)])

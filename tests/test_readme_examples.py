@@ -15,9 +15,9 @@ import redis
 from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
-from queue_system.cli import main
+from queue_system.cli.main import main
+from queue_system.config.settings import load_settings
 from queue_system.kinds import Registry, backoff_policy
-from queue_system.settings import load_settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
+from queue_system.config.settings import load_settings
 from queue_system.domain.redaction import REDACTED, header_problems
-from queue_system.settings import load_settings
 from queue_system.storage.redis_store import Claim, TaskStore
 from tests.dashboard.test_dashboard import sign_in
 from tests.receiver import Receiver, Reply

@@ -15,8 +15,8 @@ from dramatiq.errors import ConnectionClosed
 from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
+from queue_system.config.settings import load_settings
 from queue_system.errors import ConfigError
-from queue_system.settings import load_settings
 from queue_system.storage.connection import RedisTarget, check_durability, parse_sentinels, sync_client
 from queue_system.storage.keys import Keys
 from queue_system.worker.broker import FinishAckingBroker

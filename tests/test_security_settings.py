@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from queue_system.config.settings import load_settings
 from queue_system.errors import ConfigError
 from queue_system.kinds.webhook_security import egress_policy, signing_keys
-from queue_system.settings import load_settings
 from queue_system.storage.rate_limit import Rate
 from queue_system.transports.signing import new_secret
 

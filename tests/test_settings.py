@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from queue_system.errors import ConfigError
-from queue_system.settings import (
+from queue_system.config.settings import (
     SPEC,
     Settings,
     Var,
@@ -19,6 +18,7 @@ from queue_system.settings import (
     parse_duration_ms,
     parse_size_bytes,
 )
+from queue_system.errors import ConfigError
 
 
 @pytest.mark.parametrize(

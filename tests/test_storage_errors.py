@@ -16,9 +16,9 @@ from litestar.testing import TestClient
 from loguru import logger
 
 from queue_system.api.app import create_app
-from queue_system.embedded import EmbeddedRedis
+from queue_system.config.settings import load_settings
+from queue_system.local.embedded import EmbeddedRedis
 from queue_system.service.runner import through_outage
-from queue_system.settings import load_settings
 from queue_system.storage.keys import Keys
 
 HOOK = {"url": "http://127.0.0.1:9/hook", "method": "POST", "body": "x"}

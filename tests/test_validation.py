@@ -18,8 +18,8 @@ from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
 from queue_system.api.keys import KeyRing
+from queue_system.config.settings import load_settings
 from queue_system.service.tasks import ID_PATTERN
-from queue_system.settings import load_settings
 from tests.e2e.support import timestamp
 from tests.receiver import Receiver
 from tests.test_api import assert_problem

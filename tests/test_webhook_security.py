@@ -18,11 +18,11 @@ from litestar.testing import TestClient
 from standardwebhooks.webhooks import Webhook as Verifier
 
 from queue_system.api.app import create_app
+from queue_system.config.settings import Settings, load_settings
 from queue_system.kinds import load_kinds
 from queue_system.kinds.webhook_security import egress_transport
-from queue_system.launcher import child_env
+from queue_system.local.launcher import child_env
 from queue_system.service.runner import InFlight, TaskRunner
-from queue_system.settings import Settings, load_settings
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import TaskStore
 from queue_system.transports.http import response_text

@@ -11,7 +11,7 @@ from typing import Any, cast
 import pytest
 import redis
 
-from queue_system.embedded import EmbeddedRedis
+from queue_system.local.embedded import EmbeddedRedis
 from queue_system.storage.keys import Keys
 from queue_system.worker.health import CONSUMER_STALE_S, STATUS_STALE_S, Probe, judge
 

@@ -27,11 +27,11 @@ from queue_system.api.keys import KeyRing
 from queue_system.api.metrics import count_rejections, http_metrics, metrics
 from queue_system.api.openapi import StrictStructSchemaPlugin
 from queue_system.api.routes import TaskController, health, ready, stats, workers
+from queue_system.config.settings import Settings
 from queue_system.errors import QueueSystemError
 from queue_system.kinds import Registry, load_kinds
 from queue_system.service.health import WriteProbe
 from queue_system.service.tasks import TaskService
-from queue_system.settings import Settings
 from queue_system.storage.connection import async_client
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import AsyncTaskStore

@@ -47,9 +47,9 @@ from loguru import logger
 
 from queue_system.api import problems
 from queue_system.api.keys import KeyRing, Role, presented_key, startup_problem, startup_warning
+from queue_system.config.settings import Settings
 from queue_system.domain.redaction import raw_json_depth_problem
 from queue_system.errors import ConfigError, InvalidInput, QueueSystemError
-from queue_system.settings import Settings
 from queue_system.storage.auth_failures import AsyncFailureThrottle, FailureLimit, FailureState
 from queue_system.storage.keys import Keys
 from queue_system.storage.rate_limit import AsyncRateLimiter

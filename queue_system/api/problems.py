@@ -25,6 +25,7 @@ from loguru import logger
 
 from queue_system.api.request_ids import request_id
 from queue_system.api.schemas import task_location
+from queue_system.config.field_paths import split_msgspec_error
 from queue_system.errors import (
     Conflict,
     InvalidInput,
@@ -38,7 +39,6 @@ from queue_system.errors import (
     TaskNotFound,
     UnknownTaskType,
 )
-from queue_system.field_paths import split_msgspec_error
 from queue_system.storage.failures import classify
 
 MEDIA_TYPE = "application/problem+json"

@@ -10,10 +10,10 @@ from litestar import Response
 
 from queue_system.api import metrics
 from queue_system.api.schemas import WEBHOOK_FIELDS, CreatedTask, SubmitTask, created_out, task_location
+from queue_system.config.settings import parse_duration_ms
 from queue_system.domain.retry import RetryOverride
 from queue_system.errors import InvalidInput
 from queue_system.service.tasks import Submission, TaskService
-from queue_system.settings import parse_duration_ms
 
 _DURATIONS = ("min_delay", "max_delay", "interval", "max_age")
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 
+from queue_system.config.settings import Settings
 from queue_system.kinds import utility, webhook
 from queue_system.kinds.email import email_kind
 from queue_system.kinds.registry import Registry
-from queue_system.settings import Settings
 
 
 def load_kinds(settings: Settings, extra_modules: Iterable[str] = ()) -> Registry:

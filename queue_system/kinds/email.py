@@ -21,10 +21,10 @@ from email.utils import formatdate, getaddresses, parseaddr
 
 import msgspec
 
+from queue_system.config.settings import EmailSettings
 from queue_system.domain.models import AttemptResult
 from queue_system.errors import PermanentError
 from queue_system.kinds.registry import RunContext, TaskKind, backoff_policy, payload_error
-from queue_system.settings import EmailSettings
 from queue_system.transports import smtp
 
 MAX_SUBJECT_FROM_TEXT = 78  # a plain-string payload's first line, cut to one RFC 5322 line

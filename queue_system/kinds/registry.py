@@ -35,11 +35,11 @@ from typing import Any
 import httpx
 import msgspec
 
+from queue_system.config.field_paths import join_field, split_msgspec_error
+from queue_system.config.settings import WorkerSettings
 from queue_system.domain.models import AttemptResult, Outcome
 from queue_system.domain.retry import ExponentialPolicy, FixedPolicy, PolicyBounds, RetryPolicy
 from queue_system.errors import InvalidInput, PermanentError, TransientError, UnknownTaskType
-from queue_system.field_paths import join_field, split_msgspec_error
-from queue_system.settings import WorkerSettings
 from queue_system.transports.http import WebhookRequest
 
 

@@ -23,6 +23,7 @@ import httpx
 import msgspec
 import yarl
 
+from queue_system.config.settings import Settings
 from queue_system.domain.destinations import ENDPOINT_KEY, ENDPOINT_KEY_RULE, keyed_endpoint
 from queue_system.domain.models import AttemptResult
 from queue_system.domain.redaction import header_problems
@@ -30,7 +31,6 @@ from queue_system.domain.sendable import url_problem
 from queue_system.errors import InvalidInput
 from queue_system.kinds.registry import KINDS_ATTRIBUTE, RunContext, TaskKind, fixed_policy, task_kind
 from queue_system.kinds.webhook_security import egress_policy, signing_keys
-from queue_system.settings import Settings
 from queue_system.transports.async_http import destination
 from queue_system.transports.egress import EgressPolicy
 from queue_system.transports.http import WebhookRequest, send

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from queue_system.settings import SecuritySettings, Settings
+from queue_system.config.settings import SecuritySettings, Settings
 from queue_system.transports.egress import EgressBlocked, EgressPolicy, SyncResolver, system_resolve
 from queue_system.transports.egress_aiohttp import GuardedConnector, loop_resolve
 from queue_system.transports.egress_httpx import GuardedHTTPTransport

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from loguru import logger
 
+from queue_system.config.settings import Settings
 from queue_system.domain.destinations import DestinationLimits
-from queue_system.settings import Settings
 from queue_system.storage.redis_store import TaskStore
 
 

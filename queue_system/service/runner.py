@@ -28,6 +28,7 @@ import msgspec
 import redis
 from loguru import logger
 
+from queue_system.config.settings import Settings
 from queue_system.domain.models import MAX_RESPONSE_BODY, Attempt, AttemptResult, Outcome, Task, TaskStatus
 from queue_system.domain.redaction import redact_text
 from queue_system.domain.retry import Decision, RetryPolicy, bounded, decide
@@ -35,7 +36,6 @@ from queue_system.errors import StorageUnavailable
 from queue_system.kinds.registry import Registry, RunContext, TaskKind, backoff_policy, policy_bounds
 from queue_system.service.clock import now_ms
 from queue_system.service.observe import NullObserver, Observer
-from queue_system.settings import Settings
 from queue_system.storage.failures import classify
 from queue_system.storage.redis_store import Claim, FinishCall, MessageAck, Skip, TaskStore
 from queue_system.transports.http import WebhookRequest

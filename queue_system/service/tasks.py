@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from queue_system.config.settings import WorkerSettings
 from queue_system.domain.destinations import DestinationReport
 from queue_system.domain.models import Page, Task, TaskQuery, TaskStatus
 from queue_system.domain.retry import (
@@ -27,7 +28,6 @@ from queue_system.errors import Conflict, InvalidInput, TaskNotFound
 from queue_system.kinds.registry import Registry, TaskKind, backoff_policy, fixed_policy, policy_bounds
 from queue_system.kinds.webhook import Webhook, destination_of, endpoint_of
 from queue_system.service.clock import now_ms
-from queue_system.settings import WorkerSettings
 from queue_system.storage.dramatiq_wire import QUEUES
 from queue_system.storage.redis_store import AsyncTaskStore, Change, NewTask
 

@@ -1,4 +1,4 @@
-"""The development mailbox in Redis: what the local SMTP sink (`queue_system/mailbox.py`) received.
+"""The development mailbox in Redis: what the local SMTP sink (`queue_system/local/mailbox.py`) received.
 
     Keys.mailbox  list   newest first, JSON per message; capped at MAILBOX_CAP (LTRIM) and expiring
                          MAILBOX_TTL_S after the last message (the sink owns it, the dashboard reads it)

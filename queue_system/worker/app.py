@@ -11,8 +11,8 @@ import os
 import dramatiq
 from dramatiq.middleware import Retries, TimeLimit
 
+from queue_system.config.settings import load_settings
 from queue_system.logging import configure_logging
-from queue_system.settings import load_settings
 from queue_system.storage.connection import sync_client
 from queue_system.storage.keys import Keys
 from queue_system.worker.broker import FinishAckingBroker

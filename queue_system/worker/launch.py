@@ -18,9 +18,9 @@ from pathlib import Path
 
 from loguru import logger
 
+from queue_system.config.settings import Settings
 from queue_system.domain.keyring import KeyRing
 from queue_system.logging import configure_logging
-from queue_system.settings import Settings
 from queue_system.storage.auth_failures import FailureLimit, FailureThrottle
 from queue_system.storage.connection import sync_client
 from queue_system.storage.dramatiq_wire import QUEUES

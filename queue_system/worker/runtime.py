@@ -29,12 +29,12 @@ import httpx
 import redis
 from loguru import logger
 
+from queue_system.config.settings import Settings
 from queue_system.kinds import load_kinds
 from queue_system.kinds.webhook_security import egress_connector, egress_transport
 from queue_system.service.destinations import destination_limits
 from queue_system.service.reconciler import Reconciler
 from queue_system.service.runner import Delivered, HandOff, InFlight, Ran, TaskRunner
-from queue_system.settings import Settings
 from queue_system.storage.connection import sync_client
 from queue_system.storage.keys import Keys
 from queue_system.storage.redis_store import TaskStore

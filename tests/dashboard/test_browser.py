@@ -24,8 +24,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from queue_system.api.app import create_app
 from queue_system.api.keys import KeyRing
-from queue_system.mailbox import DevMailbox
-from queue_system.settings import load_settings
+from queue_system.config.settings import load_settings
+from queue_system.local.mailbox import DevMailbox
 from queue_system.testing import free_port, poll
 from queue_system.transports.signing import new_secret
 from tests.e2e import support

@@ -15,9 +15,9 @@ from litestar.testing import TestClient
 from queue_system.api.app import create_app
 from queue_system.api.dashboard.auth import SESSION_COOKIE, SESSION_TTL_S
 from queue_system.api.keys import KeyRing
+from queue_system.config.settings import load_settings
 from queue_system.domain.models import Attempt, AttemptResult, Outcome, TaskStatus
 from queue_system.domain.retry import Decision
-from queue_system.settings import load_settings
 from queue_system.storage.redis_store import Claim, TaskStore
 
 WRITE_KEY = "write-key-0123456789abcdef"

@@ -25,9 +25,9 @@ from queue_system.api.app import create_app
 from queue_system.api.dashboard.auth import SESSION_COOKIE
 from queue_system.api.dashboard.web import HERE
 from queue_system.api.headers import DASHBOARD_CSP
+from queue_system.config.settings import load_settings
 from queue_system.domain.models import Attempt, AttemptResult, Outcome, TaskStatus
 from queue_system.domain.retry import Decision
-from queue_system.settings import load_settings
 from queue_system.storage.redis_store import Claim, TaskStore
 from tests.dashboard.test_dashboard import READ_KEY, WRITE_KEY, csrf_of, fail
 

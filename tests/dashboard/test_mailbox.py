@@ -12,10 +12,10 @@ import redis
 from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
+from queue_system.config.settings import load_settings
 from queue_system.kinds.email import Email, build_message
-from queue_system.launcher import start_mailbox
-from queue_system.mailbox import DEV_RECIPIENT, TASK_HEADER, DevMailbox
-from queue_system.settings import load_settings
+from queue_system.local.launcher import start_mailbox
+from queue_system.local.mailbox import DEV_RECIPIENT, TASK_HEADER, DevMailbox
 from queue_system.storage import mailbox
 from queue_system.testing import poll
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import redis
 
-from queue_system.embedded import EmbeddedRedis
+from queue_system.local.embedded import EmbeddedRedis
 from tests.e2e import support
 from tests.e2e.support import get_task, outcomes, submit, timestamp, wait_for_status
 from tests.test_kinds_email import EphemeralController, Mailbox

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis
 
-from queue_system.embedded import EmbeddedRedis
+from queue_system.local.embedded import EmbeddedRedis
 from tests.e2e import support
 from tests.e2e.support import get_task, outcomes, submit, wait_for_status
 from tests.receiver import Receiver, Reply

@@ -15,9 +15,9 @@ import pytest
 from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
+from queue_system.config.settings import load_settings
 from queue_system.kinds import Registry
 from queue_system.kinds.webhook import webhook_kind
-from queue_system.settings import load_settings
 from tests.e2e import support
 from tests.e2e.support import outcomes, submit, wait_for_status
 from tests.receiver import Receiver

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from queue_system.embedded import EmbeddedRedis
+from queue_system.local.embedded import EmbeddedRedis
 from tests.e2e.support import (
     free_port,
     get_task,

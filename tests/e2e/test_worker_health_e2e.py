@@ -20,7 +20,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from queue_system.embedded import EmbeddedRedis
+from queue_system.local.embedded import EmbeddedRedis
 from queue_system.worker.master import EXIT_STALLED
 from tests.e2e import support
 from tests.e2e.support import submit, wait_for_status

@@ -37,7 +37,7 @@ import httpx
 import pytest
 import redis
 
-from queue_system.embedded import EmbeddedRedis
+from queue_system.local.embedded import EmbeddedRedis
 from queue_system.storage.keys import Keys
 from queue_system.testing import port_open
 from tests.e2e import support

@@ -1,13 +1,13 @@
 """`queue-system` commands for a developer's machine: `inbox` (what the development inbox
 received) and `config` (where the client commands point, and why). Both talk to the API like the
-other client commands (`queue_system.cli_client`), with the same options and exit codes."""
+other client commands (`queue_system.cli.client`), with the same options and exit codes."""
 
 from __future__ import annotations
 
 import click
 
-from queue_system import cli_render as render
-from queue_system.cli_http import Api, CliError, Options, client_command, emit_json
+from queue_system.cli import render as render
+from queue_system.cli.http import Api, CliError, Options, client_command, emit_json
 
 INBOX = "/api/v1/dev/inbox"
 NO_INBOX = "this server has no development inbox (DEV_INBOX is off; `make run` turns it on in development)"

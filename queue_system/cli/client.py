@@ -31,8 +31,8 @@ from typing import Any
 
 import click
 
-from queue_system import cli_render as render
-from queue_system.cli_http import (
+from queue_system.cli import render as render
+from queue_system.cli.http import (
     Api,
     CliError,
     NotFound,
@@ -391,5 +391,5 @@ def _delete_each(api: Api, ids: list[str]) -> dict[str, Any]:
 
 COMMANDS: list[click.Command] = [tasks, stats, workers, destinations, purge]
 
-if __name__ == "__main__":  # `python -m queue_system.cli_client ...` until the main group adds these
+if __name__ == "__main__":  # `python -m queue_system.cli.client ...` until the main group adds these
     click.Group("queue-system", commands=COMMANDS)()

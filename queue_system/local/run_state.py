@@ -1,7 +1,7 @@
 """Where a running `make run` (`queue-system run`) serves its API, for the clients on this machine:
 `{DATA_DIR}/run.json`, written once the API answers and removed when it stops. So
 `API_PORT=8100 make run`, then `queue-system tasks list` in another terminal of the same
-directory, finds port 8100 with no variable set (cli_http.py; QUEUE_SYSTEM_URL, --url, API_HOST and
+directory, finds port 8100 with no variable set (cli/http.py; QUEUE_SYSTEM_URL, --url, API_HOST and
 API_PORT still come first).
 """
 

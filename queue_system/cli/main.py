@@ -12,8 +12,8 @@ import sys
 
 import click
 
+from queue_system.config.settings import Settings, load_settings
 from queue_system.errors import ConfigError
-from queue_system.settings import Settings, load_settings
 
 
 def settings_or_exit(*, need_redis: bool = True) -> Settings:
@@ -123,7 +123,7 @@ def worker() -> None:
 @main.command()
 def run() -> None:
     """Everything in one command: Redis (embedded unless REDIS_URL is set), the API and a worker."""
-    from queue_system.launcher import run_all
+    from queue_system.local.launcher import run_all
 
     sys.exit(run_all(settings_or_exit(need_redis=False)))
 
@@ -131,7 +131,8 @@ def run() -> None:
 def _add_client_commands() -> None:
     # The client commands (tasks, stats, workers, destinations, purge; inbox, config) talk to the
     # API over HTTP.
-    from queue_system import cli_client, cli_dev
+    from queue_system.cli import client as cli_client
+    from queue_system.cli import dev as cli_dev
 
     for command in cli_client.COMMANDS + cli_dev.COMMANDS:
         main.add_command(command)

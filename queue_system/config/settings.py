@@ -1,4 +1,4 @@
-"""Typed settings, read from the environment once at the edge (`queue_system.cli`) and passed down.
+"""Typed settings, read from the environment once at the edge (`queue_system.cli.main`) and passed down.
 
 `SPEC` is the one table of variables: name, parser (with its bounds), default and help. The loader
 reads it, the dataclasses take their defaults from it, and a test holds the README's Settings table
@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from queue_system.errors import ConfigError
-from queue_system.parsing import (
+from queue_system.config.parsing import (
     Parser,
     SmtpServer,
     choice,
@@ -32,6 +31,7 @@ from queue_system.parsing import (
     smtp_url,
     text,
 )
+from queue_system.errors import ConfigError
 from queue_system.storage.connection import RedisTarget, parse_sentinels
 from queue_system.storage.rate_limit import Rate
 from queue_system.transports.egress import parse_cidrs, parse_ports

@@ -1,5 +1,5 @@
 """Parsers for configuration text: durations, sizes, SMTP URLs, and the bounded parsers of the
-settings table (`queue_system.settings.SPEC`). Each raises ValueError with a readable message,
+settings table (`queue_system.config.settings.SPEC`). Each raises ValueError with a readable message,
 which the settings prefix with the variable's name."""
 
 from __future__ import annotations

@@ -25,11 +25,11 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
-from queue_system import run_state
-from queue_system.embedded import EmbeddedRedis, RedisKeeper
+from queue_system.config.settings import Settings
+from queue_system.local import run_state
+from queue_system.local.embedded import EmbeddedRedis, RedisKeeper
+from queue_system.local.mailbox import DEV_RECIPIENT, DevMailbox
 from queue_system.logging import configure_logging
-from queue_system.mailbox import DEV_RECIPIENT, DevMailbox
-from queue_system.settings import Settings
 from queue_system.storage.layout import LayoutError, ensure_layout_at
 
 

@@ -1,5 +1,5 @@
 """The HTTP side of the `queue-system` client commands: the client options, one `Api` client per
-command run, and the errors that carry the documented exit codes (see `queue_system.cli_client`)."""
+command run, and the errors that carry the documented exit codes (see `queue_system.cli.client`)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import click
 import httpx
 from click.core import ParameterSource
 
-from queue_system import run_state
+from queue_system.config.settings import ApiSettings, api_url_from, data_dir_from
 from queue_system.errors import ConfigError
-from queue_system.settings import ApiSettings, api_url_from, data_dir_from
+from queue_system.local import run_state
 
 EXIT_OK = 0
 EXIT_API_ERROR = 1
