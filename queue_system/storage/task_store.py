@@ -24,8 +24,9 @@ from queue_system.domain.models import Page, Task, TaskQuery, TaskStatus
 from queue_system.storage import scripts
 from queue_system.storage.codec import dumps, flat_pairs, task_from_hash
 from queue_system.storage.evalsha import Batcher, Replication
+from queue_system.storage.failures import probe_writes
 from queue_system.storage.keys import Keys
-from queue_system.storage.types import Change, ChangeResult, NewTask
+from queue_system.storage.types import Change, ChangeResult, MinuteCounts, NewTask, WorkerBeat
 
 # Rows a listing may examine while filtering before it returns a partial page with a cursor.
 MAX_SCAN = 5_000
@@ -88,6 +89,27 @@ class RedisAsyncTaskStore:
 
     async def ping(self) -> bool:
         return bool(await self.client.ping())
+
+    async def probe_writes(self) -> None:
+        """Raises the classified StorageError when Redis refuses a write (full, read-only)."""
+        await probe_writes(self.client, self.keys.probe)
+
+    async def worker_beats(self, limit: int) -> list[WorkerBeat]:
+        """The `limit` freshest Dramatiq heartbeats: one per worker process Redis has heard from."""
+        rows = await self.client.zrevrange(self.keys.heartbeats, 0, limit - 1, withscores=True)
+        return [WorkerBeat(str(member), int(score)) for member, score in rows]
+
+    async def count_workers_since(self, since_ms: int) -> int:
+        """Worker processes with a heartbeat at or after `since_ms` (a read: readiness's probe)."""
+        return int(await self.client.zcount(self.keys.heartbeats, since_ms, "+inf"))
+
+    async def minute_counts(self, minutes: list[int]) -> list[MinuteCounts]:
+        """FINISH's per-minute counters (minute = epoch ms // 60000); an absent minute counts 0."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for minute in minutes:
+                pipe.hmget(self.keys.stats_minute(minute), ["completed", "failed", "retried"])
+            rows: list[list[str | None]] = await pipe.execute()
+        return [MinuteCounts(*(int(v or 0) for v in row)) for row in rows]
 
     async def create(self, new: NewTask) -> tuple[bool, str]:
         """-> (True, "") created and enqueued | (False, fingerprint of the task holding that id)."""

@@ -104,6 +104,23 @@ class ChangeResult:
     status: TaskStatus | None = None  # the status that refused
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerBeat:
+    """A worker process's last Dramatiq heartbeat (its broker id, epoch ms)."""
+
+    id: str
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteCounts:
+    """What finished in one minute (lua/finish.lua counts each attempt once, in one of the three)."""
+
+    completed: int
+    failed: int
+    retried: int
+
+
 class TaskStore(Protocol):
     """The worker's store: claim -> finish (or unclaim), and the reconciler's sweeps. Every method
     is one atomic script (or a pipeline of them) and safe to repeat after a lost reply."""
@@ -152,6 +169,14 @@ class AsyncTaskStore(Protocol):
     client: aioredis.Redis  # still reached by a few API readers; they get store methods next
 
     async def ping(self) -> bool: ...
+
+    async def probe_writes(self) -> None: ...
+
+    async def worker_beats(self, limit: int) -> list[WorkerBeat]: ...
+
+    async def count_workers_since(self, since_ms: int) -> int: ...
+
+    async def minute_counts(self, minutes: list[int]) -> list[MinuteCounts]: ...
 
     async def create(self, new: NewTask) -> tuple[bool, str]: ...
 
