@@ -70,7 +70,9 @@ def _operation(method: str, path: str, op: dict[str, Any]) -> list[str]:
         for p in params:
             required = "yes" if p.get("required") else "no"
             kind = _schema_name(p.get("schema", {}))
-            lines.append(f"| `{p['name']}` | {p['in']} | {required} | {kind} | {_cell(p.get('description', ''))} |")
+            lines.append(
+                f"| `{p['name']}` | {p['in']} | {required} | {kind} | {_cell(p.get('description', ''))} |"
+            )
         lines.append("")
     body = op.get("requestBody")
     if body:
@@ -87,7 +89,7 @@ def _operation(method: str, path: str, op: dict[str, Any]) -> list[str]:
 
 
 def _schema(name: str, schema: dict[str, Any]) -> list[str]:
-    lines = [f'### `{name}` {{ #schema-{name.lower()} }}', ""]
+    lines = [f"### `{name}` {{ #schema-{name.lower()} }}", ""]
     if schema.get("description"):
         lines += [_cell(schema["description"]), ""]
     props = schema.get("properties", {})
