@@ -32,7 +32,7 @@ from queue_system.kinds.registry import Registry, RunContext, TaskKind, backoff_
 from queue_system.service.clock import now_ms
 from queue_system.service.observe import NullObserver, Observer
 from queue_system.storage.failures import classify
-from queue_system.storage.redis_store import Claim, FinishCall, Finished, MessageAck, Skip, TaskStore
+from queue_system.storage.types import Claim, FinishCall, Finished, MessageAck, Skip, TaskStore
 
 T = TypeVar("T")
 # How long a worker thread holds a claim or an attempt's outcome while Redis is unreachable.

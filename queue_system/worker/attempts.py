@@ -31,7 +31,7 @@ from loguru import logger
 from queue_system.domain.models import Task
 from queue_system.kinds.registry import TaskKind
 from queue_system.service.runner import InFlight, TaskRunner
-from queue_system.storage.redis_store import FinishCall, MessageAck, Skip
+from queue_system.storage.types import FinishCall, MessageAck, Skip
 from queue_system.transports.async_http import AsyncHttpSender
 from queue_system.transports.http import WebhookRequest
 from queue_system.worker.broker import FinishAckingBroker
