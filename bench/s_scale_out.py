@@ -21,7 +21,9 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import dramatiq.brokers.redis
 import redis
 
 from bench.common import BenchError, Proc, embedded_redis, free_port, log, redis_cpu_s, running, tree_cpu_s
@@ -48,11 +50,15 @@ from queue_system.storage import scripts
 INSTANCES = 4
 INSTANCE = WorkerShape(processes=1, threads=8, prefetch=16)
 TARGET_MS = 0.10  # Redis CPU per webhook, submit + drain (issue 19: a core feeds >= 10,000/s)
-SCRIPT_NAMES = {
-    hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest(): name  # Redis names it so
-    for name, source in vars(scripts).items()
-    if name.isupper() and isinstance(source, str)
-}
+
+
+def _sha(source: str) -> str:
+    return hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()  # what Redis names it by
+
+
+SCRIPT_NAMES = {_sha(v): k for k, v in vars(scripts).items() if k.isupper() and isinstance(v, str)}
+# Dramatiq's one script (fetch, ack, nack, enqueue...): the command is its first argument.
+DRAMATIQ = _sha((Path(dramatiq.brokers.redis.__file__).parent / "redis" / "dispatch.lua").read_text())
 
 
 class Fleet:
@@ -147,9 +153,11 @@ def _profile(client: redis.Redis, n: int, phase: str) -> None:
     per_script: dict[str, list[int]] = defaultdict(list)
     calls: Counter[str] = Counter()
     for entry in entries:
-        args = [a.decode() if isinstance(a, bytes) else str(a) for a in entry["command"].split()[:2]]
-        if args and args[0].upper() == "EVALSHA" and len(args) > 1:
+        args = [a.decode() if isinstance(a, bytes) else str(a) for a in entry["command"].split()[:5]]
+        if len(args) > 1 and args[0].upper() == "EVALSHA":
             name = SCRIPT_NAMES.get(args[1], args[1][:8])
+            if args[1] == DRAMATIQ and len(args) == 5:
+                name = f"dramatiq {args[4]}"
             per_script[name].append(int(entry["duration"]))
             calls[name] += 1
     text = ", ".join(
