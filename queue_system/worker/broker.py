@@ -46,6 +46,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.errors import ConnectionClosed
 
+from queue_system.domain.queues import QUEUES
 from queue_system.storage import dramatiq_wire
 from queue_system.storage.evalsha import demoted
 from queue_system.storage.types import MessageAck
@@ -142,13 +143,9 @@ class FinishAckingBroker(RedisBroker):
         self.acked_elsewhere: set[str] = set()
         # Dramatiq's dispatch.lua names: `{ns}:__acks__.{broker_id}.{queue}` holds what this
         # broker's consumer of `queue` fetched and has not acknowledged yet.
-        self._fetched = {
-            q: dramatiq_wire.acks(self.namespace, self.broker_id, q) for q in dramatiq_wire.QUEUES
-        }
+        self._fetched = {q: dramatiq_wire.acks(self.namespace, self.broker_id, q) for q in QUEUES}
         self._heartbeats = dramatiq_wire.heartbeats(self.namespace)
-        self._messages = {
-            q: f"{self.namespace}:{q}{dramatiq_wire.MESSAGES_SUFFIX}" for q in dramatiq_wire.QUEUES
-        }
+        self._messages = {q: f"{self.namespace}:{q}{dramatiq_wire.MESSAGES_SUFFIX}" for q in QUEUES}
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
