@@ -18,9 +18,9 @@ import redis.asyncio as aioredis
 
 from queue_system.domain.destinations import (
     BreakerState,
-    Destination,
     DestinationLimits,
     DestinationReport,
+    DestinationStatus,
     Signal,
     WaitLevel,
     WaitReason,
@@ -154,10 +154,10 @@ class ChangeResult:
     status: TaskStatus | None = None  # the status that refused
 
 
-def _destination(row: list[Any], level: WaitLevel) -> Destination:
+def _destination(row: list[Any], level: WaitLevel) -> DestinationStatus:
     d, state, in_flight, failures, parked, open_until, cooldown_ms, last_error, last_active = row
     breaker = BreakerState(state)
-    return Destination(
+    return DestinationStatus(
         destination=d,
         state=breaker,
         in_flight=int(in_flight),

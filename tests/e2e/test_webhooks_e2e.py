@@ -209,7 +209,8 @@ def test_connection_refused_is_retried(api: httpx.Client) -> None:
     first = task["attempt_history"][0]
     assert first["outcome"] == "transient"
     assert "status_code" not in first  # no response, no code (omitted when empty)
-    assert "ConnectError" in first["error"]
+    assert first["error"].startswith("connection refused by 127.0.0.1:")
+    assert "ConnectError" in first["detail"]  # the library's own account stays in the history
     assert task["last_error"]
     assert task["next_attempt_at"] is not None
     assert get_task(api, task_id)["status"] in ("retrying", "processing")
