@@ -20,7 +20,8 @@ from dramatiq.brokers.redis import _RedisConsumer
 from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
 from queue_system.domain.retry import Decision
 from queue_system.storage.keys import Keys
-from queue_system.storage.redis_store import Claim, MessageAck, TaskStore
+from queue_system.storage.types import Claim, MessageAck
+from queue_system.storage.worker_store import RedisTaskStore
 from queue_system.worker.broker import FinishAckingBroker, _Consumer
 from tests.test_store import create, finish_with
 
@@ -36,8 +37,8 @@ def broker(redis_client: redis.Redis, redis_url: str) -> Iterator[FinishAckingBr
 
 
 @pytest.fixture
-def store(redis_client: redis.Redis) -> Iterator[TaskStore]:
-    store = TaskStore(redis_client)
+def store(redis_client: redis.Redis) -> Iterator[RedisTaskStore]:
+    store = RedisTaskStore(redis_client)
     yield store
     store.close()
 
@@ -54,7 +55,7 @@ def _next(consumer: Any) -> MessageProxy:
     raise AssertionError("no message fetched")
 
 
-def _complete(store: TaskStore, task_id: str, ack: MessageAck | None) -> tuple[bool, bool]:
+def _complete(store: RedisTaskStore, task_id: str, ack: MessageAck | None) -> tuple[bool, bool]:
     assert isinstance(store.claim(task_id, 1, 1_500, 9_000), Claim)
     decision = Decision(TaskStatus.COMPLETED)
     done = finish_with(store, task_id, 1, decision, AttemptResult(Outcome.SUCCESS), ack=ack)
@@ -105,7 +106,7 @@ def test_ack_in_finish_names_the_keys_dramatiq_fetches_into(
 
 
 def test_finish_acks_the_message_dramatiq_fetched(
-    broker: FinishAckingBroker, store: TaskStore, redis_client: redis.Redis, redis_url: str
+    broker: FinishAckingBroker, store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "t")
     assert len(broker.do_fetch("default", 10)) == 1  # Dramatiq's own fetch: the id moves to its ack set
@@ -118,7 +119,7 @@ def test_finish_acks_the_message_dramatiq_fetched(
 
 
 def test_finish_without_a_fetched_message_acks_nothing(
-    broker: FinishAckingBroker, store: TaskStore, redis_client: redis.Redis, redis_url: str
+    broker: FinishAckingBroker, store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "t")
     # Not fetched by this broker (e.g. a copy Dramatiq's Retries re-enqueued under another id):
@@ -128,7 +129,7 @@ def test_finish_without_a_fetched_message_acks_nothing(
 
 
 def test_consumer_skips_messages_acked_by_finish_and_acks_the_others(
-    broker: FinishAckingBroker, store: TaskStore, redis_client: redis.Redis, redis_url: str
+    broker: FinishAckingBroker, store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "a")
     create(redis_url, "b")
@@ -157,7 +158,7 @@ def test_consumer_skips_messages_acked_by_finish_and_acks_the_others(
 
 
 def test_a_handed_off_message_leaves_the_prefetch_but_stays_unacked_until_its_finish(
-    broker: FinishAckingBroker, store: TaskStore, redis_client: redis.Redis, redis_url: str
+    broker: FinishAckingBroker, store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "h")
     consumer: Any = broker.consume("default", prefetch=10, timeout=100)

@@ -34,7 +34,7 @@ from queue_system.service.health import WriteProbe
 from queue_system.service.tasks import TaskService
 from queue_system.storage.connection import async_client
 from queue_system.storage.keys import Keys
-from queue_system.storage.redis_store import AsyncTaskStore
+from queue_system.storage.task_store import RedisAsyncTaskStore
 from queue_system.transports.signing import parse_secrets
 
 
@@ -59,7 +59,7 @@ def create_app(
             health_check_interval=30,
             socket_connect_timeout=5,
         )
-        store = AsyncTaskStore(
+        store = RedisAsyncTaskStore(
             client,
             keys,
             min_replicas=settings.min_replicas,

@@ -27,7 +27,7 @@ from queue_system.service import destinations
 from queue_system.service.clock import now_ms
 from queue_system.service.observe import NullObserver, Observer
 from queue_system.service.runner import InFlight
-from queue_system.storage.redis_store import TaskStore
+from queue_system.storage.types import TaskStore
 
 # A waiting task whose message has been missing this long is dispatched again.
 STRANDED_AFTER_MS = 5 * 60_000

@@ -37,7 +37,7 @@ from queue_system.kinds.registry import Registry, RunContext, TaskKind, backoff_
 from queue_system.service.clock import now_ms
 from queue_system.service.observe import NullObserver, Observer
 from queue_system.storage.failures import classify
-from queue_system.storage.redis_store import Claim, FinishCall, MessageAck, Skip, TaskStore
+from queue_system.storage.types import Claim, FinishCall, MessageAck, Skip, TaskStore
 from queue_system.transports.http import WebhookRequest
 
 T = TypeVar("T")

@@ -47,7 +47,7 @@ from dramatiq.errors import ConnectionClosed
 
 from queue_system.storage import dramatiq_wire
 from queue_system.storage.evalsha import demoted
-from queue_system.storage.redis_store import MessageAck
+from queue_system.storage.types import MessageAck
 
 # What a failover looks like to a consumer (module docstring); ConnectionError is Dramatiq's own case.
 _FAILOVER_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)

@@ -37,7 +37,7 @@ from queue_system.service.reconciler import Reconciler
 from queue_system.service.runner import Delivered, HandOff, InFlight, Ran, TaskRunner
 from queue_system.storage.connection import sync_client
 from queue_system.storage.keys import Keys
-from queue_system.storage.redis_store import TaskStore
+from queue_system.storage.worker_store import RedisTaskStore
 from queue_system.transports.async_http import AsyncHttpSender, PoolLimits
 from queue_system.worker.broker import FinishAckingBroker
 from queue_system.worker.delivery_loop import Admission, Completed, Delivery, DeliveryLoop
@@ -55,7 +55,7 @@ class Runtime:
     reconciler: Reconciler
     http: httpx.Client
     redis: redis.Redis
-    store: TaskStore
+    store: RedisTaskStore
     deliveries: DeliveryLoop
     # Set when the broker lets the finish script ack each message (worker/broker.py).
     broker: FinishAckingBroker | None = None
@@ -140,7 +140,7 @@ def build_runtime(
         max_redirects=5,
         headers={"User-Agent": "queue_system-webhooks/0.1"},
     )
-    store = TaskStore(client, keys, destination_limits(settings))
+    store = RedisTaskStore(client, keys, destination_limits(settings))
     in_flight = InFlight()
     metrics = WorkerMetrics()
     runner = TaskRunner(
