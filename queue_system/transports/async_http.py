@@ -171,7 +171,8 @@ def _failure(
         return AttemptResult(Outcome.PERMANENT, error=f"invalid URL: {exc}", detail=describe(exc))
     if isinstance(exc, permanent) and not isinstance(exc, EgressBlocked):
         return AttemptResult(Outcome.PERMANENT, error=f"refused on our side: {exc}", detail=describe(exc))
-    if isinstance(exc, ValueError):
+    if isinstance(exc, ValueError) and not isinstance(exc, aiohttp.ClientError):
+        # (aiohttp's certificate errors are ValueErrors too: those are the host's, below.)
         # aiohttp refusing to write the request ("Forbidden control character detected in
         # headers"): raised before anything is sent, our side's doing, never the destination's.
         return unsendable(f"{type(exc).__name__}: {exc}")

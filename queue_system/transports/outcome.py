@@ -104,7 +104,10 @@ def _unreachable(exc: BaseException, where: Destination) -> str | None:
     """The words for a host that cannot be reached, from the cause under `exc`; None otherwise."""
     cert = _cause(exc, ssl.SSLCertVerificationError)
     if cert is not None:
-        why = cert.verify_message or cert.reason or "not trusted"
+        # aiohttp's ClientConnectorCertificateError is one too, without the attributes: the
+        # error it wraps (`certificate_error`) has them.
+        inner = getattr(cert, "certificate_error", cert)
+        why = getattr(inner, "verify_message", None) or getattr(inner, "reason", None) or "not trusted"
         return f"TLS certificate not valid for {where.host} ({why})"
     tls = _cause(exc, ssl.SSLError)
     if tls is not None:
