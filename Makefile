@@ -110,13 +110,14 @@ docker-down: ## Stop and remove the containers (the Redis volume stays; add ARGS
 docker-logs: ## Follow the containers' logs
 	$(COMPOSE) logs -f --tail=100
 
-docker-test: docker-setup ## End to end in containers: build, webhook, scale, stop a worker mid-delivery
+docker-test: docker-setup ## End to end in containers: build, webhook, scale, stop a worker mid-delivery, a Sentinel failover
 	QS_DOCKER_TEST=1 COMPOSE="$(COMPOSE_BIN)" timeout $(DOCKER_TEST_TIMEOUT) $(PY) -m pytest tests/docker -m docker -p no:cacheprovider --durations=5 $(PYTEST_ARGS)
 
 lint-docker: $(STAMP) ## hadolint on the Dockerfiles, `docker compose config` (no daemon needed)
 	bash docker/ci/setup.sh tools
 	$(BIN)/hadolint docker/api.Dockerfile docker/worker.Dockerfile
 	$(COMPOSE_BIN) config --quiet
+	$(COMPOSE_BIN) -f docker-compose.yml -f docker-compose.ha.yml config --quiet
 
 # ---- the dashboard in a real browser (tests/dashboard, marker `browser`); not part of `make test`
 .PHONY: test-browser browser-tools
