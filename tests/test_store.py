@@ -26,7 +26,7 @@ from queue_system.domain.models import (
 )
 from queue_system.domain.policy import FixedPolicy, encode_policy
 from queue_system.domain.retry import Decision
-from queue_system.storage import codec, dramatiq_wire, scripts
+from queue_system.storage import codec, scripts
 from queue_system.storage.keys import Keys
 from queue_system.storage.task_store import RedisAsyncTaskStore
 from queue_system.storage.types import (
@@ -162,8 +162,8 @@ def test_create_stores_record_indexes_and_a_dramatiq_message(
     assert redis_client.zscore(K.index(status="pending"), "t1") == 1_000
     assert redis_client.zscore(K.index(type_="webhook"), "t1") == 1_000
     (msg,) = queued_messages(redis_client)
-    # Exactly the layout dramatiq_wire describes, and what dramatiq.Message.decode reads.
-    assert msg == dramatiq_wire.message("t1", 1, "default", 1_000)
+    # Exactly what dramatiq.Message.decode reads (lua/common.lua `dispatch` writes it).
+    assert dramatiq.Message.decode(json.dumps(msg).encode()).message_id == "t1#1"
     assert msg == {
         "queue_name": "default",
         "actor_name": "run_task",

@@ -139,13 +139,13 @@ def test_consumer_skips_messages_acked_by_finish_and_acks_the_others(
         assert {first.options["redis_message_id"], second.options["redis_message_id"]} == {"a#1", "b#1"}
         assert consumer.outstanding_message_count == 2
 
-        # The runner's side for `a`: finish acked it, so it tells the broker.
+        # The attempt owner's side for `a`: finish acked it, so it tells the broker.
         task_a = first.args[0]
         assert _complete(store, task_a, broker.ack_in_finish("default", task_a, 1)) == (True, True)
-        broker.acked_in_finish(broker.ack_in_finish("default", task_a, 1))
-        assert broker.acked_by_finish == {first.options["redis_message_id"]}
+        broker.skip_ack(broker.ack_in_finish("default", task_a, 1))
+        assert broker.acked_elsewhere == {first.options["redis_message_id"]}
         consumer.ack(first)
-        assert broker.acked_by_finish == set()
+        assert broker.acked_elsewhere == set()
 
         # `b` was not acked by a finish: Dramatiq's own ack removes it.
         assert redis_client.sismember(_acks(broker), second.options["redis_message_id"])
@@ -165,12 +165,12 @@ def test_a_handed_off_message_leaves_the_prefetch_but_stays_unacked_until_its_fi
     try:
         message = _next(consumer)
         ack = broker.ack_in_finish("default", "h", 1)
-        broker.handed_off_to_loop(ack)  # the runtime, when the runner handed the delivery off
+        broker.skip_ack(ack)  # the attempt owner, when the loop took the delivery
 
         consumer.ack(message)  # the worker thread, as its actor returns
 
         # Out of the consumer's accounting (room for the next fetch), still unacked in Redis.
-        assert consumer.outstanding_message_count == 0 and broker.handed_off == set()
+        assert consumer.outstanding_message_count == 0 and broker.acked_elsewhere == set()
         assert redis_client.smembers(_acks(broker)) == {"h#1"} and redis_client.hexists(MSGS, "h#1")
         # The delivery's finish acks it.
         assert _complete(store, "h", ack) == (True, True)

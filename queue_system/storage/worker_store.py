@@ -47,6 +47,27 @@ ENDPOINT_IDLE_MS = 3_600_000
 _NO_ACK = ("", "", "", "", "")
 
 
+def ack_args(ack: MessageAck | None) -> tuple[str, str, str, str, str]:
+    """The 5 ARGV of a message to acknowledge, in the order lua/common.lua `ack_message` takes
+    them (finish.lua and unclaim.lua pass them on as they come); '' x 5: nothing to acknowledge."""
+    if ack is None:
+        return _NO_ACK
+    return (ack.fetched, ack.messages, ack.message_id, ack.heartbeats, ack.consumer_id)
+
+
+def limit_args(lim: DestinationLimits) -> tuple[int, int, int, int, int, int]:
+    """The destinations' limits as finish.lua passes them to lua/destinations.lua `settle`, in its
+    order: host cap, breaker threshold, cooldown_ms, max_cooldown_ms, hold_ms, endpoint cap."""
+    return (
+        lim.max_inflight,
+        lim.breaker_threshold,
+        lim.cooldown_ms,
+        lim.max_cooldown_ms,
+        lim.hold_ms,
+        lim.endpoint_cap,
+    )
+
+
 class RedisTaskStore:
     """Sync storage for the worker (thread-safe: each thread uses a connection of its own)."""
 
@@ -56,15 +77,7 @@ class RedisTaskStore:
         self.client = client
         self.keys = keys or Keys()
         self.limits = limits or DestinationLimits()
-        lim = self.limits
-        self._limits = (
-            lim.max_inflight,
-            lim.breaker_threshold,
-            lim.cooldown_ms,
-            lim.max_cooldown_ms,
-            lim.hold_ms,
-            lim.endpoint_cap,
-        )
+        self._limits = limit_args(self.limits)
         self._caller = ScriptCaller(client)
         prefix = self.keys.prefix
         self._claim = Script(self._caller, scripts.CLAIM, prefix)
@@ -131,9 +144,7 @@ class RedisTaskStore:
         retrying, its attempt count and trigger restored, no lease, a new token's message
         dispatched; and acknowledge `ack`, in one script."""
         args: list[Any] = [task.id, task.token, now, task.trigger]
-        args += (
-            (ack.fetched, ack.messages, ack.message_id, ack.heartbeats, ack.consumer_id) if ack else _NO_ACK
-        )
+        args += ack_args(ack)
         undone, acked = self._unclaim(*args)
         return Unclaimed(bool(undone), bool(acked))
 
@@ -204,8 +215,7 @@ def _finish_args(call: FinishCall, retention_ms: int, limits: Sequence[Any]) -> 
         call.decision.next_attempt_at or "",
     ]
     args += [retention_ms, attempt_to_json(call.attempt), MAX_HISTORY, result_json, last_error]
-    ack = call.ack
-    args += (ack.fetched, ack.messages, ack.message_id, ack.heartbeats, ack.consumer_id) if ack else _NO_ACK
+    args += ack_args(call.ack)
     if call.task.dest is not None:  # (arguments cost Redis time: only those the script reads)
         args += [breaker_signal(call.result).value, *limits]
     return args
