@@ -61,7 +61,7 @@ def test_redirect_hops_are_checked_and_off_by_default() -> None:
         outcome, error, _ = send(f"http://hook.test:{rx.port}/", follow=True)
         assert outcome is Outcome.PERMANENT and error and "meta.test resolved to 169.254.169.254" in error
         outcome, error, _ = send(f"http://hook.test:{rx.port}/")
-        assert outcome is Outcome.PERMANENT and error == "HTTP 302"
+        assert outcome is Outcome.PERMANENT and error == "HTTP 302 from the receiver"
 
 
 def test_a_binary_response_is_a_marker() -> None:

@@ -76,7 +76,9 @@ def test_a_tls_failure_is_the_hosts() -> None:
 def test_a_connect_timeout_is_the_hosts(stuck_port: int) -> None:
     for result in both(f"http://127.0.0.1:{stuck_port}/x", 0.5):
         assert result.outcome is Outcome.TRANSIENT and result.connect_failed, result
-        assert result.error and "connect timeout" in result.error
+        assert (
+            result.error and "timed out after" in result.error and "connecting to 127.0.0.1" in result.error
+        )
         assert breaker_signal(result) is Signal.HOST_DOWN
 
 

@@ -225,7 +225,7 @@ def test_destinations(cli: Cli) -> None:
         "endpoints_open": 0,
         "endpoints": [],
     }
-    assert "0 endpoint(s) known, 0 open" in ok(cli("destinations"))
+    assert "0 endpoints known, 0 open" in ok(cli("destinations"))
 
 
 def test_purge_asks_then_deletes_only_what_matches(cli: Cli, api: httpx.Client) -> None:

@@ -675,9 +675,7 @@ def test_the_cli_shows_hosts_then_endpoints(
     with TestClient(create_app(load_settings({"REDIS_URL": redis_url}))) as api:
         shown = cli_render.destinations(api.get("/api/v1/destinations").json())
     hosts, endpoints, parked = shown.split("\n\n")
-    assert hosts.splitlines()[0].split()[0] == "HOST" and D in hosts and "1 host(s) known, 0 open" in hosts
+    assert hosts.splitlines()[0].split()[0] == "HOST" and D in hosts and "1 host known, 0 open" in hosts
     assert endpoints.splitlines()[0].split()[0] == "ENDPOINT" and E in endpoints
-    assert (
-        "open" in endpoints and "timeout after 1s" in endpoints and "1 endpoint(s) known, 1 open" in endpoints
-    )
+    assert "open" in endpoints and "timeout after 1s" in endpoints and "1 endpoint known, 1 open" in endpoints
     assert parked == "parked tasks: 0"

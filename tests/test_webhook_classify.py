@@ -30,7 +30,7 @@ def test_transient_statuses(code: int) -> None:
 def test_permanent_statuses(code: int) -> None:
     r = classify(httpx.Response(code), b"nope")
     assert r.outcome is Outcome.PERMANENT
-    assert r.error == f"HTTP {code}"
+    assert r.error == f"HTTP {code} from the receiver"
     assert r.response_body == "nope"
 
 

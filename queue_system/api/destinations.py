@@ -12,7 +12,7 @@ from litestar.params import QueryParameter
 
 from queue_system.api.openapi import GUARDED_READ, responses
 from queue_system.api.schemas import rfc3339
-from queue_system.domain.destinations import Destination
+from queue_system.domain.destinations import DestinationStatus
 from queue_system.domain.redaction import redact_text, redact_url
 from queue_system.service.tasks import TaskService
 
@@ -46,7 +46,7 @@ class DestinationsOut(msgspec.Struct):
     endpoints: list[DestinationOut] = msgspec.field(default_factory=list)  # most recently active first
 
 
-def destination_out(d: Destination) -> DestinationOut:
+def destination_out(d: DestinationStatus) -> DestinationOut:
     return DestinationOut(
         destination=redact_url(d.destination),
         level=d.level.value,

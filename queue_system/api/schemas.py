@@ -69,8 +69,9 @@ class AttemptOut(msgspec.Struct, omit_defaults=True):
     outcome: str
     trigger: str = "auto"
     status_code: int | None = None
-    error: str | None = None
+    error: str | None = None  # what happened, in words (docs/concepts/attempts-and-errors.md)
     response_body: str | None = None
+    detail: str | None = None  # the HTTP or SMTP library's own account of a failure, redacted
 
 
 class WaitingOut(msgspec.Struct):
@@ -165,6 +166,7 @@ def attempt_out(a: Attempt) -> AttemptOut:
         status_code=a.status_code,
         error=a.error,
         response_body=a.response_body,
+        detail=a.detail,
     )
 
 

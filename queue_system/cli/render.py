@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from queue_system.domain.words import duration, plural
+
 CELL = 60  # longer cells are cut: a table row stays on one line in a wide terminal
 
 
@@ -56,16 +58,7 @@ def when(text: str | None) -> str | None:
 
 
 def millis(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    if ms < 1000:
-        return f"{ms} ms"
-    seconds = ms / 1000
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+    return None if ms is None else duration(ms)
 
 
 def task_table(tasks: Sequence[dict[str, Any]]) -> str:
@@ -176,7 +169,7 @@ def destinations(data: dict[str, Any]) -> str:
             data.get("endpoints_open", 0),
         ),
     ):
-        summary = f"{known} {name.lower()}(s) known, {n_open} open"
+        summary = f"{plural(known, name.lower())} known, {n_open} open"
         parts.append(table((name, *columns), rows(items)) + "\n" + summary if items else summary)
     parts.append(f"parked tasks: {data.get('parked', 0)}")
     return "\n\n".join(parts)
@@ -208,7 +201,7 @@ def inbox_requests(items: Sequence[dict[str, Any]]) -> str:
     blocks = []
     for r in items:
         task = f"  task {r['task_id']}" if r.get("task_id") else ""
-        size = f"{r['body_bytes']} byte{'' if r['body_bytes'] == 1 else 's'}"
+        size = plural(r["body_bytes"], "byte")
         cut = " (first 16 KiB shown)" if r.get("truncated") else ""
         lines = [f"{when(r['received_at'])} UTC  {r['method']} {r['path']}  signature {r['signature']}{task}"]
         lines += [f"  {name}: {value}" for name, value in r["headers"]]

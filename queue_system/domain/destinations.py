@@ -27,6 +27,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from urllib.parse import urlsplit
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class BreakerState(StrEnum):
@@ -68,12 +71,6 @@ def host_of(endpoint: str) -> str:
     return found.group(0) if found else endpoint
 
 
-def keyed_endpoint(host: str, key: str) -> str:
-    """The endpoint a caller's key names, scoped to its host: `https://h:443#customer-42`. A URL
-    without its query and fragment never contains `#`, so no key spells a URL's endpoint."""
-    return f"{host}#{key}"
-
-
 @dataclass(frozen=True, slots=True)
 class DestinationLimits:
     """The limits every worker applies to every destination (WEBHOOK_* settings)."""
@@ -106,7 +103,49 @@ class Waiting:
 
 @dataclass(frozen=True, slots=True)
 class Destination:
-    """One host (`level` HOST) or one endpoint (ENDPOINT) and its breaker."""
+    """Where a task's requests go, at both levels: the host (`scheme`, `host`, `port`: the cap's and
+    the host breaker's unit) and the endpoint below it (`path`: the URL's path without its query,
+    or `#key` for a caller's `endpoint` key; "" for the host alone). The one notion of a
+    destination: a kind's `destination` hook gives it (kinds/registry.py), the delivery loop counts
+    per `host_only()`; `str()` and `endpoint` are the forms stored on a task and shown by the API.
+    """
+
+    scheme: str  # lower case
+    host: str  # lower case; an IDNA name in its ASCII form (as the HTTP clients send it)
+    port: int  # the default port filled in
+    # A caller's key is `#key`: a URL without its query and fragment never contains `#`, so no
+    # key spells a URL's endpoint.
+    path: str = ""
+
+    @classmethod
+    def of_url(cls, url: str) -> Destination:
+        """`https://Example.com/x?q` -> Destination("https", "example.com", 443, "/x")."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        port = parts.port or DEFAULT_PORTS.get(scheme, 0)
+        return cls(scheme, (parts.hostname or "").lower(), port, parts.path or "/")
+
+    def __str__(self) -> str:
+        """The host as its cap and breaker know it: `scheme://host:port` (`[::1]` bracketed)."""
+        return f"{self.scheme}://{self.address}"
+
+    @property
+    def address(self) -> str:
+        """`host:port`, as a person names where a connection went."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint as its breaker knows it: `scheme://host:port/path` or `...#key`."""
+        return f"{self}{self.path}"
+
+    def host_only(self) -> Destination:
+        return Destination(self.scheme, self.host, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationStatus:
+    """One host (`level` HOST) or one endpoint (ENDPOINT) and its breaker, as the store reports it."""
 
     destination: str
     state: BreakerState
@@ -125,7 +164,7 @@ class DestinationReport:
     known: int  # hosts
     open: int  # hosts open or half-open
     parked: int  # tasks waiting for a host or an endpoint, in all
-    destinations: list[Destination]  # hosts
-    endpoints: list[Destination] = field(default_factory=list)
+    destinations: list[DestinationStatus]  # hosts
+    endpoints: list[DestinationStatus] = field(default_factory=list)
     known_endpoints: int = 0
     open_endpoints: int = 0

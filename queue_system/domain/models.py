@@ -54,7 +54,7 @@ class AttemptResult(msgspec.Struct, frozen=True):
 
     outcome: Outcome
     result: Any = None
-    error: str | None = None
+    error: str | None = None  # what happened, as a person says it (docs/concepts/attempts-and-errors.md)
     status_code: int | None = None
     response_body: str | None = None
     retry_after_ms: int | None = None  # the receiver asked us to wait at least this long
@@ -66,6 +66,8 @@ class AttemptResult(msgspec.Struct, frozen=True):
     # failure): a host-level fact, counted by the host's breaker, not the endpoint's
     # (domain/destinations.py).
     connect_failed: bool = False
+    # The library's own account (exception types and messages), kept in the attempt's history.
+    detail: str | None = None
 
 
 class Attempt(msgspec.Struct, frozen=True):
@@ -79,6 +81,7 @@ class Attempt(msgspec.Struct, frozen=True):
     error: str | None = None
     response_body: str | None = None
     trigger: str = "auto"  # "auto" | "manual" | "recovered"
+    detail: str | None = None  # the raw account behind `error` (AttemptResult.detail)
 
 
 class Task(msgspec.Struct, frozen=True):

@@ -304,17 +304,17 @@ def shown_task(task: Task) -> Task:
     result = shown_payload(task.result)
     if result is not task.result:
         changes["result"] = result
-    texts = task.last_error or any(a.error or a.response_body for a in task.history)
+    texts = task.last_error or any(a.error or a.response_body or a.detail for a in task.history)
     secrets = secret_values(task.payload) if texts and payload is not task.payload else ()
     if task.last_error:
         changes["last_error"] = shown_text(task.last_error, secrets)
-    if any(a.error or a.response_body for a in task.history):
+    if any(a.error or a.response_body or a.detail for a in task.history):
         changes["history"] = [_shown_attempt(a, secrets) for a in task.history]
     return msgspec.structs.replace(task, **changes) if changes else task
 
 
 def _shown_attempt(attempt: Attempt, secrets: tuple[str, ...]) -> Attempt:
-    if not attempt.error and not attempt.response_body:
+    if not attempt.error and not attempt.response_body and not attempt.detail:
         return attempt
     return msgspec.structs.replace(
         attempt,
@@ -322,4 +322,5 @@ def _shown_attempt(attempt: Attempt, secrets: tuple[str, ...]) -> Attempt:
         response_body=shown_text(attempt.response_body, secrets)
         if attempt.response_body
         else attempt.response_body,
+        detail=shown_text(attempt.detail, secrets) if attempt.detail else attempt.detail,
     )

@@ -26,6 +26,7 @@ from queue_system.domain.policy import (
     override_problems,
     resolve_policy,
 )
+from queue_system.domain.words import plural
 
 __all__ = [
     "Decision",
@@ -65,7 +66,7 @@ def decide(
         return Decision(TaskStatus.FAILED, reason="permanent failure")
     wait = _delay_ms(policy, attempts, rng or _rng)
     if wait is None:
-        return Decision(TaskStatus.FAILED, reason=f"gave up after {attempts} attempts")
+        return Decision(TaskStatus.FAILED, reason=f"gave up after {plural(attempts, 'attempt')}")
     # A 429 or 503 without Retry-After waits the task's own schedule; with one, at least that long,
     # up to the task's longest wait: its window (fixed: beyond it the task fails now, below) or its
     # max_delay (exponential), never for whatever a receiver wrote.

@@ -22,6 +22,10 @@ A kind whose attempt is one outbound HTTP request may also give `request=`: a fu
 that request (`WebhookRequest`) from the payload. The worker then sends it on its event loop, with
 many in flight per process, instead of running the handler on one of its threads; the handler
 stays the synchronous way to run the same attempt (tests, a runner without a loop).
+
+A kind whose tasks go somewhere shared (a host, an endpoint) gives `destination=`: a function from
+the payload to its `Destination` (domain/destinations.py); the service stores it with the task, so
+the destination's cap and breakers apply, without ever asking what kind a payload is.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import msgspec
 
 from queue_system.config.field_paths import join_field, split_msgspec_error
 from queue_system.config.settings import WorkerSettings
+from queue_system.domain.destinations import Destination
 from queue_system.domain.models import AttemptResult, Outcome
 from queue_system.domain.retry import ExponentialPolicy, FixedPolicy, PolicyBounds, RetryPolicy
 from queue_system.errors import InvalidInput, PermanentError, TransientError, UnknownTaskType
@@ -54,6 +59,7 @@ class RunContext(msgspec.Struct, frozen=True):
 
 Handler = Callable[[Any, RunContext], Any]
 RequestBuilder = Callable[[Any, RunContext], WebhookRequest]
+DestinationOf = Callable[[Any], Destination]
 PolicyFactory = Callable[[WorkerSettings], RetryPolicy]
 
 # The attribute `task_kind` marks a handler with: the kinds it serves (a handler may serve several).
@@ -84,6 +90,12 @@ class TaskKind:
     check: Callable[[Any], Any] | None = None  # semantic validation / normalisation after decoding
     # For a kind whose attempt is one outbound HTTP request: builds it (see the module docstring).
     request: RequestBuilder | None = None
+    # For a kind whose tasks go to a shared destination: where a (decoded) payload goes.
+    destination: DestinationOf | None = None
+
+    def destination_of(self, payload: Any) -> Destination | None:
+        """Where this decoded payload goes, or None for a kind without destinations."""
+        return self.destination(payload) if self.destination is not None else None
 
     def _convert(self, raw: Any, prefix: str) -> Any:
         try:
@@ -181,11 +193,12 @@ def task_kind(
     policy: PolicyFactory = backoff_policy,
     check: Callable[[Any], Any] | None = None,
     request: RequestBuilder | None = None,
+    destination: DestinationOf | None = None,
 ) -> Callable[[Handler], Handler]:
     """Mark a handler as the task kind `name` (see the module docstring)."""
 
     def mark(handler: Handler) -> Handler:
-        kind = TaskKind(name, payload, handler, policy, check, request)
+        kind = TaskKind(name, payload, handler, policy, check, request, destination)
         kinds = (*getattr(handler, KINDS_ATTRIBUTE, ()), kind)
         setattr(handler, KINDS_ATTRIBUTE, kinds)
         return handler

@@ -24,14 +24,13 @@ import msgspec
 import yarl
 
 from queue_system.config.settings import Settings
-from queue_system.domain.destinations import ENDPOINT_KEY, ENDPOINT_KEY_RULE, keyed_endpoint
+from queue_system.domain.destinations import ENDPOINT_KEY, ENDPOINT_KEY_RULE, Destination
 from queue_system.domain.models import AttemptResult
 from queue_system.domain.redaction import header_problems
 from queue_system.domain.sendable import url_problem
 from queue_system.errors import InvalidInput
 from queue_system.kinds.registry import KINDS_ATTRIBUTE, RunContext, TaskKind, fixed_policy, task_kind
 from queue_system.kinds.webhook_security import egress_policy, signing_keys
-from queue_system.transports.async_http import destination
 from queue_system.transports.egress import EgressPolicy
 from queue_system.transports.http import WebhookRequest, send
 from queue_system.transports.signing import parse_secret, webhook_headers, webhook_id
@@ -74,31 +73,34 @@ def _url_problem(url: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _destination_of(url: str) -> str:
-    scheme, _, port = destination(url)
-    host = httpx.URL(url).raw_host.decode("ascii").lower()  # as httpx sends it: IDNA, ASCII
-    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+def _url_destination(url: str) -> Destination:
+    parsed = Destination.of_url(url)
+    url_ = httpx.URL(url)
+    host = url_.raw_host.decode("ascii").lower()  # as httpx sends it: IDNA, ASCII
+    # The path as the clients send it (httpx's normalisation: percent-encoding, an empty path "/").
+    path = url_.raw_path.split(b"?", 1)[0].decode("ascii")
+    return Destination(parsed.scheme, host, parsed.port, path)
+
+
+def destination(hook: Webhook) -> Destination:
+    """Where the webhook goes (the kind's `destination` hook): its host, scheme and host
+    lower-cased (an IDNA host in its ASCII form), the default port filled in, and its endpoint: the
+    caller's `endpoint` key as `#key`, else the URL's path without query and fragment, as sent."""
+    url_dest = _url_destination(hook.url)
+    if isinstance(hook.endpoint, str):
+        return Destination(url_dest.scheme, url_dest.host, url_dest.port, f"#{hook.endpoint}")
+    return url_dest
 
 
 def destination_of(hook: Webhook) -> str:
-    """The host the webhook goes to, as the host's cap and breaker know it: `scheme://host:port`,
-    the scheme and host lower-cased (an IDNA host in its ASCII form), the default port filled in."""
-    return _destination_of(hook.url)
-
-
-@functools.lru_cache(maxsize=4096)
-def _endpoint_of(url: str) -> str:
-    # The path as the clients send it (httpx's normalisation: percent-encoding, an empty path "/").
-    return _destination_of(url) + httpx.URL(url).raw_path.split(b"?", 1)[0].decode("ascii")
+    """The host as its cap and breaker know it: `scheme://host:port`."""
+    return str(destination(hook))
 
 
 def endpoint_of(hook: Webhook) -> str:
-    """The endpoint the webhook goes to, as its breaker knows it (domain/destinations.py): the
-    caller's `endpoint` key as `scheme://host:port#key`, else the URL without its query and
-    fragment, `scheme://host:port/path`, normalised as `destination_of` (the path kept as sent)."""
-    if isinstance(hook.endpoint, str):
-        return keyed_endpoint(destination_of(hook), hook.endpoint)
-    return _endpoint_of(hook.url)
+    """The endpoint as its breaker knows it (domain/destinations.py): `scheme://host:port/path`
+    or `scheme://host:port#key`."""
+    return destination(hook).endpoint
 
 
 _STRICT = EgressPolicy()  # the default deny list, for a kind built without settings
@@ -189,7 +191,14 @@ def build_request(hook: Webhook, ctx: RunContext) -> WebhookRequest:
     return _request(hook, ctx, ())
 
 
-@task_kind("webhook", payload=Webhook, policy=fixed_policy, check=check_webhook, request=build_request)
+@task_kind(
+    "webhook",
+    payload=Webhook,
+    policy=fixed_policy,
+    check=check_webhook,
+    request=build_request,
+    destination=destination,
+)
 def webhook(hook: Webhook, ctx: RunContext) -> AttemptResult:
     """Without settings: the default egress deny list, no server signing key."""
     return send(ctx.http, build_request(hook, ctx), ctx.timeout_s)

@@ -13,13 +13,15 @@ message, `egress blocked: <host> resolved to <address> (<range>)`).
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from queue_system.config.settings import SecuritySettings, Settings
 from queue_system.transports.egress import EgressBlocked, EgressPolicy, SyncResolver, system_resolve
-from queue_system.transports.egress_aiohttp import GuardedConnector, loop_resolve
 from queue_system.transports.egress_httpx import GuardedHTTPTransport
 from queue_system.transports.signing import parse_secrets
+
+if TYPE_CHECKING:  # aiohttp is the worker's: the API, which checks webhooks here, never loads it
+    from queue_system.transports.egress_aiohttp import GuardedConnector
 
 __all__ = ["EgressBlocked", "egress_connector", "egress_policy", "egress_transport", "signing_keys"]
 
@@ -38,6 +40,8 @@ def egress_connector(settings: Settings, **kwargs: Any) -> GuardedConnector:
     """An aiohttp connector that connects only where the policy allows; `kwargs` go to
     `aiohttp.TCPConnector` (limit, limit_per_host, keepalive_timeout...), `resolver=` replaces the
     system resolver (tests)."""
+    from queue_system.transports.egress_aiohttp import GuardedConnector, loop_resolve  # the worker's
+
     resolver = kwargs.pop("resolver", loop_resolve)
     return GuardedConnector(egress_policy(settings), resolver, **kwargs)
 

@@ -203,6 +203,7 @@ class TaskRunner:
             status_code=result.status_code,
             error=result.error,
             response_body=(result.response_body or None) and result.response_body[:MAX_RESPONSE_BODY],
+            detail=result.detail,
         )
         return FinishCall(task, attempt, decision, result, now, ack)
 

@@ -27,7 +27,6 @@ from queue_system.domain.retry import (
 )
 from queue_system.errors import Conflict, InvalidInput, TaskNotFound
 from queue_system.kinds.registry import Registry, TaskKind, backoff_policy, fixed_policy, policy_bounds
-from queue_system.kinds.webhook import Webhook, destination_of, endpoint_of
 from queue_system.service.clock import now_ms
 from queue_system.storage.types import AsyncTaskStore, Change, NewTask
 
@@ -80,10 +79,11 @@ class TaskService:
         if sub.timeout_ms is not None:
             extra["timeout_ms"] = str(sub.timeout_ms)
         dest = endpoint = None
-        if isinstance(payload, Webhook):  # its host's and endpoint's caps and breakers apply
-            dest, endpoint = destination_of(payload), endpoint_of(payload)  # (lua/destinations.lua)
+        where = kind.destination_of(payload)
+        if where is not None:  # its host's and endpoint's caps and breakers apply (lua/destinations.lua)
+            dest, endpoint = str(where), where.endpoint
             # The endpoint is stored after its host (`ep`: the path, or `#key`): bytes per task count.
-            extra["dest"], extra["ep"] = dest, endpoint.removeprefix(dest)
+            extra["dest"], extra["ep"] = dest, where.path
         due = self._due(sub, now)
         # The options as requested (not as resolved): resending the same request stays the same task.
         requested = msgspec.json.encode(sub.retry.requested).decode() if sub.retry else ""

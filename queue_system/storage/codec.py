@@ -120,6 +120,8 @@ def attempt_to_json(attempt: Attempt) -> str:
         data["error"] = attempt.error
     if attempt.response_body is not None:
         data["response_body"] = attempt.response_body
+    if attempt.detail is not None:
+        data["detail"] = attempt.detail
     return dumps(data)
 
 
@@ -134,6 +136,7 @@ def attempt_from_json(text: str) -> Attempt:
         error=d.get("error"),
         response_body=d.get("response_body"),
         trigger=d.get("trigger", "auto"),
+        detail=d.get("detail"),
     )
 
 

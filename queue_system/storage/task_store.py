@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 
 from queue_system.domain.destinations import (
     BreakerState,
-    Destination,
     DestinationReport,
+    DestinationStatus,
     WaitLevel,
     WaitReason,
 )
@@ -34,10 +34,10 @@ MAX_SCAN = 5_000
 MAX_DESTINATIONS_SCAN = 2_000
 
 
-def _destination(row: list[Any], level: WaitLevel) -> Destination:
+def _destination(row: list[Any], level: WaitLevel) -> DestinationStatus:
     d, state, in_flight, failures, parked, open_until, cooldown_ms, last_error, last_active = row
     breaker = BreakerState(state)
-    return Destination(
+    return DestinationStatus(
         destination=d,
         state=breaker,
         in_flight=int(in_flight),

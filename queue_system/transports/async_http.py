@@ -4,12 +4,9 @@ Why aiohttp: measured here (2 cores, 256 requests in flight, POST of a small JSO
 request of the client process was ~0.3-0.4 ms for aiohttp, ~1.35 ms for the sync `httpx.Client`
 from 16 threads and 8-12 ms for `httpx.AsyncClient` (its pool search grows with the connections).
 
-The classification is the sync sender's (delivery/webhook.py): 2xx -> success; timeouts,
-connection errors, 408/425/429/5xx -> transient (honouring `Retry-After`); other statuses ->
-permanent; a request that cannot be sent as given -> permanent, not counted against the
-destination; a failure to reach the host (DNS, refused, connect timeout, TLS) is `connect_failed`,
-counted against the host's breaker rather than the endpoint's. Only the status, the `Retry-After`
-header and a bounded prefix of the body are read.
+How the outcome is classified and worded is transports/outcome.py's, shared with the sync sender
+(http.py): this module only names the stage at which aiohttp failed (`_stage`). Only the status,
+the `Retry-After` header and a bounded prefix of the body are read.
 
 An egress guard plugs in as aiohttp's resolver (`resolver_factory=`, called on the loop): it
 resolves once, checks every address, and raises its own exception for a blocked one; list that
@@ -23,62 +20,33 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
 
+from queue_system.domain.destinations import Destination
 from queue_system.domain.models import AttemptResult, Outcome
 from queue_system.domain.sendable import request_problem, unsendable
 from queue_system.transports.egress import EgressBlocked
-from queue_system.transports.http import (
-    TRANSIENT_STATUS,
-    WebhookRequest,
+from queue_system.transports.http import WebhookRequest
+from queue_system.transports.outcome import (
+    READ_LIMIT,
+    Failure,
+    answered,
     content_length,
-    parse_retry_after,
-    response_text,
+    describe,
+    failed,
 )
 
-# Read at most this much of a response; a larger body closes the connection instead of draining it.
-READ_LIMIT = 64 * 1024
-DEFAULT_PORTS = {"http": 80, "https": 443}
 # The share of a request's timeout its TCP connect (and TLS handshake) may take: past it, the
 # attempt is a connect timeout, counted against the host (see `exchange`).
 CONNECT_SHARE = 0.9
 
-Destination = tuple[str, str, int]  # (scheme, host, port): what the per-destination cap counts
-
 
 def destination(url: str) -> Destination:
-    """`https://Example.com/x` -> ("https", "example.com", 443)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme, 0)
-
-
-def classify_status(
-    code: int,
-    retry_after: str | None,
-    body: bytes,
-    content_type: str | None = None,
-    total: int | None = None,
-) -> AttemptResult:
-    """The outcome of a response: http.py's `classify`, on plain values (a binary body is a marker)."""
-    text = response_text(body, content_type, total)
-    if 200 <= code < 300:
-        return AttemptResult(
-            Outcome.SUCCESS, result={"status_code": code}, status_code=code, response_body=text
-        )
-    error = f"HTTP {code}"
-    if code in TRANSIENT_STATUS or code >= 500:
-        return AttemptResult(
-            Outcome.TRANSIENT,
-            error=error,
-            status_code=code,
-            response_body=text,
-            retry_after_ms=parse_retry_after(retry_after),
-        )
-    return AttemptResult(Outcome.PERMANENT, error=error, status_code=code, response_body=text)
+    """`https://Example.com/x` -> the host Destination("https", "example.com", 443): what the
+    delivery loop's per-host cap counts."""
+    return Destination.of_url(url).host_only()
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +140,7 @@ class AsyncHttpSender:
             ) as response:
                 body = await _read_prefix(response)
                 headers = response.headers
-                return classify_status(
+                return answered(
                     response.status,
                     headers.get("Retry-After"),
                     body,
@@ -180,42 +148,45 @@ class AsyncHttpSender:
                     content_length(headers.get("Content-Length")),
                 )
         except Exception as exc:  # (classified below; anything else is raised again)
-            return _failure(exc, timeout_s, self.permanent_errors)
+            return _failure(exc, request.url, timeout_s, self.permanent_errors)
 
 
-def _failure(exc: Exception, timeout_s: float, permanent: tuple[type[BaseException], ...]) -> AttemptResult:
+# aiohttp's exceptions -> the stage they mean, most specific first (ConnectionTimeoutError is a
+# TimeoutError; ClientConnectorError, ServerDisconnectedError are ClientErrors).
+_STAGES: tuple[tuple[type[BaseException], Failure], ...] = (
+    (aiohttp.ConnectionTimeoutError, Failure.CONNECT_TIMEOUT),
+    (TimeoutError, Failure.RESPONSE_TIMEOUT),
+    (aiohttp.TooManyRedirects, Failure.REDIRECTS),
+    (aiohttp.ClientConnectorError, Failure.CONNECT),  # DNS, refused, TLS (its subclasses)
+    (aiohttp.ServerDisconnectedError, Failure.CLOSED),
+    (aiohttp.ClientPayloadError, Failure.CLOSED),
+)
+
+
+def _failure(
+    exc: Exception, url: str, timeout_s: float, permanent: tuple[type[BaseException], ...]
+) -> AttemptResult:
     """The outcome of an exchange that raised `exc` (raised again if it is none of these)."""
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):  # the host is unreachable: a host-level fact
-        return AttemptResult(
-            Outcome.TRANSIENT,
-            error=f"connect timeout after {timeout_s * CONNECT_SHARE:g}s ({type(exc).__name__})",
-            connect_failed=True,
-        )
-    if isinstance(exc, TimeoutError):  # aiohttp's timeouts subclass it
-        return AttemptResult(Outcome.TRANSIENT, error=f"timeout after {timeout_s:g}s ({type(exc).__name__})")
-    if isinstance(exc, aiohttp.TooManyRedirects):
-        return AttemptResult(Outcome.PERMANENT, error=f"TooManyRedirects: {exc}")
     if isinstance(exc, aiohttp.InvalidURL):
-        return AttemptResult(Outcome.PERMANENT, error=f"invalid URL: {exc}")
-    if isinstance(exc, EgressBlocked):  # its message says it all: egress blocked: <host> resolved to ...
-        return AttemptResult(Outcome.PERMANENT, error=str(exc))
-    if isinstance(exc, permanent):
-        return AttemptResult(Outcome.PERMANENT, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
-    if isinstance(exc, ValueError):
+        return AttemptResult(Outcome.PERMANENT, error=f"invalid URL: {exc}", detail=describe(exc))
+    if isinstance(exc, permanent) and not isinstance(exc, EgressBlocked):
+        return AttemptResult(Outcome.PERMANENT, error=f"refused on our side: {exc}", detail=describe(exc))
+    if isinstance(exc, ValueError) and not isinstance(exc, aiohttp.ClientError):
+        # (aiohttp's certificate errors are ValueErrors too: those are the host's, below.)
         # aiohttp refusing to write the request ("Forbidden control character detected in
         # headers"): raised before anything is sent, our side's doing, never the destination's.
         return unsendable(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, aiohttp.ClientConnectorError):  # DNS, refused, TLS (its subclasses): the host's
-        # Named as the sync sender (httpx) names it: the attempt history reads the same.
-        return AttemptResult(Outcome.TRANSIENT, error=f"ConnectError: {exc}", connect_failed=True)
-    if isinstance(exc, aiohttp.ClientError | OSError):
-        return AttemptResult(Outcome.TRANSIENT, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
-    raise exc
+    if not isinstance(exc, aiohttp.ClientError | OSError | EgressBlocked):
+        raise exc
+    stage = next((s for t, s in _STAGES if isinstance(exc, t)), Failure.NETWORK)
+    budget = timeout_s * CONNECT_SHARE if stage is Failure.CONNECT_TIMEOUT else timeout_s
+    return failed(stage, exc, url, budget)
 
 
 async def _check_literal(resolver: AbstractResolver, url: str) -> None:
     """Put an IP-literal host through the guard's resolver, which aiohttp would skip."""
-    _, host, port = destination(url)
+    where = destination(url)
+    host, port = where.host, where.port
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -240,6 +211,5 @@ __all__ = [
     "Destination",
     "PoolLimits",
     "WebhookRequest",
-    "classify_status",
     "destination",
 ]

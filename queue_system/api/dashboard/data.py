@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from queue_system.domain.destinations import Destination
+from queue_system.domain.destinations import DestinationStatus
 from queue_system.domain.redaction import redact_text, redact_url
 from queue_system.service.tasks import TaskService
 
@@ -65,7 +65,7 @@ async def workers(service: TaskService, now_ms: int | None = None) -> list[Worke
     return sorted((Worker(b.id, max(0.0, (now - b.at) / 1000)) for b in beats), key=lambda w: w.age_s)
 
 
-def _row(d: Destination) -> dict[str, Any]:
+def _row(d: DestinationStatus) -> dict[str, Any]:
     """One table row; `last_error` redacted, as every reader sees it."""
     return {
         "name": redact_url(d.destination),
