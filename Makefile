@@ -6,7 +6,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-api run-worker test lint clean check
+.PHONY: help install run run-api run-worker test lint clean check docs docs-serve
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -40,8 +40,14 @@ lint: $(STAMP) lint-docker ## ruff, mypy (strict), the import contracts (pyproje
 
 check: lint test ## Lint, types and tests
 
+docs: $(STAMP) ## Build the docs site from docs/ into site/ (strict: every link and anchor must resolve; offline)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+docs-serve: $(STAMP) ## Serve the docs site at http://127.0.0.1:8000/, rebuilt as you edit docs/
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000
+
 clean: ## Remove the venv, caches and local data (var/)
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache *.egg-info
+	rm -rf $(VENV) var site .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # ---- benchmarks (bench/README.md); not part of `make check`, never run by the tests
@@ -104,13 +110,14 @@ docker-down: ## Stop and remove the containers (the Redis volume stays; add ARGS
 docker-logs: ## Follow the containers' logs
 	$(COMPOSE) logs -f --tail=100
 
-docker-test: docker-setup ## End to end in containers: build, webhook, scale, stop a worker mid-delivery
+docker-test: docker-setup ## End to end in containers: build, webhook, scale, stop a worker mid-delivery, a Sentinel failover
 	QS_DOCKER_TEST=1 COMPOSE="$(COMPOSE_BIN)" timeout $(DOCKER_TEST_TIMEOUT) $(PY) -m pytest tests/docker -m docker -p no:cacheprovider --durations=5 $(PYTEST_ARGS)
 
 lint-docker: $(STAMP) ## hadolint on the Dockerfiles, `docker compose config` (no daemon needed)
 	bash docker/ci/setup.sh tools
 	$(BIN)/hadolint docker/api.Dockerfile docker/worker.Dockerfile
 	$(COMPOSE_BIN) config --quiet
+	$(COMPOSE_BIN) -f docker-compose.yml -f docker-compose.ha.yml config --quiet
 
 # ---- the dashboard in a real browser (tests/dashboard, marker `browser`); not part of `make test`
 .PHONY: test-browser browser-tools

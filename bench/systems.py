@@ -22,7 +22,7 @@ from queue_system.config.settings import load_settings
 from queue_system.kinds import load_kinds
 from queue_system.service.tasks import Submission, TaskService
 from queue_system.storage.keys import Keys
-from queue_system.storage.redis_store import AsyncTaskStore
+from queue_system.storage.task_store import RedisAsyncTaskStore
 
 KEYS = Keys()
 # bench/bare_worker.py uses the same namespace (it imports nothing of ours, to stay bare).
@@ -81,7 +81,7 @@ async def _preload_ours(redis_url: str, subs: list[Submission], batch: int) -> N
     kinds = load_kinds(load_settings({"EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}), [NOOP_MODULE])
     client = aioredis.Redis.from_url(redis_url, decode_responses=True, max_connections=batch)
     try:
-        service = TaskService(AsyncTaskStore(client, KEYS), kinds, retention_ms=7 * 86_400_000)
+        service = TaskService(RedisAsyncTaskStore(client, KEYS), kinds, retention_ms=7 * 86_400_000)
         for i in range(0, len(subs), batch):
             await asyncio.gather(*(service.submit(s) for s in subs[i : i + batch]))
     finally:

@@ -16,7 +16,8 @@ from queue_system.api.app import create_app
 from queue_system.config.settings import load_settings
 from queue_system.domain.models import Attempt, AttemptResult, Outcome, TaskStatus
 from queue_system.domain.retry import Decision
-from queue_system.storage.redis_store import Claim, TaskStore
+from queue_system.storage.types import Claim
+from queue_system.storage.worker_store import RedisTaskStore
 from tests.test_api import HOOK, assert_problem
 
 
@@ -154,7 +155,7 @@ def test_timeout_is_stored(client: TestClient[Any], redis_client: redis.Redis) -
 
 
 def _fail(redis_client: redis.Redis, task_id: str) -> None:
-    store = TaskStore(redis_client)
+    store = RedisTaskStore(redis_client)
     claim = store.claim(task_id, 1, 10**13, 10**13 + 1)
     assert isinstance(claim, Claim)
     attempt = Attempt(n=1, started_at=1, duration_ms=1, outcome=Outcome.PERMANENT, status_code=404)
@@ -178,7 +179,7 @@ def test_manual_retry_of_a_failed_task(client: TestClient[Any], redis_client: re
     assert redis_client.pttl(f"qs:task:{task_id}") == -1  # no longer due for expiry
     assert redis_client.zscore("qs:expiry", task_id) is None
     # The next claim is recorded as manual.
-    claim = TaskStore(redis_client).claim(task_id, 2, 10**13, 10**13 + 1)
+    claim = RedisTaskStore(redis_client).claim(task_id, 2, 10**13, 10**13 + 1)
     assert isinstance(claim, Claim)
     assert claim.task.trigger == "manual"
     assert claim.task.attempt_base == 1

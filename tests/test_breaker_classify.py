@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from bench.slow_receiver import SlowReceiver
+from queue_system.domain.breaker import breaker_signal
 from queue_system.domain.destinations import Signal
 from queue_system.domain.models import AttemptResult, Outcome
-from queue_system.storage.redis_store import breaker_signal
 from queue_system.testing import free_port
 from queue_system.transports.async_http import AsyncHttpSender, PoolLimits
 from queue_system.transports.http import WebhookRequest, exchange

@@ -126,3 +126,57 @@ def test_build_files_exist() -> None:
         build = SERVICES[service]["build"]
         assert (ROOT / build["context"] / build["dockerfile"]).is_file()
     assert shlex.split(" ".join(SERVICES["redis"]["command"]))[0] == "redis-server"
+
+
+# ---- docker-compose.ha.yml: the replicated topology laid over docker-compose.yml
+HA: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.ha.yml").read_text())
+HA_SERVICES: dict[str, Any] = HA["services"]
+MONITOR = re.compile(r"'sentinel monitor (\S+) (\S+) (\d+) (\d+)'")
+
+
+def sentinel_monitors() -> dict[str, tuple[str, str, int, int]]:
+    """sentinel service -> (master name, host, port, quorum) from the config its command writes."""
+    found = {}
+    for name, service in HA_SERVICES.items():
+        command = " ".join(service.get("command") or [])
+        if "--sentinel" in command:
+            match = MONITOR.search(command)
+            assert match, f"{name}: no `sentinel monitor` line"
+            found[name] = (match[1], match[2], int(match[3]), int(match[4]))
+    return found
+
+
+@pytest.mark.parametrize("service", OURS)
+def test_ha_services_reach_redis_through_the_sentinels_the_file_runs(service: str) -> None:
+    env = {**environment(service), **{k: str(v) for k, v in HA_SERVICES[service]["environment"].items()}}
+    unknown = sorted(set(env) - set(SETTINGS))
+    assert not unknown, f"{service}: not in settings.SPEC: {unknown}"
+    settings = load_settings({k: resolved(v) for k, v in env.items()})
+    monitors = sentinel_monitors()
+    assert {host for host, _ in settings.sentinels} == set(monitors)
+    assert all(port == 26379 for _, port in settings.sentinels)
+    assert {m[0] for m in monitors.values()} == {settings.sentinel_master}
+    assert settings.min_replicas >= 1  # a 201 survives the failover this file is for
+    # Started after every data node and sentinel is healthy.
+    assert set(HA_SERVICES[service]["depends_on"]) == set(HA_SERVICES) - set(OURS) - {"redis"}
+
+
+def test_ha_sentinels_watch_the_first_primary_with_a_majority_quorum() -> None:
+    monitors = sentinel_monitors()
+    assert len(monitors) == 3
+    for _, host, port, quorum in monitors.values():
+        assert (host, port) == ("redis", 6379)  # docker-compose.yml's redis service
+        assert len(monitors) // 2 < quorum <= len(monitors)
+
+
+def test_ha_replicas_follow_the_first_primary_and_every_data_node_persists() -> None:
+    nodes = {"redis": HA_SERVICES["redis"]} | {n: s for n, s in HA_SERVICES.items() if "replica" in n}
+    assert len(nodes) == 3
+    for name, node in nodes.items():
+        args = node["command"]
+        assert args[0] == "redis-server"
+        pairs = dict(zip(args[1::2], args[2::2], strict=False))
+        assert pairs["--appendonly"] == "yes" and pairs["--maxmemory-policy"] == "noeviction", name
+        if name != "redis":
+            assert args[-3:] == ["--replicaof", "redis", "6379"], name
+            assert node["image"] == SERVICES["redis"]["image"]  # the same local image

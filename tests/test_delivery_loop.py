@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -23,26 +24,35 @@ from queue_system.transports.async_http import (
     destination,
 )
 from queue_system.transports.http import classify
-from queue_system.worker.delivery_loop import Admission, Completed, Delivery, DeliveryLoop
+from queue_system.worker.delivery_loop import Admission, Completed, DeliveryLoop
 
 TAKEN = Admission.TAKEN
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Delivery:
+    """What the tests send: the loop's `Sendable`, with a key to find it again."""
+
+    request: WebhookRequest
+    timeout_s: float
+    key: Any = None  # a test's handle: an int or a name
 
 
 class Outcomes:
     """The completion callback: collects outcomes; `wait_for(n)` returns when n have arrived."""
 
     def __init__(self) -> None:
-        self.items: list[Completed] = []
+        self.items: list[Completed[Delivery]] = []
         self.threads: set[str] = set()
         self._cond = threading.Condition()
 
-    def __call__(self, batch: list[Completed]) -> None:
+    def __call__(self, batch: list[Completed[Delivery]]) -> None:
         with self._cond:
             self.items += batch
             self.threads.add(threading.current_thread().name)
             self._cond.notify_all()
 
-    def wait_for(self, n: int, timeout: float = 10) -> list[Completed]:
+    def wait_for(self, n: int, timeout: float = 10) -> list[Completed[Delivery]]:
         with self._cond:
             assert self._cond.wait_for(lambda: len(self.items) >= n, timeout), (len(self.items), n)
             return list(self.items)
@@ -52,19 +62,19 @@ class Outcomes:
             return [c.result for c in self.items]
 
 
-Factory = Callable[..., tuple[DeliveryLoop, Outcomes]]
+Factory = Callable[..., tuple[DeliveryLoop[Delivery], Outcomes]]
 
 
 @pytest.fixture
 def make_loop() -> Iterator[Factory]:
-    started: list[DeliveryLoop] = []
+    started: list[DeliveryLoop[Delivery]] = []
 
     def make(
         max_inflight: int = 256, max_per_host: int = 32, max_waiting_per_host: int | None = None
-    ) -> tuple[DeliveryLoop, Outcomes]:
+    ) -> tuple[DeliveryLoop[Delivery], Outcomes]:
         outcomes = Outcomes()
         sender = AsyncHttpSender(PoolLimits(max_connections=max_inflight, max_per_host=max_per_host))
-        loop = DeliveryLoop(
+        loop: DeliveryLoop[Delivery] = DeliveryLoop(
             sender,
             outcomes,
             max_inflight=max_inflight,
@@ -80,7 +90,7 @@ def make_loop() -> Iterator[Factory]:
         loop.stop(grace=0)
 
 
-def hook(url: str, timeout_s: float = 5.0, key: object = None) -> Delivery:
+def hook(url: str, timeout_s: float = 5.0, key: int | str | None = None) -> Delivery:
     return Delivery(WebhookRequest(url=url, content=b'{"event": "test"}'), timeout_s, key)
 
 

@@ -15,6 +15,7 @@ from litestar.testing import TestClient
 from queue_system.api.app import create_app
 from queue_system.cli import render as cli_render
 from queue_system.config.settings import load_settings
+from queue_system.domain.breaker import breaker_signal
 from queue_system.domain.destinations import (
     BreakerState,
     DestinationLimits,
@@ -28,15 +29,9 @@ from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
 from queue_system.domain.retry import Decision
 from queue_system.kinds.webhook import Webhook, destination_of, endpoint_of
 from queue_system.storage.keys import Keys
-from queue_system.storage.redis_store import (
-    AsyncTaskStore,
-    Claim,
-    NewTask,
-    Skip,
-    SkipReason,
-    TaskStore,
-    breaker_signal,
-)
+from queue_system.storage.task_store import RedisAsyncTaskStore
+from queue_system.storage.types import Claim, NewTask, Skip, SkipReason
+from queue_system.storage.worker_store import RedisTaskStore
 from tests.test_store import finish_with, get, queued_messages
 
 K = Keys()
@@ -60,8 +55,8 @@ GONE_404 = AttemptResult(Outcome.PERMANENT, error="HTTP 404", status_code=404)
 
 
 @pytest.fixture
-def store(redis_client: redis.Redis) -> Iterator[TaskStore]:
-    store = TaskStore(redis_client, limits=LIMITS)
+def store(redis_client: redis.Redis) -> Iterator[RedisTaskStore]:
+    store = RedisTaskStore(redis_client, limits=LIMITS)
     yield store
     store.close()
 
@@ -70,7 +65,7 @@ def run_async(redis_url: str, call: object) -> object:
     async def go() -> object:
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
         try:
-            return await call(AsyncTaskStore(client))  # type: ignore[operator]
+            return await call(RedisAsyncTaskStore(client))  # type: ignore[operator]
         finally:
             await client.aclose()
 
@@ -80,7 +75,7 @@ def run_async(redis_url: str, call: object) -> object:
 def create(redis_url: str, *ids: str, now: int = 1_000, dest: str = D, endpoint: str | None = E) -> None:
     """Webhook tasks for host `dest` and `endpoint` (None: a task stored before endpoints)."""
 
-    async def go(s: AsyncTaskStore) -> None:
+    async def go(s: RedisAsyncTaskStore) -> None:
         extra = {"dest": dest} | ({"ep": endpoint.removeprefix(dest)} if endpoint is not None else {})
         for task_id in ids:
             await s.create(
@@ -102,13 +97,13 @@ def token(client: redis.Redis, task_id: str) -> int:
     return int(client.hget(K.task(task_id), "token"))  # type: ignore[arg-type]
 
 
-def claim(store: TaskStore, client: redis.Redis, task_id: str, now: int) -> Claim | Skip:
+def claim(store: RedisTaskStore, client: redis.Redis, task_id: str, now: int) -> Claim | Skip:
     """Claim with the task's current token (as its current message would)."""
     return store.claim(task_id, token(client, task_id), now, now + 10_000)
 
 
 def attempt_once(
-    store: TaskStore, client: redis.Redis, task_id: str, result: AttemptResult, now: int
+    store: RedisTaskStore, client: redis.Redis, task_id: str, result: AttemptResult, now: int
 ) -> None:
     """Claim `task_id` and finish the attempt with `result` (a failure is retried in 100 ms)."""
     claimed = claim(store, client, task_id, now)
@@ -154,14 +149,14 @@ def queued_ids(client: redis.Redis) -> list[str]:
     return [str(m["args"][0]) + "#" + str(m["args"][1]) for m in queued_messages(client)]  # type: ignore[index]
 
 
-def open_breaker(store: TaskStore, client: redis.Redis, redis_url: str, now: int = 2_000) -> None:
+def open_breaker(store: RedisTaskStore, client: redis.Redis, redis_url: str, now: int = 2_000) -> None:
     """Three response timeouts in a row (LIMITS.breaker_threshold) open E's breaker at `now`."""
     create(redis_url, "f1", "f2", "f3")
     for task_id in ("f1", "f2", "f3"):
         attempt_once(store, client, task_id, TIMEOUT, now)
 
 
-def open_host(store: TaskStore, client: redis.Redis, redis_url: str, now: int = 2_000) -> None:
+def open_host(store: RedisTaskStore, client: redis.Redis, redis_url: str, now: int = 2_000) -> None:
     """Three refused connections in a row, to three endpoints of D, open D's host breaker."""
     for i in (1, 2, 3):
         create(redis_url, f"h{i}", endpoint=f"{D}/h{i}")
@@ -193,7 +188,7 @@ def test_breaker_signal_tells_the_endpoints_failures_from_the_hosts() -> None:
 
 
 def test_at_the_endpoint_bound_a_task_is_parked_under_the_endpoint_and_a_freed_slot_dispatches_it(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "a", "b", "c")
     first = claim(store, redis_client, "a", 1_100)
@@ -231,7 +226,7 @@ def test_at_the_endpoint_bound_a_task_is_parked_under_the_endpoint_and_a_freed_s
 
 
 def test_a_hanging_endpoint_leaves_its_hosts_other_slots_to_the_other_endpoints(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "a", "b", "c", "d")  # E: a backlog that holds its slots
     create(redis_url, "ok1", "ok2", endpoint=E2)
@@ -252,7 +247,7 @@ def test_a_hanging_endpoint_leaves_its_hosts_other_slots_to_the_other_endpoints(
 
 
 def test_a_released_task_that_parks_again_gives_back_its_held_slots(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "a", "b", "c")
     assert isinstance(claim(store, redis_client, "a", 1_100), Claim)
@@ -266,7 +261,7 @@ def test_a_released_task_that_parks_again_gives_back_its_held_slots(
 
 
 def test_an_endpoints_failures_open_its_own_breaker_only(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "f1", "f2", "f3", "f4", "t")
     create(redis_url, "other", endpoint=E2)
@@ -296,7 +291,7 @@ def test_an_endpoints_failures_open_its_own_breaker_only(
 
 
 def test_host_level_failures_open_the_hosts_breaker_for_every_endpoint(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "x1", endpoint=f"{D}/a")
     attempt_once(store, redis_client, "x1", REFUSED, 1_500)
@@ -331,7 +326,7 @@ def test_host_level_failures_open_the_hosts_breaker_for_every_endpoint(
 
 
 def test_a_failed_host_probe_reopens_the_host_for_longer(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     open_host(store, redis_client, redis_url, now=2_000)  # cool-down 1000
     create(redis_url, "p", endpoint=E2)
@@ -347,7 +342,7 @@ def test_a_failed_host_probe_reopens_the_host_for_longer(
 
 
 def test_a_task_parked_busy_shows_open_once_the_breaker_opens(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "a", "b", "c")
     for task_id in ("a", "b"):
@@ -360,7 +355,7 @@ def test_a_task_parked_busy_shows_open_once_the_breaker_opens(
 
 
 def test_half_open_sends_exactly_one_probe_of_its_own_and_its_success_releases_the_parked(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     open_breaker(store, redis_client, redis_url, now=2_000)  # open until 3000
     create(redis_url, "p1", "p2", "p3", "new")
@@ -393,7 +388,7 @@ def test_half_open_sends_exactly_one_probe_of_its_own_and_its_success_releases_t
 
 
 def test_a_failed_probe_reopens_for_longer_up_to_the_bound(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     open_breaker(store, redis_client, redis_url, now=2_000)  # cool-down 1000
     create(redis_url, "p")
@@ -409,7 +404,7 @@ def test_a_failed_probe_reopens_for_longer_up_to_the_bound(
 
 
 def test_a_lost_probe_reopens_the_breaker(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     open_breaker(store, redis_client, redis_url, now=2_000)
     create(redis_url, "p")
@@ -422,7 +417,7 @@ def test_a_lost_probe_reopens_the_breaker(
 
 
 def test_a_probe_whose_slot_expired_is_replaced(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     open_breaker(store, redis_client, redis_url, now=2_000)
     create(redis_url, "p1", "p2", "p3")
@@ -435,7 +430,7 @@ def test_a_probe_whose_slot_expired_is_replaced(
 
 
 def test_cancel_delete_and_unclaim_take_a_task_out_of_both_levels(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     open_breaker(store, redis_client, redis_url)
     create(redis_url, "c", "d")
@@ -469,7 +464,7 @@ def test_cancel_delete_and_unclaim_take_a_task_out_of_both_levels(
 
 
 def test_the_stranded_walk_leaves_parked_tasks_alone(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     open_breaker(store, redis_client, redis_url)
     create(redis_url, "w")
@@ -479,7 +474,7 @@ def test_the_stranded_walk_leaves_parked_tasks_alone(
 
 
 def test_renew_keeps_both_slots_as_long_as_the_lease(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "r")
     assert isinstance(store.claim("r", 1, 1_100, 5_000), Claim)
@@ -489,7 +484,7 @@ def test_renew_keeps_both_slots_as_long_as_the_lease(
 
 
 def test_expired_slots_do_not_count_against_the_caps(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "a", "b", "c")
     assert isinstance(store.claim("a", 1, 1_100, 2_000), Claim)
@@ -499,7 +494,7 @@ def test_expired_slots_do_not_count_against_the_caps(
 
 
 def test_a_task_stored_before_endpoints_has_its_host_as_its_endpoint(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "old1", "old2", "old3", "old4", endpoint=None)
     for task_id in ("old1", "old2", "old3"):
@@ -520,7 +515,7 @@ def test_a_task_stored_before_endpoints_has_its_host_as_its_endpoint(
 
 
 def test_waiting_does_not_burn_retries_and_both_levels_are_listed(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     open_breaker(store, redis_client, redis_url, now=2_000)
     create(redis_url, "x", "y")
@@ -554,7 +549,7 @@ def test_waiting_does_not_burn_retries_and_both_levels_are_listed(
 
 
 def test_finish_counts_attempts_per_minute(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "m1", "m2")
     attempt_once(store, redis_client, "m1", UP, 120_000)
@@ -566,7 +561,7 @@ def test_finish_counts_attempts_per_minute(
 
 
 def test_idle_hosts_and_endpoints_are_forgotten(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     open_breaker(store, redis_client, redis_url, now=2_000)
     open_host(store, redis_client, redis_url, now=2_000)
@@ -582,7 +577,7 @@ def test_idle_hosts_and_endpoints_are_forgotten(
 
 
 def test_a_healthy_endpoint_is_forgotten_when_its_last_attempt_ends(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "a", "b")
     create(redis_url, "c", endpoint=E2)
@@ -599,7 +594,7 @@ def test_a_healthy_endpoint_is_forgotten_when_its_last_attempt_ends(
 
 
 def test_every_destination_key_is_owned_or_expires(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     open_breaker(store, redis_client, redis_url)
     create(redis_url, "k")
@@ -623,7 +618,7 @@ def test_every_destination_key_is_owned_or_expires(
 
 
 def test_the_api_lists_both_levels_redacted_and_names_a_bad_limit(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     open_breaker(store, redis_client, redis_url, now=2_000)
     redis_client.hset(K.endpoint(E), "last_error", "HTTP 503 from http://u:hunter2@h/x?token=abc")
@@ -674,7 +669,7 @@ def test_an_endpoint_key_is_checked_and_names_the_field(redis_url: str, redis_cl
 
 
 def test_the_cli_shows_hosts_then_endpoints(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     open_breaker(store, redis_client, redis_url, now=2_000)
     with TestClient(create_app(load_settings({"REDIS_URL": redis_url}))) as api:

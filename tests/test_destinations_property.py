@@ -37,11 +37,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from queue_system.domain.breaker import breaker_signal
 from queue_system.domain.destinations import DestinationLimits, Signal
 from queue_system.domain.models import AttemptResult, Outcome, Task, TaskStatus
 from queue_system.domain.retry import Decision
 from queue_system.storage.keys import Keys
-from queue_system.storage.redis_store import Claim, TaskStore, breaker_signal
+from queue_system.storage.types import Claim
+from queue_system.storage.worker_store import RedisTaskStore
 from tests.test_destinations import D, create
 from tests.test_store import finish_with
 
@@ -101,7 +103,7 @@ class Destinations(RuleBasedStateMachine):
         super().__init__()
         client.flushdb()
         self.client = client
-        self.store = TaskStore(client, limits=LIMITS)
+        self.store = RedisTaskStore(client, limits=LIMITS)
         self.w = World()
         self.tasks: dict[str, str] = {}  # id -> endpoint
         for e in ENDPOINTS:

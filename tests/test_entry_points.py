@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from queue_system.cli.main import main
 from queue_system.config.settings import load_settings
-from queue_system.storage import dramatiq_wire
+from queue_system.domain.queues import QUEUES
 from queue_system.worker.launch import dramatiq_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +24,7 @@ def test_worker_becomes_the_dramatiq_cli_with_the_settings() -> None:
     assert argv[argv.index("--processes") + 1] == "3"
     assert argv[argv.index("--threads") + 1] == "5"
     queues = argv[argv.index("--queues") + 1 : argv.index("--worker-shutdown-timeout")]
-    assert queues == list(dramatiq_wire.QUEUES)  # every queue the API enqueues to
+    assert queues == list(QUEUES)  # every queue the API enqueues to
     assert argv[-1] == str(30_000 + 30_000)  # the request timeout, then 30 s to record the outcome
     assert env == {"PATH": "/bin", "dramatiq_worker_timeout": "100", "dramatiq_queue_prefetch": "7"}
     assert "--path" not in argv and "PYTHONPATH" not in env  # the package is installed

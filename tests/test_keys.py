@@ -14,6 +14,7 @@ from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
 from queue_system.config.settings import load_settings
+from queue_system.domain.queues import QUEUES
 from queue_system.storage import dramatiq_wire, scripts
 from queue_system.storage.keys import FAMILIES, FIXED, Keys
 
@@ -161,7 +162,7 @@ def test_a_queue_that_could_spell_dramatiqs_keys_is_a_422(api: TestClient[Any], 
     assert response.status_code == 422 and response.json()["field"] == "queue", response.text
 
 
-@given(queue=st.text(max_size=40).filter(lambda q: q not in dramatiq_wire.QUEUES))
+@given(queue=st.text(max_size=40).filter(lambda q: q not in QUEUES))
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_any_other_queue_name_is_a_422(api: TestClient[Any], queue: str) -> None:
     response = api.post("/api/v1/tasks", json={"type": "echo", "payload": "x", "queue": queue})

@@ -32,7 +32,8 @@ from queue_system.api.app import create_app
 from queue_system.config.settings import load_settings
 from queue_system.domain.models import Attempt, AttemptResult, Outcome, Task, TaskStatus
 from queue_system.domain.retry import Decision
-from queue_system.storage.redis_store import Claim, TaskStore
+from queue_system.storage.types import Claim
+from queue_system.storage.worker_store import RedisTaskStore
 
 FUZZ = os.environ.get("QS_FUZZ") == "1"
 # One bug reported, shrunk, without the explain phase: several bugs shrunk side by side took
@@ -86,7 +87,7 @@ class TaskModel(RuleBasedStateMachine):
         super().__init__()
         self.client = client
         self.redis = redis_client
-        self.worker = TaskStore(redis_client)
+        self.worker = RedisTaskStore(redis_client)
         self.tasks: dict[str, Modelled] = {}
         self.now = 1_900_000_000_000  # the worker's clock for claims and finishes (ms)
         redis_client.flushdb()

@@ -1,5 +1,7 @@
-"""Every curl example of the README's "Coming from ..." section, run in order against the real app
-(in-process, real Redis): each must succeed (2xx)."""
+"""The README's first minute and the docs' "Coming from another task queue" examples (docs/coming-from.md),
+run in order against the real app (in-process, real Redis): each must succeed (2xx); the user-kind
+example of docs/task-kinds.md runs as a module. tests/test_docs_examples.py runs every other shell
+example of README.md and docs/ against real processes, with the curl parsing below."""
 
 from __future__ import annotations
 
@@ -20,12 +22,13 @@ from queue_system.config.settings import load_settings
 from queue_system.kinds import Registry, backoff_policy
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+DOCS = README.parent / "docs"
 
 
-def readme_examples(section: str) -> list[list[str]]:
-    text = README.read_text()
+def readme_examples(section: str, page: Path = README) -> list[list[str]]:
+    text = page.read_text()
     match = re.search(rf"<!-- examples:{section} -->\s*```sh\n(.*?)```", text, re.S)
-    assert match, f"README has no examples:{section} block"
+    assert match, f"{page.name} has no examples:{section} block"
     return [shlex.split(line) for line in match.group(1).splitlines() if line.startswith("curl ")]
 
 
@@ -84,7 +87,7 @@ def client(redis_client: redis.Redis, redis_url: str) -> Iterator[TestClient[Any
 
 
 def test_coming_from_examples_all_succeed(client: TestClient[Any]) -> None:
-    examples = readme_examples("coming-from")
+    examples = readme_examples("coming-from", DOCS / "coming-from.md")
     assert len(examples) >= 13
     for argv in examples:
         method, path, headers, data = as_request(argv)
@@ -111,14 +114,14 @@ def test_aliases_answer_with_our_task_fields(client: TestClient[Any]) -> None:
 
 
 def test_the_user_kind_example_needs_only_queue_system_kinds() -> None:
-    text = README.read_text()
-    match = re.search(r"### Your own task kinds.*?```python\n(.*?)```", text, re.S)
-    assert match, "README has no user-kind example"
+    text = (DOCS / "task-kinds.md").read_text()
+    match = re.search(r"## Your own task kinds.*?```python\n(.*?)```", text, re.S)
+    assert match, "docs/task-kinds.md has no user-kind example"
     source = match.group(1)
     imports = re.findall(r"^(?:from|import) (queue_system\S*)", source, re.M)
     assert imports == ["queue_system.kinds"]
     module = types.ModuleType("myapp_tasks")
-    exec(compile(source, "README.md", "exec"), module.__dict__)  # our own README, run as a user would
+    exec(compile(source, "docs/task-kinds.md", "exec"), module.__dict__)  # our own docs, run as a user would
     registry = Registry()
     registry.add_module(module)
     kind = registry.get("resize")

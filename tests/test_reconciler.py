@@ -10,19 +10,19 @@ import redis
 from queue_system.service import reconciler
 from queue_system.service.reconciler import Reconciler
 from queue_system.service.runner import InFlight
-from queue_system.storage.redis_store import TaskStore
+from queue_system.storage.worker_store import RedisTaskStore
 from tests.test_store import _lose_message, create, queued_messages
 
 
 @pytest.fixture
-def store(redis_client: redis.Redis) -> Iterator[TaskStore]:
-    store = TaskStore(redis_client)
+def store(redis_client: redis.Redis) -> Iterator[RedisTaskStore]:
+    store = RedisTaskStore(redis_client)
     yield store
     store.close()
 
 
 def test_the_walk_finds_a_stranded_task_beyond_the_first_slice_and_starts_over(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(reconciler, "WALK_SLICE", 2)
     for i in range(5):

@@ -19,7 +19,8 @@ from litestar.testing import TestClient
 from queue_system.api.app import create_app
 from queue_system.config.settings import load_settings
 from queue_system.domain.redaction import REDACTED, header_problems
-from queue_system.storage.redis_store import Claim, TaskStore
+from queue_system.storage.types import Claim
+from queue_system.storage.worker_store import RedisTaskStore
 from tests.dashboard.test_dashboard import sign_in
 from tests.receiver import Receiver, Reply
 from tests.test_redaction_rule import credential_values, secret_names, secret_params, secrets_
@@ -93,7 +94,7 @@ def test_no_reader_shows_a_secret(
     assert secret not in created.text and credential not in created.text
     task_id = created.json()["id"]
     now = int(time.time() * 1000)
-    claim = TaskStore(redis_client).claim(task_id, 1, now, now + 60_000)  # as a worker would
+    claim = RedisTaskStore(redis_client).claim(task_id, 1, now, now + 60_000)  # as a worker would
     assert isinstance(claim, Claim) and claim.task.payload["headers"][name] == secret  # it sends it
     assert claim.task.payload["url"] == url
     for reader_name, text in every_reader(reader, task_id).items():

@@ -20,12 +20,12 @@ from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
 from queue_system.config.settings import WorkerSettings, load_settings
+from queue_system.domain.breaker import breaker_signal
 from queue_system.domain.models import AttemptResult, Outcome
 from queue_system.domain.sendable import header_value_problem, request_problem
 from queue_system.errors import InvalidInput
 from queue_system.kinds.registry import Registry, RunContext, TaskKind
 from queue_system.kinds.webhook import webhook_kind
-from queue_system.storage.redis_store import breaker_signal
 from queue_system.transports.async_http import AsyncHttpSender, PoolLimits
 from queue_system.transports.http import WebhookRequest, exchange, send
 from tests.receiver import Receiver

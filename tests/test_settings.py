@@ -14,7 +14,6 @@ from queue_system.config.settings import (
     Settings,
     Var,
     load_settings,
-    markdown_table,
     parse_duration_ms,
     parse_size_bytes,
 )
@@ -115,32 +114,7 @@ def test_defaults_come_from_the_spec() -> None:
     assert load_settings({}) == Settings()
 
 
-# -- the README's Settings table is the spec ------------------------------------------------------
-
-
-def _readme_rows() -> list[list[str]]:
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = text.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
-    table = [line for line in section.splitlines() if line.startswith("|")]
-    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in table]
-
-
-def test_readme_settings_table_matches_the_spec() -> None:
-    rows = _readme_rows()
-    expected = [
-        [cell.strip() for cell in line.strip("|").split(" | ")] for line in markdown_table().split("\n")
-    ]
-    assert rows[:2] == expected[:2], "the header changed: paste markdown_table() into the README"
-    documented = {row[0].strip("`"): row for row in rows[2:]}
-    for var, row in zip(SPEC, expected[2:], strict=True):
-        assert var.name in documented, f"{var.name} is not in the README's Settings table"
-        _, default, allowed, meaning = documented[var.name]
-        assert default == row[1], f"{var.name}: README default {default}, spec {row[1]}"
-        assert allowed == row[2], f"{var.name}: README allows {allowed}, spec {row[2]}"
-        assert meaning == row[3], f"{var.name}: README says {meaning!r}, spec {row[3]!r}"
-    assert len(rows) == len(expected), sorted(set(documented) - {v.name for v in SPEC})
-    # Order too, so that pasting markdown_table() over the README's table is always the fix.
-    assert rows == expected
+# The docs' settings page is generated from SPEC at build time: tests/test_docs_site.py.
 
 
 @pytest.mark.parametrize("var", SPEC, ids=lambda v: v.name)

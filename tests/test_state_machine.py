@@ -22,7 +22,9 @@ from queue_system.domain.destinations import DestinationLimits
 from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
 from queue_system.domain.retry import Decision
 from queue_system.storage.keys import Keys
-from queue_system.storage.redis_store import AsyncTaskStore, ChangeResult, TaskStore
+from queue_system.storage.task_store import RedisAsyncTaskStore
+from queue_system.storage.types import ChangeResult
+from queue_system.storage.worker_store import RedisTaskStore
 from tests.test_destinations import E2, D, E
 from tests.test_destinations import create as create_for_destination
 from tests.test_store import create, finish_with
@@ -51,23 +53,23 @@ EXPECTED: dict[str, dict[str, str]] = {
 }
 
 
-def _async(redis_url: str, call: Callable[[AsyncTaskStore], object]) -> object:
+def _async(redis_url: str, call: Callable[[RedisAsyncTaskStore], object]) -> object:
     async def go() -> object:
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
         try:
-            return await call(AsyncTaskStore(client))  # type: ignore[misc]
+            return await call(RedisAsyncTaskStore(client))  # type: ignore[misc]
         finally:
             await client.aclose()
 
     return asyncio.run(go())
 
 
-def _finish(store: TaskStore, status: TaskStatus, *, now: int, next_at: int | None = None) -> None:
+def _finish(store: RedisTaskStore, status: TaskStatus, *, now: int, next_at: int | None = None) -> None:
     result = AttemptResult(Outcome.SUCCESS if status is TaskStatus.COMPLETED else Outcome.TRANSIENT)
     finish_with(store, "t", 1, Decision(status, next_at), result, now=now)
 
 
-def _reach(status: str, store: TaskStore, redis_url: str) -> None:
+def _reach(status: str, store: RedisTaskStore, redis_url: str) -> None:
     """Task `t`, current token 1, in `status`, by way of the scripts."""
     create(redis_url, "t", now=1_000, due=50_000 if status == SCHEDULED else None)
     if status in (PROCESSING, RETRYING, COMPLETED, FAILED):
@@ -78,8 +80,8 @@ def _reach(status: str, store: TaskStore, redis_url: str) -> None:
         _async(redis_url, lambda s: s.cancel("t", 2_000, RETENTION_MS))
 
 
-def _finish_as(status: TaskStatus) -> Callable[[TaskStore, str, str], object]:
-    def run(store: TaskStore, _status: str, _url: str) -> object:
+def _finish_as(status: TaskStatus) -> Callable[[RedisTaskStore, str, str], object]:
+    def run(store: RedisTaskStore, _status: str, _url: str) -> object:
         _finish(store, status, now=LATER, next_at=LATER + 1)
         return None
 
@@ -87,7 +89,7 @@ def _finish_as(status: TaskStatus) -> Callable[[TaskStore, str, str], object]:
 
 
 # script -> how to run it on task `t` (current token 1): (store, its status, redis_url)
-RUN: dict[str, Callable[[TaskStore, str, str], object]] = {
+RUN: dict[str, Callable[[RedisTaskStore, str, str], object]] = {
     "claim": lambda store, _, __: store.claim("t", 1, LATER, LATER + 10_000),
     "finish completed": _finish_as(TaskStatus.COMPLETED),
     "finish retrying": _finish_as(TaskStatus.RETRYING),
@@ -117,7 +119,7 @@ def test_every_script_is_in_the_table() -> None:
 
 @pytest.mark.parametrize("script", list(EXPECTED))
 def test_every_script_from_every_status(script: str, redis_client: redis.Redis, redis_url: str) -> None:
-    store = TaskStore(redis_client)
+    store = RedisTaskStore(redis_client)
     actual, expected = {}, {}
     try:
         for start in TaskStatus:
@@ -133,7 +135,7 @@ def test_every_script_from_every_status(script: str, redis_client: redis.Redis, 
 
 
 def test_a_refused_change_names_the_status_that_refused(redis_client: redis.Redis, redis_url: str) -> None:
-    store = TaskStore(redis_client)
+    store = RedisTaskStore(redis_client)
     try:
         _reach(PROCESSING, store, redis_url)
     finally:
@@ -148,7 +150,7 @@ TIMEOUT = AttemptResult(Outcome.TRANSIENT, error="timeout")  # the endpoint's fa
 REFUSED = AttemptResult(Outcome.TRANSIENT, error="ConnectError", connect_failed=True)  # the host's
 
 
-def _reach_parked(status: str, level: str, store: TaskStore, redis_url: str) -> None:
+def _reach_parked(status: str, level: str, store: RedisTaskStore, redis_url: str) -> None:
     """Task `t` (endpoint E of host D), parked under `level` (whose breaker is open), in `status`
     (pending|retrying). A host's breaker is opened by another endpoint's task: it holds them all."""
     create_for_destination(redis_url, "t", now=1_000)
@@ -182,7 +184,7 @@ def _parked_consistently(client: redis.Redis, level: str) -> bool:
 def test_every_script_from_a_parked_task(
     script: str, level: str, redis_client: redis.Redis, redis_url: str
 ) -> None:
-    store = TaskStore(redis_client, limits=PARKING)
+    store = RedisTaskStore(redis_client, limits=PARKING)
     actual, expected = {}, {}
     try:
         for start in (PENDING, RETRYING):

@@ -26,10 +26,10 @@ from queue_system.domain.models import (
 )
 from queue_system.domain.policy import FixedPolicy, encode_policy
 from queue_system.domain.retry import Decision
-from queue_system.storage import codec, dramatiq_wire, scripts
+from queue_system.storage import codec, scripts
 from queue_system.storage.keys import Keys
-from queue_system.storage.redis_store import (
-    AsyncTaskStore,
+from queue_system.storage.task_store import RedisAsyncTaskStore
+from queue_system.storage.types import (
     Change,
     ChangeResult,
     Claim,
@@ -38,15 +38,15 @@ from queue_system.storage.redis_store import (
     NewTask,
     Skip,
     SkipReason,
-    TaskStore,
 )
+from queue_system.storage.worker_store import RedisTaskStore
 
 K = Keys()
 
 
 @pytest.fixture
-def store(redis_client: redis.Redis) -> Iterator[TaskStore]:
-    store = TaskStore(redis_client)
+def store(redis_client: redis.Redis) -> Iterator[RedisTaskStore]:
+    store = RedisTaskStore(redis_client)
     yield store
     store.close()
 
@@ -57,7 +57,7 @@ def create(
     async def go() -> bool:
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
         try:
-            created, _ = await AsyncTaskStore(client).create(
+            created, _ = await RedisAsyncTaskStore(client).create(
                 NewTask(
                     id=task_id,
                     type=type_,
@@ -81,7 +81,7 @@ def get(redis_url: str, task_id: str) -> Task | None:
     async def go() -> Task | None:
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
         try:
-            return await AsyncTaskStore(client).get(task_id)
+            return await RedisAsyncTaskStore(client).get(task_id)
         finally:
             await client.aclose()
 
@@ -109,7 +109,7 @@ def claimed(task_id: str, token: int, dest: str | None = None) -> Task:
 
 
 def finish_with(
-    store: TaskStore,
+    store: RedisTaskStore,
     task_id: str,
     token: int,
     decision: Decision,
@@ -126,7 +126,7 @@ def finish_with(
 
 
 def finish(
-    store: TaskStore,
+    store: RedisTaskStore,
     task_id: str,
     token: int,
     status: TaskStatus,
@@ -153,7 +153,7 @@ def queued_messages(client: redis.Redis) -> list[dict[str, object]]:
 
 
 def test_create_stores_record_indexes_and_a_dramatiq_message(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     assert create(redis_url, "t1")
     task = get(redis_url, "t1")
@@ -162,8 +162,8 @@ def test_create_stores_record_indexes_and_a_dramatiq_message(
     assert redis_client.zscore(K.index(status="pending"), "t1") == 1_000
     assert redis_client.zscore(K.index(type_="webhook"), "t1") == 1_000
     (msg,) = queued_messages(redis_client)
-    # Exactly the layout dramatiq_wire describes, and what dramatiq.Message.decode reads.
-    assert msg == dramatiq_wire.message("t1", 1, "default", 1_000)
+    # Exactly what dramatiq.Message.decode reads (lua/common.lua `dispatch` writes it).
+    assert dramatiq.Message.decode(json.dumps(msg).encode()).message_id == "t1#1"
     assert msg == {
         "queue_name": "default",
         "actor_name": "run_task",
@@ -177,7 +177,9 @@ def test_create_stores_record_indexes_and_a_dramatiq_message(
     assert decoded.actor_name == "run_task" and decoded.args == ("t1", 1)
 
 
-def test_duplicate_id_is_not_overwritten(store: TaskStore, redis_client: redis.Redis, redis_url: str) -> None:
+def test_duplicate_id_is_not_overwritten(
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
     assert create(redis_url, "dup")
     assert not create(redis_url, "dup", now=5_000)
     task = get(redis_url, "dup")
@@ -185,7 +187,7 @@ def test_duplicate_id_is_not_overwritten(store: TaskStore, redis_client: redis.R
     assert len(queued_messages(redis_client)) == 1
 
 
-def test_claim_then_complete(store: TaskStore, redis_client: redis.Redis, redis_url: str) -> None:
+def test_claim_then_complete(store: RedisTaskStore, redis_client: redis.Redis, redis_url: str) -> None:
     create(redis_url, "t")
     started = ok(store.claim("t", 1, 1_500, 20_000))
     assert started.status is TaskStatus.PROCESSING and started.attempts == 1 and started.token == 1
@@ -204,7 +206,7 @@ def test_claim_then_complete(store: TaskStore, redis_client: redis.Redis, redis_
 
 
 def test_a_claimed_task_reads_as_get_reads_it(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     # The claim returns codec.CLAIMED_FIELDS from one HMGET, changed as it changes the hash; the
     # same fields, read back by GET, must decode to the same values (trigger: returned once).
@@ -216,7 +218,7 @@ def test_a_claimed_task_reads_as_get_reads_it(
             )
             extra = {"retry": policy, "timeout_ms": "1500", "dest": "http://x:80", "ep": "/"}
             new = NewTask("full", "webhook", "priority", '{"url":"http://x"}', "fp", 1_000, extra=extra)
-            assert (await AsyncTaskStore(client).create(new))[0]
+            assert (await RedisAsyncTaskStore(client).create(new))[0]
         finally:
             await client.aclose()
 
@@ -251,7 +253,7 @@ def test_a_script_includes_only_the_helpers_its_code_calls() -> None:
     assert "local function read_claimed(" in scripts.CLAIM and "read_claimed" not in scripts.FINISH
 
 
-def test_attempt_history_keeps_the_last_max_history_attempts(store: TaskStore, redis_url: str) -> None:
+def test_attempt_history_keeps_the_last_max_history_attempts(store: RedisTaskStore, redis_url: str) -> None:
     create(redis_url, "h")
     for n in range(1, MAX_HISTORY + 6):
         assert isinstance(store.claim("h", n, 1_000 + n, 9_000_000), Claim)
@@ -264,7 +266,7 @@ def test_attempt_history_keeps_the_last_max_history_attempts(store: TaskStore, r
     assert [a.n for a in task.history] == list(range(6, MAX_HISTORY + 6))
 
 
-def test_a_repeated_finish_is_recorded_once(store: TaskStore, redis_url: str) -> None:
+def test_a_repeated_finish_is_recorded_once(store: RedisTaskStore, redis_url: str) -> None:
     # A worker that lost the reply of its finish sends it again: the second one changes nothing.
     create(redis_url, "t")
     store.claim("t", 1, 1_500, 9_000)
@@ -275,7 +277,7 @@ def test_a_repeated_finish_is_recorded_once(store: TaskStore, redis_url: str) ->
     assert [a.n for a in task.history] == [1]
 
 
-def test_duplicate_or_stale_messages_are_skipped(store: TaskStore, redis_url: str) -> None:
+def test_duplicate_or_stale_messages_are_skipped(store: RedisTaskStore, redis_url: str) -> None:
     create(redis_url, "t")
     assert store.claim("t", 2, 1_500, 9_000) == Skip(SkipReason.STALE)
     assert isinstance(store.claim("t", 1, 1_500, 9_000), Claim)
@@ -291,7 +293,7 @@ def test_concurrent_claims_admit_exactly_one(redis_client: redis.Redis, redis_ur
     barrier = threading.Barrier(8)
 
     def claim() -> None:
-        store = TaskStore(redis.Redis.from_url(redis_url, decode_responses=True))
+        store = RedisTaskStore(redis.Redis.from_url(redis_url, decode_responses=True))
         barrier.wait(5)
         results.append(store.claim("race", 1, 1_500, 9_000))
 
@@ -307,7 +309,7 @@ def test_concurrent_claims_admit_exactly_one(redis_client: redis.Redis, redis_ur
 
 
 def test_retry_is_scheduled_then_promoted_with_a_new_token(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "r")
     store.claim("r", 1, 1_500, 9_000)
@@ -323,7 +325,7 @@ def test_retry_is_scheduled_then_promoted_with_a_new_token(
 
 
 def test_scheduled_task_becomes_pending_when_due(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "later", due=50_000)
     assert queued_messages(redis_client) == []
@@ -334,7 +336,7 @@ def test_scheduled_task_becomes_pending_when_due(
 
 
 def test_expired_lease_is_recovered_and_the_late_result_ignored(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "lost")
     store.claim("lost", 1, 1_500, 5_000)
@@ -349,7 +351,7 @@ def test_expired_lease_is_recovered_and_the_late_result_ignored(
     assert get(redis_url, "lost").status is TaskStatus.RETRYING  # type: ignore[union-attr]
 
 
-def test_a_task_that_keeps_losing_its_worker_fails(store: TaskStore, redis_url: str) -> None:
+def test_a_task_that_keeps_losing_its_worker_fails(store: RedisTaskStore, redis_url: str) -> None:
     # A poison task (it kills its worker every time): recovered and re-run MAX_LOST_IN_A_ROW - 1
     # times, then failed rather than looping forever.
     create(redis_url, "poison")
@@ -365,7 +367,7 @@ def test_a_task_that_keeps_losing_its_worker_fails(store: TaskStore, redis_url: 
     )
 
 
-def test_a_finished_attempt_resets_the_lost_count(store: TaskStore, redis_url: str) -> None:
+def test_a_finished_attempt_resets_the_lost_count(store: RedisTaskStore, redis_url: str) -> None:
     create(redis_url, "flaky-host")
     token = 1
     for _ in range(3):  # lost, then a normal failure, again and again: never 5 lost in a row
@@ -389,7 +391,7 @@ def _lose_message(client: redis.Redis, task_id: str, token: int) -> None:
 
 
 def test_a_waiting_task_whose_message_is_gone_is_dispatched_again(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "stranded", now=1_000)
     create(redis_url, "fine", now=1_000)
@@ -404,7 +406,7 @@ def test_a_waiting_task_whose_message_is_gone_is_dispatched_again(
     assert store.redispatch_stranded(TaskStatus.PENDING, 0, 99_000, 5_000) == (1, 0)
 
 
-def test_a_retrying_task_waiting_in_the_schedule_is_left_alone(store: TaskStore, redis_url: str) -> None:
+def test_a_retrying_task_waiting_in_the_schedule_is_left_alone(store: RedisTaskStore, redis_url: str) -> None:
     create(redis_url, "r", now=1_000)
     store.claim("r", 1, 1_500, 9_000)
     assert finish(store, "r", 1, TaskStatus.RETRYING, next_at=500_000)
@@ -412,7 +414,7 @@ def test_a_retrying_task_waiting_in_the_schedule_is_left_alone(store: TaskStore,
 
 
 def test_the_walk_covers_the_waiting_tasks_a_slice_at_a_time(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     for i in range(5):
         create(redis_url, f"w{i}", now=1_000 + i)
@@ -425,7 +427,7 @@ def test_the_walk_covers_the_waiting_tasks_a_slice_at_a_time(
 
 
 def test_renew_extends_only_owned_processing_leases(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "a")
     store.claim("a", 1, 1_500, 5_000)
@@ -434,7 +436,7 @@ def test_renew_extends_only_owned_processing_leases(
 
 
 def test_sweep_purges_finished_tasks_after_retention(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "old")
     store.claim("old", 1, 1_500, 9_000)
@@ -446,12 +448,12 @@ def test_sweep_purges_finished_tasks_after_retention(
         assert redis_client.zscore(key, "old") is None
 
 
-def test_cancel_and_delete(redis_client: redis.Redis, redis_url: str, store: TaskStore) -> None:
+def test_cancel_and_delete(redis_client: redis.Redis, redis_url: str, store: RedisTaskStore) -> None:
     create(redis_url, "c")
 
     async def go() -> tuple[ChangeResult, ChangeResult, bool, bool]:
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-        s = AsyncTaskStore(client)
+        s = RedisAsyncTaskStore(client)
         try:
             first = await s.cancel("c", 3_000, 60_000)
             again = await s.cancel("c", 3_000, 60_000)
@@ -471,7 +473,7 @@ def test_cancel_and_delete(redis_client: redis.Redis, redis_url: str, store: Tas
 
 
 def test_every_key_is_owned_by_the_key_module(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "k")
     store.claim("k", 1, 1_500, 9_000)
@@ -495,7 +497,7 @@ def many(redis_url: str) -> Iterator[list[str]]:
 def _collect(redis_url: str, *, status: str | None, type_: str | None, limit: int) -> list[str]:
     async def go() -> list[str]:
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-        s = AsyncTaskStore(client)
+        s = RedisAsyncTaskStore(client)
         seen: list[str] = []
         cursor = None
         try:
@@ -555,7 +557,7 @@ def test_concurrent_creates_are_pipelined_and_each_gets_its_own_reply(
     async def go() -> list[tuple[bool, str]]:
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
         try:
-            store = AsyncTaskStore(client)
+            store = RedisAsyncTaskStore(client)
             news = [_new(f"c{i}") for i in range(50)] + [_new("c7", fingerprint="other")]
             return await asyncio.gather(*(store.create(n) for n in news))
         finally:
@@ -572,7 +574,7 @@ def test_create_reloads_its_script_after_redis_forgot_it(redis_client: redis.Red
     async def go() -> list[tuple[bool, str]]:
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
         try:
-            store = AsyncTaskStore(client)
+            store = RedisAsyncTaskStore(client)
             first = await store.create(_new("before"))
             await client.script_flush()  # as after a Redis restart
             rest = await asyncio.gather(store.create(_new("after1")), store.create(_new("after2")))
@@ -584,7 +586,9 @@ def test_create_reloads_its_script_after_redis_forgot_it(redis_client: redis.Red
     assert len(queued_messages(redis_client)) == 3
 
 
-def test_worker_scripts_reload_after_redis_forgot_them(store: TaskStore, redis_client: redis.Redis) -> None:
+def test_worker_scripts_reload_after_redis_forgot_them(
+    store: RedisTaskStore, redis_client: redis.Redis
+) -> None:
     assert store.promote_due(1_000) == 0
     redis_client.script_flush()
     assert store.promote_due(1_000) == 0
@@ -595,7 +599,7 @@ def test_a_failed_batch_fails_each_of_its_callers() -> None:
     async def go() -> list[BaseException | tuple[bool, str]]:
         client = aioredis.Redis.from_url("redis://127.0.0.1:1", decode_responses=True)  # nobody listens
         try:
-            store = AsyncTaskStore(client)
+            store = RedisAsyncTaskStore(client)
             first = await asyncio.gather(
                 *(store.create(_new(f"f{i}")) for i in range(3)), return_exceptions=True
             )
@@ -619,7 +623,7 @@ def test_a_stalled_redis_fails_the_batch_after_its_timeout() -> None:
         async def go() -> list[BaseException | tuple[bool, str]]:
             client = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}", decode_responses=True)
             try:
-                store = AsyncTaskStore(client)
+                store = RedisAsyncTaskStore(client)
                 store._create.TIMEOUT_S = 0.3
                 return await asyncio.gather(
                     *(store.create(_new(f"s{i}")) for i in range(3)), return_exceptions=True
@@ -632,7 +636,7 @@ def test_a_stalled_redis_fails_the_batch_after_its_timeout() -> None:
 
 
 def test_finish_maps_the_outcome_to_the_record(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "f")
     store.claim("f", 1, 1_500, 9_000)

@@ -24,7 +24,7 @@ from queue_system.kinds.webhook_security import egress_transport
 from queue_system.local.launcher import child_env
 from queue_system.service.runner import InFlight, TaskRunner
 from queue_system.storage.keys import Keys
-from queue_system.storage.redis_store import TaskStore
+from queue_system.storage.worker_store import RedisTaskStore
 from queue_system.transports.http import response_text
 from queue_system.transports.signing import new_secret
 from tests.receiver import Receiver, Reply
@@ -185,7 +185,7 @@ class StubDNS:
 
 def run_task(redis_client: redis.Redis, settings: Settings, task_id: str, dns: StubDNS) -> None:
     """One attempt of `task_id`, as a worker runs it (its runner, the egress-guarded client)."""
-    store = TaskStore(redis_client, Keys())
+    store = RedisTaskStore(redis_client, Keys())
     client = httpx.Client(
         transport=egress_transport(settings, dns), follow_redirects=settings.security.follow_redirects
     )

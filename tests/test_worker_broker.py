@@ -20,7 +20,8 @@ from dramatiq.brokers.redis import _RedisConsumer
 from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
 from queue_system.domain.retry import Decision
 from queue_system.storage.keys import Keys
-from queue_system.storage.redis_store import Claim, MessageAck, TaskStore
+from queue_system.storage.types import Claim, MessageAck
+from queue_system.storage.worker_store import RedisTaskStore
 from queue_system.worker.broker import FinishAckingBroker, _Consumer
 from tests.test_store import create, finish_with
 
@@ -36,8 +37,8 @@ def broker(redis_client: redis.Redis, redis_url: str) -> Iterator[FinishAckingBr
 
 
 @pytest.fixture
-def store(redis_client: redis.Redis) -> Iterator[TaskStore]:
-    store = TaskStore(redis_client)
+def store(redis_client: redis.Redis) -> Iterator[RedisTaskStore]:
+    store = RedisTaskStore(redis_client)
     yield store
     store.close()
 
@@ -54,7 +55,7 @@ def _next(consumer: Any) -> MessageProxy:
     raise AssertionError("no message fetched")
 
 
-def _complete(store: TaskStore, task_id: str, ack: MessageAck | None) -> tuple[bool, bool]:
+def _complete(store: RedisTaskStore, task_id: str, ack: MessageAck | None) -> tuple[bool, bool]:
     assert isinstance(store.claim(task_id, 1, 1_500, 9_000), Claim)
     decision = Decision(TaskStatus.COMPLETED)
     done = finish_with(store, task_id, 1, decision, AttemptResult(Outcome.SUCCESS), ack=ack)
@@ -105,7 +106,7 @@ def test_ack_in_finish_names_the_keys_dramatiq_fetches_into(
 
 
 def test_finish_acks_the_message_dramatiq_fetched(
-    broker: FinishAckingBroker, store: TaskStore, redis_client: redis.Redis, redis_url: str
+    broker: FinishAckingBroker, store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "t")
     assert len(broker.do_fetch("default", 10)) == 1  # Dramatiq's own fetch: the id moves to its ack set
@@ -118,7 +119,7 @@ def test_finish_acks_the_message_dramatiq_fetched(
 
 
 def test_finish_without_a_fetched_message_acks_nothing(
-    broker: FinishAckingBroker, store: TaskStore, redis_client: redis.Redis, redis_url: str
+    broker: FinishAckingBroker, store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "t")
     # Not fetched by this broker (e.g. a copy Dramatiq's Retries re-enqueued under another id):
@@ -128,7 +129,7 @@ def test_finish_without_a_fetched_message_acks_nothing(
 
 
 def test_consumer_skips_messages_acked_by_finish_and_acks_the_others(
-    broker: FinishAckingBroker, store: TaskStore, redis_client: redis.Redis, redis_url: str
+    broker: FinishAckingBroker, store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "a")
     create(redis_url, "b")
@@ -138,13 +139,13 @@ def test_consumer_skips_messages_acked_by_finish_and_acks_the_others(
         assert {first.options["redis_message_id"], second.options["redis_message_id"]} == {"a#1", "b#1"}
         assert consumer.outstanding_message_count == 2
 
-        # The runner's side for `a`: finish acked it, so it tells the broker.
+        # The attempt owner's side for `a`: finish acked it, so it tells the broker.
         task_a = first.args[0]
         assert _complete(store, task_a, broker.ack_in_finish("default", task_a, 1)) == (True, True)
-        broker.acked_in_finish(broker.ack_in_finish("default", task_a, 1))
-        assert broker.acked_by_finish == {first.options["redis_message_id"]}
+        broker.skip_ack(broker.ack_in_finish("default", task_a, 1))
+        assert broker.acked_elsewhere == {first.options["redis_message_id"]}
         consumer.ack(first)
-        assert broker.acked_by_finish == set()
+        assert broker.acked_elsewhere == set()
 
         # `b` was not acked by a finish: Dramatiq's own ack removes it.
         assert redis_client.sismember(_acks(broker), second.options["redis_message_id"])
@@ -157,19 +158,19 @@ def test_consumer_skips_messages_acked_by_finish_and_acks_the_others(
 
 
 def test_a_handed_off_message_leaves_the_prefetch_but_stays_unacked_until_its_finish(
-    broker: FinishAckingBroker, store: TaskStore, redis_client: redis.Redis, redis_url: str
+    broker: FinishAckingBroker, store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "h")
     consumer: Any = broker.consume("default", prefetch=10, timeout=100)
     try:
         message = _next(consumer)
         ack = broker.ack_in_finish("default", "h", 1)
-        broker.handed_off_to_loop(ack)  # the runtime, when the runner handed the delivery off
+        broker.skip_ack(ack)  # the attempt owner, when the loop took the delivery
 
         consumer.ack(message)  # the worker thread, as its actor returns
 
         # Out of the consumer's accounting (room for the next fetch), still unacked in Redis.
-        assert consumer.outstanding_message_count == 0 and broker.handed_off == set()
+        assert consumer.outstanding_message_count == 0 and broker.acked_elsewhere == set()
         assert redis_client.smembers(_acks(broker)) == {"h#1"} and redis_client.hexists(MSGS, "h#1")
         # The delivery's finish acks it.
         assert _complete(store, "h", ack) == (True, True)

@@ -17,7 +17,8 @@ from queue_system.service.reconciler import JUDGE_AFTER_MS, Reconciler
 from queue_system.service.runner import InFlight
 from queue_system.storage import dramatiq_wire
 from queue_system.storage.keys import Keys
-from queue_system.storage.redis_store import FinishCall, MessageAck, TaskStore
+from queue_system.storage.types import FinishCall, MessageAck
+from queue_system.storage.worker_store import RedisTaskStore
 from queue_system.testing import poll
 from queue_system.worker.broker import FinishAckingBroker
 from tests.test_store import attempt, create, get, ok, queued_messages
@@ -27,8 +28,8 @@ DEAD_AFTER = 3_000
 
 
 @pytest.fixture
-def store(redis_client: redis.Redis) -> Iterator[TaskStore]:
-    store = TaskStore(redis_client)
+def store(redis_client: redis.Redis) -> Iterator[RedisTaskStore]:
+    store = RedisTaskStore(redis_client)
     yield store
     store.close()
 
@@ -43,7 +44,7 @@ def _broker(redis_url: str) -> FinishAckingBroker:
 
 
 def test_unclaim_restores_a_pending_task_and_dispatches_a_new_message(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "u")
     broker = _broker(redis_url)
@@ -70,7 +71,7 @@ def test_unclaim_restores_a_pending_task_and_dispatches_a_new_message(
 
 
 def test_unclaim_of_a_retry_goes_back_to_retrying_with_its_trigger(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "r")
     first = ok(store.claim("r", 1, 1_500, 9_000))
@@ -94,7 +95,7 @@ def test_unclaim_of_a_retry_goes_back_to_retrying_with_its_trigger(
 
 
 def test_unclaim_of_a_task_no_longer_held_changes_nothing_but_acks(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "s")
     task = ok(store.claim("s", 1, 1_500, 9_000))
@@ -107,7 +108,7 @@ def test_unclaim_of_a_task_no_longer_held_changes_nothing_but_acks(
 
 
 def test_finish_many_records_each_attempt_in_one_pipeline(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     ids = [f"f{i}" for i in range(5)]
     for task_id in ids:
@@ -136,7 +137,7 @@ def test_finish_many_records_each_attempt_in_one_pipeline(
 
 
 def test_a_dead_brokers_fetched_messages_go_back_to_the_front_of_their_queue(
-    store: TaskStore, redis_client: redis.Redis, redis_url: str
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     for task_id in ("a", "b", "c", "d"):
         create(redis_url, task_id)
@@ -165,7 +166,7 @@ def test_a_dead_brokers_fetched_messages_go_back_to_the_front_of_their_queue(
 
 
 def test_the_delay_queues_of_a_dead_broker_are_requeued_too(
-    store: TaskStore, redis_client: redis.Redis
+    store: RedisTaskStore, redis_client: redis.Redis
 ) -> None:
     delay_queue = f"default{dramatiq_wire.DELAY_SUFFIX}"
     assert delay_queue in dramatiq_wire.CONSUMED
@@ -179,7 +180,7 @@ def test_the_delay_queues_of_a_dead_broker_are_requeued_too(
 
 
 def test_the_reconciler_judges_only_after_beating_for_a_while(
-    store: TaskStore, redis_client: redis.Redis
+    store: RedisTaskStore, redis_client: redis.Redis
 ) -> None:
     redis_client.sadd(K.acks("gone", "default"), "y#1")
     redis_client.hset(K.messages("default"), "y#1", "{}")
@@ -197,7 +198,7 @@ def test_the_reconciler_judges_only_after_beating_for_a_while(
 
 
 def test_the_reconciler_loop_survives_a_bug_in_a_tick(
-    store: TaskStore, monkeypatch: pytest.MonkeyPatch
+    store: RedisTaskStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
 

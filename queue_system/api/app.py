@@ -36,8 +36,8 @@ from queue_system.service.schedules import ScheduleService
 from queue_system.service.tasks import TaskService
 from queue_system.storage.connection import async_client
 from queue_system.storage.keys import Keys
-from queue_system.storage.redis_store import AsyncTaskStore
 from queue_system.storage.schedules import AsyncScheduleStore
+from queue_system.storage.task_store import RedisAsyncTaskStore
 from queue_system.transports.signing import parse_secrets
 
 
@@ -62,7 +62,7 @@ def create_app(
             health_check_interval=30,
             socket_connect_timeout=5,
         )
-        store = AsyncTaskStore(
+        store = RedisAsyncTaskStore(
             client,
             keys,
             min_replicas=settings.min_replicas,

@@ -46,7 +46,7 @@ class WaitLevel(StrEnum):
 
 
 class Signal(StrEnum):
-    """What one attempt says about where it went (storage/redis_store.py `breaker_signal`)."""
+    """What one attempt says about where it went (domain/breaker.py `breaker_signal`)."""
 
     UP = "up"  # an answer below 500: both levels are up
     ENDPOINT_DOWN = "endpoint"  # a 5xx or a response timeout: the host answered, the endpoint did not

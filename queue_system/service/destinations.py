@@ -13,7 +13,7 @@ from loguru import logger
 
 from queue_system.config.settings import Settings
 from queue_system.domain.destinations import DestinationLimits
-from queue_system.storage.redis_store import TaskStore
+from queue_system.storage.types import TaskStore
 
 
 def destination_limits(settings: Settings) -> DestinationLimits:

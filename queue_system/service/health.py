@@ -23,7 +23,7 @@ import redis
 from queue_system.errors import RedisUnreachable, StorageError, StorageUnavailable
 from queue_system.service.clock import now_ms
 from queue_system.service.tasks import TaskService
-from queue_system.storage.failures import classify, probe_writes
+from queue_system.storage.failures import classify
 
 FRESH_MS = 10_000  # the worker's own stall bound (worker/health.py CONSUMER_STALE_S)
 
@@ -57,9 +57,8 @@ class WorkerProcess:
 async def worker_processes(service: TaskService, limit: int = 200) -> list[WorkerProcess]:
     """The worker processes Redis has heard from, freshest first (dead ones linger until the
     reconciler of a live worker forgets them, WORKER_LEASE after their last heartbeat)."""
-    rows = await service.store.client.zrevrange(service.store.keys.heartbeats, 0, limit - 1, withscores=True)
     fresh_after = now_ms() - FRESH_MS
-    return [WorkerProcess(str(member), int(score), score >= fresh_after) for member, score in rows]
+    return [WorkerProcess(b.id, b.at, b.at >= fresh_after) for b in await service.store.worker_beats(limit)]
 
 
 class WriteProbe:
@@ -75,9 +74,8 @@ class WriteProbe:
         """None when Redis took the probe's write, else what its refusal means."""
         async with self._lock:
             if self._at is None or time.monotonic() - self._at >= self.every_s:
-                store = service.store
                 try:
-                    await probe_writes(store.client, store.keys.probe)
+                    await service.store.probe_writes()
                     self._error = None
                 except StorageError as exc:
                     self._error = exc
@@ -87,10 +85,8 @@ class WriteProbe:
 
 async def readiness(service: TaskService, writes: WriteProbe | None = None) -> Readiness:
     """Redis answers (a read, which also counts the live workers); with `writes`, it takes writes."""
-    store = service.store
-    key = store.keys.heartbeats
     try:
-        workers = int(await store.client.zcount(key, now_ms() - FRESH_MS, "+inf"))
+        workers = await service.store.count_workers_since(now_ms() - FRESH_MS)
     except redis.RedisError as exc:  # any failure to read means not ready
         return _failed(classify(exc))
     refused = await writes.check(service) if writes is not None else None

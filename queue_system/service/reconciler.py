@@ -27,8 +27,8 @@ from queue_system.service import destinations, schedules
 from queue_system.service.clock import now_ms
 from queue_system.service.observe import NullObserver, Observer
 from queue_system.service.runner import InFlight
-from queue_system.storage.redis_store import TaskStore
 from queue_system.storage.schedules import ScheduleStore
+from queue_system.storage.types import TaskStore
 
 # A waiting task whose message has been missing this long is dispatched again.
 STRANDED_AFTER_MS = 5 * 60_000
@@ -52,6 +52,7 @@ class Reconciler:
         retention_ms: int,
         broker_id: str | None = None,
         observer: Observer | None = None,
+        schedules: ScheduleStore | None = None,
     ) -> None:
         self.observer = observer or NullObserver()
         self.store = store
@@ -61,7 +62,8 @@ class Reconciler:
         self.retention_ms = retention_ms
         self.poll_s = poll_interval_ms / 1000
         # Schedules fire here, in every worker process: no scheduler process (service/schedules.py).
-        self.schedules = ScheduleStore(store.client, store.keys)
+        # (The store's Protocol has no client: the Redis store's, until worker/runtime.py passes one.)
+        self.schedules = schedules or ScheduleStore(getattr(store, "client"), getattr(store, "keys"))  # noqa: B009
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_renew = 0

@@ -1,17 +1,14 @@
 """Running one task message: claim, run the kind's handler, record the attempt, decide what next.
 
-The actor calls `TaskRunner.run(task_id, token, ack)`. A message whose token is stale, or whose
-task is finished, cancelled or gone, is skipped: Dramatiq delivers at least once, so duplicates are
-normal. `ack` is the message's acknowledgement, opaque here: the store's finish does it in the same
-script that records the attempt, and `run` reports what became of it (`Ran`).
+`TaskRunner.run(task_id, token, ack)` runs a message on the calling thread. A message whose token
+is stale, or whose task is finished, cancelled or gone, is skipped: Dramatiq delivers at least
+once, so duplicates are normal. `ack` is the message's acknowledgement, opaque here: the store's
+finish does it in the same script that records the attempt, and `run` says whether it did.
 
-A kind whose attempt is one outbound HTTP request (`TaskKind.request`) is not run on the calling
-thread when the runner has a `hand_off` (the worker's delivery loop): the claimed task's request
-is handed over and `run` returns HANDED_OFF at once, the message still unacknowledged. The loop's
-completion thread later calls `record(...)` with a batch of outcomes: it applies the policy and
-records each attempt with FINISH (one pipeline, through the outage retry), which acks its message.
-A hand-off the loop refuses (stopping, no room) is given back with UNCLAIM (`give_back`): the claim
-is undone and a new message dispatched, so the task waits as if never fetched.
+The steps are public for the worker's attempt owner (worker/attempts.py), which sends a webhook's
+request on its event loop instead of on a thread: `claim`, `context`, `finish_call` (the policy's
+decision and the attempt record), `record` (a batch of FINISH in one pipeline, through the outage
+retry, each acking its message) and `give_back` (UNCLAIM: the claim undone, a new message).
 """
 
 from __future__ import annotations
@@ -20,11 +17,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TypeVar
 
 import httpx
-import msgspec
 import redis
 from loguru import logger
 
@@ -37,8 +32,7 @@ from queue_system.kinds.registry import Registry, RunContext, TaskKind, backoff_
 from queue_system.service.clock import now_ms
 from queue_system.service.observe import NullObserver, Observer
 from queue_system.storage.failures import classify
-from queue_system.storage.redis_store import Claim, FinishCall, MessageAck, Skip, TaskStore
-from queue_system.transports.http import WebhookRequest
+from queue_system.storage.types import Claim, FinishCall, Finished, MessageAck, Skip, TaskStore
 
 T = TypeVar("T")
 # How long a worker thread holds a claim or an attempt's outcome while Redis is unreachable.
@@ -87,32 +81,6 @@ class InFlight:
             return list(self._items)
 
 
-class Ran(StrEnum):
-    """What became of a message's acknowledgement in `TaskRunner.run`."""
-
-    ACKED = "acked"  # the script that recorded (or undid) the attempt acknowledged it
-    NOT_ACKED = "not_acked"  # skipped, or recorded without acking: the consumer acks it
-    HANDED_OFF = "handed_off"  # the attempt runs on the delivery loop; its FINISH will ack it
-
-
-class HandOff(msgspec.Struct, frozen=True):
-    """A claimed task whose attempt is one HTTP request, handed to the worker's delivery loop."""
-
-    task: Task
-    request: WebhookRequest
-    timeout_s: float
-    started_at: int  # epoch ms of the claim
-    ack: MessageAck | None
-
-
-class Delivered(msgspec.Struct, frozen=True):
-    """A handed-off attempt's outcome, back from the delivery loop."""
-
-    hand_off: HandOff
-    result: AttemptResult
-    duration_ms: int
-
-
 @dataclass
 class TaskRunner:
     store: TaskStore
@@ -121,12 +89,11 @@ class TaskRunner:
     http: httpx.Client
     in_flight: InFlight
     stopping: threading.Event
-    # The worker's delivery loop: True when it took the hand-off. None: every attempt runs here.
-    hand_off: Callable[[HandOff], bool] | None = None
     observer: Observer = field(default_factory=NullObserver)  # ops: metrics of each attempt
     _policies: dict[str, RetryPolicy] = field(default_factory=dict, repr=False)
 
-    def run(self, task_id: str, token: int, ack: MessageAck | None = None) -> Ran:
+    def claim(self, task_id: str, token: int) -> tuple[Claim | Skip, int]:
+        """Claim the message (task_id, token), through an outage. -> (the claim, its time in ms)."""
         now = now_ms()
 
         def claim_it() -> Claim | Skip:
@@ -139,64 +106,32 @@ class TaskRunner:
             logger.debug(
                 "skipped message for {} (token {}): {} {}", task_id, token, claim.reason, claim.status
             )
-            return Ran.NOT_ACKED
+        return claim, now
+
+    def kind(self, task: Task) -> TaskKind | None:
+        return self.registry.get(task.type) if task.type in self.registry else None
+
+    def run(self, task_id: str, token: int, ack: MessageAck | None = None) -> bool:
+        """Claim and run the message on this thread. -> True when our script acked `ack`."""
+        claim, now = self.claim(task_id, token)
+        if isinstance(claim, Skip):
+            return False
         task = claim.task
         with logger.contextualize(task_id=task_id, attempt=task.attempts):
             self.in_flight.add((task_id, token))
-            handed_off = False
             try:
-                kind = self.registry.get(task.type) if task.type in self.registry else None
-                hand_off = self.hand_off
-                if kind is not None and kind.request is not None and hand_off is not None:
-                    ran = self._hand_off(hand_off, task, kind, now, ack)
-                    handed_off = ran is Ran.HANDED_OFF
-                    if ran is not None:
-                        return ran
-                return self._attempt(task, kind, now, ack)
+                return self.attempt(task, self.kind(task), now, ack)
             finally:
-                if not handed_off:  # a handed-off task stays in flight until its outcome is recorded
-                    self.in_flight.discard((task_id, token))
+                self.in_flight.discard((task_id, token))
 
-    def _hand_off(
-        self,
-        hand_off: Callable[[HandOff], bool],
-        task: Task,
-        kind: TaskKind,
-        started_at: int,
-        ack: MessageAck | None,
-    ) -> Ran | None:
-        """Hand the attempt's request to the loop; None: no request could be built, run it here
-        (the handler reports the same failure)."""
-        ctx = self._context(task)
-        try:
-            request = kind.build_request(task.payload, ctx)
-        except Exception:  # a bug in a request builder must not lose the task
-            logger.exception("building the request raised")
-            return None
-        if not isinstance(request, WebhookRequest):
-            return None
-        if hand_off(HandOff(task, request, ctx.timeout_s, started_at, ack)):
-            return Ran.HANDED_OFF
-        return self.give_back(task, ack)
-
-    def give_back(self, task: Task, ack: MessageAck | None) -> Ran:
-        """Undo the claim of an attempt that never started (UNCLAIM); its message is acked."""
+    def give_back(self, task: Task, ack: MessageAck | None) -> bool:
+        """Undo the claim of an attempt that never started (UNCLAIM). -> True when `ack` was acked."""
         undone = through_outage("giving the task back", lambda: self.store.unclaim(task, now_ms(), ack))
         logger.debug("gave back {} (undone: {})", task.id, undone.undone)
-        return Ran.ACKED if undone.acked else Ran.NOT_ACKED
+        return undone.acked
 
-    def give_back_unsent(self, hand_offs: list[HandOff]) -> None:
-        """Give back hand-offs the loop never started (it is stopping): each task waits for a new
-        message, as if never fetched, and leaves the in-flight set."""
-        for h in hand_offs:
-            try:
-                self.give_back(h.task, h.ack)
-            except redis.RedisError as exc:  # its lease recovers it
-                logger.warning("could not give back {}: {}", h.task.id, exc)
-            finally:
-                self.in_flight.discard((h.task.id, h.task.token))
-
-    def _attempt(self, task: Task, kind: TaskKind | None, started_at: int, ack: MessageAck | None) -> Ran:
+    def attempt(self, task: Task, kind: TaskKind | None, started_at: int, ack: MessageAck | None) -> bool:
+        """Run the claimed attempt here and record it. -> True when the script acked `ack`."""
         t0 = time.perf_counter()
         try:
             result = self._execute(task, kind)
@@ -204,7 +139,7 @@ class TaskRunner:
             logger.exception("handler raised")
             result = AttemptResult(Outcome.TRANSIENT, error=f"{type(exc).__name__}: {exc}")
         duration_ms = int((time.perf_counter() - t0) * 1000)
-        call = self._finish_call(task, kind, started_at, result, duration_ms, ack)
+        call = self.finish_call(task, kind, started_at, result, duration_ms, ack)
         retention_ms = self.settings.retention_ms
         done = through_outage(
             "recording the attempt",
@@ -220,38 +155,29 @@ class TaskRunner:
         )
         self._log(task, result, call.decision, duration_ms, done.recorded)
         self._observe(task, result, call.decision, duration_ms)
-        return Ran.ACKED if done.acked else Ran.NOT_ACKED
+        return done.acked
 
-    def record(self, delivered: list[Delivered]) -> None:
-        """Record a batch of handed-off attempts' outcomes (the delivery loop's completion thread):
-        one pipeline of FINISH scripts, each acking its message. Whatever happens, the tasks leave
-        the in-flight set: one whose outcome could not be recorded is recovered by its lease."""
-        try:
-            calls = []
-            for d in delivered:
-                h = d.hand_off
-                kind = self.registry.get(h.task.type) if h.task.type in self.registry else None
-                calls.append(self._finish_call(h.task, kind, h.started_at, d.result, d.duration_ms, h.ack))
-            retention_ms = self.settings.retention_ms
-            done = through_outage(
-                f"recording the attempts of {len(calls)} deliveries",
-                lambda: self.store.finish_many(calls, retention_ms=retention_ms),
-            )
-            for d, call, finished in zip(delivered, calls, done, strict=True):
-                task = d.hand_off.task
-                with logger.contextualize(task_id=task.id, attempt=task.attempts):
-                    self._log(task, d.result, call.decision, d.duration_ms, finished.recorded)
-                self._observe(task, d.result, call.decision, d.duration_ms)
-        finally:
-            for d in delivered:
-                self.in_flight.discard((d.hand_off.task.id, d.hand_off.task.token))
+    def record(self, calls: list[FinishCall]) -> list[Finished]:
+        """Record a batch of attempts run elsewhere (the delivery loop's): one pipeline of FINISH
+        scripts, each acking its message; then log and count them."""
+        retention_ms = self.settings.retention_ms
+        done = through_outage(
+            f"recording the attempts of {len(calls)} deliveries",
+            lambda: self.store.finish_many(calls, retention_ms=retention_ms),
+        )
+        for call, finished in zip(calls, done, strict=True):
+            duration_ms = call.attempt.duration_ms
+            with logger.contextualize(task_id=call.task.id, attempt=call.task.attempts):
+                self._log(call.task, call.result, call.decision, duration_ms, finished.recorded)
+            self._observe(call.task, call.result, call.decision, duration_ms)
+        return done
 
     def _observe(self, task: Task, result: AttemptResult, decision: Decision, duration_ms: int) -> None:
         self.observer.attempt_finished(
             task.type, result.outcome, decision.status, duration_ms / 1000, result.status_code
         )
 
-    def _finish_call(
+    def finish_call(
         self,
         task: Task,
         kind: TaskKind | None,
@@ -284,9 +210,9 @@ class TaskRunner:
         if kind is None:
             # Transient: a worker that knows the type may be deploying (TASK_MODULES).
             return AttemptResult(Outcome.TRANSIENT, error=f"unknown task type {task.type!r} on this worker")
-        return kind.run(task.payload, self._context(task))
+        return kind.run(task.payload, self.context(task))
 
-    def _context(self, task: Task) -> RunContext:
+    def context(self, task: Task) -> RunContext:
         timeout_ms = task.timeout_ms or self.settings.worker.request_timeout_ms
         return RunContext(
             task_id=task.id,

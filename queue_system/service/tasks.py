@@ -17,6 +17,7 @@ import msgspec
 from queue_system.config.settings import WorkerSettings
 from queue_system.domain.destinations import DestinationReport
 from queue_system.domain.models import Page, Task, TaskQuery, TaskStatus
+from queue_system.domain.queues import QUEUES
 from queue_system.domain.retry import (
     RetryOverride,
     RetryPolicy,
@@ -28,8 +29,7 @@ from queue_system.errors import Conflict, InvalidInput, TaskNotFound
 from queue_system.kinds.registry import Registry, TaskKind, backoff_policy, fixed_policy, policy_bounds
 from queue_system.kinds.webhook import Webhook, destination_of, endpoint_of
 from queue_system.service.clock import now_ms
-from queue_system.storage.dramatiq_wire import QUEUES
-from queue_system.storage.redis_store import AsyncTaskStore, Change, NewTask
+from queue_system.storage.types import AsyncTaskStore, Change, NewTask
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # fullmatch: `$` would let a trailing "\n" in
 MAX_SCHEDULE_AHEAD_MS = 366 * 86_400_000

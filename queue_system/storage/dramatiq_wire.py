@@ -7,7 +7,7 @@ into the Lua prelude, and the worker's actors take their names from here too.
 
 Keys, under the broker's namespace `{prefix}:dramatiq`:
     {namespace}:{queue}        list  message ids, in order
-    {namespace}:{queue}.msgs   hash  message id -> message JSON (`message()` below)
+    {namespace}:{queue}.msgs   hash  message id -> message JSON (lua/common.lua `dispatch`)
     {namespace}:{queue}.XQ     zset  dead-lettered message ids
 And the consumer's own (dispatch.lua's names), which the worker's broker and our crash recovery
 (the reconciler's dead-broker requeue) use:
@@ -19,12 +19,10 @@ ack sets.
 
 from __future__ import annotations
 
-from typing import Any
+from queue_system.domain.queues import QUEUES
 
 # The broker's namespace is `{prefix}:{NAMESPACE_SUFFIX}` (see storage/keys.py).
 NAMESPACE_SUFFIX = "dramatiq"
-# The queues a task may name; one actor each (Dramatiq orders a worker's work by actor priority).
-QUEUES = ("default", "priority")
 # The actor of the `default` queue; the others are `{ACTOR}_{queue}`.
 ACTOR = "run_task"
 # Message ids are `{task_id}{SEPARATOR}{token}`: unique per dispatch, so a new token is a new message.
@@ -56,18 +54,3 @@ def acks(namespace: str, broker_id: str, queue: str) -> str:
 
 def heartbeats(namespace: str) -> str:
     return f"{namespace}:{HEARTBEATS}"
-
-
-def message(task_id: str, token: int, queue: str, now: int) -> dict[str, Any]:
-    """The message JSON our dispatch writes: what `dramatiq.Message.decode` reads. The actor gets
-    `(task_id, token)` and nothing else: the task record holds the rest."""
-    mid = message_id(task_id, token)
-    return {
-        "queue_name": queue,
-        "actor_name": actor_name(queue),
-        "args": [task_id, token],
-        "kwargs": {},
-        "options": {"redis_message_id": mid},
-        "message_id": mid,
-        "message_timestamp": now,
-    }

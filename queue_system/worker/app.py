@@ -36,7 +36,7 @@ broker.add_middleware(WorkerRuntime(settings, keys))
 broker.add_middleware(  # ops: status for the master's GET /health (worker/health.py)
     HealthReporting(
         settings.redis,
-        lambda: len(current().runner.in_flight.snapshot()),
+        lambda: len(current().in_flight.snapshot()),
         lambda: current().metrics,
         probe_key=keys.probe,
     )

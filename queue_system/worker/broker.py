@@ -3,13 +3,14 @@ finished task's message is done by our finish script, and a full prefetch buffer
 soon as there is room.
 
 Recording an attempt's outcome and acknowledging its message are one atomic step: the broker hands
-the runner a `MessageAck` (`ack_in_finish`: the consumer's set of fetched messages, the message
-hash, the message id and the heartbeat, named exactly as Dramatiq's dispatch.lua names them), the
-finish script does Dramatiq's SREM + HDEL with it, and when it did, `acked_in_finish` tells the
-consumer to skip its own ack round trip. Every other message (skipped as stale, a Dramatiq retry
-of an infrastructure error, the delay queues) is acknowledged by Dramatiq as usual.
+the attempt owner (worker/attempts.py) a `MessageAck` (`ack_in_finish`: the consumer's set of
+fetched messages, the message hash, the message id and the heartbeat, named exactly as Dramatiq's
+dispatch.lua names them), the finish script does Dramatiq's SREM + HDEL with it, and when it did
+(or will: below), `skip_ack` tells the consumer to skip its own ack round trip. Every other
+message (skipped as stale, a Dramatiq retry of an infrastructure error, the delay queues) is
+acknowledged by Dramatiq as usual.
 
-A message whose delivery was handed to the process's delivery loop (`handed_off`) is not acked
+A message whose delivery was handed to the process's delivery loop (`skip_ack` too) is not acked
 when its actor returns: it stays in Redis, in this consumer's set of fetched messages, until the
 loop's completion records the outcome with the finish script, which acks it. The consumer releases
 it from its own accounting at once, though: the prefetch counts the messages waiting for a worker
@@ -45,9 +46,10 @@ from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.errors import ConnectionClosed
 
+from queue_system.domain.queues import QUEUES
 from queue_system.storage import dramatiq_wire
 from queue_system.storage.evalsha import demoted
-from queue_system.storage.redis_store import MessageAck
+from queue_system.storage.types import MessageAck
 
 # What a failover looks like to a consumer (module docstring); ConnectionError is Dramatiq's own case.
 _FAILOVER_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)
@@ -99,7 +101,7 @@ class _Consumer(_RedisConsumer):
     def ack(self, message: MessageProxy) -> None:
         mid: str = message.options.get("redis_message_id", "")
         try:
-            if _take(self.broker.acked_by_finish, mid) or _take(self.broker.handed_off, mid):
+            if _take(self.broker.acked_elsewhere, mid):
                 self.queued_message_ids.discard(message.message_id)  # acked (or to be) by our scripts
             else:
                 super().ack(message)  # type: ignore[no-untyped-call]
@@ -109,8 +111,7 @@ class _Consumer(_RedisConsumer):
             self._made_room()
 
     def nack(self, message: MessageProxy) -> None:
-        self.broker.acked_by_finish.discard(message.options.get("redis_message_id"))
-        self.broker.handed_off.discard(message.options.get("redis_message_id"))
+        self.broker.acked_elsewhere.discard(message.options.get("redis_message_id"))
         try:
             super().nack(message)  # type: ignore[no-untyped-call]
         except _FAILOVER_ERRORS as exc:
@@ -136,20 +137,15 @@ class FinishAckingBroker(RedisBroker):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
-        # Message ids (`id#token`) the finish script acknowledged and the consumer has yet to see.
-        # set.add/remove are atomic under the GIL: worker threads add, the consumer thread removes.
-        self.acked_by_finish: set[str] = set()
-        # Message ids whose delivery the loop owns: the consumer must not ack them (its FINISH will).
-        self.handed_off: set[str] = set()
+        # Message ids (`id#token`) our scripts acknowledged, or will (the delivery loop owns them),
+        # that the consumer has yet to see. set.add/remove are atomic under the GIL: worker threads
+        # add, the consumer thread removes.
+        self.acked_elsewhere: set[str] = set()
         # Dramatiq's dispatch.lua names: `{ns}:__acks__.{broker_id}.{queue}` holds what this
         # broker's consumer of `queue` fetched and has not acknowledged yet.
-        self._fetched = {
-            q: dramatiq_wire.acks(self.namespace, self.broker_id, q) for q in dramatiq_wire.QUEUES
-        }
+        self._fetched = {q: dramatiq_wire.acks(self.namespace, self.broker_id, q) for q in QUEUES}
         self._heartbeats = dramatiq_wire.heartbeats(self.namespace)
-        self._messages = {
-            q: f"{self.namespace}:{q}{dramatiq_wire.MESSAGES_SUFFIX}" for q in dramatiq_wire.QUEUES
-        }
+        self._messages = {q: f"{self.namespace}:{q}{dramatiq_wire.MESSAGES_SUFFIX}" for q in QUEUES}
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
@@ -165,10 +161,7 @@ class FinishAckingBroker(RedisBroker):
             consumer_id=self.broker_id,
         )
 
-    def acked_in_finish(self, ack: MessageAck) -> None:
-        """The finish script acknowledged `ack`: its consumer must not ack it again."""
-        self.acked_by_finish.add(ack.message_id)
-
-    def handed_off_to_loop(self, ack: MessageAck) -> None:
-        """The delivery loop owns the message of `ack` now: its FINISH acks it, not the consumer."""
-        self.handed_off.add(ack.message_id)
+    def skip_ack(self, ack: MessageAck) -> None:
+        """Our script acknowledged the message of `ack` (FINISH, UNCLAIM), or the delivery loop owns
+        it and its FINISH will: the consumer must not ack it, only release it from its count."""
+        self.acked_elsewhere.add(ack.message_id)

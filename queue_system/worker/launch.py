@@ -20,10 +20,10 @@ from loguru import logger
 
 from queue_system.config.settings import Settings
 from queue_system.domain.keyring import KeyRing
+from queue_system.domain.queues import QUEUES
 from queue_system.logging import configure_logging
 from queue_system.storage.auth_failures import FailureLimit, FailureThrottle
 from queue_system.storage.connection import sync_client
-from queue_system.storage.dramatiq_wire import QUEUES
 from queue_system.worker.instance import DIR_VARIABLE, metrics_dir, status_dir
 
 APP = "queue_system.worker.app"  # the module every worker process imports (broker, then actors)

@@ -5,9 +5,8 @@ and one `DeliveryLoop` (an event loop thread with an aiohttp pool: the webhook d
 worker process, created as the process boots and closed when it shuts down; the reconciler loop
 runs beside the actor threads and heartbeats this process's broker.
 
-`Runtime.run` is what the actors call: it gives the runner the message's ack (built by the broker)
-and tells the broker's consumer what became of it: acked by our script (skip the ack), handed to
-the delivery loop (skip the ack: the delivery's FINISH will do it), or neither (ack as usual).
+`Runtime.run` is what the actors call: it hands the message to the attempt owner
+(worker/attempts.py), which claims, sends or runs, records and decides the ack.
 
 SIGTERM: the loop takes no new delivery (an actor thread waiting for room gives its task back),
 deliveries in flight get up to the request timeout to finish and be recorded, those the loop had
@@ -34,13 +33,13 @@ from queue_system.kinds import load_kinds
 from queue_system.kinds.webhook_security import egress_connector, egress_transport
 from queue_system.service.destinations import destination_limits
 from queue_system.service.reconciler import Reconciler
-from queue_system.service.runner import Delivered, HandOff, InFlight, Ran, TaskRunner
+from queue_system.service.runner import InFlight, TaskRunner
 from queue_system.storage.connection import sync_client
 from queue_system.storage.keys import Keys
-from queue_system.storage.redis_store import TaskStore
+from queue_system.storage.worker_store import RedisTaskStore
 from queue_system.transports.async_http import AsyncHttpSender, PoolLimits
+from queue_system.worker.attempts import Attempts
 from queue_system.worker.broker import FinishAckingBroker
-from queue_system.worker.delivery_loop import Admission, Completed, Delivery, DeliveryLoop
 from queue_system.worker.metrics import WorkerMetrics
 
 # Beyond the request timeout, how long a stopping worker waits for its deliveries in flight.
@@ -52,52 +51,20 @@ REDIS_REPLY_TIMEOUT_S = 10.0
 @dataclass
 class Runtime:
     runner: TaskRunner
+    attempts: Attempts
     reconciler: Reconciler
     http: httpx.Client
     redis: redis.Redis
-    store: TaskStore
-    deliveries: DeliveryLoop
-    # Set when the broker lets the finish script ack each message (worker/broker.py).
-    broker: FinishAckingBroker | None = None
+    store: RedisTaskStore
     metrics: WorkerMetrics | None = None  # ops: the process's Prometheus metrics (worker/metrics.py)
+
+    @property
+    def in_flight(self) -> InFlight:
+        return self.attempts.in_flight
 
     def run(self, queue: str, task_id: str, token: int) -> None:
         """Run the message (task_id, token) the consumer of `queue` fetched."""
-        broker = self.broker
-        if broker is None:
-            self.runner.run(task_id, token)
-            return
-        ack = broker.ack_in_finish(queue, task_id, token)
-        ran = self.runner.run(task_id, token, ack)
-        if ran is Ran.ACKED:
-            broker.acked_in_finish(ack)
-        elif ran is Ran.HANDED_OFF:
-            broker.handed_off_to_loop(ack)
-
-    def hand_off(self, hand_off: HandOff) -> bool:
-        """The runner's hand-off: True when the loop took the delivery. Blocks while the loop has
-        WORKER_MAX_INFLIGHT in flight (backpressure: the consumer stops fetching)."""
-        delivery = Delivery(hand_off.request, hand_off.timeout_s, key=hand_off)
-        return self.deliveries.submit(delivery) is Admission.TAKEN
-
-    def delivered(self, batch: list[Completed]) -> None:
-        """The loop's completion thread: record the outcomes (one pipeline of FINISH)."""
-        self.runner.record([Delivered(c.delivery.key, c.result, c.duration_ms) for c in batch])
-
-    def refuse_deliveries(self) -> None:
-        self.runner.stopping.set()
-        self.deliveries.refuse_new()
-
-    def drain(self, grace_s: float) -> None:
-        """Let the deliveries in flight finish (up to `grace_s`), give back those never started."""
-        report = self.deliveries.stop(grace_s)
-        self.runner.give_back_unsent([d.key for d in report.not_started])
-        if report.unfinished:  # cancelled: outcome unknown; their leases expire and recover them
-            logger.warning(
-                "{} deliveries still running at the deadline were cancelled", len(report.unfinished)
-            )
-            for d in report.unfinished:
-                self.runner.in_flight.discard((d.key.task.id, d.key.task.token))
+        self.attempts.run(queue, task_id, token)
 
 
 _current: Runtime | None = None
@@ -140,7 +107,7 @@ def build_runtime(
         max_redirects=5,
         headers={"User-Agent": "queue_system-webhooks/0.1"},
     )
-    store = TaskStore(client, keys, destination_limits(settings))
+    store = RedisTaskStore(client, keys, destination_limits(settings))
     in_flight = InFlight()
     metrics = WorkerMetrics()
     runner = TaskRunner(
@@ -167,17 +134,15 @@ def build_runtime(
     # Deliveries waiting for their destination's slot hold no global slot; they are bounded too
     # (beyond, a task is given back to the queue rather than held in this process' memory). With
     # no cap tighter than the global one, none ever waits.
-    deliveries = DeliveryLoop(
+    attempts = Attempts(
+        runner,
         sender,
-        lambda batch: None,
+        broker,
         max_inflight=inflight,
         max_per_host=per_host,
         max_waiting_per_host=inflight if per_host < inflight else None,
     )
-    runtime = Runtime(runner, reconciler, http, client, store, deliveries, broker, metrics)
-    deliveries.on_complete = runtime.delivered
-    runner.hand_off = runtime.hand_off
-    return runtime
+    return Runtime(runner, attempts, reconciler, http, client, store, metrics)
 
 
 class WorkerRuntime(dramatiq.Middleware):
@@ -191,7 +156,7 @@ class WorkerRuntime(dramatiq.Middleware):
         global _current
         acking = broker if isinstance(broker, FinishAckingBroker) else None
         _current = build_runtime(self.settings, self.keys, acking)
-        _current.deliveries.start()
+        _current.attempts.start()
         # Modules, kinds and clients live as long as the process: keep them out of the
         # collector's generations, so full collections stay short (tail latency).
         gc.freeze()
@@ -206,14 +171,14 @@ class WorkerRuntime(dramatiq.Middleware):
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         if _current is not None:
             logger.info("worker stopping: finishing running tasks and deliveries, leaving the rest queued")
-            _current.refuse_deliveries()
+            _current.attempts.refuse_new()
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         # The actor threads and consumers have stopped; the reconciler still renews the leases
         # (and heartbeats) of the deliveries in flight while they finish.
         global _current
         if _current is not None:
-            _current.drain(self.settings.worker.request_timeout_ms / 1000 + DRAIN_SLACK_S)
+            _current.attempts.drain(self.settings.worker.request_timeout_ms / 1000 + DRAIN_SLACK_S)
             _current.reconciler.stop()
             _current.http.close()
             _current.store.close()

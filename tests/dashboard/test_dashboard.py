@@ -18,7 +18,8 @@ from queue_system.api.keys import KeyRing
 from queue_system.config.settings import load_settings
 from queue_system.domain.models import Attempt, AttemptResult, Outcome, TaskStatus
 from queue_system.domain.retry import Decision
-from queue_system.storage.redis_store import Claim, TaskStore
+from queue_system.storage.types import Claim
+from queue_system.storage.worker_store import RedisTaskStore
 
 WRITE_KEY = "write-key-0123456789abcdef"
 READ_KEY = "read-key-0123456789abcdef"
@@ -67,7 +68,7 @@ def submit(client: TestClient[Any], body: dict[str, Any] | None = None) -> str:
 
 def fail(redis_client: redis.Redis, task_id: str) -> None:
     """Run the task's attempt to a permanent failure, as a worker would (claim, then finish)."""
-    store = TaskStore(redis_client)
+    store = RedisTaskStore(redis_client)
     now = int(time.time() * 1000)
     claim = store.claim(task_id, 1, now, now + 60_000)
     assert isinstance(claim, Claim)

@@ -28,7 +28,8 @@ from queue_system.api.headers import DASHBOARD_CSP
 from queue_system.config.settings import load_settings
 from queue_system.domain.models import Attempt, AttemptResult, Outcome, TaskStatus
 from queue_system.domain.retry import Decision
-from queue_system.storage.redis_store import Claim, TaskStore
+from queue_system.storage.types import Claim
+from queue_system.storage.worker_store import RedisTaskStore
 from tests.dashboard.test_dashboard import READ_KEY, WRITE_KEY, csrf_of, fail
 
 STATIC = HERE / "static"
@@ -251,7 +252,7 @@ _serial = itertools.count(1)
 
 
 def _fail_with(redis_client: redis.Redis, task_id: str, error: str, body: str) -> None:
-    store = TaskStore(redis_client)
+    store = RedisTaskStore(redis_client)
     now = int(time.time() * 1000)
     claim = store.claim(task_id, 1, now, now + 60_000)
     assert isinstance(claim, Claim)

@@ -4,6 +4,7 @@ start upgrades it, both then serve it, and the worker runs a task that was queue
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -24,7 +25,15 @@ def test_processes_started_on_layout_1_upgrade_it_once_and_serve_it(
 ) -> None:
     old_task(redis_client, "order:7", payload="queued before the upgrade")
     old_task(redis_client, "order", payload="kept", attempts=1)  # (in layout 1, `order:history`'s key)
-    message = dramatiq_wire.message("order:7", 1, "default", 1_000)
+    message: dict[str, Any] = {  # as lua/common.lua `dispatch` writes it
+        "queue_name": "default",
+        "actor_name": dramatiq_wire.actor_name("default"),
+        "args": ["order:7", 1],
+        "kwargs": {},
+        "options": {"redis_message_id": "order:7#1"},
+        "message_id": "order:7#1",
+        "message_timestamp": 1_000,
+    }
     redis_client.hset(K.messages("default"), message["message_id"], msgspec.json.encode(message).decode())
     redis_client.rpush(K.queue("default"), message["message_id"])
 

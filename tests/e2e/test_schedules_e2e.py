@@ -4,6 +4,7 @@ fires once for the ticks missed."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,7 +53,7 @@ def test_every_second_fires_once_per_tick_across_two_workers_and_catches_up(
         _until(lambda: len(_ticks(api, sid)) >= 6, 20)
         ticks = _ticks(api, sid)
         assert len(ticks) == len(set(ticks))
-        assert [b - a for a, b in zip(ticks, ticks[1:], strict=False)] == [1000] * (len(ticks) - 1)
+        assert [b - a for a, b in itertools.pairwise(ticks)] == [1000] * (len(ticks) - 1)
     finally:
         for w in workers:
             w.stop()
@@ -64,7 +65,7 @@ def test_every_second_fires_once_per_tick_across_two_workers_and_catches_up(
         after = [t for t in _ticks(api, sid) if t > stopped_at]
         # latest: the missed ticks fired once together (one task, the newest), then on time again.
         assert after[0] - stopped_at >= 3000
-        assert all(b - a == 1000 for a, b in zip(after, after[1:], strict=False))
+        assert all(b - a == 1000 for a, b in itertools.pairwise(after))
     finally:
         worker.stop()
     assert api.delete(f"/api/v1/schedules/{sid}").status_code == 204

@@ -1,14 +1,10 @@
 """What the overview shows beyond /api/v1/stats: per-minute counters, workers, destinations.
 
-Read-only views of keys other parts own (named by storage/keys.py):
-    stats_minute(minute)         hash  completed, failed, retried (FINISH; expiry 2 h); minute =
-                                       epoch ms // 60000; attempts is their sum (each attempt
-                                       FINISH records counts once, in one of the three)
-    heartbeats                   zset  Dramatiq broker id -> last heartbeat ms (one per worker process)
-    dests, dest(d), dest_inflight(d), dest_parked(d), and endpoints, endpoint(e),
-    endpoint_inflight(e), endpoint_parked(e)
-                                       the hosts, the endpoints and their breakers (the
-                                       destinations' Lua)
+Read through the API's store (storage/types.py `AsyncTaskStore`), which owns the keys:
+    minute_counts   completed, failed, retried per minute (FINISH's counters, kept 2 h); attempts
+                    is their sum (each attempt FINISH records counts once, in one of the three)
+    worker_beats    one Dramatiq heartbeat per worker process
+    destinations    the hosts, the endpoints and their breakers (the destinations' Lua)
 Missing keys show as empty: a chart with no points, "no workers", "no destinations reported".
 """
 
@@ -18,29 +14,30 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
-
+from queue_system.domain.destinations import Destination
 from queue_system.domain.redaction import redact_text, redact_url
-from queue_system.storage.keys import Keys
+from queue_system.service.tasks import TaskService
 
 MINUTES = 60
 COUNTERS = ("completed", "failed", "retried")
 MAX_DESTINATIONS = 50
+MAX_WORKERS = 200
 
 
-async def series(client: aioredis.Redis, keys: Keys, now_ms: int | None = None) -> dict[str, list[int]]:
+def _now(now_ms: int | None) -> int:
+    return now_ms if now_ms is not None else int(time.time() * 1000)
+
+
+async def series(service: TaskService, now_ms: int | None = None) -> dict[str, list[int]]:
     """The last hour, one point per minute: {"minute": [epoch s...], "completed": [...], ...}."""
-    now = now_ms if now_ms is not None else int(time.time() * 1000)
-    last = now // 60_000
+    last = _now(now_ms) // 60_000
     minutes = list(range(last - MINUTES + 1, last + 1))
-    async with client.pipeline(transaction=False) as pipe:
-        for minute in minutes:
-            pipe.hmget(keys.stats_minute(minute), list(COUNTERS))
-        rows: list[list[str | None]] = await pipe.execute()
+    counts = await service.store.minute_counts(minutes)
     out: dict[str, list[int]] = {"minute": [m * 60 for m in minutes]}
-    for i, name in enumerate(COUNTERS):
-        out[name] = [int(row[i] or 0) for row in rows]
-    out["attempts"] = [sum(counts) for counts in zip(*(out[name] for name in COUNTERS), strict=True)]
+    out["completed"] = [c.completed for c in counts]
+    out["failed"] = [c.failed for c in counts]
+    out["retried"] = [c.retried for c in counts]
+    out["attempts"] = [c.completed + c.failed + c.retried for c in counts]
     return out
 
 
@@ -62,46 +59,28 @@ class Worker:
     age_s: float
 
 
-async def workers(client: aioredis.Redis, keys: Keys, now_ms: int | None = None) -> list[Worker]:
-    now = now_ms if now_ms is not None else int(time.time() * 1000)
-    rows = await client.zrange(keys.heartbeats, 0, 199, withscores=True)
-    return sorted(
-        (Worker(str(member), max(0.0, (now - score) / 1000)) for member, score in rows),
-        key=lambda w: w.age_s,
-    )
+async def workers(service: TaskService, now_ms: int | None = None) -> list[Worker]:
+    now = _now(now_ms)
+    beats = await service.store.worker_beats(MAX_WORKERS)
+    return sorted((Worker(b.id, max(0.0, (now - b.at) / 1000)) for b in beats), key=lambda w: w.age_s)
 
 
-async def destinations(client: aioredis.Redis, keys: Keys) -> list[dict[str, Any]]:
+def _row(d: Destination) -> dict[str, Any]:
+    """One table row; `last_error` redacted, as every reader sees it."""
+    return {
+        "name": redact_url(d.destination),
+        "level": d.level.value,
+        "state": d.state.value,
+        "failures": d.failures,
+        "inflight": d.in_flight,
+        "parked": d.parked,
+        "open_until": d.next_probe_at,
+        "last_error": redact_text(d.last_error) if d.last_error else None,
+    }
+
+
+async def destinations(service: TaskService) -> list[dict[str, Any]]:
     """The MAX_DESTINATIONS most recently active hosts, then as many endpoints (domain/destinations.py),
-    each with its breaker; `last_error` redacted, as every reader sees it."""
-    levels = (
-        ("host", keys.dests, keys.dest, keys.dest_inflight, keys.dest_parked),
-        ("endpoint", keys.endpoints, keys.endpoint, keys.endpoint_inflight, keys.endpoint_parked),
-    )
-    rows = []
-    for level, owner, breaker, inflight, parked in levels:
-        names = await client.zrevrange(owner, 0, MAX_DESTINATIONS - 1)
-        if not names:
-            continue
-        async with client.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.hgetall(breaker(name))
-                pipe.zcard(inflight(name))
-                pipe.zcard(parked(name))
-            out = await pipe.execute()
-        for i, name in enumerate(names):
-            state, in_flight, waiting = out[3 * i : 3 * i + 3]
-            error = state.get("last_error")
-            rows.append(
-                {
-                    "name": redact_url(name),
-                    "level": level,
-                    "state": state.get("state", "closed"),
-                    "failures": int(state.get("failures") or 0),
-                    "inflight": in_flight,
-                    "parked": waiting,
-                    "open_until": int(state["open_until"]) if state.get("open_until") else None,
-                    "last_error": redact_text(error) if error else None,
-                }
-            )
-    return rows
+    each with its breaker."""
+    report = await service.destinations(MAX_DESTINATIONS)
+    return [_row(d) for d in (*report.destinations, *report.endpoints)]

@@ -109,13 +109,12 @@ async def overview(request: AnyRequest, service: Service, dashboard: Dashboard) 
     viewer = await page_viewer(request, dashboard.sessions, service)
     if not isinstance(viewer, Viewer):
         return viewer
-    client = service.store.client
-    points = await data.series(client, dashboard.keys)
+    points = await data.series(service)
     context: dict[str, Any] = {
         "stats": await service.stats(),
         "totals": data.totals(points),
-        "workers": await data.workers(client, dashboard.keys),
-        "destinations": await data.destinations(client, dashboard.keys),
+        "workers": await data.workers(service),
+        "destinations": await data.destinations(service),
     }
     template = "_overview.html" if is_htmx(request) else "overview.html"
     return render(request, template, viewer, **context)
@@ -128,9 +127,7 @@ async def series(
     viewer = await page_viewer(request, dashboard.sessions, service)
     if not isinstance(viewer, Viewer):
         return viewer
-    return Response(
-        await data.series(service.store.client, dashboard.keys), headers={"Cache-Control": "no-store"}
-    )
+    return Response(await data.series(service), headers={"Cache-Control": "no-store"})
 
 
 @get("/tasks")

@@ -16,7 +16,10 @@
 local id, token, now, status, next_attempt_at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local retention, entry, max_history = ARGV[6], ARGV[7], tonumber(ARGV[8])
 local result, last_error = ARGV[9], ARGV[10]
+-- ARGV[11..15]: the message to acknowledge (storage/worker_store.py `ack_args`, in order).
 local acked = ack_message(ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], now)
+-- ARGV[16]: the breaker signal; ARGV[17..22]: the limits (storage/worker_store.py `limit_args`).
+local signal, has_limits = ARGV[16], ARGV[22]
 local key = task_key(id)
 local found = redis.call('HMGET', key, 'status', 'token', 'created_at', 'dest', 'ep')
 local current, current_token, created_at, dest = found[1], found[2], found[3], found[4]
@@ -49,8 +52,8 @@ else
 end
 redis.call('HSET', key, unpack(set))
 redis.call('HDEL', key, unpack(del))
-if dest and ARGV[22] then
-  settle(dest, endpoint_of(dest, found[5]), id, tonumber(now), ARGV[16], last_error, {tonumber(ARGV[17]),
+if dest and has_limits then
+  settle(dest, endpoint_of(dest, found[5]), id, tonumber(now), signal, last_error, {tonumber(ARGV[17]),
     tonumber(ARGV[18]), tonumber(ARGV[19]), tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22])})
 elseif dest then  -- (a caller that did not say: at least the slots are freed)
   redis.call('ZREM', inflight_key(dest), id)

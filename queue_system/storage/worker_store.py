@@ -1,0 +1,221 @@
+"""The worker's store on Redis: `RedisTaskStore` (storage/types.py `TaskStore`), used from the
+worker's threads (each thread has a connection of its own: storage/evalsha.py `ScriptCaller`).
+
+Every method is one round trip: a script, or a pipeline of them (`finish_many`). The mapping of
+domain types to script arguments happens here and in storage/codec.py only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+
+from queue_system.domain.breaker import breaker_signal
+from queue_system.domain.destinations import DestinationLimits
+from queue_system.domain.models import (
+    MAX_HISTORY,
+    MAX_LOST_IN_A_ROW,
+    Attempt,
+    AttemptResult,
+    Task,
+    TaskStatus,
+)
+from queue_system.domain.retry import Decision
+from queue_system.storage import dramatiq_wire, scripts
+from queue_system.storage.codec import attempt_to_json, claimed_task, dumps
+from queue_system.storage.evalsha import Script, ScriptCaller
+from queue_system.storage.keys import Keys
+from queue_system.storage.types import (
+    Claim,
+    FinishCall,
+    Finished,
+    MessageAck,
+    Skip,
+    SkipReason,
+    Unclaimed,
+)
+
+# Destinations one reconciler step looks at.
+WAKE_LIMIT = 100
+# A host with nothing parked or in flight is forgotten (its breaker state too) this long after its
+# last activity; an endpoint sooner: a host carries thousands, and a quiet one has nothing to keep.
+DESTINATION_IDLE_MS = 7 * 86_400_000
+ENDPOINT_IDLE_MS = 3_600_000
+
+_NO_ACK = ("", "", "", "", "")
+
+
+def ack_args(ack: MessageAck | None) -> tuple[str, str, str, str, str]:
+    """The 5 ARGV of a message to acknowledge, in the order lua/common.lua `ack_message` takes
+    them (finish.lua and unclaim.lua pass them on as they come); '' x 5: nothing to acknowledge."""
+    if ack is None:
+        return _NO_ACK
+    return (ack.fetched, ack.messages, ack.message_id, ack.heartbeats, ack.consumer_id)
+
+
+def limit_args(lim: DestinationLimits) -> tuple[int, int, int, int, int, int]:
+    """The destinations' limits as finish.lua passes them to lua/destinations.lua `settle`, in its
+    order: host cap, breaker threshold, cooldown_ms, max_cooldown_ms, hold_ms, endpoint cap."""
+    return (
+        lim.max_inflight,
+        lim.breaker_threshold,
+        lim.cooldown_ms,
+        lim.max_cooldown_ms,
+        lim.hold_ms,
+        lim.endpoint_cap,
+    )
+
+
+class RedisTaskStore:
+    """Sync storage for the worker (thread-safe: each thread uses a connection of its own)."""
+
+    def __init__(
+        self, client: redis.Redis, keys: Keys | None = None, limits: DestinationLimits | None = None
+    ) -> None:
+        self.client = client
+        self.keys = keys or Keys()
+        self.limits = limits or DestinationLimits()
+        self._limits = limit_args(self.limits)
+        self._caller = ScriptCaller(client)
+        prefix = self.keys.prefix
+        self._claim = Script(self._caller, scripts.CLAIM, prefix)
+        self._finish = Script(self._caller, scripts.FINISH, prefix)
+        self._promote = Script(self._caller, scripts.PROMOTE, prefix)
+        self._reclaim = Script(self._caller, scripts.RECLAIM, prefix)
+        self._renew = Script(self._caller, scripts.RENEW, prefix)
+        self._sweep = Script(self._caller, scripts.SWEEP, prefix)
+        self._redispatch = Script(self._caller, scripts.REDISPATCH, prefix)
+        self._unclaim = Script(self._caller, scripts.UNCLAIM, prefix)
+        self._requeue_dead = Script(self._caller, scripts.REQUEUE_DEAD, prefix)
+        self._wake = Script(self._caller, scripts.WAKE, prefix)
+
+    def close(self) -> None:
+        self._caller.close()
+
+    def claim(self, task_id: str, token: int, now: int, lease_until: int) -> Claim | Skip:
+        """Start an attempt for the message (task_id, token), if it is the task's current one and
+        its destination (if it has one) can take it; else it is parked (Skip PARKED)."""
+        reply = self._claim(
+            task_id, token, now, lease_until, self.limits.max_inflight, self.limits.endpoint_cap
+        )
+        if reply[0] == "ok":
+            _, values, payload = reply
+            return Claim(claimed_task(values, payload))
+        if reply[0] == "not_claimable":
+            return Skip(SkipReason.NOT_CLAIMABLE, TaskStatus(reply[1]))
+        if reply[0] == "parked":
+            return Skip(SkipReason.PARKED, why=reply[1], level=reply[2])
+        return Skip(SkipReason(reply[0]))
+
+    def finish(
+        self,
+        task: Task,
+        attempt: Attempt,
+        decision: Decision,
+        result: AttemptResult,
+        *,
+        now: int,
+        retention_ms: int,
+        ack: MessageAck | None = None,
+    ) -> Finished:
+        """Record the attempt of `task` (as claimed) and apply the decision: completed keeps the
+        handler's result, retrying waits in the schedule, failed keeps the error; and acknowledge
+        `ack`, in one script. Safe to repeat after a lost reply."""
+        recorded, acked = self._finish(
+            *_finish_args(FinishCall(task, attempt, decision, result, now, ack), retention_ms, self._limits)
+        )
+        return Finished(bool(recorded), bool(acked))
+
+    def finish_many(self, calls: list[FinishCall], *, retention_ms: int) -> list[Finished]:
+        """`finish` for each of `calls`, pipelined in one round trip (each its own script: a
+        failed one does not stop the others). Safe to repeat after a lost reply."""
+        replies = self._finish.many([_finish_args(call, retention_ms, self._limits) for call in calls])
+        out: list[Finished] = []
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+            out.append(Finished(bool(reply[0]), bool(reply[1])))
+        return out
+
+    def unclaim(self, task: Task, now: int, ack: MessageAck | None = None) -> Unclaimed:
+        """Undo the claim of `task` (as claimed) whose attempt never started: back to pending or
+        retrying, its attempt count and trigger restored, no lease, a new token's message
+        dispatched; and acknowledge `ack`, in one script."""
+        args: list[Any] = [task.id, task.token, now, task.trigger]
+        args += ack_args(ack)
+        undone, acked = self._unclaim(*args)
+        return Unclaimed(bool(undone), bool(acked))
+
+    def heartbeat(self, broker_id: str, now: int, dead_after_ms: int, *, judge: bool) -> int:
+        """Mark the broker `broker_id` alive; with `judge`, put back on their queues the messages
+        that brokers silent for `dead_after_ms` had fetched. -> the number put back."""
+        return int(self._requeue_dead(broker_id, now, dead_after_ms, int(judge), *dramatiq_wire.CONSUMED))
+
+    def promote_due(self, now: int, limit: int = 500) -> int:
+        return int(self._promote(now, limit))
+
+    def reclaim_expired(self, now: int, retention_ms: int, limit: int = 500) -> int:
+        lim = self.limits
+        return int(
+            self._reclaim(
+                now, limit, MAX_HISTORY, MAX_LOST_IN_A_ROW, retention_ms, lim.cooldown_ms, lim.max_cooldown_ms
+            )
+        )
+
+    def renew_leases(self, lease_until: int, owned: list[tuple[str, int]]) -> int:
+        if not owned:
+            return 0
+        args: list[Any] = [lease_until]
+        for task_id, token in owned:
+            args += [task_id, token]
+        return int(self._renew(*args))
+
+    def wake_destinations(self, now: int) -> tuple[int, int]:
+        """Dispatch the parked tasks whose destination can take them (probes of open destinations
+        whose cool-down is over, free slots of closed ones); forget long-idle destinations.
+        -> (tasks dispatched, of which probes)."""
+        lim = self.limits
+        dispatched, probes = self._wake(
+            now,
+            WAKE_LIMIT,
+            lim.max_inflight,
+            lim.hold_ms,
+            DESTINATION_IDLE_MS,
+            lim.endpoint_cap,
+            ENDPOINT_IDLE_MS,
+        )
+        return int(dispatched), int(probes)
+
+    def sweep(self, now: int, limit: int = 500) -> int:
+        return int(self._sweep(now, limit))
+
+    def redispatch_stranded(
+        self, status: TaskStatus, offset: int, now: int, min_age_ms: int, limit: int = 500
+    ) -> tuple[int, int]:
+        """-> (tasks checked, tasks dispatched again) of `status`, from rank `offset`, oldest first."""
+        checked, redispatched = self._redispatch(status.value, offset, limit, now, min_age_ms)
+        return int(checked), int(redispatched)
+
+
+def _finish_args(call: FinishCall, retention_ms: int, limits: Sequence[Any]) -> list[Any]:
+    status = call.decision.status
+    result_json = last_error = ""
+    if status is TaskStatus.COMPLETED:
+        result_json = dumps(call.result.result)
+    else:
+        error = call.result.error or call.result.outcome.value
+        last_error = f"{error}; {call.decision.reason}" if call.decision.reason else error
+    args: list[Any] = [
+        call.task.id,
+        call.task.token,
+        call.now,
+        status.value,
+        call.decision.next_attempt_at or "",
+    ]
+    args += [retention_ms, attempt_to_json(call.attempt), MAX_HISTORY, result_json, last_error]
+    args += ack_args(call.ack)
+    if call.task.dest is not None:  # (arguments cost Redis time: only those the script reads)
+        args += [breaker_signal(call.result).value, *limits]
+    return args
