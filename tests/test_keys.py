@@ -43,6 +43,8 @@ BUILDERS: dict[str, tuple[Callable[[str], str], st.SearchStrategy[str]]] = {
     "session": (K.session, anything),
     "ratelimit": (K.rate_bucket, anything),
     "inbox": (K.inbox, anything),
+    "sched": (K.sched, anything),
+    "sched_runs": (K.sched_runs, anything),
 }
 # Families whose value Keys derives itself (a digest): (how to build it, what it is built from).
 DERIVED: dict[str, tuple[Callable[[str], str], st.SearchStrategy[str]]] = {
@@ -57,6 +59,8 @@ FIXED_KEYS = {
     "dests_due": K.dests_due,
     "endpoints": K.endpoints,
     "endpoints_due": K.endpoints_due,
+    "scheds": K.scheds,
+    "scheds_due": K.scheds_due,
     "mailbox": K.mailbox,
     "inboxes": K.inboxes,
     "probe": K.probe,
@@ -75,6 +79,7 @@ def test_every_family_and_fixed_key_is_covered() -> None:
     builders = {"task", "history", "payload", "index", "dest", "dest_inflight", "dest_parked"}
     builders |= {"endpoint", "endpoint_inflight", "endpoint_parked"}
     builders |= {"stats_minute", "session", "rate_bucket", "auth_failures", "inbox", "parse", "prefix"}
+    builders |= {"sched", "sched_runs"}
     assert public == builders | dramatiq | (set(FIXED) - {"all_index"}), public
 
 

@@ -27,13 +27,16 @@ from queue_system.api.keys import KeyRing
 from queue_system.api.metrics import count_rejections, http_metrics, metrics
 from queue_system.api.openapi import StrictStructSchemaPlugin
 from queue_system.api.routes import TaskController, health, ready, stats, workers
+from queue_system.api.schedules import ScheduleController
 from queue_system.config.settings import Settings
 from queue_system.errors import QueueSystemError
 from queue_system.kinds import Registry, load_kinds
 from queue_system.service.health import WriteProbe
+from queue_system.service.schedules import ScheduleService
 from queue_system.service.tasks import TaskService
 from queue_system.storage.connection import async_client
 from queue_system.storage.keys import Keys
+from queue_system.storage.schedules import AsyncScheduleStore
 from queue_system.storage.task_store import RedisAsyncTaskStore
 from queue_system.transports.signing import parse_secrets
 
@@ -75,6 +78,10 @@ def create_app(
             max_timeout_ms=settings.max_timeout_ms,
             retry_defaults=settings.worker,
         )
+        state["schedules"] = ScheduleService(
+            AsyncScheduleStore(client, keys or Keys()),
+            state["service"],  # type: ignore[arg-type]
+        )
         state["write_probe"] = WriteProbe()
         # Everything built so far lives as long as the process: keep it out of the collector's
         # generations, so full collections under load stay short (p99).
@@ -89,6 +96,9 @@ def create_app(
     def provide_service() -> TaskService:
         return state["service"]  # type: ignore[return-value]
 
+    def provide_schedules() -> ScheduleService:
+        return state["schedules"]  # type: ignore[return-value]
+
     def provide_write_probe() -> WriteProbe:
         return state["write_probe"]  # type: ignore[return-value]
 
@@ -100,6 +110,7 @@ def create_app(
     return Litestar(
         route_handlers=[
             TaskController,
+            ScheduleController,
             stats,
             health,
             ready,
@@ -118,6 +129,7 @@ def create_app(
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),
             "write_probe": Provide(provide_write_probe, sync_to_thread=False),
+            "schedules": Provide(provide_schedules, sync_to_thread=False),
         },
         # Errors become HTTP in api/problems.py only; Redis's by what they mean (storage/failures.py).
         exception_handlers={

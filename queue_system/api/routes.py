@@ -110,6 +110,9 @@ class TaskController(Controller):
         status: Annotated[list[TaskStatus] | None, QueryParameter(description="repeatable")] = None,
         type: Annotated[str | None, QueryParameter(description="only tasks of this type")] = None,
         queue: Annotated[str | None, QueryParameter(description="only tasks on this queue")] = None,
+        schedule_id: Annotated[
+            str | None, QueryParameter(description="only tasks this schedule created")
+        ] = None,
         created_after: Instant = None,
         created_before: Instant = None,
         cursor: Cursor = None,
@@ -119,6 +122,7 @@ class TaskController(Controller):
             statuses=tuple(dict.fromkeys(s.value for s in status or ())),
             type=type,
             queue=queue,
+            schedule_id=schedule_id,
             created_after=_ms(created_after, "created_after"),
             created_before=_ms(created_before, "created_before"),
             cursor=decode_cursor(cursor),

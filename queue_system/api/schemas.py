@@ -105,6 +105,7 @@ class TaskOut(msgspec.Struct):
     retry: dict[str, Any] | None = None  # the task's own retry options, as the client wrote them
     attempt_history: list[AttemptOut] | None = None
     waiting: WaitingOut | None = None  # set while the task is parked, waiting for its destination
+    schedule_id: str | None = None  # the schedule that created it
 
 
 class CreatedTask(TaskOut):
@@ -216,6 +217,7 @@ def _task_fields(task: Task) -> dict[str, Any]:
         last_error=task.last_error,
         retry=task.retry.requested if task.retry is not None else None,
         waiting=waiting_out(task.waiting),
+        schedule_id=task.schedule_id,
     )
 
 

@@ -108,6 +108,7 @@ class Task(msgspec.Struct, frozen=True):
     # Its endpoint (domain/destinations.py); None for a task stored before endpoints: its host.
     endpoint: str | None = None
     waiting: Waiting | None = None  # parked: why it waits for its destination
+    schedule_id: str | None = None  # the schedule that created it (domain/schedules.py)
 
     @property
     def window_start(self) -> int:
@@ -132,6 +133,7 @@ class TaskQuery:
     queue: str | None = None
     created_after: int | None = None  # epoch ms, inclusive
     created_before: int | None = None  # epoch ms, inclusive
+    schedule_id: str | None = None  # only the tasks this schedule created
     cursor: tuple[int, str] | None = None
     limit: int = 50
 

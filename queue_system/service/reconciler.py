@@ -23,10 +23,11 @@ import redis
 from loguru import logger
 
 from queue_system.domain.models import TaskStatus
-from queue_system.service import destinations
+from queue_system.service import destinations, schedules
 from queue_system.service.clock import now_ms
 from queue_system.service.observe import NullObserver, Observer
 from queue_system.service.runner import InFlight
+from queue_system.storage.schedules import ScheduleStore
 from queue_system.storage.types import TaskStore
 
 # A waiting task whose message has been missing this long is dispatched again.
@@ -51,6 +52,7 @@ class Reconciler:
         retention_ms: int,
         broker_id: str | None = None,
         observer: Observer | None = None,
+        schedules: ScheduleStore | None = None,
     ) -> None:
         self.observer = observer or NullObserver()
         self.store = store
@@ -59,6 +61,9 @@ class Reconciler:
         self.lease_ms = lease_ms
         self.retention_ms = retention_ms
         self.poll_s = poll_interval_ms / 1000
+        # Schedules fire here, in every worker process: no scheduler process (service/schedules.py).
+        # (The store's Protocol has no client: the Redis store's, until worker/runtime.py passes one.)
+        self.schedules = schedules or ScheduleStore(getattr(store, "client"), getattr(store, "keys"))  # noqa: B009
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_renew = 0
@@ -75,6 +80,7 @@ class Reconciler:
         if self.broker_id is not None and now - self._last_beat >= HEARTBEAT_MS:
             done["requeued"] = self.heartbeat(now)
         done["unparked"] = destinations.wake(self.store, now)
+        done["fired"] = schedules.fire_due(self.schedules, now)
         if now - self._last_renew >= self.lease_ms // 3:
             self._last_renew = now
             done["renewed"] = self.store.renew_leases(now + self.lease_ms, self.in_flight.snapshot())

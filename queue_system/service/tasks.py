@@ -67,10 +67,27 @@ class TaskService:
 
     async def submit(self, sub: Submission) -> tuple[Task, bool]:
         """Store and enqueue atomically. -> (task, created). Same id + same request -> (existing, False)."""
+        new, payload, policy = self.prepare(sub, now_ms())
+        task_id = new.id
+        dest, endpoint = new.extra.get("dest"), None
+        if dest is not None:
+            endpoint = dest + new.extra["ep"]
+        created, existing_fingerprint = await self.store.create(new)
+        if created:  # one round trip on the hot path: the record is exactly what we just wrote
+            return _as_task(new, payload, sub, policy, dest, endpoint), True
+        if existing_fingerprint != new.fingerprint:
+            raise Conflict(f"a different task with id {task_id!r} exists", task_id=task_id)
+        task = await self.store.get(task_id)
+        if task is None:  # deleted between the two calls
+            raise Conflict(f"task {task_id!r} was deleted meanwhile; submit again")
+        return task, False
+
+    def prepare(self, sub: Submission, now: int) -> tuple[NewTask, Any, RetryPolicy | None]:
+        """A submit checked and resolved into the task to store (the create path; a schedule's
+        template goes through it too: service/schedules.py). Raises InvalidInput."""
         kind = self.registry.get(sub.type)
         payload = kind.decode(sub.payload, field_prefix=sub.payload_prefix)
         self._check_options(sub)
-        now = now_ms()
         payload_json = msgspec.json.encode(payload).decode()
         policy = self._policy(kind, sub.retry)
         extra: dict[str, str] = {}
@@ -78,20 +95,17 @@ class TaskService:
             extra["retry"] = encode_policy(policy)
         if sub.timeout_ms is not None:
             extra["timeout_ms"] = str(sub.timeout_ms)
-        dest = endpoint = None
         where = kind.destination_of(payload)
         if where is not None:  # its host's and endpoint's caps and breakers apply (lua/destinations.lua)
-            dest, endpoint = str(where), where.endpoint
             # The endpoint is stored after its host (`ep`: the path, or `#key`): bytes per task count.
-            extra["dest"], extra["ep"] = dest, where.path
+            extra["dest"], extra["ep"] = str(where), where.path
         due = self._due(sub, now)
         # The options as requested (not as resolved): resending the same request stays the same task.
         requested = msgspec.json.encode(sub.retry.requested).decode() if sub.retry else ""
         options = f"{sub.queue}\0{requested}\0{sub.timeout_ms}\0{sub.delay_ms}\0{sub.run_at}"
         fingerprint = hashlib.sha256(f"{sub.type}\0{payload_json}\0{options}".encode()).hexdigest()[:32]
-        task_id = sub.id or str(uuid.uuid4())
         new = NewTask(
-            id=task_id,
+            id=sub.id or str(uuid.uuid4()),
             type=sub.type,
             queue=sub.queue,
             payload_json=payload_json,
@@ -100,15 +114,7 @@ class TaskService:
             due=due,
             extra=extra,
         )
-        created, existing_fingerprint = await self.store.create(new)
-        if created:  # one round trip on the hot path: the record is exactly what we just wrote
-            return _as_task(new, payload, sub, policy, dest, endpoint), True
-        if existing_fingerprint != fingerprint:
-            raise Conflict(f"a different task with id {task_id!r} exists", task_id=task_id)
-        task = await self.store.get(task_id)
-        if task is None:  # deleted between the two calls
-            raise Conflict(f"task {task_id!r} was deleted meanwhile; submit again")
-        return task, False
+        return new, payload, policy
 
     def _policy(self, kind: TaskKind, override: RetryOverride | None) -> RetryPolicy | None:
         if override is None:

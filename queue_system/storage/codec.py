@@ -103,6 +103,7 @@ def task_from_hash(
         dest=dest,
         endpoint=endpoint,
         waiting=waiting,
+        schedule_id=fields.get("schedule"),
     )
 
 

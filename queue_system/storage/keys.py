@@ -43,6 +43,11 @@ with a family's head, so `Keys.parse` undoes every key: (family, value) -> key i
 {p}:session:{id}         hash    a dashboard session (api/dashboard/auth.py); expires
 {p}:ratelimit:{digest}   hash    a token bucket (storage/rate_limit.py; the digest of what it
                                  limits, never the key itself); expires when full again
+{p}:sched:{id}           hash    a schedule (storage/schedules.py): its template, timing, paused,
+                                 next_run_at, last_run_at; owned by {p}:scheds
+{p}:sched-runs:{id}      list    a schedule's last task ids, newest first (capped; owned by {p}:scheds)
+{p}:scheds               zset    schedule id -> created ms: every schedule (the owner of the two above)
+{p}:scheds:due           zset    schedule id -> next run ms (schedules not paused)
 {p}:mailbox              list    the development mailbox (storage/mailbox.py)
 {p}:inbox:{name}         list    one development inbox: the requests it received, JSON each, newest
                                  first (storage/inbox.py; capped, expiring)
@@ -88,6 +93,8 @@ FAMILIES: dict[str, str] = {
     "ratelimit": "ratelimit:",
     "authfail": "authfail:",
     "inbox": "inbox:",
+    "sched": "sched:",
+    "sched_runs": "sched-runs:",
     "endpoint": "endpoint:",
     "ep_inflight": "ep-inflight:",
     "ep_parked": "ep-parked:",
@@ -103,6 +110,8 @@ FIXED: dict[str, str] = {
     "dests_due": "dests:due",
     "endpoints": "endpoints",
     "endpoints_due": "endpoints:due",
+    "scheds": "scheds",
+    "scheds_due": "scheds:due",
     "mailbox": "mailbox",
     "inboxes": "inboxes",
     "probe": "probe",
@@ -213,6 +222,20 @@ class Keys:
     def auth_failures(self, address: str) -> str:
         """Failed key checks of a client address; hashed, so no address can spell another key."""
         return self._of("authfail", hashlib.sha256(address.encode()).hexdigest()[:32])
+
+    def sched(self, schedule_id: str) -> str:
+        return self._of("sched", schedule_id)
+
+    def sched_runs(self, schedule_id: str) -> str:
+        return self._of("sched_runs", schedule_id)
+
+    @property
+    def scheds(self) -> str:
+        return self._fixed("scheds")
+
+    @property
+    def scheds_due(self) -> str:
+        return self._fixed("scheds_due")
 
     @property
     def mailbox(self) -> str:

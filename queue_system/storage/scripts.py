@@ -50,6 +50,8 @@ def render_prelude() -> str:
         "ep_inflight_key(e)": k.endpoint_inflight("{e}"),
         "ep_parked_key(e)": k.endpoint_parked("{e}"),
         "stats_key(minute)": k.stats_minute("{minute}"),
+        "schedule_key(sid)": k.sched("{sid}"),
+        "schedule_runs_key(sid)": k.sched_runs("{sid}"),
     }
     constants = {
         "ALL_INDEX": k.index(),
@@ -62,6 +64,8 @@ def render_prelude() -> str:
         "ENDPOINTS": k.endpoints,
         "ENDPOINTS_DUE": k.endpoints_due,
         "LAYOUT_LOCK": k.layout_lock,
+        "SCHEDULES": k.scheds,
+        "SCHEDULES_DUE": k.scheds_due,
     }
     actors = ", ".join(f"[{_lua_string(q)}] = {_lua_string(a)}" for q, a in dramatiq_wire.ACTORS.items())
     lines = ["-- Rendered by storage/scripts.py from storage/keys.py and storage/dramatiq_wire.py."]
@@ -131,6 +135,10 @@ UNCLAIM = _script("unclaim")
 REQUEUE_DEAD = _script("requeue_dead")
 PAGE = _script("page")
 WAKE = _script("wake")
+# Schedules (storage/schedules.py).
+FIRE = _script("fire")
+SCHEDULE_SAVE = _script("schedule_save")
+SCHEDULE_DELETE = _script("schedule_delete")
 DESTINATIONS = _script("dest_list")
 # The layout upgrade's (storage/layout.py).
 RELAYOUT = _script("relayout")

@@ -180,6 +180,8 @@ class RedisAsyncTaskStore:
             filters["type"] = [query.type]
         if query.queue:
             filters["queue"] = [query.queue]
+        if query.schedule_id:
+            filters["schedule"] = [query.schedule_id]
         low = str(query.created_after) if query.created_after is not None else "-inf"
         high = str(query.created_before) if query.created_before is not None else "+inf"
         score, last = query.cursor if query.cursor else ("", "")

@@ -221,7 +221,7 @@ def _owner_rules(client: redis.Redis, key: str, p: str) -> str | None:
       no rule here, so one without a TTL is reported.
     """
     owners = (KEYS.index(), KEYS.schedule, KEYS.leases, KEYS.expiry, KEYS.dests, KEYS.dests_due)
-    if key in (*owners, KEYS.endpoints, KEYS.endpoints_due):
+    if key in (*owners, KEYS.endpoints, KEYS.endpoints_due, KEYS.scheds, KEYS.scheds_due):
         return "an owner"
     if key.startswith(f"{p}:idx:"):
         return "an owner"
@@ -234,6 +234,8 @@ def _owner_rules(client: redis.Redis, key: str, p: str) -> str | None:
         return "dests" if client.zscore(KEYS.dests, value) is not None else None
     if family in ("endpoint", "ep_inflight", "ep_parked"):
         return "endpoints" if client.zscore(KEYS.endpoints, value) is not None else None
+    if family in ("sched", "sched_runs"):
+        return "scheds" if client.zscore(KEYS.scheds, value) is not None else None
     if family == "layout":
         return "the layout version"
     return None

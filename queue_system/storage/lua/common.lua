@@ -34,6 +34,30 @@ local function dispatch(id, token, queue, now, front)
   redis.call(front and 'LPUSH' or 'RPUSH', queue_key(queue), mid)
 end
 
+-- Store a new task and, unless it is scheduled, enqueue its first message (lua/create.lua, and a
+-- schedule's firing: lua/fire.lua). `extra`: a flat list of optional hash fields, field, value, ...
+-- -> nil when created, else the fingerprint of the task that holds the id.
+local function create_task(id, task_type, queue, now, status, due, fingerprint, payload, extra)
+  local key = task_key(id)
+  if redis.call('EXISTS', key) == 1 then
+    return redis.call('HGET', key, 'fingerprint') or ''
+  end
+  redis.call('HSET', key, 'id', id, 'type', task_type, 'queue', queue, 'status', status, 'attempts', 0,
+    'created_at', now, 'updated_at', now, 'token', 1, 'fingerprint', fingerprint)
+  for i = 1, #extra, 2 do redis.call('HSET', key, extra[i], extra[i + 1]) end
+  redis.call('SET', payload_key(id), payload)
+  redis.call('ZADD', ALL_INDEX, now, id)
+  redis.call('ZADD', type_index(task_type), now, id)
+  move_status(id, false, status, now)
+  if status == 'scheduled' then
+    redis.call('HSET', key, 'next_attempt_at', due)
+    redis.call('ZADD', SCHEDULE, due, id)
+  else
+    dispatch(id, 1, queue, now)
+  end
+  return nil
+end
+
 local function finish_final(id, now, retention)
   redis.call('ZADD', EXPIRY, int(now + retention), id)
   local keep = int(retention + BACKSTOP_MS)

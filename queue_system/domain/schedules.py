@@ -1,0 +1,140 @@
+"""Schedules: when a schedule's ticks are, and which ticks one firing creates tasks for.
+
+A schedule's timing is either a five-field cron expression (or an `@hourly`-style alias) read in
+an IANA time zone, or a fixed period (`every`, at least 1 s). Cron is evaluated by cronsim, which
+follows Debian cron on DST changes: a tick in the hour the clock skips fires once, right after the
+jump; a tick in the hour the clock repeats fires once, in its first pass.
+
+`plan(timing, current, now, policy)` is the whole firing decision, pure: the ticks to fire (oldest
+first, each > the previous and <= now) and the next run (> now). The storage script then checks
+that `current` is still the schedule's next run, so two workers planning the same firing create
+its tasks once.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
+
+# `catch_up: all` fires at most this many missed ticks (the newest of them); older ones are skipped.
+MAX_CATCH_UP = 100
+# `catch_up: none`: a tick fired later than this after its time counts as missed (not fired).
+MISSED_AFTER_MS = 60_000
+MIN_EVERY_MS = 1_000
+# Cron ticks one plan walks at most (a minutely cron down for 2 months); past it, from now on.
+MAX_SCAN = 100_000
+# How many of a schedule's last tasks it lists.
+MAX_LAST_TASKS = 20
+
+ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+class CatchUp(StrEnum):
+    LATEST = "latest"  # one firing (the newest missed tick) for all the ticks missed
+    NONE = "none"  # missed ticks are skipped; only a tick less than MISSED_AFTER_MS late fires
+    ALL = "all"  # every missed tick fires, oldest first, the newest MAX_CATCH_UP at most
+
+
+class TimingError(ValueError):
+    """`field` names the culprit (`cron`, `timezone`, `every`)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    cron: str | None = None
+    timezone: str = "UTC"
+    every_ms: int | None = None
+
+    def next_after(self, after_ms: int) -> int:
+        """The first tick strictly after `after_ms` (epoch ms)."""
+        if self.every_ms is not None:
+            return (after_ms // self.every_ms + 1) * self.every_ms
+        assert self.cron is not None
+        zone = ZoneInfo(self.timezone)
+        start = datetime.fromtimestamp(after_ms / 1000, tz=UTC).astimezone(zone)
+        for tick in CronSim(ALIASES.get(self.cron, self.cron), start):
+            ms = int(tick.timestamp() * 1000)
+            if ms > after_ms:  # cronsim starts at the whole minute: never the same instant again
+                return ms
+        raise TimingError("cron", "has no next run")  # pragma: no cover - cronsim iterates forever
+
+
+def timing(cron: str | None, timezone: str | None, every_ms: int | None) -> Timing:
+    """A checked timing: exactly one of cron and every; a cron that parses; a known time zone."""
+    if (cron is None) == (every_ms is None):
+        raise TimingError("cron", "give either `cron` or `every`")
+    if every_ms is not None:
+        if timezone is not None:
+            raise TimingError("timezone", "goes with `cron` only")
+        if every_ms < MIN_EVERY_MS:
+            raise TimingError("every", "must be at least 1s")
+        if every_ms % 1000:
+            raise TimingError("every", "must be a whole number of seconds")
+        return Timing(every_ms=every_ms)
+    assert cron is not None
+    zone = timezone or "UTC"
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise TimingError("timezone", f"not an IANA time zone: {zone!r}") from None
+    expr = " ".join(cron.split())
+    if len(expr.split(" ")) != 5 and expr not in ALIASES:
+        raise TimingError("cron", "five fields (minute hour day month weekday) or @hourly, @daily ...")
+    try:
+        CronSim(ALIASES.get(expr, expr), datetime(2000, 1, 1, tzinfo=UTC))
+    except (CronSimError, ValueError) as exc:
+        raise TimingError("cron", f"not a cron expression: {exc}") from None
+    return Timing(cron=expr, timezone=zone)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    ticks: list[int]  # to fire now, oldest first
+    next_run: int  # > now
+
+
+def plan(t: Timing, current: int, now: int, policy: CatchUp) -> Plan:
+    """The firing of a schedule whose next run is `current` (<= now: it is due)."""
+    if current > now:
+        return Plan([], current)
+    if t.every_ms is not None:  # a period: the missed ticks are arithmetic, however many
+        latest = now // t.every_ms * t.every_ms
+        count = min((latest - current) // t.every_ms + 1, MAX_CATCH_UP)
+        due = [latest - i * t.every_ms for i in reversed(range(count))]
+        nxt = latest + t.every_ms
+    else:
+        kept: deque[int] = deque([current], maxlen=MAX_CATCH_UP)
+        nxt = t.next_after(current)
+        for _ in range(MAX_SCAN):
+            if nxt > now:
+                break
+            kept.append(nxt)
+            nxt = t.next_after(nxt)
+        else:  # down for longer than the scan: the ticks kept are not the newest; look from now
+            kept = deque([now], maxlen=1) if policy is not CatchUp.ALL else kept
+            nxt = t.next_after(now)
+        due = list(kept)
+    if policy is CatchUp.ALL:
+        return Plan(due, nxt)
+    latest = due[-1]
+    if policy is CatchUp.NONE and now - latest > MISSED_AFTER_MS:
+        return Plan([], nxt)
+    return Plan([latest], nxt)

@@ -1,0 +1,141 @@
+"""Schedules' use cases: create/read/change/delete (the API) and firing (every worker's reconciler).
+
+A schedule's template goes through the submit path (`TaskService.prepare`) when it is saved, so a
+bad template is refused with the same problem a submit would get, and a firing only copies the
+resolved task. Exactly once per tick: each worker plans a firing in Python (domain/schedules.py)
+and one script (lua/fire.lua) applies it only if the schedule's next run is still the one planned
+from; the loser of a race changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from loguru import logger
+
+from queue_system.domain.schedules import MAX_LAST_TASKS, CatchUp, Timing, TimingError, plan, timing
+from queue_system.errors import InvalidInput, TaskNotFound
+from queue_system.service.clock import now_ms
+from queue_system.service.tasks import Submission, TaskService
+from queue_system.storage.schedules import AsyncScheduleStore, ScheduleRecord, ScheduleStore, Template
+
+DUE_BATCH = 100  # schedules one reconciler tick fires at most
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSpec:
+    """What a client asks for: a submission (the template), its body as written, and the timing."""
+
+    submission: Submission
+    body: Any
+    cron: str | None = None
+    timezone: str | None = None
+    every_ms: int | None = None
+    catch_up: str = "latest"
+    paused: bool = False
+
+
+def _timing(spec: ScheduleSpec) -> Timing:
+    try:
+        return timing(spec.cron, spec.timezone, spec.every_ms)
+    except TimingError as exc:
+        raise InvalidInput(exc.message, field=exc.field) from None
+
+
+def _template(tasks: TaskService, sub: Submission, now: int) -> str:
+    if sub.id is not None:
+        raise InvalidInput("a schedule's tasks get their ids from the schedule and tick", field="task.id")
+    if sub.delay_ms is not None or sub.run_at is not None:
+        raise InvalidInput("a schedule's tasks run at its ticks", field="task.delay")
+    try:
+        new, _, _ = tasks.prepare(sub, now)
+    except InvalidInput as exc:  # named as the client wrote it: inside `task`
+        field = f"task.{exc.field}" if exc.field else "task"
+        raise InvalidInput(exc.message, field=field, status_code=exc.status_code) from None
+    extra = [x for pair in new.extra.items() for x in pair]
+    return msgspec.json.encode(
+        Template(new.type, new.queue, new.payload_json, new.fingerprint, extra)
+    ).decode()
+
+
+def timing_of(rec: ScheduleRecord) -> Timing:
+    if rec.every_ms is not None:
+        return Timing(every_ms=rec.every_ms)
+    return Timing(cron=rec.cron, timezone=rec.timezone or "UTC")
+
+
+class ScheduleService:
+    def __init__(self, store: AsyncScheduleStore, tasks: TaskService) -> None:
+        self.store = store
+        self.tasks = tasks
+
+    async def create(self, spec: ScheduleSpec) -> ScheduleRecord:
+        now = now_ms()
+        rec = self._record(str(uuid.uuid4()), spec, now, created_at=now)
+        await self.store.save(rec, now, create=True)
+        return await self.get(rec.id)
+
+    def _record(self, sid: str, spec: ScheduleSpec, now: int, created_at: int) -> ScheduleRecord:
+        t = _timing(spec)
+        try:
+            catch_up = CatchUp(spec.catch_up).value
+        except ValueError:
+            raise InvalidInput("one of latest, none, all", field="catch_up") from None
+        template = _template(self.tasks, spec.submission, now)
+        return ScheduleRecord(
+            id=sid, body=msgspec.json.encode(spec.body).decode(), template=template, cron=t.cron,
+            timezone=t.timezone if t.cron else None, every_ms=t.every_ms, catch_up=catch_up,
+            paused=spec.paused, next_run_at=t.next_after(now), last_run_at=None, created_at=created_at,
+            last_tasks=[],
+        )  # fmt: skip
+
+    async def get(self, sid: str) -> ScheduleRecord:
+        rec = await self.store.get(sid)
+        if rec is None:
+            raise TaskNotFound(sid)
+        return rec
+
+    async def replace(self, sid: str, spec: ScheduleSpec) -> ScheduleRecord:
+        """A PATCH, merged by the caller into a whole spec: saved in one script, next run anew."""
+        old = await self.get(sid)
+        now = now_ms()
+        rec = self._record(sid, spec, now, created_at=old.created_at)
+        if not await self.store.save(rec, now, create=False):
+            raise TaskNotFound(sid)
+        return await self.get(sid)
+
+    async def pause(self, sid: str, paused: bool) -> ScheduleRecord:
+        old = await self.get(sid)
+        now = now_ms()
+        nxt = timing_of(old).next_after(now) if not paused else old.next_run_at
+        if not await self.store.save(
+            msgspec.structs.replace(old, paused=paused, next_run_at=nxt), now, create=False
+        ):
+            raise TaskNotFound(sid)
+        return await self.get(sid)
+
+    async def list(self, cursor: int, limit: int) -> tuple[list[ScheduleRecord], int | None]:
+        return await self.store.page(cursor, limit)
+
+    async def delete(self, sid: str) -> None:
+        if not await self.store.delete(sid):
+            raise TaskNotFound(sid)
+
+
+def fire_due(store: ScheduleStore, now: int) -> int:
+    """The reconciler's step: fire every due schedule (up to DUE_BATCH). -> tasks created."""
+    created = 0
+    for sid in store.due(now, DUE_BATCH):
+        rec = store.read(sid)
+        if rec is None or rec.paused:
+            continue
+        p = plan(timing_of(rec), rec.next_run_at, now, CatchUp(rec.catch_up))
+        out = store.fire(sid, rec.next_run_at, p.ticks, p.next_run, now, MAX_LAST_TASKS)
+        if out is not None:
+            created += out[0]
+            if p.ticks:
+                logger.debug("schedule {} fired {} task(s), {} ms late", sid, out[0], now - p.ticks[-1])
+    return created
