@@ -6,7 +6,9 @@
      +-- InvalidInput           a request or payload is wrong: `field` names the culprit, `message`
      |    |                     says what is wrong; kept apart until problems.py renders them (-> 400/422)
      |    +-- UnknownTaskType   `type` is not registered (-> 422, lists the known types)
-     +-- TaskNotFound           no task with that id (-> 404)
+     +-- NotFound               no record with that id (-> 404)
+     |    +-- TaskNotFound      no task with that id
+     |    +-- ScheduleNotFound  no schedule with that id
      +-- Conflict               the request clashes with the task's state or an existing id (-> 409)
      +-- StorageError           Redis did not do what was asked; storage/failures.py turns redis-py's
           |                     errors into these (`classify`), `reason` says why in Redis's words
@@ -64,10 +66,20 @@ class UnknownTaskType(InvalidInput):
         self.known = known
 
 
-class TaskNotFound(QueueSystemError):
+class NotFound(QueueSystemError):
+    """No record with that id (-> 404); the message names what was looked for."""
+
+
+class TaskNotFound(NotFound):
     def __init__(self, task_id: str) -> None:
         super().__init__(f"no task with id {task_id!r}")
         self.task_id = task_id
+
+
+class ScheduleNotFound(NotFound):
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"no schedule with id {schedule_id!r}")
+        self.schedule_id = schedule_id
 
 
 class Conflict(QueueSystemError):

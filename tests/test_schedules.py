@@ -186,5 +186,6 @@ def test_pause_delete_and_no_task_after_delete(client: TestClient[Any], redis_cl
         is None
     )
     assert client.get("/api/v1/tasks", params={"schedule_id": sid}).json()["items"] == []
-    assert client.get(f"/api/v1/schedules/{sid}").status_code == 404
+    gone = client.get(f"/api/v1/schedules/{sid}")
+    assert gone.status_code == 404 and gone.json()["detail"] == f"no schedule with id {sid!r}"
     assert not [k for k in redis_client.scan_iter("qs:sched*")]

@@ -29,6 +29,7 @@ from queue_system.config.field_paths import split_msgspec_error
 from queue_system.errors import (
     Conflict,
     InvalidInput,
+    NotFound,
     QueueSystemError,
     RedisNotReplicated,
     RedisOutOfMemory,
@@ -36,7 +37,6 @@ from queue_system.errors import (
     RedisRefusesWrites,
     StorageError,
     StorageUnavailable,
-    TaskNotFound,
     UnknownTaskType,
 )
 from queue_system.storage.failures import classify
@@ -84,7 +84,7 @@ def on_app_error(request: Request[Any, Any, Any], exc: QueueSystemError) -> Resp
         errors = [{"field": exc.field, "message": exc.message}]
         detail = f"{exc.field}: {exc.message}"
         return problem(request, exc.status_code, slug, detail, field=exc.field, errors=errors)
-    if isinstance(exc, TaskNotFound):
+    if isinstance(exc, NotFound):
         return problem(request, 404, "not-found", str(exc))
     if isinstance(exc, Conflict):
         location = task_location(exc.task_id) if exc.task_id else None

@@ -17,7 +17,7 @@ import msgspec
 from loguru import logger
 
 from queue_system.domain.schedules import MAX_LAST_TASKS, CatchUp, Timing, TimingError, plan, timing
-from queue_system.errors import InvalidInput, TaskNotFound
+from queue_system.errors import InvalidInput, ScheduleNotFound
 from queue_system.service.clock import now_ms
 from queue_system.service.tasks import Submission, TaskService
 from queue_system.storage.schedules import AsyncScheduleStore, ScheduleRecord, ScheduleStore, Template
@@ -95,7 +95,7 @@ class ScheduleService:
     async def get(self, sid: str) -> ScheduleRecord:
         rec = await self.store.get(sid)
         if rec is None:
-            raise TaskNotFound(sid)
+            raise ScheduleNotFound(sid)
         return rec
 
     async def replace(self, sid: str, spec: ScheduleSpec) -> ScheduleRecord:
@@ -104,7 +104,7 @@ class ScheduleService:
         now = now_ms()
         rec = self._record(sid, spec, now, created_at=old.created_at)
         if not await self.store.save(rec, now, create=False):
-            raise TaskNotFound(sid)
+            raise ScheduleNotFound(sid)
         return await self.get(sid)
 
     async def pause(self, sid: str, paused: bool) -> ScheduleRecord:
@@ -114,7 +114,7 @@ class ScheduleService:
         if not await self.store.save(
             msgspec.structs.replace(old, paused=paused, next_run_at=nxt), now, create=False
         ):
-            raise TaskNotFound(sid)
+            raise ScheduleNotFound(sid)
         return await self.get(sid)
 
     async def list(self, cursor: int, limit: int) -> tuple[list[ScheduleRecord], int | None]:
@@ -122,7 +122,7 @@ class ScheduleService:
 
     async def delete(self, sid: str) -> None:
         if not await self.store.delete(sid):
-            raise TaskNotFound(sid)
+            raise ScheduleNotFound(sid)
 
 
 def fire_due(store: ScheduleStore, now: int) -> int:

@@ -36,6 +36,7 @@ from queue_system.service.reconciler import Reconciler
 from queue_system.service.runner import InFlight, TaskRunner
 from queue_system.storage.connection import sync_client
 from queue_system.storage.keys import Keys
+from queue_system.storage.schedules import ScheduleStore
 from queue_system.storage.worker_store import RedisTaskStore
 from queue_system.transports.async_http import AsyncHttpSender, PoolLimits
 from queue_system.worker.attempts import Attempts
@@ -121,6 +122,7 @@ def build_runtime(
         retention_ms=settings.retention_ms,
         broker_id=broker.broker_id if broker else None,
         observer=metrics,
+        schedules=ScheduleStore(client, keys),
     )
     inflight = settings.worker.max_inflight
     per_host = min(max_per_host or inflight, inflight)
