@@ -87,8 +87,13 @@ class World:
     health_url: str
     receiver_port: int
     background: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # A page's placeholder for an id the API gave earlier on that page (the reader copies it from
+    # the answer): SCHEDULE_ID is the id of the schedule the page created last.
+    ids: dict[str, str] = field(default_factory=dict)
 
     def local(self, text: str) -> str:
+        for placeholder, value in self.ids.items():
+            text = text.replace(placeholder, value)
         for docs_address, ours in (
             ("http://localhost:8080", self.api_url),
             ("http://127.0.0.1:8080", self.api_url),
@@ -139,6 +144,8 @@ def run_curl(world: World, argv: list[str]) -> None:
         answers[-1].status_code,
         answers[-1].text,
     )
+    if method == "POST" and url.endswith("/api/v1/schedules"):
+        world.ids["SCHEDULE_ID"] = answers[-1].json()["id"]
 
 
 def run_cli(world: World, argv: list[str]) -> None:
@@ -214,6 +221,7 @@ def test_every_shell_example_of_the_page_works(page: Path, world: World, redis_c
             proc.terminate()
             proc.wait(timeout=10)
         world.background.clear()
+        world.ids.clear()
     assert ran, f"{page.name}: no commands found in its sh blocks"
 
 
