@@ -112,7 +112,7 @@ def _used_definitions(library: str, body: str) -> str:
     return "".join(source for name, source in defs if name in used)
 
 
-_LIBRARY = render_prelude() + _load("common") + _load("destinations")
+_LIBRARY = render_prelude() + _load("common") + _load("destinations") + _load("actions")
 
 
 def _script(name: str) -> str:
