@@ -9,6 +9,7 @@
      +-- NotFound               no record with that id (-> 404)
      |    +-- TaskNotFound      no task with that id
      |    +-- ScheduleNotFound  no schedule with that id
+     |    +-- OperationNotFound no bulk operation with that id (or it expired)
      +-- Conflict               the request clashes with the task's state or an existing id (-> 409)
      +-- StorageError           Redis did not do what was asked; storage/failures.py turns redis-py's
           |                     errors into these (`classify`), `reason` says why in Redis's words
@@ -80,6 +81,12 @@ class ScheduleNotFound(NotFound):
     def __init__(self, schedule_id: str) -> None:
         super().__init__(f"no schedule with id {schedule_id!r}")
         self.schedule_id = schedule_id
+
+
+class OperationNotFound(NotFound):
+    def __init__(self, operation_id: str) -> None:
+        super().__init__(f"no operation with id {operation_id!r}")
+        self.operation_id = operation_id
 
 
 class Conflict(QueueSystemError):

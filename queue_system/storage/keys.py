@@ -48,6 +48,12 @@ with a family's head, so `Keys.parse` undoes every key: (family, value) -> key i
 {p}:sched-runs:{id}      list    a schedule's last task ids, newest first (capped; owned by {p}:scheds)
 {p}:scheds               zset    schedule id -> created ms: every schedule (the owner of the two above)
 {p}:scheds:due           zset    schedule id -> next run ms (schedules not paused)
+{p}:op:{id}              hash    a bulk operation (storage/operations.py): action, filter, state,
+                                 cursor, counters, lease; expires OPERATION_RETENTION after it ends;
+                                 owned by {p}:ops
+{p}:ops                  zset    operation id -> created ms: every operation (the owner of the above;
+                                 an entry whose hash expired is dropped by the next create)
+{p}:ops:running          zset    operation id -> created ms: the running ones, which workers step
 {p}:mailbox              list    the development mailbox (storage/mailbox.py)
 {p}:inbox:{name}         list    one development inbox: the requests it received, JSON each, newest
                                  first (storage/inbox.py; capped, expiring)
@@ -95,6 +101,7 @@ FAMILIES: dict[str, str] = {
     "inbox": "inbox:",
     "sched": "sched:",
     "sched_runs": "sched-runs:",
+    "op": "op:",
     "endpoint": "endpoint:",
     "ep_inflight": "ep-inflight:",
     "ep_parked": "ep-parked:",
@@ -112,6 +119,8 @@ FIXED: dict[str, str] = {
     "endpoints_due": "endpoints:due",
     "scheds": "scheds",
     "scheds_due": "scheds:due",
+    "ops": "ops",
+    "ops_running": "ops:running",
     "mailbox": "mailbox",
     "inboxes": "inboxes",
     "probe": "probe",
@@ -236,6 +245,17 @@ class Keys:
     @property
     def scheds_due(self) -> str:
         return self._fixed("scheds_due")
+
+    def op(self, operation_id: str) -> str:
+        return self._of("op", operation_id)
+
+    @property
+    def ops(self) -> str:
+        return self._fixed("ops")
+
+    @property
+    def ops_running(self) -> str:
+        return self._fixed("ops_running")
 
     @property
     def mailbox(self) -> str:

@@ -52,6 +52,7 @@ def render_prelude() -> str:
         "stats_key(minute)": k.stats_minute("{minute}"),
         "schedule_key(sid)": k.sched("{sid}"),
         "schedule_runs_key(sid)": k.sched_runs("{sid}"),
+        "op_key(oid)": k.op("{oid}"),
     }
     constants = {
         "ALL_INDEX": k.index(),
@@ -66,6 +67,8 @@ def render_prelude() -> str:
         "LAYOUT_LOCK": k.layout_lock,
         "SCHEDULES": k.scheds,
         "SCHEDULES_DUE": k.scheds_due,
+        "OPERATIONS": k.ops,
+        "OPERATIONS_RUNNING": k.ops_running,
     }
     actors = ", ".join(f"[{_lua_string(q)}] = {_lua_string(a)}" for q, a in dramatiq_wire.ACTORS.items())
     lines = ["-- Rendered by storage/scripts.py from storage/keys.py and storage/dramatiq_wire.py."]
@@ -139,6 +142,10 @@ WAKE = _script("wake")
 FIRE = _script("fire")
 SCHEDULE_SAVE = _script("schedule_save")
 SCHEDULE_DELETE = _script("schedule_delete")
+# Bulk operations (storage/operations.py).
+OPERATION_CREATE = _script("operation_create")
+OPERATION_STEP = _script("operation_step")
+OPERATION_CANCEL = _script("operation_cancel")
 DESTINATIONS = _script("dest_list")
 # The layout upgrade's (storage/layout.py).
 RELAYOUT = _script("relayout")
