@@ -449,6 +449,27 @@ SPEC: tuple[Var, ...] = (
         "worker.min_retry_delay_ms",
     ),
     Var(
+        "BULK_RATE",
+        integer(1, 100_000),
+        "200",
+        "tasks per second a bulk operation acts on when the request names no `rate`",
+        "bulk_rate",
+    ),
+    Var(
+        "BULK_MAX_RATE",
+        integer(1, 100_000),
+        "5000",
+        "the largest `rate` a bulk operation may ask for (more: 422)",
+        "bulk_max_rate",
+    ),
+    Var(
+        "OPERATION_RETENTION",
+        duration(1_000),
+        "7d",
+        "an ended bulk operation (done, cancelled) is kept this long for reading back",
+        "operation_retention_ms",
+    ),
+    Var(
         "SMTP_URL",
         Parser(smtp_url, "`smtp://`, `smtps://`"),
         None,
@@ -616,6 +637,9 @@ class Settings:
     data_dir: Path = _default("DATA_DIR")  # noqa: RUF009 - a Path is immutable
     retention_ms: int = _default("TASK_RETENTION")
     max_timeout_ms: int = _default("TASK_MAX_TIMEOUT")  # the largest per-task `timeout` a client may ask for
+    bulk_rate: int = _default("BULK_RATE")  # a bulk operation's default `rate` (tasks/s)
+    bulk_max_rate: int = _default("BULK_MAX_RATE")
+    operation_retention_ms: int = _default("OPERATION_RETENTION")
     api: ApiSettings = field(default_factory=ApiSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     email: EmailSettings = field(default_factory=EmailSettings)

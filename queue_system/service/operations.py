@@ -9,14 +9,20 @@ expires) carries on from there. `rate` is a token bucket in the operation's reco
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import redis
 from loguru import logger
+
+from queue_system.config.settings import Settings
 
 from queue_system.domain.operations import BulkAction, Operation, OperationState, Step, TaskFilter
 from queue_system.errors import Conflict, InvalidInput, OperationNotFound
 from queue_system.service.clock import now_ms
+from queue_system.storage.keys import Keys
 from queue_system.storage.operations import AsyncOperationStore, OperationStore
 
 # Matching tasks one step acts on at most, and index entries it examines at most (about 2 ms and
@@ -119,3 +125,18 @@ def run_due(store: OperationStore, cfg: RunnerConfig, now: int) -> int:
 
 def new_runner_id() -> str:
     return f"runner-{uuid.uuid4().hex[:12]}"
+
+
+def operation_runner(
+    client: redis.Redis, keys: Keys, settings: Settings, runner_id: str | None
+) -> Callable[[int], int]:
+    """The reconciler's hook: `run_due` bound to this process (its broker id names its lease)."""
+    cfg = RunnerConfig(
+        runner_id=runner_id or new_runner_id(),
+        lease_ms=settings.worker.lease_ms,
+        # Tokens a tick's wait saves up, so a rate above one step per tick is reached.
+        burst_ms=max(250, 3 * settings.worker.poll_interval_ms),
+        retention_ms=settings.operation_retention_ms,
+        task_retention_ms=settings.retention_ms,
+    )
+    return functools.partial(run_due, OperationStore(client, keys), cfg)

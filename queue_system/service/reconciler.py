@@ -18,6 +18,7 @@ KEYS over the keyspace, minutes) stays a backstop.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import redis
 from loguru import logger
@@ -53,6 +54,7 @@ class Reconciler:
         broker_id: str | None = None,
         observer: Observer | None = None,
         schedules: ScheduleStore | None = None,
+        operations: Callable[[int], int] | None = None,
     ) -> None:
         self.observer = observer or NullObserver()
         self.store = store
@@ -65,6 +67,8 @@ class Reconciler:
         # (The store's Protocol has no client: the Redis store's, until worker/runtime.py passes one.)
         # None: this reconciler fires no schedules (tests of the other duties).
         self.schedules = schedules
+        # Bulk operations step here too (service/operations.py `run_due`, bound by the caller).
+        self.operations = operations
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_renew = 0
@@ -83,6 +87,8 @@ class Reconciler:
         done["unparked"] = destinations.wake(self.store, now)
         if self.schedules is not None:
             done["fired"] = schedules.fire_due(self.schedules, now)
+        if self.operations is not None:
+            done["bulk"] = self.operations(now)
         if now - self._last_renew >= self.lease_ms // 3:
             self._last_renew = now
             done["renewed"] = self.store.renew_leases(now + self.lease_ms, self.in_flight.snapshot())
