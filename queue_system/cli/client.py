@@ -1,6 +1,8 @@
 """`queue-system` client commands: they talk to the HTTP API, so they work against a remote deployment.
 
     queue-system tasks submit|list|show|retry|cancel|delete
+    queue-system tasks retry|cancel|delete --status failed --since 2h [--wait]   (cli/operations.py)
+    queue-system operations [list | show ID | cancel ID]
     queue-system stats | workers | destinations
     queue-system purge --status failed --older-than 7d [--yes]
 
@@ -31,6 +33,7 @@ from typing import Any
 
 import click
 
+from queue_system.cli import operations as bulk
 from queue_system.cli import render as render
 from queue_system.cli.http import (
     Api,
@@ -211,8 +214,21 @@ def show(opts: Options, task_id: str) -> None:
         click.echo(render.task_detail(task))
 
 
-def _act(opts: Options, task_id: str, action: str) -> None:
+def _act(opts: Options, task_id: str | None, action: str, given: dict[str, Any]) -> None:
+    """One task by id, or (filters instead of an id) a bulk operation: cli/operations.py."""
+    body = bulk.bulk_body(given)
+    if (task_id is None) == (body is None):
+        raise click.UsageError("give a task id, or filters (--status, --since, ... or --all), not both")
+    if body is not None:
+        bulk.start(opts, action, body, bool(given.get("wait")), ask=action == "delete" and not given.get("yes"))
+        return
     with Api(opts) as api:
+        if action == "delete":
+            if not given.get("yes"):
+                confirm(f"Delete task {task_id}?")
+            api.call("DELETE", f"{TASKS}/{task_id}")
+            emit_json({"id": task_id, "deleted": True}) if opts.as_json else click.echo(f"deleted task {task_id}")
+            return
         task = api.json("POST", f"{TASKS}/{task_id}/{action}")
     if opts.as_json:
         emit_json(task)
@@ -221,41 +237,40 @@ def _act(opts: Options, task_id: str, action: str) -> None:
 
 
 @tasks.command()
-@click.argument("task_id")
+@click.argument("task_id", required=False)
+@bulk.bulk_options
 @client_command
-def retry(opts: Options, task_id: str) -> None:
-    """Run a failed or cancelled task again now.
+def retry(opts: Options, task_id: str | None, **given: Any) -> None:
+    """Run a failed or cancelled task again now; with filters instead of an id, every matching one
+    (a bulk operation: --wait shows its progress).
 
-    Another status is a conflict: exit 4."""
-    _act(opts, task_id, "retry")
+    One task in another status is a conflict: exit 4."""
+    _act(opts, task_id, "retry", given)
 
 
 @tasks.command()
-@click.argument("task_id")
+@click.argument("task_id", required=False)
+@bulk.bulk_options
 @client_command
-def cancel(opts: Options, task_id: str) -> None:
-    """Cancel a pending, scheduled or retrying task.
+def cancel(opts: Options, task_id: str | None, **given: Any) -> None:
+    """Cancel a pending, scheduled or retrying task; with filters instead of an id, every matching
+    one (a bulk operation).
 
-    Another status is a conflict: exit 4."""
-    _act(opts, task_id, "cancel")
+    One task in another status is a conflict: exit 4."""
+    _act(opts, task_id, "cancel", given)
 
 
 @tasks.command()
-@click.argument("task_id")
+@click.argument("task_id", required=False)
+@bulk.bulk_options
 @click.option("--yes", "-y", is_flag=True, help="Do not ask.")
 @client_command
-def delete(opts: Options, task_id: str, yes: bool) -> None:
-    """Delete a task (asks first).
+def delete(opts: Options, task_id: str | None, **given: Any) -> None:
+    """Delete a task (asks first); with filters instead of an id, every matching one (a bulk
+    operation, asks first).
 
     A task that could still run is cancelled first, so it never runs again."""
-    if not yes:
-        confirm(f"Delete task {task_id}?")
-    with Api(opts) as api:
-        api.call("DELETE", f"{TASKS}/{task_id}")
-    if opts.as_json:
-        emit_json({"id": task_id, "deleted": True})
-    else:
-        click.echo(f"deleted task {task_id}")
+    _act(opts, task_id, "delete", given)
 
 
 # -- the queue ------------------------------------------------------------------------------------
@@ -389,7 +404,7 @@ def _delete_each(api: Api, ids: list[str]) -> dict[str, Any]:
     return {"deleted": deleted, "already_gone": gone, "failed": failed}
 
 
-COMMANDS: list[click.Command] = [tasks, stats, workers, destinations, purge]
+COMMANDS: list[click.Command] = [tasks, stats, workers, destinations, purge, bulk.operations]
 
 if __name__ == "__main__":  # `python -m queue_system.cli.client ...` until the main group adds these
     click.Group("queue-system", commands=COMMANDS)()
