@@ -26,7 +26,13 @@ RETENTION = 60_000
 
 
 def start(
-    redis_url: str, action: BulkAction, flt: TaskFilter, *, rate: int = 1_000_000, at: int = T0, oid: str = "op"
+    redis_url: str,
+    action: BulkAction,
+    flt: TaskFilter,
+    *,
+    rate: int = 1_000_000,
+    at: int = T0,
+    oid: str = "op",
 ) -> tuple[str, int]:
     async def go() -> tuple[str, int]:
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
@@ -55,7 +61,15 @@ def ops(redis_client: redis.Redis) -> Iterator[OperationStore]:
     yield OperationStore(redis_client, K)
 
 
-def step(ops: OperationStore, now: int, *, runner: str = "r1", actions: int = 250, examined: int = 2_000, oid: str = "op") -> Any:
+def step(
+    ops: OperationStore,
+    now: int,
+    *,
+    runner: str = "r1",
+    actions: int = 250,
+    examined: int = 2_000,
+    oid: str = "op",
+) -> Any:
     return ops.step(
         oid, runner, now, lease_ms=5_000, max_actions=actions, max_examined=examined,
         task_retention_ms=RETENTION, retention_ms=RETENTION, burst_ms=1_000,
@@ -70,6 +84,10 @@ def run_to_end(ops: OperationStore, now: int = T0 + 1_000, oid: str = "op", **kw
     op = ops.get(oid)
     assert op is not None
     return op
+
+
+def ttl(client: redis.Redis) -> int:
+    return int(str(client.pttl(K.op("op"))))
 
 
 def statuses(client: redis.Redis, ids: list[str]) -> dict[str, str | None]:
@@ -125,7 +143,9 @@ def test_retry_acts_on_exactly_what_the_filter_matches(
     assert op.failed == 0 and op.matched == op.done + op.skipped
 
 
-def test_cancel_skips_what_is_no_longer_waiting(redis_client: redis.Redis, redis_url: str, ops: OperationStore) -> None:
+def test_cancel_skips_what_is_no_longer_waiting(
+    redis_client: redis.Redis, redis_url: str, ops: OperationStore
+) -> None:
     seed_tasks(redis_client, MIXED)
     start(redis_url, BulkAction.CANCEL, TaskFilter(queue="default"))
     op = run_to_end(ops)
@@ -135,7 +155,9 @@ def test_cancel_skips_what_is_no_longer_waiting(redis_client: redis.Redis, redis
     assert (op.done, op.skipped, op.failed) == (2, 8, 0)
 
 
-def test_delete_removes_the_matching_tasks(redis_client: redis.Redis, redis_url: str, ops: OperationStore) -> None:
+def test_delete_removes_the_matching_tasks(
+    redis_client: redis.Redis, redis_url: str, ops: OperationStore
+) -> None:
     seed_tasks(redis_client, MIXED)
     start(redis_url, BulkAction.DELETE, TaskFilter(statuses=("failed", "completed")))
     op = run_to_end(ops)
@@ -144,7 +166,9 @@ def test_delete_removes_the_matching_tasks(redis_client: redis.Redis, redis_url:
     assert op.done == 7 and redis_client.zscore(K.index(), "f1") is None
 
 
-def test_tasks_created_after_the_start_are_left_alone(redis_client: redis.Redis, redis_url: str, ops: OperationStore) -> None:
+def test_tasks_created_after_the_start_are_left_alone(
+    redis_client: redis.Redis, redis_url: str, ops: OperationStore
+) -> None:
     seed_tasks(redis_client, [Seed("old", "failed", T0 - 1)])
     start(redis_url, BulkAction.RETRY, TaskFilter(statuses=("failed",)))
     seed_tasks(redis_client, [Seed("new", "failed", T0 + 1)])
@@ -152,7 +176,9 @@ def test_tasks_created_after_the_start_are_left_alone(redis_client: redis.Redis,
     assert statuses(redis_client, ["old", "new"]) == {"old": "pending", "new": "failed"}
 
 
-def test_ties_and_small_steps_act_on_each_task_once(redis_client: redis.Redis, redis_url: str, ops: OperationStore) -> None:
+def test_ties_and_small_steps_act_on_each_task_once(
+    redis_client: redis.Redis, redis_url: str, ops: OperationStore
+) -> None:
     # 300 tasks in 3 milliseconds: the cursor resumes inside a run of equal scores.
     seeds = [Seed(f"t{i:03d}", "failed", 100 + i % 3) for i in range(300)]
     seed_tasks(redis_client, seeds)
@@ -178,7 +204,9 @@ def test_a_retried_task_that_failed_again_is_not_retried_twice(
     assert [redis_client.hget(K.task(f"t{i}"), "token") for i in range(20)] == ["2"] * 20
 
 
-def test_one_runner_at_a_time_until_its_lease_expires(redis_client: redis.Redis, redis_url: str, ops: OperationStore) -> None:
+def test_one_runner_at_a_time_until_its_lease_expires(
+    redis_client: redis.Redis, redis_url: str, ops: OperationStore
+) -> None:
     seed_tasks(redis_client, [Seed(f"t{i}", "failed", 100 + i) for i in range(10)])
     start(redis_url, BulkAction.RETRY, TaskFilter(statuses=("failed",)))
     assert step(ops, T0 + 1, actions=3).acted == 3
@@ -197,7 +225,9 @@ def test_rate_is_a_token_bucket(redis_client: redis.Redis, redis_url: str, ops: 
     assert step(ops, T0 + 60_000).acted == 10  # a long pause saves up `burst` (1 s) at most
 
 
-def test_cancel_stops_it_and_keeps_what_it_did(redis_client: redis.Redis, redis_url: str, ops: OperationStore) -> None:
+def test_cancel_stops_it_and_keeps_what_it_did(
+    redis_client: redis.Redis, redis_url: str, ops: OperationStore
+) -> None:
     seed_tasks(redis_client, [Seed(f"t{i}", "failed", 100 + i) for i in range(10)])
     start(redis_url, BulkAction.RETRY, TaskFilter(statuses=("failed",)))
     step(ops, T0 + 1, actions=4)
@@ -206,7 +236,7 @@ def test_cancel_stops_it_and_keeps_what_it_did(redis_client: redis.Redis, redis_
     assert cancel(redis_url, "op", T0 + 4) == "cancelled"
     op = ops.get("op")
     assert op is not None and op.state is OperationState.CANCELLED and op.done == 4
-    assert redis_client.zcard(K.ops_running) == 0 and 0 < redis_client.pttl(K.op("op")) <= RETENTION
+    assert redis_client.zcard(K.ops_running) == 0 and 0 < ttl(redis_client) <= RETENTION
 
 
 def test_a_finished_operation_expires_and_leaves_the_running_set(
@@ -217,7 +247,7 @@ def test_a_finished_operation_expires_and_leaves_the_running_set(
     assert total == ("ok", 1)
     op = run_to_end(ops)
     assert op.state is OperationState.DONE and op.progress == 1.0 and op.finished_at is not None
-    assert redis_client.zcard(K.ops_running) == 0 and 0 < redis_client.pttl(K.op("op")) <= RETENTION
+    assert redis_client.zcard(K.ops_running) == 0 and 0 < ttl(redis_client) <= RETENTION
     assert start(redis_url, BulkAction.RETRY, TaskFilter(all=True))[0] == "exists"
 
 
@@ -227,9 +257,13 @@ def test_run_due_steps_the_operation_a_free_lease_allows(
     seed_tasks(redis_client, [Seed(f"t{i}", "failed", 100 + i) for i in range(600)])
     start(redis_url, BulkAction.RETRY, TaskFilter(statuses=("failed",)), oid="a")
     start(redis_url, BulkAction.CANCEL, TaskFilter(statuses=("pending",)), oid="b", at=T0 + 1)
-    cfg = RunnerConfig("r1", lease_ms=5_000, burst_ms=1_000, retention_ms=RETENTION, task_retention_ms=RETENTION)
+    cfg = RunnerConfig(
+        "r1", lease_ms=5_000, burst_ms=1_000, retention_ms=RETENTION, task_retention_ms=RETENTION
+    )
     assert run_due(ops, cfg, T0 + 10_000) == 600  # a few steps in one call: a's tokens allow it
-    other = RunnerConfig("r2", lease_ms=5_000, burst_ms=1_000, retention_ms=RETENTION, task_retention_ms=RETENTION)
+    other = RunnerConfig(
+        "r2", lease_ms=5_000, burst_ms=1_000, retention_ms=RETENTION, task_retention_ms=RETENTION
+    )
     run_due(ops, other, T0 + 10_001)  # a is done; b is free: r2 takes it
     b = ops.get("b")
     assert b is not None and b.state is OperationState.DONE

@@ -15,7 +15,13 @@ import redis
 import redis.asyncio as aioredis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from queue_system.domain.models import TaskStatus
 from queue_system.domain.operations import BulkAction, Operation, OperationState, TaskFilter
@@ -103,7 +109,10 @@ class Operations(RuleBasedStateMachine):
         self.client.close()
 
     def _state(self, tid: str) -> dict[str, Any]:
-        return {"status": self.client.hget(K.task(tid), "status"), "token": self.client.hget(K.task(tid), "token")}
+        return {
+            "status": self.client.hget(K.task(tid), "status"),
+            "token": self.client.hget(K.task(tid), "token"),
+        }
 
     @precondition(lambda self: self.op is None)
     @rule(new=seeds)
@@ -164,7 +173,7 @@ class Operations(RuleBasedStateMachine):
         if not retried:
             return
         tid = data.draw(st.sampled_from(retried))
-        token = int(self.client.hget(K.task(tid), "token") or 0)
+        token = int(str(self.client.hget(K.task(tid), "token")))
         claimed = self.tasks.claim(tid, token, self.now, self.now + 10**9)
         if isinstance(claimed, Claim):  # (a parked one waits for its destination: left pending)
             _finish(self.tasks, claimed, TaskStatus.FAILED, self.now)
@@ -204,8 +213,12 @@ class Operations(RuleBasedStateMachine):
 
 
 def test_each_matching_task_is_acted_on_exactly_once(redis_url: str, redis_client: redis.Redis) -> None:
+    class Bound(Operations):
+        def __init__(self) -> None:
+            super().__init__(redis_url)
+
     run_state_machine_as_test(
-        lambda: Operations(redis_url),
+        Bound,
         settings=settings(
             max_examples=30, stateful_step_count=60, deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

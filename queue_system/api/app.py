@@ -26,7 +26,7 @@ from queue_system.api.inbox import inbox_router
 from queue_system.api.keys import KeyRing
 from queue_system.api.metrics import count_rejections, http_metrics, metrics
 from queue_system.api.openapi import StrictStructSchemaPlugin
-from queue_system.api.operations import BulkActionController, OperationController
+from queue_system.api.operations import BULK_ROUTES, OperationController
 from queue_system.api.routes import TaskController, health, ready, stats, workers
 from queue_system.api.schedules import ScheduleController
 from queue_system.config.settings import Settings
@@ -88,7 +88,10 @@ def create_app(
         state["operations"] = OperationService(
             AsyncOperationStore(client, keys or Keys()),
             OperationLimits(
-                settings.bulk_rate, settings.bulk_max_rate, settings.operation_retention_ms, settings.retention_ms
+                settings.bulk_rate,
+                settings.bulk_max_rate,
+                settings.operation_retention_ms,
+                settings.retention_ms,
             ),
         )
         state["write_probe"] = WriteProbe()
@@ -123,7 +126,7 @@ def create_app(
         route_handlers=[
             TaskController,
             ScheduleController,
-            BulkActionController,
+            *BULK_ROUTES,
             OperationController,
             stats,
             health,

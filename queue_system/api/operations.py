@@ -9,10 +9,10 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, QueryParameter
+from litestar.params import Body, FromPath, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from queue_system.api.openapi import GUARDED_READ, GUARDED_WRITE, body_examples, responses
+from queue_system.api.openapi import GUARDED_READ, GUARDED_WRITE, responses
 from queue_system.api.routes import _ms
 from queue_system.api.schemas import rfc3339
 from queue_system.domain.destinations import ENDPOINT_KEY, ENDPOINT_KEY_RULE, Destination
@@ -131,43 +131,37 @@ def to_filter(data: BulkIn) -> tuple[TaskFilter, dict[str, Any]]:
     return flt, shown
 
 
-BulkBody = Annotated[
-    BulkIn,
-    body_examples(
-        recover_since={
-            "status": ["failed"],
-            "destination": "https://hooks.example.com",
-            "created_after": "2030-01-01T00:00:00Z",
-            "rate": 100,
-        }
-    ),
-]
+BulkBody = Annotated[BulkIn, Body(description="which tasks (the list's filters), and how fast")]
+_ACTED_ON = {
+    BulkAction.RETRY: "failed and cancelled tasks run again (a manual attempt each)",
+    BulkAction.CANCEL: "waiting tasks (pending, scheduled, retrying) will not run",
+    BulkAction.DELETE: "every matching task is removed (cancelled first when it could still run)",
+}
 
 
-class BulkActionController(Controller):
-    path = "/api/v1/tasks/actions"
-    tags = ["operations"]
-
-    @post(
-        "/{action:str}",
-        status_code=HTTP_202_ACCEPTED,
-        summary="Retry, cancel or delete every task a filter matches, as a background operation",
-        description="Answers 202 with the operation (`Location: /api/v1/operations/{id}`); the workers run "
-        "it in bounded steps at `rate` tasks per second, resuming after a crash. `retry` acts on failed "
-        "and cancelled tasks, `cancel` on waiting ones, `delete` on any; the others count as `skipped`.",
-        responses=responses(400, 404, 409, 422, 503, guard=GUARDED_WRITE),
-    )
-    async def start(
-        self, action: FromPath[str], data: BulkBody, operations: Operations
-    ) -> Response[OperationOut]:
-        try:
-            chosen = BulkAction(action)
-        except ValueError:
-            raise InvalidInput("one of retry, cancel, delete", field="action", status_code=404) from None
+def _bulk_route(action: BulkAction) -> Any:
+    async def start(data: BulkBody, operations: Operations) -> Response[OperationOut]:
         flt, shown = to_filter(data)
-        op = await operations.start(chosen, flt, shown, data.rate)
+        op = await operations.start(action, flt, shown, data.rate)
         headers = {"Location": f"{OPERATIONS_PATH}/{op.id}"}
         return Response(operation_out(op), status_code=HTTP_202_ACCEPTED, headers=headers)
+
+    return post(
+        f"/api/v1/tasks/actions/{action.value}",
+        status_code=HTTP_202_ACCEPTED,
+        tags=["operations"],
+        name=f"bulk-{action.value}",
+        operation_id=f"bulk{action.value.title()}",
+        summary=f"Bulk {action.value}: every task a filter matches, as a background operation",
+        description=f"{_ACTED_ON[action]}; the others count as `skipped`. Answers 202 with the operation "
+        "(`Location: /api/v1/operations/{id}`); the workers run it in bounded steps at `rate` tasks per "
+        "second, resuming after a crash. Filter by `destination` and `created_after` to recover a "
+        "destination since an outage.",
+        responses=responses(400, 409, 422, 503, guard=GUARDED_WRITE),
+    )(start)
+
+
+BULK_ROUTES = [_bulk_route(action) for action in BulkAction]
 
 
 class OperationController(Controller):

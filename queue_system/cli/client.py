@@ -220,14 +220,18 @@ def _act(opts: Options, task_id: str | None, action: str, given: dict[str, Any])
     if (task_id is None) == (body is None):
         raise click.UsageError("give a task id, or filters (--status, --since, ... or --all), not both")
     if body is not None:
-        bulk.start(opts, action, body, bool(given.get("wait")), ask=action == "delete" and not given.get("yes"))
+        bulk.start(
+            opts, action, body, bool(given.get("wait")), ask=action == "delete" and not given.get("yes")
+        )
         return
     with Api(opts) as api:
         if action == "delete":
             if not given.get("yes"):
                 confirm(f"Delete task {task_id}?")
             api.call("DELETE", f"{TASKS}/{task_id}")
-            emit_json({"id": task_id, "deleted": True}) if opts.as_json else click.echo(f"deleted task {task_id}")
+            emit_json({"id": task_id, "deleted": True}) if opts.as_json else click.echo(
+                f"deleted task {task_id}"
+            )
             return
         task = api.json("POST", f"{TASKS}/{task_id}/{action}")
     if opts.as_json:

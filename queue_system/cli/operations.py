@@ -36,7 +36,7 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> tim
 def bulk_options(f: Callable[..., None]) -> Callable[..., None]:
     """The filters of `tasks list`, plus --since, --all, --rate and --wait."""
     options = [
-        click.option("--status", "statuses", multiple=True, type=_STATUS, help="Only this status; repeatable."),
+        click.option("--status", "statuses", multiple=True, type=_STATUS, help="Repeatable."),
         click.option("--type", "task_type", help="Only tasks of this type."),
         click.option("--queue", help="Only tasks on this queue."),
         click.option("--destination", metavar="URL", help="Only webhooks to this host (https://h.example)."),
@@ -44,7 +44,7 @@ def bulk_options(f: Callable[..., None]) -> Callable[..., None]:
         click.option("--schedule", "schedule_id", metavar="ID", help="Only tasks this schedule created."),
         click.option("--since", callback=_since, help="Only tasks created within this long: 2h, 30m, 7d."),
         click.option("--all", "every", is_flag=True, help="Every task (instead of filters)."),
-        click.option("--rate", type=click.IntRange(1), help="Tasks per second at most (server default: BULK_RATE)."),
+        click.option("--rate", type=click.IntRange(1), help="Tasks per second at most (default: BULK_RATE)."),
         click.option("--wait", is_flag=True, help="Show progress until the operation ends."),
     ]  # fmt: skip
     for option in reversed(options):
@@ -122,7 +122,9 @@ def _list(opts: Options) -> None:
         return
     rows = [[o["id"], o["action"], o["state"], f"{round(100 * o['progress'])}%", o["done"], o["skipped"],
              o["failed"], o["created_at"]] for o in page["items"]]  # fmt: skip
-    click.echo(render.table(["id", "action", "state", "progress", "done", "skipped", "failed", "created"], rows))
+    click.echo(
+        render.table(["id", "action", "state", "progress", "done", "skipped", "failed", "created"], rows)
+    )
 
 
 @operations.command("show")

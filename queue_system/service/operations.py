@@ -18,7 +18,6 @@ import redis
 from loguru import logger
 
 from queue_system.config.settings import Settings
-
 from queue_system.domain.operations import BulkAction, Operation, OperationState, Step, TaskFilter
 from queue_system.errors import Conflict, InvalidInput, OperationNotFound
 from queue_system.service.clock import now_ms
@@ -53,9 +52,7 @@ class OperationService:
         self, action: BulkAction, flt: TaskFilter, described: dict[str, object], rate: int | None
     ) -> Operation:
         if flt.empty:
-            raise InvalidInput(
-                "give at least one filter, or `all: true` to act on every task", field="all"
-            )
+            raise InvalidInput("give at least one filter, or `all: true` to act on every task", field="all")
         if flt.all and flt != TaskFilter(all=True):
             raise InvalidInput("`all` goes alone: drop it or the other filters", field="all")
         chosen = self.limits.default_rate if rate is None else rate
@@ -112,8 +109,11 @@ def run_due(store: OperationStore, cfg: RunnerConfig, now: int) -> int:
             continue  # busy (another process runs it), or it just ended: the next one
         acted, steps = step.acted, 1
         # A step that stopped at its bounds (not for want of tokens) may be followed at once.
-        while step.ran and not step.finished and steps < STEPS_PER_TICK and (
-            step.acted == STEP_ACTIONS or step.examined == STEP_EXAMINED
+        while (
+            step.ran
+            and not step.finished
+            and steps < STEPS_PER_TICK
+            and (step.acted == STEP_ACTIONS or step.examined == STEP_EXAMINED)
         ):
             step = _step(store, cfg, operation_id, now_ms())
             acted, steps = acted + step.acted, steps + 1

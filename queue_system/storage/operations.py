@@ -101,10 +101,8 @@ class OperationStore:
         retention_ms: int,
         burst_ms: int,
     ) -> Step:
-        args = [operation_id, runner, now, lease_ms, max_actions, max_examined]
-        reply = self._step(
-            keys=[self.keys.prefix], args=[*args, task_retention_ms, retention_ms, burst_ms]
-        )
+        args: list[Any] = [operation_id, runner, now, lease_ms, max_actions, max_examined]
+        reply = self._step(keys=[self.keys.prefix], args=[*args, task_retention_ms, retention_ms, burst_ms])
         kind = _s(reply[0])
         if kind == "ran":
             return Step(True, acted=int(reply[1]), examined=int(reply[2]), finished=reply[3] == 1)
@@ -126,9 +124,7 @@ class AsyncOperationStore:
         self._create = client.register_script(scripts.OPERATION_CREATE)
         self._cancel = client.register_script(scripts.OPERATION_CANCEL)
 
-    async def create(
-        self, op: Operation, flt: TaskFilter, retention_ms: int
-    ) -> tuple[str, int]:
+    async def create(self, op: Operation, flt: TaskFilter, retention_ms: int) -> tuple[str, int]:
         """-> ("ok", total) | ("exists", 0) | ("full", running operations)."""
         walk = walk_of(flt, self.keys, op.created_at)
         fields = {"action": op.action.value, "filter": dumps(op.filter), "match": dumps(walk.match)}
@@ -140,7 +136,7 @@ class AsyncOperationStore:
         return _s(reply[0]), int(reply[1]) if len(reply) > 1 else 0
 
     async def get(self, operation_id: str) -> Operation | None:
-        raw = await self.client.hgetall(self.keys.op(operation_id))
+        raw: dict[Any, Any] = await self.client.hgetall(self.keys.op(operation_id))  # type: ignore[misc]
         return operation_of(raw) if raw else None
 
     async def page(self, cursor: int, limit: int) -> tuple[list[Operation], int | None]:

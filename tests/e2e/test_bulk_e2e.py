@@ -86,7 +86,7 @@ def test_a_bulk_retry_of_10000_survives_a_sigkill_and_honours_its_rate(
         def finished() -> bool:
             op = _op(api, oid)
             resumed.append((time.monotonic(), op["done"]))
-            return op["state"] == "done"
+            return bool(op["state"] == "done")
 
         assert support.poll(finished, timeout=40, interval=0.1), resumed[-3:]
         op = _op(api, oid)
@@ -97,7 +97,9 @@ def test_a_bulk_retry_of_10000_survives_a_sigkill_and_honours_its_rate(
 
         # Every retried task is delivered (the receiver answers 200) and completes.
         completed = K.index(status="completed")
-        assert support.poll(lambda: redis_client.zcard(completed) == N, timeout=40), redis_client.zcard(completed)
+        assert support.poll(lambda: redis_client.zcard(completed) == N, timeout=40), redis_client.zcard(
+            completed
+        )
         task = api.get("/api/v1/tasks/t00042").json()
         assert [a["trigger"] for a in task["attempt_history"]].count("manual") == 1, task
 
