@@ -221,7 +221,15 @@ def _owner_rules(client: redis.Redis, key: str, p: str) -> str | None:
       no rule here, so one without a TTL is reported.
     """
     owners = (KEYS.index(), KEYS.schedule, KEYS.leases, KEYS.expiry, KEYS.dests, KEYS.dests_due)
-    if key in (*owners, KEYS.endpoints, KEYS.endpoints_due, KEYS.scheds, KEYS.scheds_due):
+    if key in (
+        *owners,
+        KEYS.endpoints,
+        KEYS.endpoints_due,
+        KEYS.scheds,
+        KEYS.scheds_due,
+        KEYS.ops,
+        KEYS.ops_running,
+    ):
         return "an owner"
     if key.startswith(f"{p}:idx:"):
         return "an owner"
@@ -236,6 +244,8 @@ def _owner_rules(client: redis.Redis, key: str, p: str) -> str | None:
         return "endpoints" if client.zscore(KEYS.endpoints, value) is not None else None
     if family in ("sched", "sched_runs"):
         return "scheds" if client.zscore(KEYS.scheds, value) is not None else None
+    if family == "op":  # a running operation (an ended one expires)
+        return "ops:running" if client.zscore(KEYS.ops_running, value) is not None else None
     if family == "layout":
         return "the layout version"
     return None
