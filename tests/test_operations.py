@@ -15,6 +15,7 @@ import redis
 import redis.asyncio as aioredis
 
 from queue_system.domain.operations import BulkAction, Operation, OperationState, TaskFilter
+from queue_system.service.observe import NullObserver
 from queue_system.service.operations import RunnerConfig, run_due
 from queue_system.storage.keys import Keys
 from queue_system.storage.operations import AsyncOperationStore, OperationStore
@@ -267,3 +268,22 @@ def test_run_due_steps_the_operation_a_free_lease_allows(
     run_due(ops, other, T0 + 10_001)  # a is done; b is free: r2 takes it
     b = ops.get("b")
     assert b is not None and b.state is OperationState.DONE
+
+
+def test_run_due_reports_what_it_acted_on_by_action(
+    redis_client: redis.Redis, redis_url: str, ops: OperationStore
+) -> None:
+    seen: list[tuple[str, int]] = []
+
+    class Recording(NullObserver):
+        def bulk_acted(self, action: str, count: int) -> None:
+            seen.append((action, count))
+
+    seed_tasks(redis_client, [Seed(f"t{i}", "pending", 100 + i) for i in range(7)])
+    start(redis_url, BulkAction.CANCEL, TaskFilter(statuses=("pending",)))
+    cfg = RunnerConfig(
+        "r1", lease_ms=5_000, burst_ms=1_000, retention_ms=RETENTION, task_retention_ms=RETENTION
+    )
+    assert run_due(ops, cfg, T0 + 10_000, Recording()) == 7
+    assert run_due(ops, cfg, T0 + 20_000, Recording()) == 0
+    assert seen == [("cancel", 7)]

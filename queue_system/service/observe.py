@@ -22,6 +22,9 @@ class Observer(Protocol):
     def recovered(self, count: int) -> None:
         """`count` attempts whose worker was lost were recovered (their lease expired)."""
 
+    def bulk_acted(self, action: str, count: int) -> None:
+        """A bulk operation's step acted on `count` tasks (done, skipped or failed) with `action`."""
+
 
 class NullObserver:
     """Observes nothing: the default, and what tests of the service layer use."""
@@ -37,4 +40,7 @@ class NullObserver:
         return
 
     def recovered(self, count: int) -> None:
+        return
+
+    def bulk_acted(self, action: str, count: int) -> None:
         return

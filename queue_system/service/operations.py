@@ -21,6 +21,7 @@ from queue_system.config.settings import Settings
 from queue_system.domain.operations import BulkAction, Operation, OperationState, Step, TaskFilter
 from queue_system.errors import Conflict, InvalidInput, OperationNotFound
 from queue_system.service.clock import now_ms
+from queue_system.service.observe import Observer
 from queue_system.storage.keys import Keys
 from queue_system.storage.operations import AsyncOperationStore, OperationStore
 
@@ -100,7 +101,7 @@ def _step(store: OperationStore, cfg: RunnerConfig, operation_id: str, now: int)
     )  # fmt: skip
 
 
-def run_due(store: OperationStore, cfg: RunnerConfig, now: int) -> int:
+def run_due(store: OperationStore, cfg: RunnerConfig, now: int, observer: Observer | None = None) -> int:
     """The reconciler's step: run the first running operation this process may (its lease free or
     its own), a few bounded steps while its tokens last. -> tasks acted on."""
     for operation_id in store.running(RUNNING_SCAN):
@@ -119,6 +120,8 @@ def run_due(store: OperationStore, cfg: RunnerConfig, now: int) -> int:
             acted, steps = acted + step.acted, steps + 1
         if step.finished:
             logger.info("bulk operation {} is done", operation_id)
+        if acted and observer is not None and (op := store.get(operation_id)) is not None:
+            observer.bulk_acted(op.action.value, acted)
         return acted
     return 0
 
@@ -128,7 +131,11 @@ def new_runner_id() -> str:
 
 
 def operation_runner(
-    client: redis.Redis, keys: Keys, settings: Settings, runner_id: str | None
+    client: redis.Redis,
+    keys: Keys,
+    settings: Settings,
+    runner_id: str | None,
+    observer: Observer | None = None,
 ) -> Callable[[int], int]:
     """The reconciler's hook: `run_due` bound to this process (its broker id names its lease)."""
     cfg = RunnerConfig(
@@ -139,4 +146,4 @@ def operation_runner(
         retention_ms=settings.operation_retention_ms,
         task_retention_ms=settings.retention_ms,
     )
-    return functools.partial(run_due, OperationStore(client, keys), cfg)
+    return functools.partial(run_due, OperationStore(client, keys), cfg, observer=observer)

@@ -107,6 +107,12 @@ class WorkerMetrics:
             "Attempts whose worker was lost (lease expired), recovered by the reconciler",
             registry=None,
         )
+        self.bulk_total = Counter(
+            "queue_system_worker_bulk_tasks_total",
+            "Tasks bulk operations acted on (done, skipped or failed), by action (retry, cancel, delete)",
+            ["action"],
+            registry=None,
+        )
         # The labelled children of each key seen (made once: labels() costs more than an inc), and
         # the attempts tallied since the last flush.
         self._children: dict[Key, tuple[tuple[Counter, ...], Histogram]] = {}
@@ -168,6 +174,10 @@ class WorkerMetrics:
     def recovered(self, count: int) -> None:
         if count:
             self.recovered_total.inc(count)
+
+    def bulk_acted(self, action: str, count: int) -> None:
+        if count:
+            self.bulk_total.labels(action).inc(count)
 
 
 def process_stopped(pid: int) -> None:

@@ -124,7 +124,9 @@ def build_runtime(
         broker_id=broker.broker_id if broker else None,
         observer=metrics,
         schedules=ScheduleStore(client, keys),
-        operations=operation_runner(client, keys, settings, broker.broker_id if broker else None),
+        operations=operation_runner(
+            client, keys, settings, broker.broker_id if broker else None, observer=metrics
+        ),
     )
     inflight = settings.worker.max_inflight
     per_host = min(max_per_host or inflight, inflight)
