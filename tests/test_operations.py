@@ -287,3 +287,19 @@ def test_run_due_reports_what_it_acted_on_by_action(
     assert run_due(ops, cfg, T0 + 10_000, Recording()) == 7
     assert run_due(ops, cfg, T0 + 20_000, Recording()) == 0
     assert seen == [("cancel", 7)]
+
+
+def test_a_step_that_raises_a_script_error_fails_the_operation(
+    redis_client: redis.Redis, redis_url: str, ops: OperationStore
+) -> None:
+    seed_tasks(redis_client, [Seed("t", "failed", 100)])
+    start(redis_url, BulkAction.RETRY, TaskFilter(statuses=("failed",)))
+    redis_client.delete(K.index(status="failed"))
+    redis_client.set(K.index(status="failed"), "not a zset")  # damaged data: WRONGTYPE
+    cfg = RunnerConfig(
+        "r1", lease_ms=5_000, burst_ms=1_000, retention_ms=RETENTION, task_retention_ms=RETENTION
+    )
+    assert run_due(ops, cfg, T0 + 10_000) == 0
+    op = ops.get("op")
+    assert op is not None and op.state is OperationState.FAILED and op.error and "WRONGTYPE" in op.error
+    assert redis_client.zcard(K.ops_running) == 0

@@ -59,6 +59,7 @@ class OperationOut(msgspec.Struct):
     created_at: str
     updated_at: str
     finished_at: str | None
+    error: str | None = None  # why it failed (state `failed`)
 
 
 class OperationPage(msgspec.Struct):
@@ -71,7 +72,7 @@ def operation_out(op: Operation) -> OperationOut:
         id=op.id, action=op.action.value, filter=dict(op.filter), state=op.state.value, rate=op.rate,
         total=op.total, examined=op.examined, matched=op.matched, done=op.done, failed=op.failed,
         skipped=op.skipped, progress=round(op.progress, 4), created_at=rfc3339(op.created_at) or "",
-        updated_at=rfc3339(op.updated_at) or "", finished_at=rfc3339(op.finished_at),
+        updated_at=rfc3339(op.updated_at) or "", finished_at=rfc3339(op.finished_at), error=op.error,
     )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ ones' own failures included) never enter it, and each matching task is acted on 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -24,7 +24,7 @@ class BulkAction(StrEnum):
 class OperationState(StrEnum):
     RUNNING = "running"
     DONE = "done"
-    FAILED = "failed"  # it could not go on (kept for a runner that gives up; none does today)
+    FAILED = "failed"  # it could not go on: its step raised an error (kept in `error`)
     CANCELLED = "cancelled"
 
 
@@ -63,7 +63,7 @@ class Operation:
     done: int = 0
     failed: int = 0
     skipped: int = 0
-    extra: dict[str, str] = field(default_factory=dict)
+    error: str | None = None  # why it failed
 
     @property
     def progress(self) -> float:

@@ -56,7 +56,7 @@ class OperationService:
             raise InvalidInput("give at least one filter, or `all: true` to act on every task", field="all")
         if flt.all and flt != TaskFilter(all=True):
             raise InvalidInput("`all` goes alone: drop it or the other filters", field="all")
-        chosen = self.limits.default_rate if rate is None else rate
+        chosen = min(self.limits.default_rate, self.limits.max_rate) if rate is None else rate
         if not 1 <= chosen <= self.limits.max_rate:
             raise InvalidInput(f"from 1 to {self.limits.max_rate} tasks per second", field="rate")
         now = now_ms()
@@ -94,11 +94,16 @@ class RunnerConfig:
 
 
 def _step(store: OperationStore, cfg: RunnerConfig, operation_id: str, now: int) -> Step:
-    return store.step(
-        operation_id, cfg.runner_id, now, lease_ms=cfg.lease_ms, max_actions=STEP_ACTIONS,
-        max_examined=STEP_EXAMINED, task_retention_ms=cfg.task_retention_ms,
-        retention_ms=cfg.retention_ms, burst_ms=cfg.burst_ms,
-    )  # fmt: skip
+    try:
+        return store.step(
+            operation_id, cfg.runner_id, now, lease_ms=cfg.lease_ms, max_actions=STEP_ACTIONS,
+            max_examined=STEP_EXAMINED, task_retention_ms=cfg.task_retention_ms,
+            retention_ms=cfg.retention_ms, burst_ms=cfg.burst_ms,
+        )  # fmt: skip
+    except redis.ResponseError as exc:  # a script error (damaged data, WRONGTYPE): waiting cannot cure it
+        logger.error("bulk operation {} failed: {}", operation_id, exc)
+        store.fail(operation_id, now, cfg.retention_ms, str(exc))
+        return Step(False, "over")
 
 
 def run_due(store: OperationStore, cfg: RunnerConfig, now: int, observer: Observer | None = None) -> int:

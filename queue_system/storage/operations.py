@@ -1,6 +1,6 @@
 """Bulk operations in Redis (keys `op`, `ops`, `ops:running`: storage/keys.py).
 
-Every change is one script: lua/operation_create.lua, lua/operation_cancel.lua and
+Every change is one script: lua/operation_create.lua, lua/operation_end.lua (cancel, fail) and
 lua/operation_step.lua (one bounded step: the actions, the cursor and the counters together).
 `OperationStore` is the reconciler's (sync), `AsyncOperationStore` the API's. The mapping of
 domain types (domain/operations.py) to hash fields and script arguments happens here only.
@@ -71,7 +71,8 @@ def operation_of(raw: dict[Any, Any]) -> Operation:
         created_at=int(f["created_at"]),
         updated_at=int(f["updated_at"]),
         finished_at=int(f["finished_at"]) if f.get("finished_at") else None,
-        **{name: int(f.get(name) or 0) for name in _COUNTERS},  # type: ignore[arg-type]
+        error=f.get("error") or None,
+        **{name: int(f.get(name) or 0) for name in _COUNTERS},
     )
 
 
@@ -82,6 +83,7 @@ class OperationStore:
         self.client = client
         self.keys = keys
         self._step = client.register_script(scripts.OPERATION_STEP)
+        self._end = client.register_script(scripts.OPERATION_END)
 
     def running(self, limit: int) -> list[str]:
         """The oldest running operations first."""
@@ -110,6 +112,10 @@ class OperationStore:
             return Step(False, "wait", wait_ms=int(reply[1]))
         return Step(False, kind)
 
+    def fail(self, operation_id: str, now: int, retention_ms: int, error: str) -> None:
+        """It cannot go on (its step raised a script error): `failed`, with the error kept."""
+        self._end(keys=[self.keys.prefix], args=[operation_id, now, retention_ms, "failed", error[:500]])
+
     def get(self, operation_id: str) -> Operation | None:
         raw: dict[Any, Any] = self.client.hgetall(self.keys.op(operation_id))  # type: ignore[assignment]
         return operation_of(raw) if raw else None
@@ -122,7 +128,7 @@ class AsyncOperationStore:
         self.client = client
         self.keys = keys
         self._create = client.register_script(scripts.OPERATION_CREATE)
-        self._cancel = client.register_script(scripts.OPERATION_CANCEL)
+        self._end = client.register_script(scripts.OPERATION_END)
 
     async def create(self, op: Operation, flt: TaskFilter, retention_ms: int) -> tuple[str, int]:
         """-> ("ok", total) | ("exists", 0) | ("full", running operations)."""
@@ -151,5 +157,6 @@ class AsyncOperationStore:
 
     async def cancel(self, operation_id: str, now: int, retention_ms: int) -> str:
         """-> "ok" | "missing" | the state it had ended in."""
-        reply = await self._cancel(keys=[self.keys.prefix], args=[operation_id, now, retention_ms])
+        args: list[Any] = [operation_id, now, retention_ms, "cancelled", ""]
+        reply = await self._end(keys=[self.keys.prefix], args=args)
         return _s(reply[1]) if _s(reply[0]) == "over" else _s(reply[0])

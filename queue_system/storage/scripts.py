@@ -145,7 +145,7 @@ SCHEDULE_DELETE = _script("schedule_delete")
 # Bulk operations (storage/operations.py).
 OPERATION_CREATE = _script("operation_create")
 OPERATION_STEP = _script("operation_step")
-OPERATION_CANCEL = _script("operation_cancel")
+OPERATION_END = _script("operation_end")
 DESTINATIONS = _script("dest_list")
 # The layout upgrade's (storage/layout.py).
 RELAYOUT = _script("relayout")
