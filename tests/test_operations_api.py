@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
@@ -115,6 +117,8 @@ def test_a_running_operation_can_be_cancelled(client: TestClient[Any], redis_cli
         ({"destination": "ftp://x"}, 422, "destination"),
         ({"destination": "http://x/path"}, 422, "destination"),
         ({"endpoint": "http://x#bad key"}, 422, "endpoint"),
+        ({"destination": "http://x:99999"}, 422, "destination"),
+        ({"endpoint": "http://x:port/a"}, 422, "endpoint"),
         ({"status": ["failed"], "rate": 0}, 422, "rate"),
         ({"status": ["failed"], "rate": 2001}, 422, "rate"),
         ({"status": ["failed"], "created_after": "yesterday"}, 400, "created_after"),
@@ -134,6 +138,7 @@ def test_bad_filters_are_problems_naming_the_field(
 def test_unknown_action_and_operation_are_404(client: TestClient[Any]) -> None:
     assert client.post("/api/v1/tasks/actions/replay", json={"all": True}).status_code in (404, 405)
     assert_problem(client.get("/api/v1/operations/nope"), 404)
+    assert_problem(client.get("/api/v1/operations", params={"cursor": "9" * 30}), 400, "cursor")
     assert_problem(client.post("/api/v1/operations/nope/cancel"), 404)
 
 
@@ -142,3 +147,25 @@ def test_single_task_retry_still_works(client: TestClient[Any], redis_client: re
     response = client.post("/api/v1/tasks/actions/retry")
     assert response.status_code in (400, 422)  # the bulk route: a body is required
     assert client.post("/api/v1/tasks/actions/retry", json={"all": True}).status_code == 202
+
+
+_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.text(max_size=30),
+    st.lists(st.text(max_size=10), max_size=3),
+    st.sampled_from(["failed", "http://a.test:80/x", "2030-01-01T00:00:00Z"]),
+)  # fmt: skip
+_fields = st.sampled_from(
+    ["status", "type", "queue", "destination", "endpoint", "schedule_id", "created_after", "created_before",
+     "all", "rate", "other"]
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.dictionaries(_fields, _values, max_size=4), action=st.sampled_from(["retry", "cancel", "delete"])
+)
+def test_no_body_is_a_500(client: TestClient[Any], body: dict[str, Any], action: str) -> None:
+    response = client.post(f"/api/v1/tasks/actions/{action}", json=body)
+    assert response.status_code in (202, 400, 409, 422), (body, response.text)
+    if response.status_code != 202:
+        assert response.json()["detail"]

@@ -76,8 +76,15 @@ def operation_out(op: Operation) -> OperationOut:
     )  # fmt: skip
 
 
+def _url(value: str, field: str) -> Destination:
+    try:
+        return Destination.of_url(value)
+    except ValueError as exc:  # a port that is no number, or out of range
+        raise InvalidInput(f"not a URL: {exc}", field=field) from None
+
+
 def _host(value: str) -> str:
-    where = Destination.of_url(value)
+    where = _url(value, "destination")
     if where.scheme not in ("http", "https") or not where.host:
         raise InvalidInput("an http(s) URL: `https://hooks.example.com`", field="destination")
     if where.path != "/" or "?" in value or "#" in value:
@@ -87,7 +94,7 @@ def _host(value: str) -> str:
 
 def _endpoint(value: str) -> str:
     base, sep, key = value.partition("#")
-    where = Destination.of_url(base)
+    where = _url(base, "endpoint")
     if where.scheme not in ("http", "https") or not where.host:
         raise InvalidInput("an http(s) URL, or `scheme://host:port#key`", field="endpoint")
     if sep:
@@ -176,7 +183,7 @@ class OperationController(Controller):
         cursor: Annotated[str | None, QueryParameter(description="`next_cursor` of the last page")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> OperationPage:
-        if cursor is not None and not cursor.isdigit():
+        if cursor is not None and not (cursor.isdigit() and len(cursor) <= 9):
             raise InvalidInput("not a cursor this API returned", field="cursor", status_code=400)
         items, more = await operations.list(int(cursor or 0), limit)
         return OperationPage([operation_out(o) for o in items], str(more) if more is not None else None)
