@@ -114,7 +114,7 @@ def run_due(store: OperationStore, cfg: RunnerConfig, now: int, observer: Observ
         step = _step(store, cfg, operation_id, now)
         if not step.ran and step.reason != "wait":
             continue  # busy (another process runs it), or it just ended: the next one
-        acted, steps = step.acted, 1
+        acted, steps, started = step.acted, 1, now_ms()
         # A step that stopped at its bounds (not for want of tokens) may be followed at once.
         while (
             step.ran
@@ -122,7 +122,7 @@ def run_due(store: OperationStore, cfg: RunnerConfig, now: int, observer: Observ
             and steps < STEPS_PER_TICK
             and (step.acted == STEP_ACTIONS or step.examined == STEP_EXAMINED)
         ):
-            step = _step(store, cfg, operation_id, now_ms())
+            step = _step(store, cfg, operation_id, now + now_ms() - started)  # the caller's clock, on
             acted, steps = acted + step.acted, steps + 1
         if step.finished:
             logger.info("bulk operation {} is done", operation_id)
