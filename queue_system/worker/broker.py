@@ -20,7 +20,7 @@ prefetch instead would need a prefetch >= WORKER_MAX_INFLIGHT, and every process
 hundreds of messages at a time ahead of the others. If the process dies, the reconciler of another
 one puts the fetched set back on the queue (service/reconciler.py).
 
-A failover (README, High availability) reaches the consumer as one of three errors: a
+A failover (docs/operations/high-availability.md) reaches the consumer as one of three errors: a
 `ConnectionError` (the primary died; or, through Sentinel, `"The previous master is now a slave"`),
 a `TimeoutError` (a primary that stopped answering) or a `ReadOnlyError` (a demoted primary behind
 a failover endpoint). Dramatiq turns only the first into `ConnectionClosed` (dramatiq#894/#895:
