@@ -66,13 +66,13 @@ def submit(client: TestClient[Any], body: dict[str, Any] | None = None) -> str:
     return str(response.json()["id"])
 
 
-def fail(redis_client: redis.Redis, task_id: str) -> None:
+def fail(redis_client: redis.Redis, task_id: str, duration_ms: int = 3) -> None:
     """Run the task's attempt to a permanent failure, as a worker would (claim, then finish)."""
     store = RedisTaskStore(redis_client)
     now = int(time.time() * 1000)
     claim = store.claim(task_id, 1, now, now + 60_000)
     assert isinstance(claim, Claim)
-    attempt = Attempt(n=1, started_at=now, duration_ms=3, outcome=Outcome.PERMANENT, status_code=410)
+    attempt = Attempt(n=1, started_at=now, duration_ms=duration_ms, outcome=Outcome.PERMANENT, status_code=410)
     result = AttemptResult(Outcome.PERMANENT, error="HTTP 410", status_code=410)
     store.finish(claim.task, attempt, Decision(TaskStatus.FAILED), result, now=now, retention_ms=60_000)
     store.close()
@@ -84,6 +84,15 @@ def test_open_mode_says_so_on_every_page(open_client: TestClient[Any]) -> None:
         page = open_client.get(path)
         assert page.status_code == 200, path
         assert "Authentication is off" in page.text, path
+
+
+def test_an_attempt_shows_its_duration_in_words(open_client: TestClient[Any], redis_client: redis.Redis) -> None:
+    short, long = submit(open_client), submit(open_client)
+    fail(redis_client, short, duration_ms=3)
+    fail(redis_client, long, duration_ms=30_012)
+    assert "3 ms" in open_client.get(f"/dashboard/tasks/{short}").text
+    page = open_client.get(f"/dashboard/tasks/{long}").text
+    assert "30 s" in page and "30012" not in page
 
 
 def test_a_post_without_the_csrf_token_is_refused(open_client: TestClient[Any]) -> None:

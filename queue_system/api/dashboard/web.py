@@ -28,6 +28,7 @@ from queue_system.api.dashboard.auth import (
 )
 from queue_system.api.schemas import decode_cursor
 from queue_system.domain.models import TaskQuery, TaskStatus
+from queue_system.domain.words import duration
 from queue_system.domain.queues import QUEUES
 from queue_system.domain.redaction import shown_payload
 from queue_system.errors import InvalidInput
@@ -60,6 +61,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["ts"] = _ts
     env.filters["pretty"] = _pretty
+    env.filters["duration"] = duration  # 250 -> "250 ms", 30_012 -> "30 s", as the API words say it
     env.globals["STATUSES"] = [s.value for s in TaskStatus]
     env.globals["QUEUES"] = QUEUES
     env.globals["CSRF_FIELD"] = CSRF_FIELD
