@@ -106,7 +106,7 @@ def unconfigure() -> Iterator[None]:
 def configure(url: str | None, **kwargs: Any) -> None:
     global KIND
     KIND = email_kind(
-        EmailSettings(smtp_url=url, email_from="Queue <queue@example.com>", timeout_ms=5_000, **kwargs)
+        EmailSettings(smtp_url=url, email_from="Queue <queue@example.com>", **{"timeout_ms": 5_000, **kwargs})
     )
 
 
@@ -319,7 +319,39 @@ def test_a_closed_port_is_transient(ctx: RunContext) -> None:
     result = send({"to": "ada@example.com", "subject": "Hi", "body": "Hello"}, ctx)
     assert result.outcome is Outcome.TRANSIENT
     assert result.error is not None
-    assert result.error.startswith(f"cannot talk to SMTP server 127.0.0.1:{port}: ")
+    assert result.error == f"connection refused by SMTP server 127.0.0.1:{port}"
+    assert result.detail is not None and "ConnectionRefusedError" in result.detail  # the library's account
+
+
+def test_a_server_that_never_greets_times_out_in_words(ctx: RunContext) -> None:
+    with socket.socket() as silent:  # accepts the connection (backlog) and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        configure(f"smtp://127.0.0.1:{port}", timeout_ms=500)
+        result = send({"to": "ada@example.com", "subject": "Hi", "body": "Hello"}, ctx)
+    assert result.outcome is Outcome.TRANSIENT
+    assert result.error == f"timed out after 500 ms talking to SMTP server 127.0.0.1:{port}"
+    assert result.detail is not None
+
+
+def test_a_server_that_hangs_up_says_so(ctx: RunContext) -> None:
+    with socket.socket() as rude:
+        rude.bind(("127.0.0.1", 0))
+        rude.listen(1)
+        port = rude.getsockname()[1]
+
+        def hang_up() -> None:
+            conn, _ = rude.accept()
+            conn.close()
+
+        closer = threading.Thread(target=hang_up, daemon=True)
+        closer.start()
+        configure(f"smtp://127.0.0.1:{port}")
+        result = send({"to": "ada@example.com", "subject": "Hi", "body": "Hello"}, ctx)
+        closer.join(timeout=10)
+    assert result.outcome is Outcome.TRANSIENT
+    assert result.error == f"SMTP server 127.0.0.1:{port} closed the connection"
 
 
 def test_not_configured_fails_at_once(ctx: RunContext) -> None:
