@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")  # fullmatch, as every pattern here
@@ -16,6 +16,7 @@ _MAX_DURATION_MS = 1_000_000 * 86_400_000  # a million days: inside int64 and a 
 _SIZE = re.compile(r"\s*(\d+)\s*(b|kb|kib|mb|mib)?\s*", re.IGNORECASE)
 _UNIT_BYTES = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1_000_000, "mib": 1_048_576, None: 1}
 T = TypeVar("T")
+Kind = Literal["integer", "duration", "size", "choice", "flag", "text", "other"]
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -92,6 +93,11 @@ class Parser(Generic[T]):
 
     parse: Callable[[str], T]
     allowed: str  # the bounds, as the settings page shows them
+    # The same bounds as data, for tests (tests/test_settings_declaration.py generates values from them).
+    kind: Kind = "other"
+    bounds: tuple[int, int | None] | None = None  # inclusive; a duration's in ms (None: no maximum)
+    unit_ms: int = 1  # a duration's value is in whole units of this (1000: seconds)
+    options: tuple[str, ...] = ()  # a choice's
 
 
 def integer(low: int, high: int) -> Parser[int]:
@@ -104,7 +110,7 @@ def integer(low: int, high: int) -> Parser[int]:
             raise ValueError(f"{number} is outside {low}..{high}")
         return number
 
-    return Parser(parse, f"{low}-{high}")
+    return Parser(parse, f"{low}-{high}", "integer", (low, high))
 
 
 def _ms_text(ms: int) -> str:
@@ -127,12 +133,14 @@ def duration(low_ms: int = 1, *, unit_ms: int = 1, high_ms: int | None = None) -
         return ms // unit_ms
 
     if high_ms is None:
-        return Parser(parse, f"a duration >= {_ms_text(low_ms)}")
-    return Parser(parse, f"a duration, {_ms_text(low_ms)}-{_ms_text(high_ms)}")
+        allowed = f"a duration >= {_ms_text(low_ms)}"
+    else:
+        allowed = f"a duration, {_ms_text(low_ms)}-{_ms_text(high_ms)}"
+    return Parser(parse, allowed, "duration", (low_ms, high_ms), unit_ms)
 
 
 def size() -> Parser[int]:
-    return Parser(parse_size_bytes, "a size: `1048576`, `512KiB`, `1MiB`")
+    return Parser(parse_size_bytes, "a size: `1048576`, `512KiB`, `1MiB`", "size")
 
 
 def choice(*options: str, upper: bool = False) -> Parser[str]:
@@ -142,11 +150,11 @@ def choice(*options: str, upper: bool = False) -> Parser[str]:
             raise ValueError(f"{value!r} is not one of {', '.join(options)}")
         return value
 
-    return Parser(parse, ", ".join(f"`{o}`" for o in options))
+    return Parser(parse, ", ".join(f"`{o}`" for o in options), "choice", options=options)
 
 
 def text(allowed: str = "any") -> Parser[str]:
-    return Parser(str, allowed)
+    return Parser(str, allowed, "text")
 
 
 def boolean(value: str) -> bool:
@@ -159,7 +167,7 @@ def boolean(value: str) -> bool:
 
 
 def flag() -> Parser[bool]:
-    return Parser(boolean, "`true`, `false`")
+    return Parser(boolean, "`true`, `false`", "flag")
 
 
 def redis_url(url: str) -> str:
