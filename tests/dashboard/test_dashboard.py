@@ -72,7 +72,9 @@ def fail(redis_client: redis.Redis, task_id: str, duration_ms: int = 3) -> None:
     now = int(time.time() * 1000)
     claim = store.claim(task_id, 1, now, now + 60_000)
     assert isinstance(claim, Claim)
-    attempt = Attempt(n=1, started_at=now, duration_ms=duration_ms, outcome=Outcome.PERMANENT, status_code=410)
+    attempt = Attempt(
+        n=1, started_at=now, duration_ms=duration_ms, outcome=Outcome.PERMANENT, status_code=410
+    )
     result = AttemptResult(Outcome.PERMANENT, error="HTTP 410", status_code=410)
     store.finish(claim.task, attempt, Decision(TaskStatus.FAILED), result, now=now, retention_ms=60_000)
     store.close()
@@ -86,7 +88,9 @@ def test_open_mode_says_so_on_every_page(open_client: TestClient[Any]) -> None:
         assert "Authentication is off" in page.text, path
 
 
-def test_an_attempt_shows_its_duration_in_words(open_client: TestClient[Any], redis_client: redis.Redis) -> None:
+def test_an_attempt_shows_its_duration_in_words(
+    open_client: TestClient[Any], redis_client: redis.Redis
+) -> None:
     short, long = submit(open_client), submit(open_client)
     fail(redis_client, short, duration_ms=3)
     fail(redis_client, long, duration_ms=30_012)

@@ -28,9 +28,9 @@ from queue_system.api.dashboard.auth import (
 )
 from queue_system.api.schemas import decode_cursor
 from queue_system.domain.models import TaskQuery, TaskStatus
-from queue_system.domain.words import duration
 from queue_system.domain.queues import QUEUES
 from queue_system.domain.redaction import shown_payload
+from queue_system.domain.words import duration
 from queue_system.errors import InvalidInput
 from queue_system.service.tasks import TaskService
 
