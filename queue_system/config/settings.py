@@ -116,7 +116,7 @@ class Settings:
         "REDIS_SENTINELS",
         sentinels(),
         None,
-        "Sentinels to ask where the primary is (README, High availability); `REDIS_URL` then gives "
+        "Sentinels to ask where the primary is (docs: High availability); `REDIS_URL` then gives "
         "only the data nodes' password, db and `rediss://` TLS",
         unset=(),
     )
