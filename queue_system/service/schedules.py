@@ -77,11 +77,9 @@ def _checked_id(sid: str | None) -> str:
 def same_spec(old: ScheduleRecord, new: ScheduleRecord) -> bool:
     """What a repeated create must match: the task as written and the timing. Not `paused`: an
     operator's pause must not turn the next deploy of a schedule kept as code into a 409."""
-    return (
-        msgspec.json.decode(old.body) == msgspec.json.decode(new.body)
-        and (old.cron, old.timezone, old.every_ms, old.catch_up)
-        == (new.cron, new.timezone, new.every_ms, new.catch_up)
-    )
+    timing = (old.cron, old.timezone, old.every_ms, old.catch_up)
+    same_timing = timing == (new.cron, new.timezone, new.every_ms, new.catch_up)
+    return same_timing and msgspec.json.decode(old.body) == msgspec.json.decode(new.body)
 
 
 def timing_of(rec: ScheduleRecord) -> Timing:
