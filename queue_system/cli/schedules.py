@@ -19,21 +19,13 @@ from click.core import ParameterSource
 from queue_system.cli import render as render
 from queue_system.cli.client import _json_arg
 from queue_system.cli.http import Api, Options, client_command, confirm, emit_json
+from queue_system.domain.schedules import every_text
 from queue_system.domain.words import plural
 
 SCHEDULES = "/api/v1/schedules"
 PAGE = 500  # the API's largest page
 MAX_LISTED = 10_000  # `--all` stops here
 LAST_SHOWN = 20  # a schedule keeps its 20 newest task ids
-
-
-def every_text(ms: int) -> str:
-    """60000 -> `1m`, 5400000 -> `90m`, 3600000 -> `1h`, 45000 -> `45s` (as `every` is written)."""
-    s = ms // 1000
-    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
-        if s % size == 0:
-            return f"{s // size}{unit}"
-    return f"{s}s"
 
 
 def timing_text(s: dict[str, Any]) -> str:
