@@ -86,6 +86,8 @@ def test_a_schedule_page_lists_its_last_tasks_and_redacts_its_task(
     page = open_client.get("/dashboard/schedules/hook")
     assert page.status_code == 200
     assert f'href="/dashboard/tasks/hook@{rec.next_run_at}"' in page.text
+    task_page = open_client.get(f"/dashboard/tasks/hook@{rec.next_run_at}")
+    assert 'href="/dashboard/schedules/hook"' in task_page.text  # the task names its schedule
     assert "s3cr3t-value" not in page.text
     assert "every 1m" in page.text and "latest" in page.text
     assert "<html" not in open_client.get("/dashboard/schedules/hook", headers={"HX-Request": "true"}).text
@@ -94,8 +96,9 @@ def test_a_schedule_page_lists_its_last_tasks_and_redacts_its_task(
     )
     assert deleted.status_code == 303
     assert open_client.get("/dashboard/schedules/hook").status_code == 404
-    # Its task stays, and its page still opens.
-    assert open_client.get(f"/dashboard/tasks/hook@{rec.next_run_at}").status_code == 200
+    # Its task stays, and its page still opens, naming the schedule that created it.
+    task_page = open_client.get(f"/dashboard/tasks/hook@{rec.next_run_at}")
+    assert task_page.status_code == 200 and 'href="/dashboard/schedules/hook"' in task_page.text
 
 
 def test_toggling_needs_the_csrf_token_and_a_write_key(keyed: TestClient[Any]) -> None:

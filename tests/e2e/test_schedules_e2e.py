@@ -10,6 +10,7 @@ the pause and the delete are watched over the same window."""
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.support import Proc, api_alone, launch_worker, wait_worker_ready
+from tests.e2e.support import Proc, api_alone, free_port, launch_worker, wait_worker_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -32,22 +33,41 @@ class Workers:
         self.redis_url = redis_url
         self.logs = logs
         self.running: list[Proc] = []
+        self.metrics_ports: list[int] = []
         self._serial = itertools.count()
 
     def ensure(self, n: int) -> None:
         """At least `n` running (started in parallel: each takes a second or two to boot)."""
+        ports = [free_port() for _ in range(n - len(self.running))]
         procs = [
-            launch_worker(self.redis_url, self.logs, name=f"worker-sched-{next(self._serial)}")
-            for _ in range(n - len(self.running))
+            launch_worker(
+                self.redis_url,
+                self.logs,
+                name=f"worker-sched-{next(self._serial)}",
+                WORKER_METRICS_PORT=str(port),
+            )
+            for port in ports
         ]
         self.running += procs
+        self.metrics_ports += ports
         for proc in procs:
             wait_worker_ready(proc)
 
     def stop(self) -> None:
         with ThreadPoolExecutor(max_workers=max(1, len(self.running))) as pool:
             list(pool.map(lambda p: p.stop(), self.running))
-        self.running = []
+        self.running, self.metrics_ports = [], []
+
+    def firings(self) -> float:
+        """`queue_system_worker_schedule_firings_total{timing="every"}`, summed over the running."""
+        total = 0.0
+        for port in self.metrics_ports:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            found = re.search(
+                r'^queue_system_worker_schedule_firings_total\{timing="every"\} (\S+)$', text, re.M
+            )
+            total += float(found.group(1)) if found else 0.0
+        return total
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +142,7 @@ def test_paused_fires_nothing_until_resumed_and_deleted_while_firing_creates_not
     workers.ensure(1)
     paused, deleted = _every_second(api), _every_second(api)
     _until(lambda: len(_ticks(api, paused)) >= 2 and len(_ticks(api, deleted)) >= 2, 10)
+    assert workers.firings() >= 4  # the worker's metrics count each firing it won
 
     answer = api.patch(f"/api/v1/schedules/{paused}", json={"paused": True})
     assert answer.status_code == 200 and answer.json()["next_run_at"] is None
