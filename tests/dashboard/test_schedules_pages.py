@@ -73,6 +73,10 @@ def test_the_list_shows_next_and_last_runs_and_toggles_pause(
     )
     assert resumed.headers["location"].startswith("/dashboard/schedules/minutely?")
     assert open_client.get("/api/v1/schedules/minutely").json()["paused"] is False
+    unknown = open_client.post("/dashboard/schedules/minutely/explode", data={"csrf": csrf_of(page.text)})
+    assert unknown.status_code == 404 and unknown.json()["field"] == "action"
+    gone = open_client.post("/dashboard/schedules/nope/pause", data={"csrf": csrf_of(page.text)})
+    assert gone.status_code == 200 and "schedule nope is gone" in gone.text  # after the redirect
 
 
 def test_a_schedule_page_lists_its_last_tasks_and_redacts_its_task(

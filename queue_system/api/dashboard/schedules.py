@@ -18,12 +18,13 @@ from queue_system.api.dashboard.web import AnyRequest, form_viewer, is_htmx, pag
 from queue_system.domain.models import Task, TaskQuery
 from queue_system.domain.redaction import shown_payload
 from queue_system.domain.schedules import every_text
-from queue_system.errors import ScheduleNotFound
+from queue_system.errors import InvalidInput, ScheduleNotFound
 from queue_system.service.schedules import ScheduleService
 from queue_system.service.tasks import TaskService
 from queue_system.storage.schedules import ScheduleRecord
 
 PAGE_SIZE = 50
+ACTIONS = ("pause", "resume", "delete")
 LAST_SHOWN = 20  # a schedule keeps its 20 newest task ids
 
 
@@ -141,8 +142,8 @@ async def schedule_action(
     schedules: Schedules, dashboard: Dashboard,
 ) -> Redirect:  # fmt: skip
     _, form = await form_viewer(request, _sessions(dashboard), service)
-    if action not in ("pause", "resume", "delete"):
-        return Redirect("/dashboard/schedules", query_params={"notice": "unknown action"}, status_code=303)
+    if action not in ACTIONS:
+        raise InvalidInput(f"one of {', '.join(ACTIONS)}", field="action", status_code=404)
     try:
         if action == "delete":
             await schedules.delete(schedule_id)
