@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
-from queue_system.config.settings import load_settings
-from queue_system.domain.schedules import MAX_CATCH_UP, CatchUp, Timing, plan, timing
+from queue_system.config.settings import load_settings, parse_duration_ms
+from queue_system.domain.schedules import MAX_CATCH_UP, CatchUp, Timing, every_text, plan, timing
 from queue_system.service.schedules import fire_due
 from queue_system.storage.keys import Keys
 from queue_system.storage.schedules import ScheduleStore
@@ -237,3 +237,12 @@ def test_a_client_id_makes_create_idempotent(client: TestClient[Any]) -> None:
 @pytest.mark.parametrize("sid", ["", "a b", "x@1", "a/b", ".", "x" * 129])
 def test_a_bad_client_id_is_a_problem(client: TestClient[Any], sid: str) -> None:
     assert_problem(client.post("/api/v1/schedules", json={"id": sid, "task": ECHO, "every": "1s"}), 422, "id")
+
+
+@given(st.integers(min_value=1, max_value=400 * 86_400))
+@settings(max_examples=200)
+def test_a_period_is_shown_as_it_can_be_written_back(seconds: int) -> None:
+    """The CLI and the dashboard show `every` as `every_text`: the API reads it back the same."""
+    text = every_text(seconds * 1000)
+    assert parse_duration_ms(text) == seconds * 1000
+    assert text[-1] in "smhd" and text[:-1].isdigit()
