@@ -22,6 +22,10 @@ class Observer(Protocol):
     def recovered(self, count: int) -> None:
         """`count` attempts whose worker was lost were recovered (their lease expired)."""
 
+    def schedule_fired(self, timing: str, created: int, late_s: float) -> None:
+        """A schedule fired: `timing` is `cron` or `every`, `created` the tasks it created, `late_s`
+        how far its newest tick was behind when it fired."""
+
 
 class NullObserver:
     """Observes nothing: the default, and what tests of the service layer use."""
@@ -37,4 +41,7 @@ class NullObserver:
         return
 
     def recovered(self, count: int) -> None:
+        return
+
+    def schedule_fired(self, timing: str, created: int, late_s: float) -> None:
         return

@@ -82,7 +82,7 @@ class Reconciler:
             done["requeued"] = self.heartbeat(now)
         done["unparked"] = destinations.wake(self.store, now)
         if self.schedules is not None:
-            done["fired"] = schedules.fire_due(self.schedules, now)
+            done["fired"] = schedules.fire_due(self.schedules, now, self.observer)
         if now - self._last_renew >= self.lease_ms // 3:
             self._last_renew = now
             done["renewed"] = self.store.renew_leases(now + self.lease_ms, self.in_flight.snapshot())

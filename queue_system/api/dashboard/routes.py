@@ -29,6 +29,7 @@ from queue_system.api.dashboard.auth import (
     new_csrf,
 )
 from queue_system.api.dashboard.bulk import BULK_LIMIT, failed_matching
+from queue_system.api.dashboard.schedules import HANDLERS as SCHEDULE_PAGES
 from queue_system.api.dashboard.web import (
     FINAL,
     HERE,
@@ -87,6 +88,7 @@ def dashboard_router(
             bulk_retry,
             mailbox_page,
             inbox_page,
+            *SCHEDULE_PAGES,
             login_page,
             login,
             logout,
