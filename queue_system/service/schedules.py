@@ -20,7 +20,8 @@ from queue_system.domain.schedules import MAX_LAST_TASKS, CatchUp, Timing, Timin
 from queue_system.errors import InvalidInput, ScheduleNotFound
 from queue_system.service.clock import now_ms
 from queue_system.service.tasks import Submission, TaskService
-from queue_system.storage.schedules import AsyncScheduleStore, ScheduleRecord, ScheduleStore, Template
+from queue_system.storage.schedules import AsyncScheduleStore, ScheduleStore, Template
+from queue_system.storage.schedules import ScheduleRecord as ScheduleRecord  # the API's type of a schedule
 
 DUE_BATCH = 100  # schedules one reconciler tick fires at most
 

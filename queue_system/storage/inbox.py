@@ -89,3 +89,20 @@ async def read(client: aioredis.Redis, keys: Keys, name: str, limit: int = INBOX
         except msgspec.DecodeError:
             continue  # not ours; skip rather than break the page
     return out
+
+
+class AsyncInboxStore:
+    """The functions above bound to one client and key set: what the service holds (service/inbox.py)."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys | None = None) -> None:
+        self._client = client
+        self._keys = keys or Keys()
+
+    async def store(self, name: str, request: InboxRequest) -> None:
+        await store(self._client, self._keys, name, request)
+
+    async def names(self) -> list[InboxSummary]:
+        return await names(self._client, self._keys)
+
+    async def read(self, name: str, limit: int = INBOX_CAP) -> list[InboxRequest]:
+        return await read(self._client, self._keys, name, limit)
