@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +17,7 @@ from litestar.testing import TestClient
 from queue_system.api.app import create_app
 from queue_system.config.settings import load_settings
 from queue_system.domain.queues import QUEUES
-from queue_system.storage import dramatiq_wire, scripts
+from queue_system.storage import dramatiq_wire, keys, scripts
 from queue_system.storage.keys import FAMILIES, FIXED, Keys
 
 K = Keys()
@@ -167,3 +169,18 @@ def test_a_queue_that_could_spell_dramatiqs_keys_is_a_422(api: TestClient[Any], 
 def test_any_other_queue_name_is_a_422(api: TestClient[Any], queue: str) -> None:
     response = api.post("/api/v1/tasks", json={"type": "echo", "payload": "x", "queue": queue})
     assert response.status_code == 422 and response.json()["field"] == "queue", response.text
+
+
+STORAGE_PAGE = Path(__file__).parents[1] / "docs" / "architecture" / "storage.md"
+
+
+@pytest.mark.parametrize("where", ["storage/keys.py", "docs/architecture/storage.md"])
+def test_every_family_and_fixed_key_is_documented(where: str) -> None:
+    text = keys.__doc__ or "" if where.endswith(".py") else STORAGE_PAGE.read_text()
+    missing = [f"{{p}}:{head}{{...}}" for head in FAMILIES.values() if f"{{p}}:{head}{{" not in text]
+    missing += [
+        f"{{p}}:{fixed}"
+        for fixed in FIXED.values()
+        if not re.search(rf"\{{p\}}:{re.escape(fixed)}(?![\w:{{-])", text)
+    ]
+    assert not missing, f"{where} does not list {missing}"

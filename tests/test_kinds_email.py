@@ -4,16 +4,13 @@ email settings read from the environment."""
 
 from __future__ import annotations
 
-import asyncio
-import email
-import email.policy
 import shutil
 import socket
 import ssl
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -28,49 +25,10 @@ from queue_system.domain.models import AttemptResult, Outcome
 from queue_system.errors import ConfigError, InvalidInput
 from queue_system.kinds import RunContext, TaskKind
 from queue_system.kinds.email import email_kind
+from tests.support.smtp import EphemeralController, Mailbox
 
 # The kind under test, built from the settings each test gives `configure` (as load_kinds does).
 KIND: TaskKind = email_kind(EmailSettings())
-
-
-@dataclass
-class Mailbox:
-    """An aiosmtpd handler: keeps what arrives; refuses what it is told to refuse."""
-
-    refuse_rcpt: dict[str, str] = field(default_factory=dict)  # address -> reply
-    data_reply: str | None = None  # e.g. "451 4.3.0 try later": refuse at DATA
-    received: list[Envelope] = field(default_factory=list)
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        if address in self.refuse_rcpt:
-            return self.refuse_rcpt[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.data_reply:
-            return self.data_reply
-        self.received.append(envelope)
-        return "250 OK: queued"
-
-    def message(self, n: int = 0) -> EmailMessage:
-        content = self.received[n].content
-        assert isinstance(content, bytes)
-        # As sent on the wire, with CRLF line ends: parse it as a mail client reading a file would.
-        parsed = email.message_from_bytes(content.replace(b"\r\n", b"\n"), policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        return parsed
-
-
-class EphemeralController(Controller):
-    """aiosmtpd's Controller on port 0: it learns the real port before its start-up probe connects."""
-
-    def _trigger_server(self) -> None:
-        assert isinstance(self.server, asyncio.Server)
-        self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture

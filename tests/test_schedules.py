@@ -21,7 +21,7 @@ from queue_system.domain.schedules import MAX_CATCH_UP, CatchUp, Timing, every_t
 from queue_system.service.schedules import fire_due
 from queue_system.storage.keys import Keys
 from queue_system.storage.schedules import ScheduleStore
-from tests.test_api import assert_problem
+from tests.support.api import assert_problem
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -16,8 +16,7 @@ from queue_system.api.schemas import SubmitTask, rfc3339
 from queue_system.api.submission import to_submission
 from queue_system.config.settings import parse_duration_ms
 from queue_system.errors import InvalidInput
-from queue_system.service.schedules import ScheduleService, ScheduleSpec
-from queue_system.storage.schedules import ScheduleRecord
+from queue_system.service.schedules import ScheduleRecord, ScheduleService, ScheduleSpec
 
 Schedules = NamedDependency[ScheduleService]
 CatchUpName = Literal["latest", "none", "all"]

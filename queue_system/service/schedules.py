@@ -21,7 +21,8 @@ from queue_system.errors import Conflict, InvalidInput, ScheduleNotFound
 from queue_system.service.clock import now_ms
 from queue_system.service.observe import NullObserver, Observer
 from queue_system.service.tasks import ID_PATTERN, Submission, TaskService
-from queue_system.storage.schedules import AsyncScheduleStore, ScheduleRecord, ScheduleStore, Template
+from queue_system.storage.schedules import AsyncScheduleStore, ScheduleStore, Template
+from queue_system.storage.schedules import ScheduleRecord as ScheduleRecord  # the API's type of a schedule
 
 DUE_BATCH = 100  # schedules one reconciler tick fires at most
 

@@ -145,7 +145,7 @@ class FinishAckingBroker(RedisBroker):
         # broker's consumer of `queue` fetched and has not acknowledged yet.
         self._fetched = {q: dramatiq_wire.acks(self.namespace, self.broker_id, q) for q in QUEUES}
         self._heartbeats = dramatiq_wire.heartbeats(self.namespace)
-        self._messages = {q: f"{self.namespace}:{q}{dramatiq_wire.MESSAGES_SUFFIX}" for q in QUEUES}
+        self._messages = {q: dramatiq_wire.messages(self.namespace, q) for q in QUEUES}
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:

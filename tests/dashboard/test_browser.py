@@ -29,7 +29,7 @@ from queue_system.local.mailbox import DevMailbox
 from queue_system.testing import free_port, poll
 from queue_system.transports.signing import new_secret
 from tests.e2e import support
-from tests.receiver import Receiver, Reply
+from tests.support.receiver import Receiver, Reply
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 

@@ -30,7 +30,7 @@ from queue_system.domain.models import Attempt, AttemptResult, Outcome, TaskStat
 from queue_system.domain.retry import Decision
 from queue_system.storage.types import Claim
 from queue_system.storage.worker_store import RedisTaskStore
-from tests.dashboard.test_dashboard import READ_KEY, WRITE_KEY, csrf_of, fail
+from tests.support.dashboard import READ_KEY, WRITE_KEY, csrf_of, fail
 
 STATIC = HERE / "static"
 HOOK = {"url": "http://127.0.0.1:9/hook", "headers": {"Authorization": "Bearer s3cr3t-value"}}

@@ -16,7 +16,7 @@ from queue_system.api.keys import KeyRing
 from queue_system.service.schedules import fire_due
 from queue_system.storage.keys import Keys
 from queue_system.storage.schedules import ScheduleStore
-from tests.dashboard.test_dashboard import READ_KEY, WRITE_KEY, csrf_of, make_client, sign_in
+from tests.support.dashboard import READ_KEY, WRITE_KEY, csrf_of, make_client, sign_in
 
 ECHO = {"type": "echo", "payload": "tick"}
 SECRET_HOOK = {"url": "http://127.0.0.1:9/hook", "headers": {"Authorization": "Bearer s3cr3t-value"}}
