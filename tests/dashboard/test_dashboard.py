@@ -12,21 +12,11 @@ import pytest
 import redis
 from litestar.testing import TestClient
 
-from queue_system.api.app import create_app
 from queue_system.api.dashboard.auth import SESSION_COOKIE, SESSION_TTL_S
 from queue_system.api.keys import KeyRing
-from queue_system.config.settings import load_settings
-from tests.support.dashboard import READ_KEY, WRITE_KEY, csrf_of, fail, sign_in
+from tests.support.dashboard import READ_KEY, WRITE_KEY, csrf_of, fail, make_client, sign_in
 
 HOOK = {"url": "http://127.0.0.1:9/hook", "headers": {"Authorization": "Bearer s3cr3t-value"}}
-
-
-def make_client(redis_url: str, keyring: KeyRing | None) -> TestClient[Any]:
-    return TestClient(
-        create_app(
-            load_settings({"REDIS_URL": redis_url, "EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}), keyring=keyring
-        )
-    )
 
 
 @pytest.fixture

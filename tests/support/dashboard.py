@@ -9,6 +9,9 @@ from typing import Any
 import redis
 from litestar.testing import TestClient
 
+from queue_system.api.app import create_app
+from queue_system.api.keys import KeyRing
+from queue_system.config.settings import load_settings
 from queue_system.domain.models import Attempt, AttemptResult, Outcome, TaskStatus
 from queue_system.domain.retry import Decision
 from queue_system.storage.types import Claim
@@ -16,6 +19,15 @@ from queue_system.storage.worker_store import RedisTaskStore
 
 WRITE_KEY = "write-key-0123456789abcdef"
 READ_KEY = "read-key-0123456789abcdef"
+
+
+def make_client(redis_url: str, keyring: KeyRing | None) -> TestClient[Any]:
+    """The app on `redis_url`; `keyring` None: authentication off, as in development."""
+    return TestClient(
+        create_app(
+            load_settings({"REDIS_URL": redis_url, "EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}), keyring=keyring
+        )
+    )
 
 
 def csrf_of(html: str) -> str:

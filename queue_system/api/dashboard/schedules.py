@@ -19,9 +19,8 @@ from queue_system.domain.models import Task, TaskQuery
 from queue_system.domain.redaction import shown_payload
 from queue_system.domain.schedules import every_text
 from queue_system.errors import InvalidInput, ScheduleNotFound
-from queue_system.service.schedules import ScheduleService
+from queue_system.service.schedules import ScheduleRecord, ScheduleService
 from queue_system.service.tasks import TaskService
-from queue_system.storage.schedules import ScheduleRecord
 
 PAGE_SIZE = 50
 ACTIONS = ("pause", "resume", "delete")
@@ -89,7 +88,7 @@ def _sessions(board: SignedIn) -> Sessions:
 async def schedules_page(
     request: AnyRequest, service: Service, schedules: Schedules, dashboard: Dashboard
 ) -> Page:
-    viewer = await page_viewer(request, _sessions(dashboard), service)
+    viewer = await page_viewer(request, _sessions(dashboard))
     if not isinstance(viewer, Viewer):
         return viewer
     raw = request.query_params.get("cursor") or ""
@@ -115,7 +114,7 @@ async def schedule_detail(
     request: AnyRequest, schedule_id: FromPath[str], service: Service, schedules: Schedules,
     dashboard: Dashboard,
 ) -> Page:  # fmt: skip
-    viewer = await page_viewer(request, _sessions(dashboard), service)
+    viewer = await page_viewer(request, _sessions(dashboard))
     if not isinstance(viewer, Viewer):
         return viewer
     try:
@@ -141,7 +140,7 @@ async def schedule_action(
     request: AnyRequest, schedule_id: FromPath[str], action: FromPath[str], service: Service,
     schedules: Schedules, dashboard: Dashboard,
 ) -> Redirect:  # fmt: skip
-    _, form = await form_viewer(request, _sessions(dashboard), service)
+    _, form = await form_viewer(request, _sessions(dashboard))
     if action not in ACTIONS:
         raise InvalidInput(f"one of {', '.join(ACTIONS)}", field="action", status_code=404)
     try:
