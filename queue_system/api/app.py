@@ -25,6 +25,7 @@ from queue_system.api.headers import security_headers
 from queue_system.api.inbox import inbox_router
 from queue_system.api.keys import KeyRing
 from queue_system.api.metrics import count_rejections, http_metrics, metrics
+from queue_system.api.queues import QueueController
 from queue_system.api.openapi import StrictStructSchemaPlugin
 from queue_system.api.routes import TaskController, health, ready, stats, workers
 from queue_system.api.schedules import ScheduleController
@@ -32,10 +33,12 @@ from queue_system.config.settings import Settings
 from queue_system.errors import QueueSystemError
 from queue_system.kinds import Registry, load_kinds
 from queue_system.service.health import WriteProbe
+from queue_system.service.queues import QueueService
 from queue_system.service.schedules import ScheduleService
 from queue_system.service.tasks import TaskService
 from queue_system.storage.connection import async_client
 from queue_system.storage.keys import Keys
+from queue_system.storage.queues import AsyncQueueStore
 from queue_system.storage.schedules import AsyncScheduleStore
 from queue_system.storage.task_store import RedisAsyncTaskStore
 from queue_system.transports.signing import parse_secrets
@@ -82,6 +85,7 @@ def create_app(
             AsyncScheduleStore(client, keys or Keys()),
             state["service"],  # type: ignore[arg-type]
         )
+        state["queues"] = QueueService(AsyncQueueStore(client, keys or Keys()))
         state["write_probe"] = WriteProbe()
         # Everything built so far lives as long as the process: keep it out of the collector's
         # generations, so full collections under load stay short (p99).
@@ -99,6 +103,9 @@ def create_app(
     def provide_schedules() -> ScheduleService:
         return state["schedules"]  # type: ignore[return-value]
 
+    def provide_queues() -> QueueService:
+        return state["queues"]  # type: ignore[return-value]
+
     def provide_write_probe() -> WriteProbe:
         return state["write_probe"]  # type: ignore[return-value]
 
@@ -111,6 +118,7 @@ def create_app(
         route_handlers=[
             TaskController,
             ScheduleController,
+            QueueController,
             stats,
             health,
             ready,
@@ -130,6 +138,7 @@ def create_app(
             "service": Provide(provide_service, sync_to_thread=False),
             "write_probe": Provide(provide_write_probe, sync_to_thread=False),
             "schedules": Provide(provide_schedules, sync_to_thread=False),
+            "queues": Provide(provide_queues, sync_to_thread=False),
         },
         # Errors become HTTP in api/problems.py only; Redis's by what they mean (storage/failures.py).
         exception_handlers={

@@ -1,0 +1,94 @@
+"""/api/v1/queues: each queue's depth, pause state and oldest waiting task; pause and resume
+(docs/queues.md). Thin routes over QueueService; an unknown name is a 404 naming it."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.status_codes import HTTP_200_OK
+
+from queue_system.api.openapi import GUARDED_READ, GUARDED_WRITE, responses
+from queue_system.api.schemas import rfc3339
+from queue_system.domain.queues import QueueState
+from queue_system.service.clock import now_ms
+from queue_system.service.queues import QueueService
+
+Queues = NamedDependency[QueueService]
+
+
+class QueueOut(msgspec.Struct):
+    """`depth` = `queued` (messages waiting for a worker) + `held` (tasks a pause holds);
+    `oldest_age_ms`: how long the oldest waiting task has existed (null: none waits)."""
+
+    name: str
+    paused: bool
+    paused_at: str | None
+    depth: int
+    queued: int
+    held: int
+    oldest_created_at: str | None
+    oldest_age_ms: int | None
+
+
+class QueueList(msgspec.Struct):
+    items: list[QueueOut]
+
+
+class ResumeOut(QueueOut):
+    released: int = 0  # held tasks this resume dispatched again, oldest first
+
+
+def queue_out(state: QueueState, now: int) -> QueueOut:
+    oldest = state.oldest_created_at
+    return QueueOut(
+        name=state.name,
+        paused=state.paused,
+        paused_at=rfc3339(state.paused_at),
+        depth=state.depth,
+        queued=state.queued,
+        held=state.held,
+        oldest_created_at=rfc3339(oldest),
+        oldest_age_ms=None if oldest is None else max(now - oldest, 0),
+    )
+
+
+class QueueController(Controller):
+    path = "/api/v1/queues"
+    tags = ["queues"]
+
+    @get("/", summary="Every queue: depth, paused, oldest waiting task", responses=responses(503, guard=GUARDED_READ))
+    async def list_queues(self, queues: Queues) -> QueueList:
+        states = await queues.list()
+        now = now_ms()
+        return QueueList([queue_out(s, now) for s in states])
+
+    @get("/{name:str}", summary="One queue", responses=responses(404, 503, guard=GUARDED_READ))
+    async def get_queue(self, name: FromPath[str], queues: Queues) -> QueueOut:
+        return queue_out(await queues.get(name), now_ms())
+
+    @post(
+        "/{name:str}/pause",
+        status_code=HTTP_200_OK,
+        summary="Pause a queue: its tasks wait, held, until it is resumed (idempotent)",
+        description=(
+            "Submits are still accepted (201) and wait; attempts under way finish; workers claim "
+            "none of its tasks from now on (retries that come due wait too). The pause survives "
+            "restarts of workers, the API and Redis."
+        ),
+        responses=responses(404, 503, guard=GUARDED_WRITE),
+    )
+    async def pause(self, name: FromPath[str], queues: Queues) -> QueueOut:
+        return queue_out(await queues.pause(name), now_ms())
+
+    @post(
+        "/{name:str}/resume",
+        status_code=HTTP_200_OK,
+        summary="Resume a queue: its held tasks are dispatched again, oldest first (idempotent)",
+        responses=responses(404, 503, guard=GUARDED_WRITE),
+    )
+    async def resume(self, name: FromPath[str], queues: Queues) -> ResumeOut:
+        state, done = await queues.resume(name)
+        out = queue_out(state, now_ms())
+        return ResumeOut(**msgspec.structs.asdict(out), released=done.released)
