@@ -18,8 +18,8 @@ from queue_system.api.app import create_app
 from queue_system.config.settings import load_settings
 from queue_system.domain.destinations import DestinationLimits
 from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
-from queue_system.domain.retry import Decision
 from queue_system.domain.queues import QueueState, Resumed
+from queue_system.domain.retry import Decision
 from queue_system.service.queues import QueueService
 from queue_system.storage import queues as queue_storage
 from queue_system.storage.keys import Keys
@@ -106,7 +106,9 @@ def test_resume_releases_the_held_tasks_oldest_first_with_new_tokens(
         assert store.claim(f"t{i}", 1, 6_000, 9_000) == Skip(SkipReason.NOT_CLAIMABLE, TaskStatus.PROCESSING)
 
 
-def test_pause_and_resume_are_idempotent(store: RedisTaskStore, redis_client: redis.Redis, redis_url: str) -> None:
+def test_pause_and_resume_are_idempotent(
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
     create(redis_url, "a", now=1_000)
     assert pause(redis_url, 1_500) == 1_500
     assert pause(redis_url, 1_600) == 1_500  # the first pause's time is kept
@@ -155,8 +157,10 @@ def test_a_parked_task_released_while_paused_gives_its_slots_back(
     assert store.claim("p2", 1, 1_100, 9_000).reason is SkipReason.PARKED  # type: ignore[union-attr]
     pause(redis_url)
     done = AttemptResult(Outcome.SUCCESS, result=1)  # frees the slot: p2 is released to it
-    assert finish_with(store, "p1", 1, Decision(TaskStatus.COMPLETED), done, now=1_200, dest="http://h:80").recorded
-    token = int(redis_client.hget(K.task("p2"), "token") or 0)
+    assert finish_with(
+        store, "p1", 1, Decision(TaskStatus.COMPLETED), done, now=1_200, dest="http://h:80"
+    ).recorded
+    token = int(str(redis_client.hget(K.task("p2"), "token")))
     assert redis_client.zscore(K.dest_inflight("http://h:80"), "p2") is not None
     assert store.claim("p2", token, 1_300, 9_000) == Skip(SkipReason.PAUSED)
     assert redis_client.zcard(K.dest_inflight("http://h:80")) == 0
@@ -233,7 +237,11 @@ def test_api_lists_pauses_and_resumes(client: TestClient[Any], store: RedisTaskS
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("get", "/api/v1/queues/nope"), ("post", "/api/v1/queues/nope/pause"), ("post", "/api/v1/queues/x%3Ay/resume")],
+    [
+        ("get", "/api/v1/queues/nope"),
+        ("post", "/api/v1/queues/nope/pause"),
+        ("post", "/api/v1/queues/x%3Ay/resume"),
+    ],
 )
 def test_an_unknown_queue_is_a_404_naming_it(client: TestClient[Any], method: str, path: str) -> None:
     body = assert_problem(getattr(client, method)(path), 404)

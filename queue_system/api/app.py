@@ -25,8 +25,8 @@ from queue_system.api.headers import security_headers
 from queue_system.api.inbox import inbox_router
 from queue_system.api.keys import KeyRing
 from queue_system.api.metrics import count_rejections, http_metrics, metrics
-from queue_system.api.queues import QueueController
 from queue_system.api.openapi import StrictStructSchemaPlugin
+from queue_system.api.queues import QueueController
 from queue_system.api.routes import TaskController, health, ready, stats, workers
 from queue_system.api.schedules import ScheduleController
 from queue_system.config.settings import Settings

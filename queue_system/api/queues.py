@@ -58,7 +58,11 @@ class QueueController(Controller):
     path = "/api/v1/queues"
     tags = ["queues"]
 
-    @get("/", summary="Every queue: depth, paused, oldest waiting task", responses=responses(503, guard=GUARDED_READ))
+    @get(
+        "/",
+        summary="Every queue: depth, paused, oldest waiting task",
+        responses=responses(503, guard=GUARDED_READ),
+    )
     async def list_queues(self, queues: Queues) -> QueueList:
         states = await queues.list()
         now = now_ms()
