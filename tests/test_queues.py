@@ -251,3 +251,19 @@ def test_an_unknown_queue_is_a_404_naming_it(client: TestClient[Any], method: st
 def test_the_service_refuses_names_outside_queues() -> None:
     with pytest.raises(Exception, match="no queue named 'default:x'"):
         QueueService.check("default:x")
+
+
+def test_metrics_show_each_queue_paused_and_its_depth(client: TestClient[Any]) -> None:
+    from tests.test_metrics_api import scrape, value
+
+    assert client.post("/api/v1/queues/priority/pause").status_code == 200
+    assert (
+        client.post("/api/v1/tasks", json={"type": "echo", "payload": "p", "queue": "priority"}).status_code
+        == 201
+    )
+    samples = scrape(client)
+    assert value(samples, "queue_system_queue_paused", queue="priority") == 1
+    assert value(samples, "queue_system_queue_paused", queue="default") == 0
+    assert value(samples, "queue_system_queue_depth", queue="priority") == 1
+    assert value(samples, "queue_system_queue_held", queue="priority") == 0
+    assert value(samples, "queue_system_queue_oldest_age_seconds", queue="priority") >= 0

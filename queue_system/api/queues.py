@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from queue_system.api.openapi import GUARDED_READ, GUARDED_WRITE, responses
 from queue_system.api.schemas import rfc3339
@@ -52,6 +55,27 @@ def queue_out(state: QueueState, now: int) -> QueueOut:
         oldest_created_at=rfc3339(oldest),
         oldest_age_ms=None if oldest is None else max(now - oldest, 0),
     )
+
+
+def queue_families(states: Sequence[QueueState], now: int) -> Iterator[Metric]:
+    """The queues' gauges for GET /metrics (api/metrics.py), read from Redis at each scrape."""
+    paused = GaugeMetricFamily("queue_system_queue_paused", "1 while the queue is paused", labels=["queue"])
+    depth = GaugeMetricFamily(
+        "queue_system_queue_depth", "Tasks waiting on the queue (queued messages + held)", labels=["queue"]
+    )
+    held = GaugeMetricFamily("queue_system_queue_held", "Tasks a pause holds", labels=["queue"])
+    age = GaugeMetricFamily(
+        "queue_system_queue_oldest_age_seconds",
+        "Age of the queue's oldest waiting task (0 when none waits)",
+        labels=["queue"],
+    )
+    for s in states:
+        paused.add_metric([s.name], int(s.paused))
+        depth.add_metric([s.name], s.depth)
+        held.add_metric([s.name], s.held)
+        oldest = s.oldest_created_at
+        age.add_metric([s.name], 0 if oldest is None else max(now - oldest, 0) / 1000)
+    yield from (paused, depth, held, age)
 
 
 class QueueController(Controller):
