@@ -92,7 +92,7 @@ class QueueController(Controller):
         now = now_ms()
         return QueueList([queue_out(s, now) for s in states])
 
-    @get("/{name:str}", summary="One queue", responses=responses(404, 503, guard=GUARDED_READ))
+    @get("/{name:str}", summary="One queue", responses=responses(400, 404, 503, guard=GUARDED_READ))
     async def get_queue(self, name: FromPath[str], queues: Queues) -> QueueOut:
         return queue_out(await queues.get(name), now_ms())
 
@@ -105,7 +105,7 @@ class QueueController(Controller):
             "none of its tasks from now on (retries that come due wait too). The pause survives "
             "restarts of workers, the API and Redis."
         ),
-        responses=responses(404, 503, guard=GUARDED_WRITE),
+        responses=responses(400, 404, 503, guard=GUARDED_WRITE),
     )
     async def pause(self, name: FromPath[str], queues: Queues) -> QueueOut:
         return queue_out(await queues.pause(name), now_ms())
@@ -114,7 +114,7 @@ class QueueController(Controller):
         "/{name:str}/resume",
         status_code=HTTP_200_OK,
         summary="Resume a queue: its held tasks are dispatched again, oldest first (idempotent)",
-        responses=responses(404, 503, guard=GUARDED_WRITE),
+        responses=responses(400, 404, 503, guard=GUARDED_WRITE),
     )
     async def resume(self, name: FromPath[str], queues: Queues) -> ResumeOut:
         state, done = await queues.resume(name)
