@@ -20,6 +20,7 @@ from queue_system.domain.destinations import DestinationLimits
 from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
 from queue_system.domain.queues import QueueState, Resumed
 from queue_system.domain.retry import Decision
+from queue_system.local.embedded import EmbeddedRedis
 from queue_system.service.queues import QueueService
 from queue_system.storage import queues as queue_storage
 from queue_system.storage.keys import Keys
@@ -267,3 +268,28 @@ def test_metrics_show_each_queue_paused_and_its_depth(client: TestClient[Any]) -
     assert value(samples, "queue_system_queue_depth", queue="priority") == 1
     assert value(samples, "queue_system_queue_held", queue="priority") == 0
     assert value(samples, "queue_system_queue_oldest_age_seconds", queue="priority") >= 0
+
+
+def test_the_pause_and_the_held_tasks_survive_a_redis_restart(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("durable-queues"), persist=True)
+    url = server.start()
+    try:
+        create(url, "kept", now=1_000)
+        pause(url)
+        with redis.Redis.from_url(url, decode_responses=True) as client:
+            worker = RedisTaskStore(client)
+            assert worker.claim("kept", 1, 2_000, 9_000) == Skip(SkipReason.PAUSED)
+            worker.close()
+        server.stop()
+        url = server.start()
+        s = state(url)
+        assert (s.paused_at, s.held) == (1_500, 1)
+        assert resume(url).released == 1
+        with redis.Redis.from_url(url, decode_responses=True) as client:
+            worker = RedisTaskStore(client)
+            assert isinstance(worker.claim("kept", 3, 6_000, 9_000), Claim)
+            worker.close()
+    finally:
+        server.stop()
