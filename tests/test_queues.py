@@ -22,6 +22,8 @@ from queue_system.domain.queues import QueueState, Resumed
 from queue_system.domain.retry import Decision
 from queue_system.local.embedded import EmbeddedRedis
 from queue_system.service.queues import QueueService
+from queue_system.service.reconciler import Reconciler
+from queue_system.service.runner import InFlight
 from queue_system.storage import queues as queue_storage
 from queue_system.storage.keys import Keys
 from queue_system.storage.queues import AsyncQueueStore, QueueStore
@@ -293,3 +295,25 @@ def test_the_pause_and_the_held_tasks_survive_a_redis_restart(
             worker.close()
     finally:
         server.stop()
+
+
+def test_a_reconciler_tick_releases_what_a_resumed_queue_still_holds(
+    store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
+) -> None:
+    create(redis_url, "a", now=1_000)
+    pause(redis_url)
+    store.claim("a", 1, 2_000, 9_000)
+    reconciler = Reconciler(
+        store,
+        InFlight(),
+        lease_ms=15_000,
+        poll_interval_ms=100,
+        retention_ms=60_000,
+        queues=QueueStore(redis_client, K),
+    )
+    assert reconciler.tick()["released"] == 0  # paused: it stays held
+    redis_client.hdel(K.paused_queues, "default")
+    assert "released" not in reconciler.tick()  # once a second at most
+    reconciler._last_release = 0
+    assert reconciler.tick()["released"] == 1
+    assert redis_client.exists(K.held("default")) == 0

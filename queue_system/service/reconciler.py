@@ -40,6 +40,8 @@ WALK_SLICE = 500
 HEARTBEAT_MS = 1_000
 # This process's heartbeats must have succeeded this long before it judges other brokers dead.
 JUDGE_AFTER_MS = 3_000
+# How often it finishes resumes a dead API left half done (a backstop: the resume releases itself).
+RELEASE_EVERY_MS = 1_000
 
 
 class Reconciler:
@@ -74,6 +76,7 @@ class Reconciler:
         self._last_renew = 0
         self._last_sweep = 0
         self._last_beat = 0
+        self._last_release = 0
         self._beating_since: int | None = None  # first heartbeat of the current unbroken run
         # Where the walk for stranded tasks is, per status (a rank: tasks leaving the index may
         # make it skip a few, which the next pass sees).
@@ -87,7 +90,8 @@ class Reconciler:
         done["unparked"] = destinations.wake(self.store, now)
         if self.schedules is not None:
             done["fired"] = schedules.fire_due(self.schedules, now)
-        if self.queues is not None:
+        if self.queues is not None and now - self._last_release >= RELEASE_EVERY_MS:
+            self._last_release = now
             done["released"] = queues.release_resumed(self.queues, now)
         if now - self._last_renew >= self.lease_ms // 3:
             self._last_renew = now
