@@ -9,6 +9,7 @@
      +-- NotFound               no record with that id (-> 404)
      |    +-- TaskNotFound      no task with that id
      |    +-- ScheduleNotFound  no schedule with that id
+     |    +-- QueueNotFound     no queue with that name (domain/queues.py QUEUES)
      +-- Conflict               the request clashes with the task's state or an existing id (-> 409)
      +-- StorageError           Redis did not do what was asked; storage/failures.py turns redis-py's
           |                     errors into these (`classify`), `reason` says why in Redis's words
@@ -80,6 +81,12 @@ class ScheduleNotFound(NotFound):
     def __init__(self, schedule_id: str) -> None:
         super().__init__(f"no schedule with id {schedule_id!r}")
         self.schedule_id = schedule_id
+
+
+class QueueNotFound(NotFound):
+    def __init__(self, name: str, known: tuple[str, ...]) -> None:
+        super().__init__(f"no queue named {name!r}; the queues are: {', '.join(known)}")
+        self.name = name
 
 
 class Conflict(QueueSystemError):

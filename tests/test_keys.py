@@ -47,6 +47,7 @@ BUILDERS: dict[str, tuple[Callable[[str], str], st.SearchStrategy[str]]] = {
     "inbox": (K.inbox, anything),
     "sched": (K.sched, anything),
     "sched_runs": (K.sched_runs, anything),
+    "held": (K.held, anything),
 }
 # Families whose value Keys derives itself (a digest): (how to build it, what it is built from).
 DERIVED: dict[str, tuple[Callable[[str], str], st.SearchStrategy[str]]] = {
@@ -68,6 +69,7 @@ FIXED_KEYS = {
     "probe": K.probe,
     "layout": K.layout,
     "layout_lock": K.layout_lock,
+    "paused_queues": K.paused_queues,
 }
 built = st.sampled_from(sorted(BUILDERS)).flatmap(lambda f: st.tuples(st.just(f), BUILDERS[f][1]))
 
@@ -81,7 +83,7 @@ def test_every_family_and_fixed_key_is_covered() -> None:
     builders = {"task", "history", "payload", "index", "dest", "dest_inflight", "dest_parked"}
     builders |= {"endpoint", "endpoint_inflight", "endpoint_parked"}
     builders |= {"stats_minute", "session", "rate_bucket", "auth_failures", "inbox", "parse", "prefix"}
-    builders |= {"sched", "sched_runs"}
+    builders |= {"sched", "sched_runs", "held"}
     assert public == builders | dramatiq | (set(FIXED) - {"all_index"}), public
 
 

@@ -27,6 +27,7 @@ from queue_system.api.inbox import inbox_router
 from queue_system.api.keys import KeyRing
 from queue_system.api.metrics import count_rejections, http_metrics, metrics
 from queue_system.api.openapi import StrictStructSchemaPlugin
+from queue_system.api.queues import QueueController
 from queue_system.api.routes import TaskController, health, ready, stats, workers
 from queue_system.api.schedules import ScheduleController
 from queue_system.config.settings import Settings
@@ -36,6 +37,7 @@ from queue_system.service.access import access_stores
 from queue_system.service.health import WriteProbe
 from queue_system.service.inbox import DevInbox
 from queue_system.service.mailbox import Mailbox
+from queue_system.service.queues import QueueService
 from queue_system.service.schedules import ScheduleService
 from queue_system.service.tasks import TaskService
 from queue_system.storage.connection import async_client
@@ -43,6 +45,7 @@ from queue_system.storage.failures import classify
 from queue_system.storage.inbox import AsyncInboxStore
 from queue_system.storage.keys import Keys
 from queue_system.storage.mailbox import AsyncMailboxReader
+from queue_system.storage.queues import AsyncQueueStore
 from queue_system.storage.schedules import AsyncScheduleStore
 from queue_system.storage.task_store import RedisAsyncTaskStore
 from queue_system.transports.signing import parse_secrets
@@ -92,6 +95,7 @@ def create_app(
             AsyncScheduleStore(client, keys or Keys()),
             state["service"],  # type: ignore[arg-type]
         )
+        state["queues"] = QueueService(AsyncQueueStore(client, keys or Keys()))
         state["write_probe"] = WriteProbe()
         state["dev_inbox"] = DevInbox(AsyncInboxStore(client, keys))
         state["mailbox"] = AsyncMailboxReader(client, keys)
@@ -111,6 +115,9 @@ def create_app(
     def provide_schedules() -> ScheduleService:
         return state["schedules"]  # type: ignore[return-value]
 
+    def provide_queues() -> QueueService:
+        return state["queues"]  # type: ignore[return-value]
+
     def provide_write_probe() -> WriteProbe:
         return state["write_probe"]  # type: ignore[return-value]
 
@@ -127,6 +134,7 @@ def create_app(
         route_handlers=[
             TaskController,
             ScheduleController,
+            QueueController,
             stats,
             health,
             ready,
@@ -148,6 +156,7 @@ def create_app(
             "schedules": Provide(provide_schedules, sync_to_thread=False),
             "dev_inbox": Provide(provide_dev_inbox, sync_to_thread=False),
             "mailbox": Provide(provide_mailbox, sync_to_thread=False),
+            "queues": Provide(provide_queues, sync_to_thread=False),
         },
         # Errors become HTTP in api/problems.py only; Redis's by what they mean (storage/failures.py).
         exception_handlers={

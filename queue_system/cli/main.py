@@ -133,9 +133,10 @@ def _add_client_commands() -> None:
     # API over HTTP.
     from queue_system.cli import client as cli_client
     from queue_system.cli import dev as cli_dev
+    from queue_system.cli import queues as cli_queues
     from queue_system.cli import schedules as cli_schedules
 
-    for command in cli_client.COMMANDS + cli_dev.COMMANDS + cli_schedules.COMMANDS:
+    for command in cli_client.COMMANDS + cli_dev.COMMANDS + cli_schedules.COMMANDS + cli_queues.COMMANDS:
         main.add_command(command)
 
 

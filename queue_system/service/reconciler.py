@@ -23,10 +23,11 @@ import redis
 from loguru import logger
 
 from queue_system.domain.models import TaskStatus
-from queue_system.service import destinations, schedules
+from queue_system.service import destinations, queues, schedules
 from queue_system.service.clock import now_ms
 from queue_system.service.observe import NullObserver, Observer
 from queue_system.service.runner import InFlight
+from queue_system.storage.queues import QueueStore
 from queue_system.storage.schedules import ScheduleStore
 from queue_system.storage.types import TaskStore
 
@@ -39,6 +40,8 @@ WALK_SLICE = 500
 HEARTBEAT_MS = 1_000
 # This process's heartbeats must have succeeded this long before it judges other brokers dead.
 JUDGE_AFTER_MS = 3_000
+# How often it finishes resumes a dead API left half done (a backstop: the resume releases itself).
+RELEASE_EVERY_MS = 1_000
 
 
 class Reconciler:
@@ -53,6 +56,7 @@ class Reconciler:
         broker_id: str | None = None,
         observer: Observer | None = None,
         schedules: ScheduleStore | None = None,
+        queues: QueueStore | None = None,
     ) -> None:
         self.observer = observer or NullObserver()
         self.store = store
@@ -65,11 +69,14 @@ class Reconciler:
         # (The store's Protocol has no client: the Redis store's, until worker/runtime.py passes one.)
         # None: this reconciler fires no schedules (tests of the other duties).
         self.schedules = schedules
+        # Resumed queues' held tasks a dying API left behind (service/queues.py); None: none.
+        self.queues = queues
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_renew = 0
         self._last_sweep = 0
         self._last_beat = 0
+        self._last_release = 0
         self._beating_since: int | None = None  # first heartbeat of the current unbroken run
         # Where the walk for stranded tasks is, per status (a rank: tasks leaving the index may
         # make it skip a few, which the next pass sees).
@@ -83,6 +90,9 @@ class Reconciler:
         done["unparked"] = destinations.wake(self.store, now)
         if self.schedules is not None:
             done["fired"] = schedules.fire_due(self.schedules, now, self.observer)
+        if self.queues is not None and now - self._last_release >= RELEASE_EVERY_MS:
+            self._last_release = now
+            done["released"] = queues.release_resumed(self.queues, now)
         if now - self._last_renew >= self.lease_ms // 3:
             self._last_renew = now
             done["renewed"] = self.store.renew_leases(now + self.lease_ms, self.in_flight.snapshot())

@@ -50,6 +50,10 @@ with a family's head, so `Keys.parse` undoes every key: (family, value) -> key i
 {p}:sched-runs:{id}      list    a schedule's last task ids, newest first (capped; owned by {p}:scheds)
 {p}:scheds               zset    schedule id -> created ms: every schedule (the owner of the two above)
 {p}:scheds:due           zset    schedule id -> next run ms (schedules not paused)
+{p}:queues:paused        hash    queue -> paused-at ms: the paused queues (storage/queues.py); a
+                                 queue is one of domain/queues.py QUEUES, so it holds at most those
+{p}:held:{queue}         zset    id -> created_at ms: the tasks a paused queue's claims held (owned
+                                 by the queue: its resume, or the reconciler after it, empties it)
 {p}:mailbox              list    the development mailbox (storage/mailbox.py; capped, expiring)
 {p}:inbox:{name}         list    one development inbox: the requests it received, JSON each, newest
                                  first (storage/inbox.py; capped, expiring)
@@ -102,6 +106,7 @@ FAMILIES: dict[str, str] = {
     "endpoint": "endpoint:",
     "ep_inflight": "ep-inflight:",
     "ep_parked": "ep-parked:",
+    "held": "held:",
     "dramatiq": f"{dramatiq_wire.NAMESPACE_SUFFIX}:",  # Dramatiq's own namespace
 }
 # name -> the key after `{p}:`.
@@ -116,6 +121,7 @@ FIXED: dict[str, str] = {
     "endpoints_due": "endpoints:due",
     "scheds": "scheds",
     "scheds_due": "scheds:due",
+    "paused_queues": "queues:paused",
     "mailbox": "mailbox",
     "inboxes": "inboxes",
     "probe": "probe",
@@ -240,6 +246,13 @@ class Keys:
     @property
     def scheds_due(self) -> str:
         return self._fixed("scheds_due")
+
+    @property
+    def paused_queues(self) -> str:
+        return self._fixed("paused_queues")
+
+    def held(self, queue: str) -> str:
+        return self._of("held", queue)
 
     @property
     def mailbox(self) -> str:

@@ -52,6 +52,7 @@ def render_prelude() -> str:
         "stats_key(minute)": k.stats_minute("{minute}"),
         "schedule_key(sid)": k.sched("{sid}"),
         "schedule_runs_key(sid)": k.sched_runs("{sid}"),
+        "held_key(queue)": k.held("{queue}"),
     }
     constants = {
         "ALL_INDEX": k.index(),
@@ -66,6 +67,7 @@ def render_prelude() -> str:
         "LAYOUT_LOCK": k.layout_lock,
         "SCHEDULES": k.scheds,
         "SCHEDULES_DUE": k.scheds_due,
+        "PAUSED": k.paused_queues,
     }
     actors = ", ".join(f"[{_lua_string(q)}] = {_lua_string(a)}" for q, a in dramatiq_wire.ACTORS.items())
     lines = ["-- Rendered by storage/scripts.py from storage/keys.py and storage/dramatiq_wire.py."]
@@ -73,6 +75,7 @@ def render_prelude() -> str:
     lines += [f"local function {sig} return {_lua_concat(t)} end" for sig, t in helpers.items()]
     lines += [f"local {name} = {_lua_concat(t)}" for name, t in constants.items()]
     lines.append(f"local ACTORS = {{{actors}}}")
+    lines.append(f"local MESSAGE_SEPARATOR = {_lua_string(dramatiq_wire.SEPARATOR)}")
     # The claim reads what an attempt needs with one HMGET (codec.CLAIMED_FIELDS, in order) and
     # names each value by its position: CLAIMED_STATUS = 3 is the value of `status`.
     claimed = ", ".join(_lua_string(name) for name in codec.CLAIMED_FIELDS)
@@ -112,7 +115,7 @@ def _used_definitions(library: str, body: str) -> str:
     return "".join(source for name, source in defs if name in used)
 
 
-_LIBRARY = render_prelude() + _load("common") + _load("destinations")
+_LIBRARY = render_prelude() + _load("common") + _load("destinations") + _load("queues")
 
 
 def _script(name: str) -> str:
@@ -140,6 +143,11 @@ FIRE = _script("fire")
 SCHEDULE_SAVE = _script("schedule_save")
 SCHEDULE_DELETE = _script("schedule_delete")
 DESTINATIONS = _script("dest_list")
+# Queue pause and resume (storage/queues.py).
+QUEUE_PAUSE = _script("queue_pause")
+QUEUE_RESUME = _script("queue_resume")
+QUEUE_RELEASE = _script("queue_release")
+QUEUE_STATS = _script("queue_stats")
 # The layout upgrade's (storage/layout.py).
 RELAYOUT = _script("relayout")
 DROP_LOST = _script("drop_lost")

@@ -39,6 +39,7 @@ class SkipReason(StrEnum):
     NOT_CLAIMABLE = "not_claimable"  # its status is not pending/retrying: running, finished, cancelled
     STALE = "stale"  # another message (a newer token) is the task's current one
     PARKED = "parked"  # its destination cannot take it now: it waits, parked, without a message
+    PAUSED = "paused"  # its queue is paused: it waits, held, without a message (storage/queues.py)
 
 
 class Claim(msgspec.Struct, frozen=True):

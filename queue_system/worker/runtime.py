@@ -36,6 +36,7 @@ from queue_system.service.reconciler import Reconciler
 from queue_system.service.runner import InFlight, TaskRunner
 from queue_system.storage.connection import sync_client
 from queue_system.storage.keys import Keys
+from queue_system.storage.queues import QueueStore
 from queue_system.storage.schedules import ScheduleStore
 from queue_system.storage.worker_store import RedisTaskStore
 from queue_system.transports.async_http import AsyncHttpSender, PoolLimits
@@ -123,6 +124,7 @@ def build_runtime(
         broker_id=broker.broker_id if broker else None,
         observer=metrics,
         schedules=ScheduleStore(client, keys),
+        queues=QueueStore(client, keys),
     )
     inflight = settings.worker.max_inflight
     per_host = min(max_per_host or inflight, inflight)

@@ -14,9 +14,7 @@ from litestar.testing import TestClient
 
 from queue_system.api.dashboard.auth import SESSION_COOKIE, SESSION_TTL_S
 from queue_system.api.keys import KeyRing
-from tests.support.dashboard import READ_KEY, WRITE_KEY, csrf_of, fail, make_client, sign_in
-
-HOOK = {"url": "http://127.0.0.1:9/hook", "headers": {"Authorization": "Bearer s3cr3t-value"}}
+from tests.support.dashboard import HOOK, READ_KEY, WRITE_KEY, csrf_of, fail, make_client, sign_in, submit
 
 
 @pytest.fixture
@@ -30,12 +28,6 @@ def keyed(redis_client: redis.Redis, redis_url: str) -> Iterator[TestClient[Any]
     ring = KeyRing.from_settings(api_keys=WRITE_KEY, read_keys=READ_KEY)
     with make_client(redis_url, ring) as client:
         yield client
-
-
-def submit(client: TestClient[Any], body: dict[str, Any] | None = None) -> str:
-    response = client.post("/api/v1/tasks", json=body or HOOK)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 def test_open_mode_says_so_on_every_page(open_client: TestClient[Any]) -> None:

@@ -37,6 +37,7 @@ import httpx
 import pytest
 import redis
 
+from queue_system.domain.queues import QUEUES
 from queue_system.local.embedded import EmbeddedRedis
 from queue_system.storage.keys import Keys
 from queue_system.testing import port_open
@@ -217,6 +218,8 @@ def _owner_rules(client: redis.Redis, key: str, p: str) -> str | None:
     - destination keys `{p}:dest|inflight|parked:{d}` are owned by `{p}:dests`, endpoint keys
       `{p}:endpoint|ep-inflight|ep-parked:{e}` by `{p}:endpoints` (the destinations design: the
       reconciler forgets an idle host or endpoint);
+    - the paused queues `{p}:queues:paused` and the held sets `{p}:held:{queue}` belong to the
+      queues (QUEUES: a fixed set);
     - rate-limit buckets `{p}:ratelimit:*` and per-minute counters `{p}:stats:*` must expire:
       no rule here, so one without a TTL is reported.
     """
@@ -238,6 +241,8 @@ def _owner_rules(client: redis.Redis, key: str, p: str) -> str | None:
         return "scheds" if client.zscore(KEYS.scheds, value) is not None else None
     if family == "layout":
         return "the layout version"
+    if family == "paused_queues" or (family == "held" and value in QUEUES):
+        return "a queue's"  # one per queue of domain/queues.py QUEUES: a fixed, bounded set
     return None
 
 

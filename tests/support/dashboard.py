@@ -55,3 +55,12 @@ def fail(redis_client: redis.Redis, task_id: str, duration_ms: int = 3) -> None:
     result = AttemptResult(Outcome.PERMANENT, error="HTTP 410", status_code=410)
     store.finish(claim.task, attempt, Decision(TaskStatus.FAILED), result, now=now, retention_ms=60_000)
     store.close()
+
+
+HOOK = {"url": "http://127.0.0.1:9/hook", "headers": {"Authorization": "Bearer s3cr3t-value"}}
+
+
+def submit(client: TestClient[Any], body: dict[str, Any] | None = None) -> str:
+    response = client.post("/api/v1/tasks", json=body or HOOK)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])

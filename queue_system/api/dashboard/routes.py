@@ -29,6 +29,7 @@ from queue_system.api.dashboard.auth import (
     new_csrf,
 )
 from queue_system.api.dashboard.bulk import BULK_LIMIT, failed_matching
+from queue_system.api.dashboard.queues import Queues, cards, queue_action
 from queue_system.api.dashboard.schedules import HANDLERS as SCHEDULE_PAGES
 from queue_system.api.dashboard.web import (
     FINAL,
@@ -82,6 +83,7 @@ def dashboard_router(sessions: Sessions, *, inbox: bool = False) -> Router:
             task_action,
             bulk_confirm,
             bulk_retry,
+            queue_action,
             mailbox_page,
             inbox_page,
             *SCHEDULE_PAGES,
@@ -103,7 +105,7 @@ def _safe_next(value: str | None) -> str:
 
 
 @get("/")
-async def overview(request: AnyRequest, service: Service, dashboard: Dashboard) -> Page:
+async def overview(request: AnyRequest, service: Service, dashboard: Dashboard, queues: Queues) -> Page:
     viewer = await page_viewer(request, dashboard.sessions)
     if not isinstance(viewer, Viewer):
         return viewer
@@ -113,6 +115,7 @@ async def overview(request: AnyRequest, service: Service, dashboard: Dashboard) 
         "totals": data.totals(points),
         "workers": await data.workers(service),
         "destinations": await data.destinations(service),
+        "queues": await cards(queues),
     }
     template = "_overview.html" if is_htmx(request) else "overview.html"
     return render(request, template, viewer, **context)
