@@ -257,7 +257,7 @@ def test_the_service_refuses_names_outside_queues() -> None:
 
 
 def test_metrics_show_each_queue_paused_and_its_depth(client: TestClient[Any]) -> None:
-    from tests.test_metrics_api import scrape, value
+    from tests.support.metrics import scrape, value
 
     assert client.post("/api/v1/queues/priority/pause").status_code == 200
     assert (
