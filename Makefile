@@ -140,3 +140,4 @@ fuzz: $(STAMP) ## Schemathesis against a real API process (~2 min), then the mod
 	QS_FUZZ=1 timeout $(FUZZ_TIMEOUT) $(PY) -m pytest tests/fuzz -m fuzz -p no:cacheprovider -rA --durations=5 $(PYTEST_ARGS)
 	QS_FUZZ=1 timeout $(FUZZ_TIMEOUT) $(PY) -m pytest tests/test_model_tasks.py -p no:cacheprovider -rA --durations=5 $(PYTEST_ARGS)
 	QS_FUZZ=1 timeout $(FUZZ_TIMEOUT) $(PY) -m pytest tests/test_destinations_property.py -p no:cacheprovider -rA --durations=5 $(PYTEST_ARGS)
+	QS_FUZZ=1 timeout $(FUZZ_TIMEOUT) $(PY) -m pytest tests/test_queues_model.py -p no:cacheprovider -rA --durations=5 $(PYTEST_ARGS)

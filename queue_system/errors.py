@@ -9,6 +9,7 @@
      +-- NotFound               no record with that id (-> 404)
      |    +-- TaskNotFound      no task with that id
      |    +-- ScheduleNotFound  no schedule with that id
+     |    +-- QueueNotFound     no queue with that name (domain/queues.py QUEUES)
      |    +-- OperationNotFound no bulk operation with that id (or it expired)
      +-- Conflict               the request clashes with the task's state or an existing id (-> 409)
      +-- StorageError           Redis did not do what was asked; storage/failures.py turns redis-py's
@@ -81,6 +82,12 @@ class ScheduleNotFound(NotFound):
     def __init__(self, schedule_id: str) -> None:
         super().__init__(f"no schedule with id {schedule_id!r}")
         self.schedule_id = schedule_id
+
+
+class QueueNotFound(NotFound):
+    def __init__(self, name: str, known: tuple[str, ...]) -> None:
+        super().__init__(f"no queue named {name!r}; the queues are: {', '.join(known)}")
+        self.name = name
 
 
 class OperationNotFound(NotFound):

@@ -14,13 +14,7 @@ from litestar.testing import TestClient
 from queue_system.api.app import create_app
 from queue_system.api.schemas import rfc3339
 from queue_system.config.settings import load_settings
-
-HOOK = {
-    "url": "http://127.0.0.1:9/hook",
-    "method": "POST",
-    "headers": {"X-Custom-Header": "test"},
-    "body": '{"test": "data"}',
-}
+from tests.support.api import HOOK, assert_problem
 
 
 @pytest.fixture
@@ -31,18 +25,6 @@ def client(redis_client: redis.Redis, redis_url: str) -> Iterator[TestClient[Any
     )
     with TestClient(create_app(settings)) as test_client:
         yield test_client
-
-
-def assert_problem(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["title"] and body["detail"] and body["type"].startswith("urn:queue-system:problem:")
-    if field is not None:
-        assert body["field"] == field, body
-        assert any(e["field"] == field for e in body["errors"])
-    return body
 
 
 def test_submit_webhook_shorthand(client: TestClient[Any], redis_client: redis.Redis) -> None:

@@ -18,7 +18,7 @@ from queue_system.api.app import create_app
 from queue_system.api.keys import hash_key
 from queue_system.config.settings import load_settings
 from queue_system.errors import ConfigError
-from tests.test_api import assert_problem
+from tests.support.api import assert_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITE = "write-key-0123456789"

@@ -18,7 +18,7 @@ from queue_system.domain.models import Attempt, AttemptResult, Outcome, TaskStat
 from queue_system.domain.retry import Decision
 from queue_system.storage.types import Claim
 from queue_system.storage.worker_store import RedisTaskStore
-from tests.test_api import HOOK, assert_problem
+from tests.support.api import HOOK, assert_problem
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from queue_system.config.settings import load_settings
 from queue_system.domain.models import Outcome
 from queue_system.kinds.webhook_security import egress_connector
 from queue_system.transports.async_http import AsyncHttpSender, PoolLimits, WebhookRequest
-from tests.receiver import Receiver, Reply
+from tests.support.receiver import Receiver, Reply
 
 METADATA = "(link-local (cloud metadata) 169.254.0.0/16)"
 DNS = {"hook.test": "127.0.0.1", "meta.test": "169.254.169.254"}

@@ -24,8 +24,8 @@ from queue_system.config.settings import load_settings
 from queue_system.storage.auth_failures import AsyncFailureThrottle, FailureLimit, FailureState
 from queue_system.storage.keys import Keys
 from queue_system.testing import poll
-from tests.dashboard.test_dashboard import csrf_of
-from tests.test_api import assert_problem
+from tests.support.api import assert_problem
+from tests.support.dashboard import csrf_of
 
 KEY = "lockout-write-key-0123456789"
 WRONG = "wrong-key-{}-0123456789abcdef"

@@ -10,13 +10,10 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import click
 import httpx
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from queue_system.cli import dev as cli_dev
-from queue_system.cli.client import COMMANDS
 from queue_system.cli.http import (
     EXIT_ABORTED,
     EXIT_API_ERROR,
@@ -28,22 +25,13 @@ from queue_system.cli.http import (
     EXIT_USAGE,
 )
 from tests.e2e import support
-from tests.receiver import Receiver, Reply
+from tests.support.cli import invoke
+from tests.support.receiver import Receiver, Reply
 
 pytestmark = pytest.mark.e2e
 
 Cli = Callable[..., Result]
-MAIN = click.Group(
-    "queue-system", commands=COMMANDS + cli_dev.COMMANDS
-)  # as `queue_system.cli.main` adds them
 FAIL_AT_ONCE = ["--type", "math", "--payload", '{"a": 1, "b": 0, "op": "div"}']  # a permanent failure
-
-
-def invoke(*args: str, input: str | None = None, env: dict[str, str | None] | None = None) -> Result:
-    # No QUEUE_SYSTEM_* from the developer's shell: each test says what it means.
-    base: dict[str, str | None] = {"QUEUE_SYSTEM_URL": None, "QUEUE_SYSTEM_API_KEY": None}
-    runner = CliRunner(env=base | (env or {}))
-    return runner.invoke(MAIN, list(args), input=input, catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")

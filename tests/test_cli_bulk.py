@@ -14,7 +14,7 @@ from click.testing import Result
 from queue_system.cli.http import EXIT_CONFLICT, EXIT_OK
 from tests.bulk_support import Seed, seed_tasks, status_of
 from tests.e2e import support
-from tests.test_cli import invoke
+from tests.support.cli import invoke
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from queue_system.cli.http import EXIT_OK, EXIT_USAGE, default_url
 from queue_system.cli.main import main
 from queue_system.local import run_state
 from tests.e2e import support
-from tests.receiver import Receiver
+from tests.support.receiver import Receiver
 
 UNSET: dict[str, str | None] = {
     "QUEUE_SYSTEM_URL": None,

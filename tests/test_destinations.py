@@ -4,12 +4,10 @@ store's scripts."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import pytest
 import redis
-import redis.asyncio as aioredis
 from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
@@ -29,15 +27,12 @@ from queue_system.domain.models import AttemptResult, Outcome, TaskStatus
 from queue_system.domain.retry import Decision
 from queue_system.kinds.webhook import Webhook, destination_of, endpoint_of
 from queue_system.storage.keys import Keys
-from queue_system.storage.task_store import RedisAsyncTaskStore
-from queue_system.storage.types import Claim, NewTask, Skip, SkipReason
+from queue_system.storage.types import Claim, Skip, SkipReason
 from queue_system.storage.worker_store import RedisTaskStore
-from tests.test_store import finish_with, get, queued_messages
+from tests.support.destinations import E2, D, E, create, run_async
+from tests.support.store import finish_with, get, queued_messages
 
 K = Keys()
-D = "http://127.0.0.1:9"  # the host
-E = f"{D}/x"  # an endpoint of it
-E2 = f"{D}/y"  # another endpoint of the same host
 # Host cap 3, endpoint bound 2: one endpoint can never take all of its host's slots.
 LIMITS = DestinationLimits(
     max_inflight=3,
@@ -59,38 +54,6 @@ def store(redis_client: redis.Redis) -> Iterator[RedisTaskStore]:
     store = RedisTaskStore(redis_client, limits=LIMITS)
     yield store
     store.close()
-
-
-def run_async(redis_url: str, call: object) -> object:
-    async def go() -> object:
-        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-        try:
-            return await call(RedisAsyncTaskStore(client))  # type: ignore[operator]
-        finally:
-            await client.aclose()
-
-    return asyncio.run(go())
-
-
-def create(redis_url: str, *ids: str, now: int = 1_000, dest: str = D, endpoint: str | None = E) -> None:
-    """Webhook tasks for host `dest` and `endpoint` (None: a task stored before endpoints)."""
-
-    async def go(s: RedisAsyncTaskStore) -> None:
-        extra = {"dest": dest} | ({"ep": endpoint.removeprefix(dest)} if endpoint is not None else {})
-        for task_id in ids:
-            await s.create(
-                NewTask(
-                    id=task_id,
-                    type="webhook",
-                    queue="default",
-                    payload_json='{"url":"http://127.0.0.1:9/x"}',
-                    fingerprint="fp",
-                    now=now,
-                    extra=extra,
-                )
-            )
-
-    run_async(redis_url, go)
 
 
 def token(client: redis.Redis, task_id: str) -> int:

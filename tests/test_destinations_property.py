@@ -44,8 +44,8 @@ from queue_system.domain.retry import Decision
 from queue_system.storage.keys import Keys
 from queue_system.storage.types import Claim
 from queue_system.storage.worker_store import RedisTaskStore
-from tests.test_destinations import D, create
-from tests.test_store import finish_with
+from tests.support.destinations import D, create
+from tests.support.store import finish_with
 
 FUZZ = os.environ.get("QS_FUZZ") == "1"
 # Under CI (CI=true) the examples come from a fixed seed: a commit passes or fails there the

@@ -33,7 +33,7 @@ from click.testing import CliRunner
 from queue_system.cli.main import main
 from queue_system.config.settings import SPEC
 from tests.e2e import support
-from tests.test_readme_examples import as_request
+from tests.support.examples import as_request
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

@@ -22,7 +22,7 @@ import pytest
 from queue_system.transports.egress import EgressBlocked, EgressPolicy
 from queue_system.transports.egress_aiohttp import GuardedConnector, GuardedResolver
 from queue_system.transports.egress_httpx import GuardedHTTPTransport
-from tests.receiver import Receiver, Reply
+from tests.support.receiver import Receiver, Reply
 
 LOCAL = EgressPolicy.from_strings(allow="127.0.0.0/8")
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +17,7 @@ from litestar.testing import TestClient
 from queue_system.api.app import create_app
 from queue_system.config.settings import load_settings
 from queue_system.domain.queues import QUEUES
-from queue_system.storage import dramatiq_wire, scripts
+from queue_system.storage import dramatiq_wire, keys, scripts
 from queue_system.storage.keys import FAMILIES, FIXED, Keys
 
 K = Keys()
@@ -45,6 +47,7 @@ BUILDERS: dict[str, tuple[Callable[[str], str], st.SearchStrategy[str]]] = {
     "inbox": (K.inbox, anything),
     "sched": (K.sched, anything),
     "sched_runs": (K.sched_runs, anything),
+    "held": (K.held, anything),
     "op": (K.op, anything),
 }
 # Families whose value Keys derives itself (a digest): (how to build it, what it is built from).
@@ -69,6 +72,7 @@ FIXED_KEYS = {
     "probe": K.probe,
     "layout": K.layout,
     "layout_lock": K.layout_lock,
+    "paused_queues": K.paused_queues,
 }
 built = st.sampled_from(sorted(BUILDERS)).flatmap(lambda f: st.tuples(st.just(f), BUILDERS[f][1]))
 
@@ -82,7 +86,7 @@ def test_every_family_and_fixed_key_is_covered() -> None:
     builders = {"task", "history", "payload", "index", "dest", "dest_inflight", "dest_parked"}
     builders |= {"endpoint", "endpoint_inflight", "endpoint_parked"}
     builders |= {"stats_minute", "session", "rate_bucket", "auth_failures", "inbox", "parse", "prefix"}
-    builders |= {"sched", "sched_runs", "op"}
+    builders |= {"sched", "sched_runs", "held", "op"}
     assert public == builders | dramatiq | (set(FIXED) - {"all_index"}), public
 
 
@@ -170,3 +174,18 @@ def test_a_queue_that_could_spell_dramatiqs_keys_is_a_422(api: TestClient[Any], 
 def test_any_other_queue_name_is_a_422(api: TestClient[Any], queue: str) -> None:
     response = api.post("/api/v1/tasks", json={"type": "echo", "payload": "x", "queue": queue})
     assert response.status_code == 422 and response.json()["field"] == "queue", response.text
+
+
+STORAGE_PAGE = Path(__file__).parents[1] / "docs" / "architecture" / "storage.md"
+
+
+@pytest.mark.parametrize("where", ["storage/keys.py", "docs/architecture/storage.md"])
+def test_every_family_and_fixed_key_is_documented(where: str) -> None:
+    text = keys.__doc__ or "" if where.endswith(".py") else STORAGE_PAGE.read_text()
+    missing = [f"{{p}}:{head}{{...}}" for head in FAMILIES.values() if f"{{p}}:{head}{{" not in text]
+    missing += [
+        f"{{p}}:{fixed}"
+        for fixed in FIXED.values()
+        if not re.search(rf"\{{p\}}:{re.escape(fixed)}(?![\w:{{-])", text)
+    ]
+    assert not missing, f"{where} does not list {missing}"

@@ -4,16 +4,13 @@ email settings read from the environment."""
 
 from __future__ import annotations
 
-import asyncio
-import email
-import email.policy
 import shutil
 import socket
 import ssl
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -28,49 +25,10 @@ from queue_system.domain.models import AttemptResult, Outcome
 from queue_system.errors import ConfigError, InvalidInput
 from queue_system.kinds import RunContext, TaskKind
 from queue_system.kinds.email import email_kind
+from tests.support.smtp import EphemeralController, Mailbox
 
 # The kind under test, built from the settings each test gives `configure` (as load_kinds does).
 KIND: TaskKind = email_kind(EmailSettings())
-
-
-@dataclass
-class Mailbox:
-    """An aiosmtpd handler: keeps what arrives; refuses what it is told to refuse."""
-
-    refuse_rcpt: dict[str, str] = field(default_factory=dict)  # address -> reply
-    data_reply: str | None = None  # e.g. "451 4.3.0 try later": refuse at DATA
-    received: list[Envelope] = field(default_factory=list)
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        if address in self.refuse_rcpt:
-            return self.refuse_rcpt[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.data_reply:
-            return self.data_reply
-        self.received.append(envelope)
-        return "250 OK: queued"
-
-    def message(self, n: int = 0) -> EmailMessage:
-        content = self.received[n].content
-        assert isinstance(content, bytes)
-        # As sent on the wire, with CRLF line ends: parse it as a mail client reading a file would.
-        parsed = email.message_from_bytes(content.replace(b"\r\n", b"\n"), policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        return parsed
-
-
-class EphemeralController(Controller):
-    """aiosmtpd's Controller on port 0: it learns the real port before its start-up probe connects."""
-
-    def _trigger_server(self) -> None:
-        assert isinstance(self.server, asyncio.Server)
-        self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture
@@ -106,7 +64,7 @@ def unconfigure() -> Iterator[None]:
 def configure(url: str | None, **kwargs: Any) -> None:
     global KIND
     KIND = email_kind(
-        EmailSettings(smtp_url=url, email_from="Queue <queue@example.com>", timeout_ms=5_000, **kwargs)
+        EmailSettings(smtp_url=url, email_from="Queue <queue@example.com>", **{"timeout_ms": 5_000, **kwargs})
     )
 
 
@@ -319,7 +277,39 @@ def test_a_closed_port_is_transient(ctx: RunContext) -> None:
     result = send({"to": "ada@example.com", "subject": "Hi", "body": "Hello"}, ctx)
     assert result.outcome is Outcome.TRANSIENT
     assert result.error is not None
-    assert result.error.startswith(f"cannot talk to SMTP server 127.0.0.1:{port}: ")
+    assert result.error == f"connection refused by SMTP server 127.0.0.1:{port}"
+    assert result.detail is not None and "ConnectionRefusedError" in result.detail  # the library's account
+
+
+def test_a_server_that_never_greets_times_out_in_words(ctx: RunContext) -> None:
+    with socket.socket() as silent:  # accepts the connection (backlog) and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        configure(f"smtp://127.0.0.1:{port}", timeout_ms=500)
+        result = send({"to": "ada@example.com", "subject": "Hi", "body": "Hello"}, ctx)
+    assert result.outcome is Outcome.TRANSIENT
+    assert result.error == f"timed out after 500 ms talking to SMTP server 127.0.0.1:{port}"
+    assert result.detail is not None
+
+
+def test_a_server_that_hangs_up_says_so(ctx: RunContext) -> None:
+    with socket.socket() as rude:
+        rude.bind(("127.0.0.1", 0))
+        rude.listen(1)
+        port = rude.getsockname()[1]
+
+        def hang_up() -> None:
+            conn, _ = rude.accept()
+            conn.close()
+
+        closer = threading.Thread(target=hang_up, daemon=True)
+        closer.start()
+        configure(f"smtp://127.0.0.1:{port}")
+        result = send({"to": "ada@example.com", "subject": "Hi", "body": "Hello"}, ctx)
+        closer.join(timeout=10)
+    assert result.outcome is Outcome.TRANSIENT
+    assert result.error == f"SMTP server 127.0.0.1:{port} closed the connection"
 
 
 def test_not_configured_fails_at_once(ctx: RunContext) -> None:

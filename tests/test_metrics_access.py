@@ -21,7 +21,7 @@ from queue_system.worker.instance import metrics_dir, status_dir
 from queue_system.worker.launch import metrics_keys, metrics_throttle
 from queue_system.worker.master import Master
 from tests.e2e import support
-from tests.test_api import assert_problem
+from tests.support.api import assert_problem
 
 WRITE = "metrics-write-key-0123456789"
 READ = "metrics-read-key-0123456789"

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import redis
 from litestar.testing import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from queue_system.api.app import create_app
 from queue_system.config.settings import load_settings
+from tests.support.metrics import scrape, value
 
 HOOK = {"url": "http://127.0.0.1:9/hook"}
 
@@ -24,24 +24,6 @@ def client(redis_client: redis.Redis, redis_url: str) -> Iterator[TestClient[Any
     )
     with TestClient(create_app(settings)) as test_client:
         yield test_client
-
-
-def scrape(
-    client: TestClient[Any], key: str | None = None
-) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """GET /metrics -> {(sample name, sorted labels): value}. `key`: with keys on, any key."""
-    response = client.get("/metrics", headers={"X-API-Key": key} if key else None)
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    out = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
-
-
-def value(samples: dict[Any, float], name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def test_redis_counts_match_the_stats_endpoint(client: TestClient[Any], redis_client: redis.Redis) -> None:

@@ -21,10 +21,10 @@ from queue_system.config.settings import load_settings
 from queue_system.domain.redaction import REDACTED, header_problems
 from queue_system.storage.types import Claim
 from queue_system.storage.worker_store import RedisTaskStore
-from tests.dashboard.test_dashboard import sign_in
-from tests.receiver import Receiver, Reply
-from tests.test_redaction_rule import credential_values, secret_names, secret_params, secrets_
-from tests.test_webhook_security import StubDNS, run_task
+from tests.support.dashboard import sign_in
+from tests.support.receiver import Receiver, Reply
+from tests.support.redaction import credential_values, secret_names, secret_params, secrets_
+from tests.support.webhooks import StubDNS, run_task
 
 WRITE = "write-key-0123456789abcdef"
 READ = "read-key-0123456789abcdef"

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
-from queue_system.config.settings import load_settings
-from queue_system.domain.schedules import MAX_CATCH_UP, CatchUp, Timing, plan, timing
+from queue_system.config.settings import load_settings, parse_duration_ms
+from queue_system.domain.schedules import MAX_CATCH_UP, CatchUp, Timing, every_text, plan, timing
 from queue_system.service.schedules import fire_due
 from queue_system.storage.keys import Keys
 from queue_system.storage.schedules import ScheduleStore
-from tests.test_api import assert_problem
+from tests.support.api import assert_problem
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -189,3 +189,63 @@ def test_pause_delete_and_no_task_after_delete(client: TestClient[Any], redis_cl
     gone = client.get(f"/api/v1/schedules/{sid}")
     assert gone.status_code == 404 and gone.json()["detail"] == f"no schedule with id {sid!r}"
     assert not [k for k in redis_client.scan_iter("qs:sched*")]
+
+
+class Recorder:
+    """An Observer that keeps what the firing reported (service/observe.py)."""
+
+    def __init__(self) -> None:
+        self.fired: list[tuple[str, int, float]] = []
+
+    def attempt_finished(self, *args: object) -> None:
+        return
+
+    def recovered(self, count: int) -> None:
+        return
+
+    def bulk_acted(self, action: str, count: int) -> None:
+        return
+
+    def schedule_fired(self, timing: str, created: int, late_s: float) -> None:
+        self.fired.append((timing, created, late_s))
+
+
+def test_only_the_worker_that_fired_reports_it(client: TestClient[Any], redis_client: redis.Redis) -> None:
+    created = client.post("/api/v1/schedules", json={"task": ECHO, "every": "1s"}).json()
+    store = ScheduleStore(redis_client, Keys())
+    rec = store.read(created["id"])
+    assert rec is not None
+    first, second = Recorder(), Recorder()
+    assert fire_due(store, rec.next_run_at + 250, first) == 1
+    assert fire_due(store, rec.next_run_at + 260, second) == 0  # planned after the move: not due
+    assert first.fired == [("every", 1, 0.25)] and second.fired == []
+
+
+def test_a_client_id_makes_create_idempotent(client: TestClient[Any]) -> None:
+    body = {"id": "nightly-report", "task": ECHO, "cron": "0 3 * * *", "timezone": "Europe/Berlin"}
+    first = client.post("/api/v1/schedules", json=body)
+    assert first.status_code == 201, first.text
+    assert first.json()["id"] == "nightly-report"
+    assert first.headers["location"] == "/api/v1/schedules/nightly-report"
+    client.patch("/api/v1/schedules/nightly-report", json={"paused": True})
+    again = client.post("/api/v1/schedules", json=body)  # a redeploy: an operator's pause stays
+    assert again.status_code == 200 and again.json()["paused"] is True
+    assert again.json()["created_at"] == first.json()["created_at"]
+    other = client.post("/api/v1/schedules", json={**body, "cron": "0 4 * * *"})
+    assert_problem(other, 409)
+    assert other.json()["detail"] == "schedule 'nightly-report' exists with another task or timing"
+    assert len(client.get("/api/v1/schedules").json()["items"]) == 1
+
+
+@pytest.mark.parametrize("sid", ["", "a b", "x@1", "a/b", ".", "x" * 129])
+def test_a_bad_client_id_is_a_problem(client: TestClient[Any], sid: str) -> None:
+    assert_problem(client.post("/api/v1/schedules", json={"id": sid, "task": ECHO, "every": "1s"}), 422, "id")
+
+
+@given(st.integers(min_value=1, max_value=400 * 86_400))
+@settings(max_examples=200)
+def test_a_period_is_shown_as_it_can_be_written_back(seconds: int) -> None:
+    """The CLI and the dashboard show `every` as `every_text`: the API reads it back the same."""
+    text = every_text(seconds * 1000)
+    assert parse_duration_ms(text) == seconds * 1000
+    assert text[-1] in "smhd" and text[:-1].isdigit()

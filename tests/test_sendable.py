@@ -28,8 +28,8 @@ from queue_system.kinds.registry import Registry, RunContext, TaskKind
 from queue_system.kinds.webhook import webhook_kind
 from queue_system.transports.async_http import AsyncHttpSender, PoolLimits
 from queue_system.transports.http import WebhookRequest, exchange, send
-from tests.receiver import Receiver
-from tests.test_webhook_security import StubDNS, run_task
+from tests.support.receiver import Receiver
+from tests.support.webhooks import StubDNS, run_task
 
 TOKEN_CHARS = "!#$%&'*+-.^_`|~" + string.ascii_letters + string.digits
 ANY_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)  # every code point JSON can carry

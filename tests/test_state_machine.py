@@ -25,9 +25,9 @@ from queue_system.storage.keys import Keys
 from queue_system.storage.task_store import RedisAsyncTaskStore
 from queue_system.storage.types import ChangeResult
 from queue_system.storage.worker_store import RedisTaskStore
-from tests.test_destinations import E2, D, E
-from tests.test_destinations import create as create_for_destination
-from tests.test_store import create, finish_with
+from tests.support.destinations import E2, D, E
+from tests.support.destinations import create as create_for_destination
+from tests.support.store import create, finish_with
 
 K = Keys()
 PENDING, SCHEDULED, PROCESSING, RETRYING = "pending", "scheduled", "processing", "retrying"

@@ -104,7 +104,7 @@ def test_the_response_is_500_or_503_and_never_shows_redis_words(
     cls: type[redis.RedisError], text: str
 ) -> None:
     exc = cls(text)
-    response = problems.on_storage_error(REQUEST, exc)
+    response = problems.storage_error_handler(classify)(REQUEST, exc)
     body: dict[str, Any] = response.content
     classified = classify(exc)
     if isinstance(classified, StorageUnavailable):

@@ -17,31 +17,34 @@ import redis.asyncio as aioredis
 from queue_system.domain.models import (
     MAX_HISTORY,
     MAX_LOST_IN_A_ROW,
-    Attempt,
     AttemptResult,
     Outcome,
-    Task,
     TaskQuery,
     TaskStatus,
 )
 from queue_system.domain.policy import FixedPolicy, encode_policy
 from queue_system.domain.retry import Decision
 from queue_system.storage import codec, scripts
-from queue_system.storage.keys import Keys
 from queue_system.storage.task_store import RedisAsyncTaskStore
 from queue_system.storage.types import (
     Change,
     ChangeResult,
     Claim,
-    Finished,
-    MessageAck,
     NewTask,
     Skip,
     SkipReason,
 )
 from queue_system.storage.worker_store import RedisTaskStore
-
-K = Keys()
+from tests.support.store import (
+    K,
+    create,
+    finish,
+    finish_with,
+    get,
+    lose_message,
+    ok,
+    queued_messages,
+)
 
 
 @pytest.fixture
@@ -49,107 +52,6 @@ def store(redis_client: redis.Redis) -> Iterator[RedisTaskStore]:
     store = RedisTaskStore(redis_client)
     yield store
     store.close()
-
-
-def create(
-    redis_url: str, task_id: str, *, now: int = 1_000, due: int | None = None, type_: str = "webhook"
-) -> bool:
-    async def go() -> bool:
-        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-        try:
-            created, _ = await RedisAsyncTaskStore(client).create(
-                NewTask(
-                    id=task_id,
-                    type=type_,
-                    queue="default",
-                    payload_json='{"url":"http://x"}',
-                    fingerprint="fp",
-                    now=now,
-                    due=due,
-                )
-            )
-            return created
-        finally:
-            await client.aclose()
-
-    return asyncio.run(go())
-
-
-def get(redis_url: str, task_id: str) -> Task | None:
-    """The task as the API reads it."""
-
-    async def go() -> Task | None:
-        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-        try:
-            return await RedisAsyncTaskStore(client).get(task_id)
-        finally:
-            await client.aclose()
-
-    return asyncio.run(go())
-
-
-def attempt(n: int = 1) -> Attempt:
-    return Attempt(n=n, started_at=1_000, duration_ms=5, outcome=Outcome.SUCCESS, status_code=200)
-
-
-def claimed(task_id: str, token: int, dest: str | None = None) -> Task:
-    """A task as its claim returned it (what finish is given)."""
-    return Task(
-        id=task_id,
-        type="webhook",
-        payload=None,
-        status=TaskStatus.PROCESSING,
-        queue="default",
-        attempts=1,
-        created_at=1_000,
-        updated_at=1_000,
-        token=token,
-        dest=dest,
-    )
-
-
-def finish_with(
-    store: RedisTaskStore,
-    task_id: str,
-    token: int,
-    decision: Decision,
-    result: AttemptResult,
-    *,
-    now: int = 2_000,
-    n: int = 1,
-    ack: MessageAck | None = None,
-    dest: str | None = None,
-) -> Finished:
-    return store.finish(
-        claimed(task_id, token, dest), attempt(n), decision, result, now=now, retention_ms=60_000, ack=ack
-    )
-
-
-def finish(
-    store: RedisTaskStore,
-    task_id: str,
-    token: int,
-    status: TaskStatus,
-    *,
-    now: int = 2_000,
-    next_at: int | None = None,
-) -> bool:
-    if status is TaskStatus.COMPLETED:
-        result = AttemptResult(Outcome.SUCCESS, result=1)
-    else:
-        result = AttemptResult(Outcome.TRANSIENT, error="HTTP 503")
-    return finish_with(store, task_id, token, Decision(status, next_at), result, now=now).recorded
-
-
-def ok(claim: Claim | Skip) -> Task:
-    assert isinstance(claim, Claim), claim
-    return claim.task
-
-
-def queued_messages(client: redis.Redis) -> list[dict[str, object]]:
-    ids: list[str] = client.lrange(K.queue("default"), 0, -1)  # type: ignore[assignment]
-    raw: list[str] = [client.hget(K.queue("default") + ".msgs", mid) for mid in ids]  # type: ignore[misc]
-    return [json.loads(text) for text in raw]
 
 
 def test_create_stores_record_indexes_and_a_dramatiq_message(
@@ -383,19 +285,12 @@ def test_a_finished_attempt_resets_the_lost_count(store: RedisTaskStore, redis_u
     assert task is not None and task.status is TaskStatus.RETRYING
 
 
-def _lose_message(client: redis.Redis, task_id: str, token: int) -> None:
-    """What Dramatiq's nack does when it dead-letters a message: the body leaves the queue."""
-    mid = f"{task_id}#{token}"
-    client.lrem(K.queue("default"), 0, mid)
-    client.hdel(K.queue("default") + ".msgs", mid)
-
-
 def test_a_waiting_task_whose_message_is_gone_is_dispatched_again(
     store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
     create(redis_url, "stranded", now=1_000)
     create(redis_url, "fine", now=1_000)
-    _lose_message(redis_client, "stranded", 1)
+    lose_message(redis_client, "stranded", 1)
 
     assert store.redispatch_stranded(TaskStatus.PENDING, 0, 2_000, 5_000) == (2, 0)  # too recent
     assert store.redispatch_stranded(TaskStatus.PENDING, 0, 7_000, 5_000) == (2, 1)
@@ -418,7 +313,7 @@ def test_the_walk_covers_the_waiting_tasks_a_slice_at_a_time(
 ) -> None:
     for i in range(5):
         create(redis_url, f"w{i}", now=1_000 + i)
-        _lose_message(redis_client, f"w{i}", 1)
+        lose_message(redis_client, f"w{i}", 1)
     assert store.redispatch_stranded(TaskStatus.PENDING, 0, 900_000, 5_000, limit=2) == (2, 2)
     assert store.redispatch_stranded(TaskStatus.PENDING, 2, 900_000, 5_000, limit=2) == (2, 2)
     assert store.redispatch_stranded(TaskStatus.PENDING, 4, 900_000, 5_000, limit=2) == (1, 1)
@@ -694,6 +589,6 @@ def test_the_lua_spells_no_key_or_wire_name_of_its_own() -> None:
         )
         for literal in (*spelled, "'#'"):
             assert literal not in code, f"{path.name} spells {literal!r}"
-        if path.name not in ("common.lua", "destinations.lua", "actions.lua"):  # the shared libraries
+        if path.name not in ("common.lua", "destinations.lua", "queues.lua", "actions.lua"):  # the libraries
             assert source.startswith(f"-- {path.name.removesuffix('.lua')}: "), path.name
             assert "-- KEYS[1]" in source and "-- ARGV" in source and "-- Returns" in source, path.name

@@ -21,9 +21,9 @@ from queue_system.api.keys import KeyRing
 from queue_system.config.settings import load_settings
 from queue_system.service.tasks import ID_PATTERN
 from tests.e2e.support import timestamp
-from tests.receiver import Receiver
-from tests.test_api import assert_problem
-from tests.test_webhook_security import StubDNS, run_task
+from tests.support.api import assert_problem
+from tests.support.receiver import Receiver
+from tests.support.webhooks import StubDNS, run_task
 
 URL = "http://127.0.0.1:9/hook"
 TOKEN_CHARS = "!#$%&'*+-.^_`|~" + string.ascii_letters + string.digits

@@ -11,7 +11,7 @@ import pytest
 from queue_system.domain.models import AttemptResult, Outcome
 from queue_system.transports.async_http import AsyncHttpSender, PoolLimits, WebhookRequest
 from queue_system.transports.http import classify, parse_retry_after
-from tests.receiver import Receiver, Reply
+from tests.support.receiver import Receiver, Reply
 
 
 @pytest.mark.parametrize("code", [200, 201, 204, 299])

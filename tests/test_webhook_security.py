@@ -6,11 +6,9 @@ redirect hops included."""
 from __future__ import annotations
 
 import functools
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any, cast
 
-import httpx
 import msgspec
 import pytest
 import redis
@@ -18,17 +16,13 @@ from litestar.testing import TestClient
 from standardwebhooks.webhooks import Webhook as Verifier
 
 from queue_system.api.app import create_app
-from queue_system.config.settings import Settings, load_settings
-from queue_system.kinds import load_kinds
-from queue_system.kinds.webhook_security import egress_transport
+from queue_system.config.settings import load_settings
 from queue_system.local.launcher import child_env
-from queue_system.service.runner import InFlight, TaskRunner
-from queue_system.storage.keys import Keys
-from queue_system.storage.worker_store import RedisTaskStore
 from queue_system.transports.http import response_text
 from queue_system.transports.signing import new_secret
-from tests.receiver import Receiver, Reply
-from tests.test_api import assert_problem
+from tests.support.api import assert_problem
+from tests.support.receiver import Receiver, Reply
+from tests.support.webhooks import StubDNS, run_task
 
 BLOCKED_LITERALS = [
     "http://127.0.0.1/",
@@ -173,25 +167,6 @@ def test_a_payload_without_secret_stores_no_secret_field(
 
 
 # -- the attempt, through the real runner and the worker's guarded client ---------------------------
-
-
-class StubDNS:
-    def __init__(self, table: dict[str, str]) -> None:
-        self.table = table
-
-    def __call__(self, host: str, port: int) -> Sequence[str]:
-        return [self.table[host]]
-
-
-def run_task(redis_client: redis.Redis, settings: Settings, task_id: str, dns: StubDNS) -> None:
-    """One attempt of `task_id`, as a worker runs it (its runner, the egress-guarded client)."""
-    store = RedisTaskStore(redis_client, Keys())
-    client = httpx.Client(
-        transport=egress_transport(settings, dns), follow_redirects=settings.security.follow_redirects
-    )
-    with client:
-        runner = TaskRunner(store, load_kinds(settings), settings, client, InFlight(), threading.Event())
-        runner.run(task_id, int(cast(str, redis_client.hget(f"qs:task:{task_id}", "token"))))
 
 
 def test_a_name_resolving_to_a_blocked_address_fails_permanently(

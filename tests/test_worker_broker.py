@@ -23,7 +23,7 @@ from queue_system.storage.keys import Keys
 from queue_system.storage.types import Claim, MessageAck
 from queue_system.storage.worker_store import RedisTaskStore
 from queue_system.worker.broker import FinishAckingBroker, _Consumer
-from tests.test_store import create, finish_with
+from tests.support.store import create, finish_with
 
 K = Keys()
 MSGS = K.queue("default") + ".msgs"

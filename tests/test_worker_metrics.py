@@ -62,3 +62,16 @@ def test_attempts_are_written_when_flushed_and_only_once() -> None:
     assert value(metrics.duration, "_sum", type="noop") == sum(DURATIONS)
     assert value(metrics.retries, "_total", type="webhook") == 1
     assert value(metrics.deliveries, "_total", status_class="5xx") == 1
+
+
+def test_schedule_firings_are_counted_by_timing_with_their_lateness() -> None:
+    metrics = WorkerMetrics()
+    metrics.schedule_fired("every", 1, 0.12)
+    metrics.schedule_fired("every", 0, 0.3)  # won the move, its tick's task existed: no task
+    metrics.schedule_fired("cron", 5, 7200.0)  # a catch_up: all after two hours down
+    assert value(metrics.schedule_firings, "_total", timing="every") == 2
+    assert value(metrics.schedule_tasks, "_total", timing="every") == 1
+    assert value(metrics.schedule_tasks, "_total", timing="cron") == 5
+    assert value(metrics.schedule_lateness, "_bucket", le="0.25", timing="every") == 1
+    assert value(metrics.schedule_lateness, "_bucket", le="3600.0", timing="cron") == 0
+    assert value(metrics.schedule_lateness, "_count", timing="cron") == 1

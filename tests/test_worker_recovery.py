@@ -21,7 +21,7 @@ from queue_system.storage.types import FinishCall, MessageAck
 from queue_system.storage.worker_store import RedisTaskStore
 from queue_system.testing import poll
 from queue_system.worker.broker import FinishAckingBroker
-from tests.test_store import attempt, create, get, ok, queued_messages
+from tests.support.store import attempt, create, get, ok, queued_messages
 
 K = Keys()
 DEAD_AFTER = 3_000

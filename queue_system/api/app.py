@@ -20,6 +20,7 @@ from queue_system.api.auth import AccessRefused, build_guard, on_access_refused
 from queue_system.api.body import BodyRequest
 from queue_system.api.compat import compat_router
 from queue_system.api.dashboard import dashboard_router
+from queue_system.api.dashboard.auth import Sessions
 from queue_system.api.destinations import list_destinations
 from queue_system.api.headers import security_headers
 from queue_system.api.inbox import inbox_router
@@ -27,18 +28,27 @@ from queue_system.api.keys import KeyRing
 from queue_system.api.metrics import count_rejections, http_metrics, metrics
 from queue_system.api.openapi import StrictStructSchemaPlugin
 from queue_system.api.operations import BULK_ROUTES, OperationController
+from queue_system.api.queues import QueueController
 from queue_system.api.routes import TaskController, health, ready, stats, workers
 from queue_system.api.schedules import ScheduleController
 from queue_system.config.settings import Settings
 from queue_system.errors import QueueSystemError
 from queue_system.kinds import Registry, load_kinds
+from queue_system.service.access import access_stores
 from queue_system.service.health import WriteProbe
+from queue_system.service.inbox import DevInbox
+from queue_system.service.mailbox import Mailbox
 from queue_system.service.operations import OperationLimits, OperationService
+from queue_system.service.queues import QueueService
 from queue_system.service.schedules import ScheduleService
 from queue_system.service.tasks import TaskService
 from queue_system.storage.connection import async_client
+from queue_system.storage.failures import classify
+from queue_system.storage.inbox import AsyncInboxStore
 from queue_system.storage.keys import Keys
+from queue_system.storage.mailbox import AsyncMailboxReader
 from queue_system.storage.operations import AsyncOperationStore
+from queue_system.storage.queues import AsyncQueueStore
 from queue_system.storage.schedules import AsyncScheduleStore
 from queue_system.storage.task_store import RedisAsyncTaskStore
 from queue_system.transports.signing import parse_secrets
@@ -56,6 +66,7 @@ def create_app(
     state: dict[str, object] = {}
     # Raises ConfigError (before anything listens) for bad keys or production without keys.
     guard, open_warning = build_guard(settings, [route.path for route in compat_router.routes])
+    sessions = Sessions(keyring if keyring is not None else guard.ring, guard)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -71,7 +82,9 @@ def create_app(
             min_replicas=settings.min_replicas,
             min_replicas_timeout_ms=settings.min_replicas_timeout_ms,
         )
-        guard.start(client, settings, keys or Keys())
+        access = access_stores(client, settings, keys or Keys())
+        guard.start(access, settings.api.trusted_proxies)
+        sessions.start(access.sessions)
         if open_warning:
             logger.warning("{}", open_warning)
         state["service"] = TaskService(
@@ -85,6 +98,7 @@ def create_app(
             AsyncScheduleStore(client, keys or Keys()),
             state["service"],  # type: ignore[arg-type]
         )
+        state["queues"] = QueueService(AsyncQueueStore(client, keys or Keys()))
         state["operations"] = OperationService(
             AsyncOperationStore(client, keys or Keys()),
             OperationLimits(
@@ -95,6 +109,8 @@ def create_app(
             ),
         )
         state["write_probe"] = WriteProbe()
+        state["dev_inbox"] = DevInbox(AsyncInboxStore(client, keys))
+        state["mailbox"] = AsyncMailboxReader(client, keys)
         # Everything built so far lives as long as the process: keep it out of the collector's
         # generations, so full collections under load stay short (p99).
         gc.freeze()
@@ -111,21 +127,29 @@ def create_app(
     def provide_schedules() -> ScheduleService:
         return state["schedules"]  # type: ignore[return-value]
 
+    def provide_queues() -> QueueService:
+        return state["queues"]  # type: ignore[return-value]
+
     def provide_operations() -> OperationService:
         return state["operations"]  # type: ignore[return-value]
 
     def provide_write_probe() -> WriteProbe:
         return state["write_probe"]  # type: ignore[return-value]
 
+    def provide_dev_inbox() -> DevInbox:
+        return state["dev_inbox"]  # type: ignore[return-value]
+
+    def provide_mailbox() -> Mailbox:
+        return state["mailbox"]  # type: ignore[return-value]
+
     # The development inbox (DEV_INBOX): `make run` in development only.
     dev = [inbox_router(parse_secrets(settings.security.signing_secret))] if settings.api.dev_inbox else []
-    board = dashboard_router(
-        keyring if keyring is not None else guard.ring, keys, guard=guard, inbox=settings.api.dev_inbox
-    )
+    board = dashboard_router(sessions, inbox=settings.api.dev_inbox)
     return Litestar(
         route_handlers=[
             TaskController,
             ScheduleController,
+            QueueController,
             *BULK_ROUTES,
             OperationController,
             stats,
@@ -147,6 +171,9 @@ def create_app(
             "service": Provide(provide_service, sync_to_thread=False),
             "write_probe": Provide(provide_write_probe, sync_to_thread=False),
             "schedules": Provide(provide_schedules, sync_to_thread=False),
+            "dev_inbox": Provide(provide_dev_inbox, sync_to_thread=False),
+            "mailbox": Provide(provide_mailbox, sync_to_thread=False),
+            "queues": Provide(provide_queues, sync_to_thread=False),
             "operations": Provide(provide_operations, sync_to_thread=False),
         },
         # Errors become HTTP in api/problems.py only; Redis's by what they mean (storage/failures.py).
@@ -154,7 +181,7 @@ def create_app(
             AccessRefused: on_access_refused,
             QueueSystemError: problems.on_app_error,
             HTTPException: problems.on_http_error,
-            redis.RedisError: problems.on_storage_error,
+            redis.RedisError: problems.storage_error_handler(classify),
             Exception: problems.on_unexpected,
         },
         request_max_body_size=settings.api.max_body_bytes,

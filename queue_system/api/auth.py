@@ -6,7 +6,8 @@ alias (`compat.py`) and `/metrics` (any key, read-only too; open with METRICS_PU
 
 - a missing or unknown key -> 401 (`WWW-Authenticate: Bearer`); a read key on a change -> 403;
 - API_AUTH_FAILURES wrong keys from one client address lock it out -> 429 with `Retry-After`, for
-  API_AUTH_LOCKOUT, doubling with each lockout (`storage/auth_failures.py`, shared through Redis);
+  API_AUTH_LOCKOUT, doubling with each lockout (storage/auth_failures.py via
+  service/access.py, shared through Redis);
 - over `API_RATE_LIMIT` -> 429 with `Retry-After` (one Redis token bucket per key, shared by every
   API process: `storage/rate_limit.py`);
 - a JSON body nested deeper than `MAX_JSON_DEPTH` -> 422, checked on the raw bytes (msgspec would
@@ -37,7 +38,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
@@ -50,9 +50,7 @@ from queue_system.api.keys import KeyRing, Role, presented_key, startup_problem,
 from queue_system.config.settings import Settings
 from queue_system.domain.redaction import raw_json_depth_problem
 from queue_system.errors import ConfigError, InvalidInput, QueueSystemError
-from queue_system.storage.auth_failures import AsyncFailureThrottle, FailureLimit, FailureState
-from queue_system.storage.keys import Keys
-from queue_system.storage.rate_limit import AsyncRateLimiter
+from queue_system.service.access import AccessStores, FailureCounts, FailureState, RateLimits
 from queue_system.transports.egress_ranges import IPNetwork
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -113,8 +111,8 @@ class ApiGuard:
     alias_paths: frozenset[str] = frozenset()
     alias_prefixes: tuple[str, ...] = ()
     metrics_protected: bool = True  # METRICS_PUBLIC=true: False
-    limiter: AsyncRateLimiter | None = None
-    throttle: AsyncFailureThrottle | None = None
+    limiter: RateLimits | None = None
+    throttle: FailureCounts | None = None
     trusted_proxies: tuple[IPNetwork, ...] = ()
     _roles: dict[str, Role] = field(default_factory=dict, repr=False)
     # Locked client addresses this process has heard of -> until when (time.monotonic()).
@@ -257,19 +255,13 @@ class ApiGuard:
         headers = {"Retry-After": str(state.retry_after_s)}
         raise AccessRefused(429, "too-many-failures", LOCKED_DETAIL, headers)
 
-    def start(self, client: aioredis.Redis, settings: Settings, keys: Keys) -> None:
-        """At the lifespan's start: the shared rate limiter (if API_RATE_LIMIT is set) and the
-        lockout of addresses that present wrong keys."""
-        api = settings.api
-        rate = api.rate_limit
-        self.limiter = AsyncRateLimiter(client, rate, keys.prefix) if rate is not None else None
-        failures = FailureLimit(
-            threshold=api.auth_failures.count,
-            window_ms=api.auth_failures.period_ms,
-            lockout_ms=api.auth_lockout_ms,
-        )
-        self.throttle = AsyncFailureThrottle(client, failures, keys)
-        self.trusted_proxies = api.trusted_proxies
+    def start(self, access: AccessStores, trusted_proxies: tuple[IPNetwork, ...] = ()) -> None:
+        """At the lifespan's start (service/access.py builds `access` on the app's Redis client):
+        the shared rate limiter (if API_RATE_LIMIT is set) and the lockout of addresses that
+        present wrong keys; `trusted_proxies`: API_TRUSTED_PROXIES."""
+        self.limiter = access.limiter
+        self.throttle = access.failures
+        self.trusted_proxies = trusted_proxies
 
 
 def _presented(raw_headers: Iterable[tuple[bytes, bytes]]) -> str | None:

@@ -1,7 +1,7 @@
 """The calls of the five systems queue_system replaces, kept working as thin aliases.
 
-Each takes the old request shape and answers with this API's task fields (see the README's
-"Coming from ..." table). New code should use /api/v1.
+Each takes the old request shape and answers with this API's task fields (see the docs'
+coming-from.md). New code should use /api/v1.
 """
 
 from __future__ import annotations

@@ -20,14 +20,12 @@ from litestar.params import FromPath, QueryParameter
 
 from queue_system.api.openapi import GUARDED_READ, responses
 from queue_system.api.schemas import rfc3339
-from queue_system.service import inbox
-from queue_system.service.tasks import TaskService
-from queue_system.storage.inbox import INBOX_CAP, InboxRequest
+from queue_system.service.inbox import INBOX_CAP, DevInbox, InboxRequest
 
 MAX_REQUEST_BYTES = 256 * 1024
 RECEIVER_PATH = "/dev/inbox"
 API_PATH = "/api/v1/dev/inbox"
-Service = NamedDependency[TaskService]
+Inbox = NamedDependency[DevInbox]  # the app's `dev_inbox` dependency (api/app.py)
 
 
 class Received(msgspec.Struct):
@@ -88,13 +86,11 @@ def request_out(r: InboxRequest) -> InboxRequestOut:
 async def receive(
     name: FromPath[str],
     request: Request[Any, Any, Any],
-    service: Service,
+    dev_inbox: Inbox,
     signing: NamedDependency[tuple[bytes, ...]],
 ) -> Received:
     query = request.scope.get("query_string", b"").decode("latin-1")
-    recorded = await inbox.receive(
-        service.store.client,
-        service.store.keys,
+    recorded = await dev_inbox.receive(
         name,
         method=request.method,
         path=request.url.path + (f"?{query}" if query else ""),
@@ -106,8 +102,8 @@ async def receive(
 
 
 @get(API_PATH, tags=["dev"], summary="The development inboxes", responses=responses(503, guard=GUARDED_READ))
-async def list_inboxes(service: Service) -> InboxesOut:
-    found = await inbox.inboxes(service.store.client, service.store.keys)
+async def list_inboxes(dev_inbox: Inbox) -> InboxesOut:
+    found = await dev_inbox.inboxes()
     return InboxesOut(
         items=[InboxSummaryOut(s.name, s.requests, rfc3339(s.last_received_at) or "") for s in found]
     )
@@ -121,10 +117,10 @@ async def list_inboxes(service: Service) -> InboxesOut:
 )
 async def show_inbox(
     name: FromPath[str],
-    service: Service,
+    dev_inbox: Inbox,
     limit: Annotated[int, QueryParameter(ge=1, le=INBOX_CAP, description=f"at most {INBOX_CAP}")] = INBOX_CAP,
 ) -> InboxOut:
-    found = await inbox.requests(service.store.client, service.store.keys, name, limit)
+    found = await dev_inbox.requests(name, limit)
     return InboxOut(name=name, items=[request_out(r) for r in found])
 
 

@@ -7,7 +7,8 @@
 - Tasks submitted by type (`submitted`), submits rejected by reason (`count_rejections`, a
   middleware: it sees every refusal, including those Litestar makes before the handler runs).
 - What lives in Redis (tasks by status and type, queue depths, scheduled tasks, the oldest pending
-  task's age, live worker processes, webhook destinations): read from Redis at each scrape
+  task's age, live worker processes, webhook destinations; each queue's paused flag, depth, held
+  tasks and oldest waiting age): read from Redis at each scrape
   (`StatsCollector`), the same numbers GET /api/v1/stats answers, never a gauge that goes stale.
   With one Redis behind every API instance, any instance answers for all.
 """
@@ -28,8 +29,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis import RedisError
 
+from queue_system.api.queues import queue_families
 from queue_system.api.schemas import TASKS_PATH
+from queue_system.domain.queues import QueueState
+from queue_system.service.clock import now_ms
 from queue_system.service.health import Readiness, readiness
+from queue_system.service.queues import QueueService
 from queue_system.service.tasks import TaskService
 
 APP_NAME = "queue_system"
@@ -147,9 +152,12 @@ def count_rejections(app: ASGIApp) -> ASGIApp:
 class StatsCollector(Collector):
     """Gauges for one scrape, from counts read from Redis just before (`readiness` + `stats`)."""
 
-    def __init__(self, ready: Readiness, stats: dict[str, Any] | None) -> None:
+    def __init__(
+        self, ready: Readiness, stats: dict[str, Any] | None, queues: list[QueueState] | None = None
+    ) -> None:
         self.ready = ready
         self.stats = stats
+        self.queues = queues
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
@@ -163,6 +171,8 @@ class StatsCollector(Collector):
         if self.stats is None:
             return
         yield from _families(self.stats)
+        if self.queues is not None:
+            yield from queue_families(self.queues, now_ms())
 
 
 def _families(stats: dict[str, Any]) -> Iterator[Metric]:
@@ -198,14 +208,17 @@ def _families(stats: dict[str, Any]) -> Iterator[Metric]:
 
 
 @get("/metrics", tags=["health"], summary="Prometheus metrics", include_in_schema=False)
-async def metrics(service: NamedDependency[TaskService]) -> Response[bytes]:
+async def metrics(
+    service: NamedDependency[TaskService], queues: NamedDependency[QueueService]
+) -> Response[bytes]:
     ready = await readiness(service)
-    stats = None
+    stats, states = None, None
     if ready.redis_ok:
         with contextlib.suppress(RedisError):  # Redis went away since: the process metrics still answer
             stats = await service.stats()
+            states = await queues.list()
     scrape = CollectorRegistry()
-    scrape.register(StatsCollector(ready, stats))
+    scrape.register(StatsCollector(ready, stats, states))
     body = generate_latest(REGISTRY) + generate_latest(scrape)
     return Response(body, media_type=MediaType.TEXT, headers={"Content-Type": _CONTENT_TYPE})
 

@@ -4,8 +4,9 @@ Every body has `type`, `title`, `status`, `detail`, `instance` and `request_id` 
 `X-Request-ID` header: api/request_ids.py); validation problems add `field` (the first culprit) and
 `errors` (all of them, each with `field` and `message`).
 
-Redis's errors arrive as redis-py's exceptions (`on_storage_error`) or as the StorageError they
-were classified into (storage/failures.py); both are rendered by `_storage_problem`: unreachable
+Redis's errors arrive as redis-py's exceptions (`storage_error_handler`, given storage/failures.py's
+`classify` by the composition root, api/app.py: the API imports no storage) or as the StorageError
+they were classified into; both are rendered by `_storage_problem`: unreachable
 and refusing writes (out of memory, a read-only replica) are 503s with `Retry-After`, each titled
 with what is wrong; anything else (a Lua error, WRONGTYPE) is a 500 "storage error" whose detail
 is generic, the Redis text going to the log line that carries the request id. Dashboard pages get
@@ -15,6 +16,7 @@ the same status as a small HTML page.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -39,7 +41,6 @@ from queue_system.errors import (
     StorageUnavailable,
     UnknownTaskType,
 )
-from queue_system.storage.failures import classify
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -131,11 +132,18 @@ def _validation_item(item: Any) -> dict[str, str]:
     return {"field": field or "body", "message": message}
 
 
-def on_storage_error(request: Request[Any, Any, Any], exc: redis.RedisError) -> Response[Any]:
-    """Any redis-py error that reached the app: what it means (storage/failures.py), rendered."""
-    classified = classify(exc)
-    classified.__cause__ = exc  # the log line shows where Redis failed
-    return _storage_problem(request, classified)
+StorageErrorHandler = Callable[[Request[Any, Any, Any], redis.RedisError], Response[Any]]
+
+
+def storage_error_handler(classify: Callable[[redis.RedisError], StorageError]) -> StorageErrorHandler:
+    """The handler of any redis-py error that reached the app: what `classify` says it means, rendered."""
+
+    def on_storage_error(request: Request[Any, Any, Any], exc: redis.RedisError) -> Response[Any]:
+        classified = classify(exc)
+        classified.__cause__ = exc  # the log line shows where Redis failed
+        return _storage_problem(request, classified)
+
+    return on_storage_error
 
 
 def _storage_problem(request: Request[Any, Any, Any], exc: StorageError) -> Response[Any]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromPath, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
@@ -15,8 +16,7 @@ from queue_system.api.schemas import SubmitTask, rfc3339
 from queue_system.api.submission import to_submission
 from queue_system.config.settings import parse_duration_ms
 from queue_system.errors import InvalidInput
-from queue_system.service.schedules import ScheduleService, ScheduleSpec
-from queue_system.storage.schedules import ScheduleRecord
+from queue_system.service.schedules import ScheduleRecord, ScheduleService, ScheduleSpec
 
 Schedules = NamedDependency[ScheduleService]
 CatchUpName = Literal["latest", "none", "all"]
@@ -25,9 +25,12 @@ CatchUpName = Literal["latest", "none", "all"]
 class ScheduleIn(msgspec.Struct, forbid_unknown_fields=True):
     """`task`: exactly the body of POST /api/v1/tasks (without `id`, `delay`, `run_at`); either
     `cron` (five fields or `@hourly`..., read in `timezone`, IANA, default UTC) or `every` (`30s`,
-    `5m`, at least 1s); `catch_up` after downtime: latest (default), none, all (the newest 100)."""
+    `5m`, at least 1s); `catch_up` after downtime: latest (default), none, all (the newest 100).
+    `id`: the client's own (as a task id: 1-128 of A-Z a-z 0-9 . _ : -); creating it again with the
+    same task and timing answers 200 with the schedule, with another a 409."""
 
     task: SubmitTask
+    id: str | None = None
     cron: str | None = None
     timezone: str | None = None
     every: str | None = None
@@ -103,6 +106,7 @@ def _spec(data: ScheduleIn) -> ScheduleSpec:
         every_ms=_every(data.every),
         catch_up=data.catch_up,
         paused=data.paused,
+        id=data.id,
     )
 
 
@@ -120,6 +124,12 @@ def _merged(old: ScheduleRecord, data: SchedulePatch) -> ScheduleIn:
     )
 
 
+# The 200 of a create with the client's `id`: the same task and timing were created before.
+EXISTING = ResponseSpec(
+    data_container=ScheduleOut,
+    generate_examples=False,
+    description="A schedule with this `id`, task and timing exists: that schedule, unchanged",
+)
 NewSchedule = Annotated[ScheduleIn, Body(description="a task template and its timing")]
 ScheduleChange = Annotated[SchedulePatch, Body(description="the fields to change")]
 
@@ -132,10 +142,15 @@ class ScheduleController(Controller):
         "/",
         status_code=HTTP_201_CREATED,
         summary="Create a schedule",
-        responses=responses(400, 422, 503, guard=GUARDED_WRITE),
+        responses={200: EXISTING, **responses(400, 409, 422, 503, guard=GUARDED_WRITE)},
     )
-    async def create(self, data: NewSchedule, schedules: Schedules) -> ScheduleOut:
-        return schedule_out(await schedules.create(_spec(data)))
+    async def create(self, data: NewSchedule, schedules: Schedules) -> Response[ScheduleOut]:
+        rec, created = await schedules.create(_spec(data))
+        return Response(
+            schedule_out(rec),
+            status_code=HTTP_201_CREATED if created else 200,
+            headers={"Location": f"{self.path}/{rec.id}"},
+        )
 
     @get("/", summary="List schedules, oldest first", responses=responses(400, 503, guard=GUARDED_READ))
     async def list_schedules(

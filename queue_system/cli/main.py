@@ -34,7 +34,7 @@ def settings_or_exit(*, need_redis: bool = True) -> Settings:
 
 def warn_about_redis(settings: Settings) -> None:
     """Log what the connected Redis would lose (eviction, no persistence, too few replicas):
-    warnings, not refusals (README, High availability)."""
+    warnings, not refusals (docs: operations/high-availability.md)."""
     import redis
     from loguru import logger
 
@@ -63,7 +63,7 @@ def _user_modules_importable() -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """queue_system: a task queue you can trust with webhooks. Settings come from the environment
-    (README, Settings)."""
+    (docs: settings.md)."""
 
 
 @main.command()
@@ -133,8 +133,10 @@ def _add_client_commands() -> None:
     # API over HTTP.
     from queue_system.cli import client as cli_client
     from queue_system.cli import dev as cli_dev
+    from queue_system.cli import queues as cli_queues
+    from queue_system.cli import schedules as cli_schedules
 
-    for command in cli_client.COMMANDS + cli_dev.COMMANDS:
+    for command in cli_client.COMMANDS + cli_dev.COMMANDS + cli_schedules.COMMANDS + cli_queues.COMMANDS:
         main.add_command(command)
 
 

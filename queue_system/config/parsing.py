@@ -1,5 +1,5 @@
-"""Parsers for configuration text: durations, sizes, SMTP URLs, and the bounded parsers of the
-settings table (`queue_system.config.settings.SPEC`). Each raises ValueError with a readable message,
+"""Parsers for configuration text: durations, sizes, SMTP URLs, and the bounded parsers the settings
+declare (`queue_system.config.declare.setting`). Each raises ValueError with a readable message,
 which the settings prefix with the variable's name."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Generic, Literal, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")  # fullmatch, as every pattern here
@@ -15,6 +15,8 @@ _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, No
 _MAX_DURATION_MS = 1_000_000 * 86_400_000  # a million days: inside int64 and a float's exact range
 _SIZE = re.compile(r"\s*(\d+)\s*(b|kb|kib|mb|mib)?\s*", re.IGNORECASE)
 _UNIT_BYTES = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1_000_000, "mib": 1_048_576, None: 1}
+T = TypeVar("T")
+Kind = Literal["integer", "duration", "size", "choice", "flag", "text", "other"]
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -85,14 +87,20 @@ def parse_smtp_url(url: str) -> SmtpServer:
 
 
 @dataclass(frozen=True, slots=True)
-class Parser:
-    """Text of the environment -> value; raises ValueError with a message that may follow `NAME: `."""
+class Parser(Generic[T]):
+    """Text of the environment -> a T; raises ValueError with a message that may follow `NAME: `.
+    Generic, so mypy holds a setting's parser to the type of the field it declares."""
 
-    parse: Callable[[str], Any]
-    allowed: str  # the bounds, as the README shows them
+    parse: Callable[[str], T]
+    allowed: str  # the bounds, as the settings page shows them
+    # The same bounds as data, for tests (tests/test_settings_declaration.py generates values from them).
+    kind: Kind = "other"
+    bounds: tuple[int, int | None] | None = None  # inclusive; a duration's in ms (None: no maximum)
+    unit_ms: int = 1  # a duration's value is in whole units of this (1000: seconds)
+    options: tuple[str, ...] = ()  # a choice's
 
 
-def integer(low: int, high: int) -> Parser:
+def integer(low: int, high: int) -> Parser[int]:
     def parse(text: str) -> int:
         try:
             number = int(text)
@@ -102,7 +110,7 @@ def integer(low: int, high: int) -> Parser:
             raise ValueError(f"{number} is outside {low}..{high}")
         return number
 
-    return Parser(parse, f"{low}-{high}")
+    return Parser(parse, f"{low}-{high}", "integer", (low, high))
 
 
 def _ms_text(ms: int) -> str:
@@ -112,7 +120,7 @@ def _ms_text(ms: int) -> str:
     return f"{ms}ms"
 
 
-def duration(low_ms: int = 1, *, unit_ms: int = 1, high_ms: int | None = None) -> Parser:
+def duration(low_ms: int = 1, *, unit_ms: int = 1, high_ms: int | None = None) -> Parser[int]:
     """A duration of at least `low_ms` (and at most `high_ms`), in milliseconds (or whole
     `unit_ms`, e.g. 1000 for seconds)."""
 
@@ -125,26 +133,41 @@ def duration(low_ms: int = 1, *, unit_ms: int = 1, high_ms: int | None = None) -
         return ms // unit_ms
 
     if high_ms is None:
-        return Parser(parse, f"a duration >= {_ms_text(low_ms)}")
-    return Parser(parse, f"a duration, {_ms_text(low_ms)}-{_ms_text(high_ms)}")
+        allowed = f"a duration >= {_ms_text(low_ms)}"
+    else:
+        allowed = f"a duration, {_ms_text(low_ms)}-{_ms_text(high_ms)}"
+    return Parser(parse, allowed, "duration", (low_ms, high_ms), unit_ms)
 
 
-def size() -> Parser:
-    return Parser(parse_size_bytes, "a size: `1048576`, `512KiB`, `1MiB`")
+def size() -> Parser[int]:
+    return Parser(parse_size_bytes, "a size: `1048576`, `512KiB`, `1MiB`", "size")
 
 
-def choice(*options: str, upper: bool = False) -> Parser:
+def choice(*options: str, upper: bool = False) -> Parser[str]:
     def parse(text: str) -> str:
         value = text.upper() if upper else text
         if value not in options:
             raise ValueError(f"{value!r} is not one of {', '.join(options)}")
         return value
 
-    return Parser(parse, ", ".join(f"`{o}`" for o in options))
+    return Parser(parse, ", ".join(f"`{o}`" for o in options), "choice", options=options)
 
 
-def text(allowed: str = "any") -> Parser:
-    return Parser(str, allowed)
+def text(allowed: str = "any") -> Parser[str]:
+    return Parser(str, allowed, "text")
+
+
+def boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+def flag() -> Parser[bool]:
+    return Parser(boolean, "`true`, `false`", "flag")
 
 
 def redis_url(url: str) -> str:

@@ -77,6 +77,15 @@ class Timing:
         raise TimingError("cron", "has no next run")  # pragma: no cover - cronsim iterates forever
 
 
+def every_text(ms: int) -> str:
+    """A period as `every` is written: 60000 -> `1m`, 5400000 -> `90m`, 3600000 -> `1h`, 45000 -> `45s`."""
+    s = ms // 1000
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if s and s % size == 0:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
 def timing(cron: str | None, timezone: str | None, every_ms: int | None) -> Timing:
     """A checked timing: exactly one of cron and every; a cron that parses; a known time zone."""
     if (cron is None) == (every_ms is None):

@@ -1,6 +1,6 @@
 """Task kinds: `type` -> payload schema + handler + default retry policy.
 
-Everything a user's own kind needs is exported here (see the README's "Your own task kinds"):
+Everything a user's own kind needs is exported here (docs/task-kinds.md, "Your own task kinds"):
 `task_kind`, `RunContext`, `TransientError`, `PermanentError`, `backoff_policy`, `fixed_policy`,
 and `InvalidInput` for a `check=` function that rejects a payload.
 `load_kinds(settings)` builds the registry a process serves.

@@ -22,6 +22,10 @@ class Observer(Protocol):
     def recovered(self, count: int) -> None:
         """`count` attempts whose worker was lost were recovered (their lease expired)."""
 
+    def schedule_fired(self, timing: str, created: int, late_s: float) -> None:
+        """A schedule fired: `timing` is `cron` or `every`, `created` the tasks it created, `late_s`
+        how far its newest tick was behind when it fired."""
+
     def bulk_acted(self, action: str, count: int) -> None:
         """A bulk operation's step acted on `count` tasks (done, skipped or failed) with `action`."""
 
@@ -40,6 +44,9 @@ class NullObserver:
         return
 
     def recovered(self, count: int) -> None:
+        return
+
+    def schedule_fired(self, timing: str, created: int, late_s: float) -> None:
         return
 
     def bulk_acted(self, action: str, count: int) -> None:

@@ -24,10 +24,11 @@ import redis
 from loguru import logger
 
 from queue_system.domain.models import TaskStatus
-from queue_system.service import destinations, schedules
+from queue_system.service import destinations, queues, schedules
 from queue_system.service.clock import now_ms
 from queue_system.service.observe import NullObserver, Observer
 from queue_system.service.runner import InFlight
+from queue_system.storage.queues import QueueStore
 from queue_system.storage.schedules import ScheduleStore
 from queue_system.storage.types import TaskStore
 
@@ -40,6 +41,8 @@ WALK_SLICE = 500
 HEARTBEAT_MS = 1_000
 # This process's heartbeats must have succeeded this long before it judges other brokers dead.
 JUDGE_AFTER_MS = 3_000
+# How often it finishes resumes a dead API left half done (a backstop: the resume releases itself).
+RELEASE_EVERY_MS = 1_000
 
 
 class Reconciler:
@@ -54,6 +57,7 @@ class Reconciler:
         broker_id: str | None = None,
         observer: Observer | None = None,
         schedules: ScheduleStore | None = None,
+        queues: QueueStore | None = None,
         operations: Callable[[int], int] | None = None,
     ) -> None:
         self.observer = observer or NullObserver()
@@ -67,6 +71,8 @@ class Reconciler:
         # (The store's Protocol has no client: the Redis store's, until worker/runtime.py passes one.)
         # None: this reconciler fires no schedules (tests of the other duties).
         self.schedules = schedules
+        # Resumed queues' held tasks a dying API left behind (service/queues.py); None: none.
+        self.queues = queues
         # Bulk operations step here too (service/operations.py `run_due`, bound by the caller).
         self.operations = operations
         self._stop = threading.Event()
@@ -74,6 +80,7 @@ class Reconciler:
         self._last_renew = 0
         self._last_sweep = 0
         self._last_beat = 0
+        self._last_release = 0
         self._beating_since: int | None = None  # first heartbeat of the current unbroken run
         # Where the walk for stranded tasks is, per status (a rank: tasks leaving the index may
         # make it skip a few, which the next pass sees).
@@ -86,7 +93,10 @@ class Reconciler:
             done["requeued"] = self.heartbeat(now)
         done["unparked"] = destinations.wake(self.store, now)
         if self.schedules is not None:
-            done["fired"] = schedules.fire_due(self.schedules, now)
+            done["fired"] = schedules.fire_due(self.schedules, now, self.observer)
+        if self.queues is not None and now - self._last_release >= RELEASE_EVERY_MS:
+            self._last_release = now
+            done["released"] = queues.release_resumed(self.queues, now)
         if self.operations is not None:
             done["bulk"] = self.operations(now)
         if now - self._last_renew >= self.lease_ms // 3:

@@ -17,10 +17,12 @@ import msgspec
 from loguru import logger
 
 from queue_system.domain.schedules import MAX_LAST_TASKS, CatchUp, Timing, TimingError, plan, timing
-from queue_system.errors import InvalidInput, ScheduleNotFound
+from queue_system.errors import Conflict, InvalidInput, ScheduleNotFound
 from queue_system.service.clock import now_ms
-from queue_system.service.tasks import Submission, TaskService
-from queue_system.storage.schedules import AsyncScheduleStore, ScheduleRecord, ScheduleStore, Template
+from queue_system.service.observe import NullObserver, Observer
+from queue_system.service.tasks import ID_PATTERN, Submission, TaskService
+from queue_system.storage.schedules import AsyncScheduleStore, ScheduleStore, Template
+from queue_system.storage.schedules import ScheduleRecord as ScheduleRecord  # the API's type of a schedule
 
 DUE_BATCH = 100  # schedules one reconciler tick fires at most
 
@@ -36,6 +38,7 @@ class ScheduleSpec:
     every_ms: int | None = None
     catch_up: str = "latest"
     paused: bool = False
+    id: str | None = None  # the client's: a create with it again and the same spec is idempotent
 
 
 def _timing(spec: ScheduleSpec) -> Timing:
@@ -61,6 +64,25 @@ def _template(tasks: TaskService, sub: Submission, now: int) -> str:
     ).decode()
 
 
+def _checked_id(sid: str | None) -> str:
+    """A client's id, checked as a task id is (so it is safe in a URL), or a new UUID."""
+    if sid is None:
+        return str(uuid.uuid4())
+    if not ID_PATTERN.fullmatch(sid):
+        raise InvalidInput("1-128 characters of A-Z a-z 0-9 . _ : -", field="id")
+    if sid in (".", ".."):  # HTTP clients rewrite these path segments: the schedule's URL would be lost
+        raise InvalidInput("`.` and `..` cannot be ids: HTTP clients rewrite them in a URL", field="id")
+    return sid
+
+
+def same_spec(old: ScheduleRecord, new: ScheduleRecord) -> bool:
+    """What a repeated create must match: the task as written and the timing. Not `paused`: an
+    operator's pause must not turn the next deploy of a schedule kept as code into a 409."""
+    timing = (old.cron, old.timezone, old.every_ms, old.catch_up)
+    same_timing = timing == (new.cron, new.timezone, new.every_ms, new.catch_up)
+    return same_timing and msgspec.json.decode(old.body) == msgspec.json.decode(new.body)
+
+
 def timing_of(rec: ScheduleRecord) -> Timing:
     if rec.every_ms is not None:
         return Timing(every_ms=rec.every_ms)
@@ -72,11 +94,20 @@ class ScheduleService:
         self.store = store
         self.tasks = tasks
 
-    async def create(self, spec: ScheduleSpec) -> ScheduleRecord:
+    async def create(self, spec: ScheduleSpec) -> tuple[ScheduleRecord, bool]:
+        """-> (the schedule, created). With the client's `id`: the same spec again answers the
+        existing schedule (created False); another spec under that id is a Conflict."""
         now = now_ms()
-        rec = self._record(str(uuid.uuid4()), spec, now, created_at=now)
-        await self.store.save(rec, now, create=True)
-        return await self.get(rec.id)
+        rec = self._record(_checked_id(spec.id), spec, now, created_at=now)
+        for _ in range(2):  # the second pass: the clashing schedule was deleted meanwhile
+            if await self.store.save(rec, now, create=True):
+                return await self.get(rec.id), True
+            old = await self.store.get(rec.id)
+            if old is not None:
+                if not same_spec(old, rec):
+                    raise Conflict(f"schedule {rec.id!r} exists with another task or timing")
+                return old, False
+        raise Conflict(f"schedule {rec.id!r} is being created and deleted at the same time")
 
     def _record(self, sid: str, spec: ScheduleSpec, now: int, created_at: int) -> ScheduleRecord:
         t = _timing(spec)
@@ -125,8 +156,9 @@ class ScheduleService:
             raise ScheduleNotFound(sid)
 
 
-def fire_due(store: ScheduleStore, now: int) -> int:
+def fire_due(store: ScheduleStore, now: int, observer: Observer | None = None) -> int:
     """The reconciler's step: fire every due schedule (up to DUE_BATCH). -> tasks created."""
+    observer = observer or NullObserver()
     created = 0
     for sid in store.due(now, DUE_BATCH):
         rec = store.read(sid)
@@ -136,6 +168,8 @@ def fire_due(store: ScheduleStore, now: int) -> int:
         out = store.fire(sid, rec.next_run_at, p.ticks, p.next_run, now, MAX_LAST_TASKS)
         if out is not None:
             created += out[0]
-            if p.ticks:
-                logger.debug("schedule {} fired {} task(s), {} ms late", sid, out[0], now - p.ticks[-1])
+            if p.ticks:  # this process won the firing: it alone reports it
+                late = now - p.ticks[-1]
+                observer.schedule_fired("every" if rec.every_ms else "cron", out[0], late / 1000)
+                logger.debug("schedule {} fired {} task(s), {} ms late", sid, out[0], late)
     return created

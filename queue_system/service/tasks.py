@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ from queue_system.domain.retry import (
 from queue_system.errors import Conflict, InvalidInput, TaskNotFound
 from queue_system.kinds.registry import Registry, TaskKind, backoff_policy, fixed_policy, policy_bounds
 from queue_system.service.clock import now_ms
-from queue_system.storage.types import AsyncTaskStore, Change, NewTask
+from queue_system.storage.types import AsyncTaskStore, Change, MinuteCounts, NewTask
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # fullmatch: `$` would let a trailing "\n" in
 MAX_SCHEDULE_AHEAD_MS = 366 * 86_400_000
@@ -186,6 +187,10 @@ class TaskService:
     async def destinations(self, limit: int) -> DestinationReport:
         """The `limit` most recently active webhook destinations and a summary of all."""
         return await self.store.destinations(now_ms(), limit)
+
+    async def minute_counts(self, minutes: Sequence[int]) -> Sequence[MinuteCounts]:
+        """What finished in each minute (epoch ms // 60000; kept 2 h): the dashboard's chart."""
+        return await self.store.minute_counts([*minutes])
 
     async def cancel(self, task_id: str) -> Task:
         outcome = await self.store.cancel(task_id, now_ms(), self.retention_ms)

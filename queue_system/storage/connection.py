@@ -123,7 +123,7 @@ def async_client(target: RedisTarget | str, **options: Any) -> aioredis.Redis:
 
 def check_durability(client: redis.Redis, min_replicas: int = 0) -> list[str]:
     """Warnings about what the connected Redis would lose or drop; [] when it is configured as
-    README "High availability" recommends. Reads INFO (allowed on managed Redis) and, where it is
+    docs/operations/high-availability.md recommends. Reads INFO (allowed on managed Redis) and, where it is
     allowed, CONFIG GET."""
     warnings: list[str] = []
     info: dict[str, Any] = client.info("all")  # type: ignore[assignment]

@@ -47,6 +47,11 @@ def message_id(task_id: str, token: int | str) -> str:
     return f"{task_id}{SEPARATOR}{token}"
 
 
+def messages(namespace: str, queue: str) -> str:
+    """The hash of `queue`'s message bodies (message id -> JSON)."""
+    return f"{namespace}:{queue}{MESSAGES_SUFFIX}"
+
+
 def acks(namespace: str, broker_id: str, queue: str) -> str:
     """The set of messages the consumer of `queue` in broker `broker_id` fetched and has not acked."""
     return f"{namespace}:{ACKS}.{broker_id}.{queue}"

@@ -7,7 +7,8 @@ received, for `make run` in development (DEV_INBOX).
                             dropped with its list), expiring INBOX_TTL_MS after the last request
 
 Every bound is here, so a loop posting to fresh names cannot fill Redis: MAX_INBOXES x INBOX_CAP
-requests of at most MAX_BODY_BYTES each.
+requests of at most MAX_BODY_BYTES each. A request is stored and the caps kept by one script
+(STORE_LUA).
 """
 
 from __future__ import annotations
@@ -47,45 +48,66 @@ class InboxSummary(msgspec.Struct):
     last_received_at: int  # epoch ms
 
 
-async def store(client: aioredis.Redis, keys: Keys, name: str, request: InboxRequest) -> None:
-    """Newest first; the inbox and the set of inboxes stay within their caps."""
-    key = keys.inbox(name)
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.lpush(key, msgspec.json.encode(request))
-        pipe.ltrim(key, 0, INBOX_CAP - 1)
-        pipe.pexpire(key, INBOX_TTL_MS)
-        pipe.zadd(keys.inboxes, {name: request.received_at})
-        pipe.pexpire(keys.inboxes, INBOX_TTL_MS)
-        pipe.zrange(keys.inboxes, 0, -(MAX_INBOXES + 1))  # beyond the newest MAX_INBOXES
-        pipe.zremrangebyrank(keys.inboxes, 0, -(MAX_INBOXES + 1))
-        replies: list[Any] = await pipe.execute()
-    dropped = replies[5]
-    if dropped:  # their lists expire anyway; dropped now so the cap holds
-        await client.delete(*(keys.inbox(str(old)) for old in dropped))
+# KEYS[1] the inbox's list  KEYS[2] the set of inboxes (Keys.inboxes)
+# ARGV[1] the request, JSON  ARGV[2] the inbox's name  ARGV[3] received_at ms  ARGV[4] INBOX_CAP
+# ARGV[5] MAX_INBOXES  ARGV[6] INBOX_TTL_MS  ARGV[7] the head of an inbox's key (Keys.inbox(""))
+# Returns how many inboxes were dropped (the least recently used beyond MAX_INBOXES, with their lists).
+STORE_LUA = """
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[4]) - 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+local beyond = -(tonumber(ARGV[5]) + 1)
+local dropped = redis.call('ZRANGE', KEYS[2], 0, beyond)
+for _, old in ipairs(dropped) do
+  redis.call('DEL', ARGV[7] .. old)
+end
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, beyond)
+return #dropped
+"""
 
 
-async def names(client: aioredis.Redis, keys: Keys) -> list[InboxSummary]:
-    """The inboxes, most recently used first."""
-    rows: list[tuple[Any, float]] = await client.zrevrange(keys.inboxes, 0, MAX_INBOXES - 1, withscores=True)
-    if not rows:
-        return []
-    async with client.pipeline(transaction=False) as pipe:
-        for name, _ in rows:
-            pipe.llen(keys.inbox(str(name)))
-        counts: list[int] = await pipe.execute()
-    return [
-        InboxSummary(str(name), count, int(score))
-        for (name, score), count in zip(rows, counts, strict=True)
-        if count
-    ]
+class AsyncInboxStore:
+    """The development inboxes, for the API (redis.asyncio client); service/inbox.py holds one."""
 
+    def __init__(self, client: aioredis.Redis, keys: Keys | None = None) -> None:
+        self._client = client
+        self._keys = keys or Keys()
+        self._store = client.register_script(STORE_LUA)
 
-async def read(client: aioredis.Redis, keys: Keys, name: str, limit: int = INBOX_CAP) -> list[InboxRequest]:
-    raw: list[Any] = await client.lrange(keys.inbox(name), 0, limit - 1)  # type: ignore[misc]
-    out: list[InboxRequest] = []
-    for item in raw:
-        try:
-            out.append(msgspec.json.decode(item, type=InboxRequest))
-        except msgspec.DecodeError:
-            continue  # not ours; skip rather than break the page
-    return out
+    async def store(self, name: str, request: InboxRequest) -> None:
+        """Newest first; the inbox and the set of inboxes stay within their caps (one script)."""
+        k = self._keys
+        body = msgspec.json.encode(request)
+        args: list[bytes | str | int] = [body, name, request.received_at, INBOX_CAP, MAX_INBOXES]
+        args += [INBOX_TTL_MS, k.inbox("")]
+        await self._store(keys=[k.inbox(name), k.inboxes], args=args)
+
+    async def names(self) -> list[InboxSummary]:
+        """The inboxes, most recently used first."""
+        k = self._keys
+        rows: list[tuple[Any, float]] = await self._client.zrevrange(
+            k.inboxes, 0, MAX_INBOXES - 1, withscores=True
+        )
+        if not rows:
+            return []
+        async with self._client.pipeline(transaction=False) as pipe:
+            for name, _ in rows:
+                pipe.llen(k.inbox(str(name)))
+            counts: list[int] = await pipe.execute()
+        return [
+            InboxSummary(str(name), count, int(score))
+            for (name, score), count in zip(rows, counts, strict=True)
+            if count
+        ]
+
+    async def read(self, name: str, limit: int = INBOX_CAP) -> list[InboxRequest]:
+        raw: list[Any] = await self._client.lrange(self._keys.inbox(name), 0, limit - 1)  # type: ignore[misc]
+        out: list[InboxRequest] = []
+        for item in raw:
+            try:
+                out.append(msgspec.json.decode(item, type=InboxRequest))
+            except msgspec.DecodeError:
+                continue  # not ours; skip rather than break the page
+        return out

@@ -40,7 +40,9 @@ with a family's head, so `Keys.parse` undoes every key: (family, value) -> key i
                                  expires a day after its lock ends
 {p}:stats:{minute}       hash    completed, failed, retried of that minute (epoch ms // 60000;
                                  attempts is their sum), for the dashboard; expires after 2 h
-{p}:session:{id}         hash    a dashboard session (api/dashboard/auth.py); expires
+{p}:session:{id}         hash    a dashboard session: role, csrf, created_at (storage/sessions.py;
+                                 the cookie naming it: api/dashboard/auth.py); expires 8 h after
+                                 its last use
 {p}:ratelimit:{digest}   hash    a token bucket (storage/rate_limit.py; the digest of what it
                                  limits, never the key itself); expires when full again
 {p}:sched:{id}           hash    a schedule (storage/schedules.py): its template, timing, paused,
@@ -48,6 +50,11 @@ with a family's head, so `Keys.parse` undoes every key: (family, value) -> key i
 {p}:sched-runs:{id}      list    a schedule's last task ids, newest first (capped; owned by {p}:scheds)
 {p}:scheds               zset    schedule id -> created ms: every schedule (the owner of the two above)
 {p}:scheds:due           zset    schedule id -> next run ms (schedules not paused)
+{p}:queues:paused        hash    queue -> paused-at ms: the paused queues (storage/queues.py); a
+                                 queue is one of domain/queues.py QUEUES, so it holds at most those
+{p}:held:{queue}         zset    id -> created_at ms: the tasks a paused queue's claims held (owned
+                                 by the queue: its resume, or the reconciler after it, empties it)
+{p}:mailbox              list    the development mailbox (storage/mailbox.py; capped, expiring)
 {p}:op:{id}              hash    a bulk operation (storage/operations.py): action, filter, state,
                                  cursor, counters, lease; expires OPERATION_RETENTION after it ends;
                                  owned by {p}:ops
@@ -71,8 +78,10 @@ Layout 1 (before `{p}:layout` existed) kept `{p}:task:{id}:history`, `{p}:task:{
 `{p}:dest:{d}:inflight` and `{p}:dest:{d}:parked`, where id `a:payload`'s record was id `a`'s
 payload key. `Layout1` names them for the upgrade (storage/layout.py) and nothing else.
 
-The Lua scripts take their key names from this class (storage/scripts.py renders them), so each
-name is spelled here only.
+The Lua scripts take their key names from this class (storage/scripts.py renders them), and the
+Python stores call its methods, so each name is spelled here only (Dramatiq's own key shapes:
+dramatiq_wire.py, which the methods at the end use). tests/test_keys.py checks that every family
+and fixed key is listed above and in docs/architecture/storage.md.
 """
 
 from __future__ import annotations
@@ -105,6 +114,7 @@ FAMILIES: dict[str, str] = {
     "endpoint": "endpoint:",
     "ep_inflight": "ep-inflight:",
     "ep_parked": "ep-parked:",
+    "held": "held:",
     "dramatiq": f"{dramatiq_wire.NAMESPACE_SUFFIX}:",  # Dramatiq's own namespace
 }
 # name -> the key after `{p}:`.
@@ -119,6 +129,7 @@ FIXED: dict[str, str] = {
     "endpoints_due": "endpoints:due",
     "scheds": "scheds",
     "scheds_due": "scheds:due",
+    "paused_queues": "queues:paused",
     "ops": "ops",
     "ops_running": "ops:running",
     "mailbox": "mailbox",
@@ -258,6 +269,13 @@ class Keys:
         return self._fixed("ops_running")
 
     @property
+    def paused_queues(self) -> str:
+        return self._fixed("paused_queues")
+
+    def held(self, queue: str) -> str:
+        return self._of("held", queue)
+
+    @property
     def mailbox(self) -> str:
         return self._fixed("mailbox")
 
@@ -284,7 +302,7 @@ class Keys:
         return f"{self.dramatiq_namespace}:{name}"
 
     def messages(self, queue: str) -> str:
-        return f"{self.queue(queue)}{dramatiq_wire.MESSAGES_SUFFIX}"
+        return dramatiq_wire.messages(self.dramatiq_namespace, queue)
 
     def dead_queue(self, name: str) -> str:
         return f"{self.queue(name)}{dramatiq_wire.DEAD_SUFFIX}"

@@ -54,3 +54,14 @@ async def read(client: aioredis.Redis, prefix: str, limit: int = MAILBOX_CAP) ->
         except msgspec.DecodeError:
             continue  # not ours; skip rather than break the page
     return out
+
+
+class AsyncMailboxReader:
+    """`read` bound to one client and key set: what the dashboard's mailbox page is given."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys | None = None) -> None:
+        self._client = client
+        self._prefix = (keys or Keys()).prefix
+
+    async def read(self, limit: int = MAILBOX_CAP) -> list[MailboxMessage]:
+        return await read(self._client, self._prefix, limit)

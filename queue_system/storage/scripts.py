@@ -52,6 +52,7 @@ def render_prelude() -> str:
         "stats_key(minute)": k.stats_minute("{minute}"),
         "schedule_key(sid)": k.sched("{sid}"),
         "schedule_runs_key(sid)": k.sched_runs("{sid}"),
+        "held_key(queue)": k.held("{queue}"),
         "op_key(oid)": k.op("{oid}"),
     }
     constants = {
@@ -67,6 +68,7 @@ def render_prelude() -> str:
         "LAYOUT_LOCK": k.layout_lock,
         "SCHEDULES": k.scheds,
         "SCHEDULES_DUE": k.scheds_due,
+        "PAUSED": k.paused_queues,
         "OPERATIONS": k.ops,
         "OPERATIONS_RUNNING": k.ops_running,
     }
@@ -76,6 +78,7 @@ def render_prelude() -> str:
     lines += [f"local function {sig} return {_lua_concat(t)} end" for sig, t in helpers.items()]
     lines += [f"local {name} = {_lua_concat(t)}" for name, t in constants.items()]
     lines.append(f"local ACTORS = {{{actors}}}")
+    lines.append(f"local MESSAGE_SEPARATOR = {_lua_string(dramatiq_wire.SEPARATOR)}")
     # The claim reads what an attempt needs with one HMGET (codec.CLAIMED_FIELDS, in order) and
     # names each value by its position: CLAIMED_STATUS = 3 is the value of `status`.
     claimed = ", ".join(_lua_string(name) for name in codec.CLAIMED_FIELDS)
@@ -115,7 +118,7 @@ def _used_definitions(library: str, body: str) -> str:
     return "".join(source for name, source in defs if name in used)
 
 
-_LIBRARY = render_prelude() + _load("common") + _load("destinations") + _load("actions")
+_LIBRARY = render_prelude() + _load("common") + _load("destinations") + _load("queues") + _load("actions")
 
 
 def _script(name: str) -> str:
@@ -147,6 +150,11 @@ OPERATION_CREATE = _script("operation_create")
 OPERATION_STEP = _script("operation_step")
 OPERATION_END = _script("operation_end")
 DESTINATIONS = _script("dest_list")
+# Queue pause and resume (storage/queues.py).
+QUEUE_PAUSE = _script("queue_pause")
+QUEUE_RESUME = _script("queue_resume")
+QUEUE_RELEASE = _script("queue_release")
+QUEUE_STATS = _script("queue_stats")
 # The layout upgrade's (storage/layout.py).
 RELAYOUT = _script("relayout")
 DROP_LOST = _script("drop_lost")

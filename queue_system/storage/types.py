@@ -15,12 +15,10 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 import msgspec
-import redis.asyncio as aioredis
 
 from queue_system.domain.destinations import DestinationReport
 from queue_system.domain.models import Attempt, AttemptResult, Page, Task, TaskQuery, TaskStatus
 from queue_system.domain.retry import Decision
-from queue_system.storage.keys import Keys
 
 
 class NewTask(msgspec.Struct, frozen=True):
@@ -41,6 +39,7 @@ class SkipReason(StrEnum):
     NOT_CLAIMABLE = "not_claimable"  # its status is not pending/retrying: running, finished, cancelled
     STALE = "stale"  # another message (a newer token) is the task's current one
     PARKED = "parked"  # its destination cannot take it now: it waits, parked, without a message
+    PAUSED = "paused"  # its queue is paused: it waits, held, without a message (storage/queues.py)
 
 
 class Claim(msgspec.Struct, frozen=True):
@@ -163,10 +162,9 @@ class TaskStore(Protocol):
 
 
 class AsyncTaskStore(Protocol):
-    """The API's store: submit, read, list, cancel, retry, delete, and the overview's counts."""
-
-    keys: Keys
-    client: aioredis.Redis  # still reached by a few API readers; they get store methods next
+    """The API's store: submit, read, list, cancel, retry, delete, and the overview's counts.
+    Typed methods only: no caller reaches its client or its keys (the sessions, rate limits,
+    inbox and mailbox have their own stores, built beside it by api/app.py)."""
 
     async def ping(self) -> bool: ...
 

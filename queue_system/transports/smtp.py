@@ -8,12 +8,15 @@ took the message is a success that lists the refusals: retrying would send the o
 from __future__ import annotations
 
 import smtplib
+import socket
 import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
 from queue_system.domain.models import AttemptResult, Outcome
+from queue_system.domain.words import seconds
+from queue_system.transports.outcome import describe
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +53,7 @@ def send(server: SmtpConnection, message: EmailMessage, sender: str, recipients:
     except ssl.SSLCertVerificationError as exc:
         return _permanent(f"TLS certificate of {where} not trusted: {exc.verify_message}")
     except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out, name not found...
-        error = f"cannot talk to SMTP server {where}: {str(exc) or type(exc).__name__}"
-        return AttemptResult(Outcome.TRANSIENT, error=error)
+        return AttemptResult(Outcome.TRANSIENT, error=_unreachable(exc, server, where), detail=describe(exc))
     result: dict[str, Any] = {
         "message_id": str(message["Message-ID"]),
         "accepted": [r for r in recipients if r not in refused],
@@ -59,6 +61,33 @@ def send(server: SmtpConnection, message: EmailMessage, sender: str, recipients:
     if refused:  # some recipients took it: retrying would send them a second copy
         result["refused"] = {addr: _reply(code, text) for addr, (code, text) in refused.items()}
     return AttemptResult(Outcome.SUCCESS, result=result)
+
+
+def _unreachable(exc: BaseException, server: SmtpConnection, where: str) -> str:
+    """What went wrong talking to the server, as a person says it; the library's text is the detail.
+    smtplib turns a timeout while reading a reply into SMTPServerDisconnected: the chain says which."""
+    chain = _chain(exc)
+    if any(isinstance(e, TimeoutError) for e in chain):  # socket.timeout is TimeoutError
+        return f"timed out after {seconds(server.timeout_s)} talking to SMTP server {where}"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return f"connection refused by SMTP server {where}"
+    dns = next((e for e in chain if isinstance(e, socket.gaierror)), None)
+    if dns is not None:
+        if dns.errno == socket.EAI_NONAME:
+            return f"DNS name not found: {server.host}"
+        return f"DNS lookup of {server.host} failed ({dns.strerror})"
+    if any(isinstance(e, smtplib.SMTPServerDisconnected | ConnectionResetError) for e in chain):
+        return f"SMTP server {where} closed the connection"
+    return f"cannot talk to SMTP server {where}: {str(exc) or type(exc).__name__}"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(found) < 8:
+        found.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return found
 
 
 def _connect(server: SmtpConnection) -> smtplib.SMTP:

@@ -20,7 +20,7 @@ prefetch instead would need a prefetch >= WORKER_MAX_INFLIGHT, and every process
 hundreds of messages at a time ahead of the others. If the process dies, the reconciler of another
 one puts the fetched set back on the queue (service/reconciler.py).
 
-A failover (README, High availability) reaches the consumer as one of three errors: a
+A failover (docs/operations/high-availability.md) reaches the consumer as one of three errors: a
 `ConnectionError` (the primary died; or, through Sentinel, `"The previous master is now a slave"`),
 a `TimeoutError` (a primary that stopped answering) or a `ReadOnlyError` (a demoted primary behind
 a failover endpoint). Dramatiq turns only the first into `ConnectionClosed` (dramatiq#894/#895:
@@ -145,7 +145,7 @@ class FinishAckingBroker(RedisBroker):
         # broker's consumer of `queue` fetched and has not acknowledged yet.
         self._fetched = {q: dramatiq_wire.acks(self.namespace, self.broker_id, q) for q in QUEUES}
         self._heartbeats = dramatiq_wire.heartbeats(self.namespace)
-        self._messages = {q: f"{self.namespace}:{q}{dramatiq_wire.MESSAGES_SUFFIX}" for q in QUEUES}
+        self._messages = {q: dramatiq_wire.messages(self.namespace, q) for q in QUEUES}
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:

@@ -28,6 +28,7 @@ import redis
 from loguru import logger
 
 from queue_system.errors import StorageError
+from queue_system.storage import dramatiq_wire
 from queue_system.storage.connection import RedisTarget, sync_client
 from queue_system.storage.failures import classify, probe_writes_sync
 from queue_system.worker.instance import DIR_VARIABLE, status_dir
@@ -63,7 +64,7 @@ class HealthReporting(dramatiq.Middleware):
         if not directory:  # run outside `queue-system worker` (a bare dramatiq CLI): nobody reads it
             return
         client = sync_client(self.target, decode_responses=True, socket_connect_timeout=2, socket_timeout=2)
-        heartbeats = f"{broker.namespace}:__heartbeats__"  # type: ignore[attr-defined]
+        heartbeats = dramatiq_wire.heartbeats(broker.namespace)  # type: ignore[attr-defined]
         probe = Probe(client, heartbeats, broker.broker_id, self.probe_key)  # type: ignore[attr-defined]
         self.reporter = Reporter(status_dir(Path(directory)), worker, probe, self.in_flight, self.metrics())
         self.reporter.start()

@@ -4,7 +4,8 @@ Each worker process writes its samples to files in the instance's metrics direct
 (prometheus_client's multiprocess mode: `PROMETHEUS_MULTIPROC_DIR`, set by worker/launch.py before
 anything imports prometheus_client); the master reads them all on each scrape of
 WORKER_METRICS_PORT. Labels are bounded: task types are the registered kinds, outcomes and status
-classes are fixed sets; never a task id or a URL.
+classes are fixed sets; never a task id, a schedule id or a URL (schedules are counted by their
+timing, `cron` or `every`: a schedule id is a client's value, as unbounded as task ids).
 
 An attempt's numbers are tallied in memory (a dict under a lock) and written to the metric files
 by `flush`, which the process's health reporter calls every second and once more as the process
@@ -28,6 +29,9 @@ from queue_system.domain.models import Outcome, TaskStatus
 
 # Attempt durations: 5 ms (a no-op) to 2 min (a slow receiver up to its timeout).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+# Lateness of a firing behind its tick: the reconciler's poll (~0.1 s) when all is well, up to hours
+# after a downtime (a catch-up fires its newest missed tick).
+LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 FINAL = {TaskStatus.COMPLETED: "completed", TaskStatus.FAILED: "failed"}
 
 
@@ -107,6 +111,25 @@ class WorkerMetrics:
             "Attempts whose worker was lost (lease expired), recovered by the reconciler",
             registry=None,
         )
+        self.schedule_firings = Counter(
+            "queue_system_worker_schedule_firings_total",
+            "Schedule firings this process won (one per schedule and tick fired), by timing (cron, every)",
+            ["timing"],
+            registry=None,
+        )
+        self.schedule_tasks = Counter(
+            "queue_system_worker_schedule_tasks_created_total",
+            "Tasks created by schedule firings (a catch_up: all firing creates several), by timing",
+            ["timing"],
+            registry=None,
+        )
+        self.schedule_lateness = Histogram(
+            "queue_system_worker_schedule_lateness_seconds",
+            "How far a firing's newest tick was behind when it fired, by timing",
+            ["timing"],
+            buckets=LATENESS_BUCKETS,
+            registry=None,
+        )
         self.bulk_total = Counter(
             "queue_system_worker_bulk_tasks_total",
             "Tasks bulk operations acted on (done, skipped or failed), by action (retry, cancel, delete)",
@@ -174,6 +197,13 @@ class WorkerMetrics:
     def recovered(self, count: int) -> None:
         if count:
             self.recovered_total.inc(count)
+
+    def schedule_fired(self, timing: str, created: int, late_s: float) -> None:
+        # Written at once, not tallied: a firing is at most one per schedule and second.
+        self.schedule_firings.labels(timing).inc()
+        if created:
+            self.schedule_tasks.labels(timing).inc(created)
+        self.schedule_lateness.labels(timing).observe(max(0.0, late_s))
 
     def bulk_acted(self, action: str, count: int) -> None:
         if count:

@@ -37,6 +37,7 @@ from queue_system.service.reconciler import Reconciler
 from queue_system.service.runner import InFlight, TaskRunner
 from queue_system.storage.connection import sync_client
 from queue_system.storage.keys import Keys
+from queue_system.storage.queues import QueueStore
 from queue_system.storage.schedules import ScheduleStore
 from queue_system.storage.worker_store import RedisTaskStore
 from queue_system.transports.async_http import AsyncHttpSender, PoolLimits
@@ -124,6 +125,7 @@ def build_runtime(
         broker_id=broker.broker_id if broker else None,
         observer=metrics,
         schedules=ScheduleStore(client, keys),
+        queues=QueueStore(client, keys),
         operations=operation_runner(
             client, keys, settings, broker.broker_id if broker else None, observer=metrics
         ),

@@ -29,7 +29,7 @@ from queue_system.local.mailbox import DevMailbox
 from queue_system.testing import free_port, poll
 from queue_system.transports.signing import new_secret
 from tests.e2e import support
-from tests.receiver import Receiver, Reply
+from tests.support.receiver import Receiver, Reply
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -282,7 +282,7 @@ def test_the_pages_run_under_the_csp_and_delete_asks_first(context: BrowserConte
         lambda r: r.url.endswith("/dashboard/") and r.headers.get("hx-request") == "true"
     ):
         pass  # htmx polls the overview (every 3 s)
-    for name in ("Tasks", "Mailbox", "Inbox", "Overview", "Tasks"):
+    for name in ("Tasks", "Schedules", "Mailbox", "Inbox", "Overview", "Tasks"):
         page.get_by_role("link", name=name, exact=True).first.click()
         expect(page.locator("nav a[aria-current]")).to_have_text(name)
     page.locator(f'tr[data-task="{task_id}"] a').click()
@@ -331,3 +331,43 @@ def _seed_counters(client: redis.Redis) -> None:
             },
         )
         client.expire(key, 7200)
+
+
+def test_schedules_pause_toggle_and_a_schedules_tasks(context: BrowserContext, stack: Stack) -> None:
+    """The schedules page: next and last runs, the pause/resume toggle, a schedule's last tasks
+    linking to the task pages (the worker of `stack` fires them); screenshots of both pages."""
+    every = {"id": "heartbeat", "task": {"type": "echo", "payload": "ping"}, "every": "1s"}
+    cron = {"id": "nightly-report", "task": {"url": stack.receiver.url("/report")}, "cron": "30 2 * * *"}
+    for body in (every, cron | {"timezone": "Europe/Berlin"}):
+        assert stack.api.post("/api/v1/schedules", json=body).status_code == 201
+    try:
+
+        def fired(n: int) -> bool:
+            return len(stack.api.get("/api/v1/schedules/heartbeat").json()["last_tasks"]) >= n
+
+        assert poll(lambda: fired(3), 15)
+        page = context.new_page()
+        sign_in(page, stack, WRITE_KEY, "/dashboard/schedules")
+        row = page.locator('tr[data-schedule="heartbeat"]')
+        expect(row.locator("[data-state]")).to_have_text("active")
+        expect(page.locator('tr[data-schedule="nightly-report"]')).to_contain_text("Europe/Berlin")
+        shoot(page, "schedules")
+        row.get_by_role("button", name="Pause").click()
+        expect(page.locator(".notice")).to_have_text("schedule heartbeat paused")
+        expect(row.locator("[data-state]")).to_have_text("paused")
+        row.locator("a").click()
+        expect(page.locator("h1 [data-state]")).to_have_text("paused")
+        expect(page.locator("tr[data-task]").first).to_be_visible()
+        shoot(page, "schedule")
+        page.get_by_role("button", name="Resume").click()
+        expect(page.locator("h1 [data-state]")).to_have_text("active")
+        page.locator("tr[data-task] a").first.click()
+        expect(page).to_have_url(re.compile(r"/dashboard/tasks/heartbeat@\d+$"))
+        expect(page.locator("[data-status]")).to_have_text("completed", timeout=15_000)
+    finally:
+        for sid in ("heartbeat", "nightly-report"):
+            stack.api.delete(f"/api/v1/schedules/{sid}")
+        for task in stack.api.get("/api/v1/tasks", params={"schedule_id": "heartbeat", "limit": 500}).json()[
+            "items"
+        ]:
+            stack.api.delete(f"/api/v1/tasks/{task['id']}")

@@ -12,29 +12,13 @@ import pytest
 import redis
 from litestar.testing import TestClient
 
-from queue_system.api.app import create_app
 from queue_system.api.dashboard.auth import SESSION_COOKIE, SESSION_TTL_S
 from queue_system.api.keys import KeyRing
 from queue_system.config.settings import load_settings
-from queue_system.domain.models import Attempt, AttemptResult, Outcome, TaskStatus
-from queue_system.domain.retry import Decision
 from queue_system.service.operations import operation_runner
 from queue_system.storage.keys import Keys
-from queue_system.storage.types import Claim
-from queue_system.storage.worker_store import RedisTaskStore
 from queue_system.testing import poll
-
-WRITE_KEY = "write-key-0123456789abcdef"
-READ_KEY = "read-key-0123456789abcdef"
-HOOK = {"url": "http://127.0.0.1:9/hook", "headers": {"Authorization": "Bearer s3cr3t-value"}}
-
-
-def make_client(redis_url: str, keyring: KeyRing | None) -> TestClient[Any]:
-    return TestClient(
-        create_app(
-            load_settings({"REDIS_URL": redis_url, "EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}), keyring=keyring
-        )
-    )
+from tests.support.dashboard import HOOK, READ_KEY, WRITE_KEY, csrf_of, fail, make_client, sign_in, submit
 
 
 @pytest.fixture
@@ -50,43 +34,23 @@ def keyed(redis_client: redis.Redis, redis_url: str) -> Iterator[TestClient[Any]
         yield client
 
 
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match, html
-    return match.group(1)
-
-
-def sign_in(client: TestClient[Any], key: str) -> Any:
-    form = client.get("/dashboard/login")
-    return client.post(
-        "/dashboard/login", data={"csrf": csrf_of(form.text), "key": key, "next": "/dashboard/tasks"}
-    )
-
-
-def submit(client: TestClient[Any], body: dict[str, Any] | None = None) -> str:
-    response = client.post("/api/v1/tasks", json=body or HOOK)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-def fail(redis_client: redis.Redis, task_id: str) -> None:
-    """Run the task's attempt to a permanent failure, as a worker would (claim, then finish)."""
-    store = RedisTaskStore(redis_client)
-    now = int(time.time() * 1000)
-    claim = store.claim(task_id, 1, now, now + 60_000)
-    assert isinstance(claim, Claim)
-    attempt = Attempt(n=1, started_at=now, duration_ms=3, outcome=Outcome.PERMANENT, status_code=410)
-    result = AttemptResult(Outcome.PERMANENT, error="HTTP 410", status_code=410)
-    store.finish(claim.task, attempt, Decision(TaskStatus.FAILED), result, now=now, retention_ms=60_000)
-    store.close()
-
-
 def test_open_mode_says_so_on_every_page(open_client: TestClient[Any]) -> None:
     task_id = submit(open_client)
     for path in ("/dashboard/", "/dashboard/tasks", f"/dashboard/tasks/{task_id}", "/dashboard/mailbox"):
         page = open_client.get(path)
         assert page.status_code == 200, path
         assert "Authentication is off" in page.text, path
+
+
+def test_an_attempt_shows_its_duration_in_words(
+    open_client: TestClient[Any], redis_client: redis.Redis
+) -> None:
+    short, long = submit(open_client), submit(open_client)
+    fail(redis_client, short, duration_ms=3)
+    fail(redis_client, long, duration_ms=30_012)
+    assert "3 ms" in open_client.get(f"/dashboard/tasks/{short}").text
+    page = open_client.get(f"/dashboard/tasks/{long}").text
+    assert "30 s" in page and "30012" not in page
 
 
 def test_a_post_without_the_csrf_token_is_refused(open_client: TestClient[Any]) -> None:

@@ -30,7 +30,7 @@ from queue_system.domain.models import Attempt, AttemptResult, Outcome, TaskStat
 from queue_system.domain.retry import Decision
 from queue_system.storage.types import Claim
 from queue_system.storage.worker_store import RedisTaskStore
-from tests.dashboard.test_dashboard import READ_KEY, WRITE_KEY, csrf_of, fail
+from tests.support.dashboard import READ_KEY, WRITE_KEY, csrf_of, fail
 
 STATIC = HERE / "static"
 HOOK = {"url": "http://127.0.0.1:9/hook", "headers": {"Authorization": "Bearer s3cr3t-value"}}
@@ -66,9 +66,16 @@ def submit(client: TestClient[Any], body: dict[str, Any]) -> httpx.Response:
 
 def dashboard_urls(client: TestClient[Any], task_ids: list[str]) -> list[str]:
     """Every GET route of the dashboard, as the app has them, with values for their parameters:
-    each task id, each file under static/. A new parameter fails here until it gets values."""
+    each task id, a schedule (and one that does not exist), each file under static/. A new
+    parameter fails here until it gets values."""
+    schedule = client.post(
+        "/api/v1/schedules",
+        json={"task": {"url": "http://127.0.0.1:9/hook", "body": {"a": 1}}, "every": "1h", "paused": True},
+    )
+    assert schedule.status_code == 201, schedule.text
     values: dict[str, list[str]] = {
         "task_id": task_ids,
+        "schedule_id": [schedule.json()["id"], "no-such-schedule"],
         "file_path": [str(p.relative_to(STATIC)) for p in sorted(STATIC.rglob("*")) if p.is_file()],
     }
     urls: list[str] = []

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from tests.e2e import support
-from tests.receiver import Receiver
+from tests.support.receiver import Receiver
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ import redis
 from queue_system.storage.keys import Keys
 from tests.bulk_support import Seed, seed_tasks
 from tests.e2e import support
-from tests.receiver import Receiver
+from tests.support.receiver import Receiver
 
 N = 10_000
 RATE = 2_000  # tasks/s

@@ -23,7 +23,7 @@ import pytest
 from queue_system.transports.signing import new_secret
 from tests.e2e import support
 from tests.e2e.support import Proc, wait_for_status
-from tests.test_readme_examples import as_request, first_minute
+from tests.support.examples import as_request, first_minute
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

@@ -15,7 +15,7 @@ import redis
 from queue_system.local.embedded import EmbeddedRedis
 from tests.e2e import support
 from tests.e2e.support import get_task, outcomes, submit, timestamp, wait_for_status
-from tests.test_kinds_email import EphemeralController, Mailbox
+from tests.support.smtp import EphemeralController, Mailbox
 
 pytestmark = pytest.mark.e2e
 

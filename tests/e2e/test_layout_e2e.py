@@ -14,7 +14,7 @@ import redis
 from queue_system.storage import dramatiq_wire
 from queue_system.storage.keys import LAYOUT_VERSION, Keys
 from tests.e2e import support
-from tests.test_layout import old_task
+from tests.support.layout import old_task
 
 pytestmark = pytest.mark.e2e
 K = Keys()

@@ -23,7 +23,7 @@ from tests.e2e.support import (
     submit,
     wait_for_status,
 )
-from tests.receiver import HANG, Receiver, Reply
+from tests.support.receiver import HANG, Receiver, Reply
 
 pytestmark = pytest.mark.e2e
 

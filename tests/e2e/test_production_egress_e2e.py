@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e import support
 from tests.e2e.support import Proc, submit, wait_for_status
-from tests.receiver import Receiver
+from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import support
-from tests.test_cli import invoke
+from tests.support.cli import invoke
 
 pytestmark = pytest.mark.e2e
 

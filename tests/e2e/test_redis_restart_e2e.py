@@ -17,7 +17,7 @@ import redis
 from queue_system.local.embedded import EmbeddedRedis
 from tests.e2e import support
 from tests.e2e.support import get_task, outcomes, submit, wait_for_status
-from tests.receiver import Receiver, Reply
+from tests.support.receiver import Receiver, Reply
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e import support
 from tests.e2e.support import Proc, get_task, submit, wait_for_status
-from tests.receiver import Receiver
+from tests.support.receiver import Receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 

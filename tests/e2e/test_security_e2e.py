@@ -15,7 +15,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from queue_system.transports.signing import new_secret
 from tests.e2e import support
 from tests.e2e.support import stack, wait_for_status
-from tests.receiver import Receiver
+from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 

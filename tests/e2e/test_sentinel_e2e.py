@@ -17,8 +17,8 @@ import pytest
 
 from tests.e2e import support
 from tests.e2e.support import wait_for_status
-from tests.receiver import Receiver
-from tests.sentinel_group import RedisGroup
+from tests.support.receiver import Receiver
+from tests.support.sentinel_group import RedisGroup
 
 pytestmark = pytest.mark.e2e
 

@@ -20,7 +20,7 @@ from queue_system.kinds import Registry
 from queue_system.kinds.webhook import webhook_kind
 from tests.e2e import support
 from tests.e2e.support import outcomes, submit, wait_for_status
-from tests.receiver import Receiver
+from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 

@@ -24,7 +24,7 @@ from tests.e2e.support import (
     wait_for_status,
     wait_for_task,
 )
-from tests.receiver import HANG, Receiver, Reply
+from tests.support.receiver import HANG, Receiver, Reply
 
 pytestmark = pytest.mark.e2e
 

@@ -24,7 +24,7 @@ from queue_system.local.embedded import EmbeddedRedis
 from queue_system.worker.master import EXIT_STALLED
 from tests.e2e import support
 from tests.e2e.support import submit, wait_for_status
-from tests.receiver import Receiver
+from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 KINDS = "tests.health_kinds"

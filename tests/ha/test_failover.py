@@ -31,8 +31,8 @@ import httpx
 import pytest
 
 from tests.e2e import support
-from tests.receiver import Receiver
-from tests.sentinel_group import Node, RedisGroup
+from tests.support.receiver import Receiver
+from tests.support.sentinel_group import Node, RedisGroup
 
 pytestmark = [pytest.mark.ha, pytest.mark.timeout(240)]
 

@@ -37,6 +37,7 @@ import httpx
 import pytest
 import redis
 
+from queue_system.domain.queues import QUEUES
 from queue_system.local.embedded import EmbeddedRedis
 from queue_system.storage.keys import Keys
 from queue_system.testing import port_open
@@ -207,6 +208,17 @@ def _progress(client: redis.Redis, receiver: str) -> str:
 # ---------------------------------------------------------------- the owner rules
 
 
+# family -> the sorted set that owns its keys (its member: the key's value). A running bulk
+# operation is owned by `{p}:ops:running`; an ended one expires.
+_OWNED_BY = {
+    **dict.fromkeys(("task", "history", "payload"), KEYS.index()),
+    **dict.fromkeys(("dest", "inflight", "parked"), KEYS.dests),
+    **dict.fromkeys(("endpoint", "ep_inflight", "ep_parked"), KEYS.endpoints),
+    **dict.fromkeys(("sched", "sched_runs"), KEYS.scheds),
+    "op": KEYS.ops_running,
+}
+
+
 def _owner_rules(client: redis.Redis, key: str, p: str) -> str | None:
     """Why `key` (which has no expiry) may stay, or None. From storage/keys.py's layout:
     - the indexes, the schedule, the leases, the expiry zset and the destinations zset are the
@@ -217,6 +229,8 @@ def _owner_rules(client: redis.Redis, key: str, p: str) -> str | None:
     - destination keys `{p}:dest|inflight|parked:{d}` are owned by `{p}:dests`, endpoint keys
       `{p}:endpoint|ep-inflight|ep-parked:{e}` by `{p}:endpoints` (the destinations design: the
       reconciler forgets an idle host or endpoint);
+    - the paused queues `{p}:queues:paused` and the held sets `{p}:held:{queue}` belong to the
+      queues (QUEUES: a fixed set);
     - rate-limit buckets `{p}:ratelimit:*` and per-minute counters `{p}:stats:*` must expire:
       no rule here, so one without a TTL is reported.
     """
@@ -236,18 +250,13 @@ def _owner_rules(client: redis.Redis, key: str, p: str) -> str | None:
     if key.startswith(f"{p}:dramatiq:"):
         return "Dramatiq's"
     family, value = KEYS.parse(key) or ("", "")
-    if family in ("task", "history", "payload"):
-        return "idx:all" if client.zscore(KEYS.index(), value) is not None else None
-    if family in ("dest", "inflight", "parked"):
-        return "dests" if client.zscore(KEYS.dests, value) is not None else None
-    if family in ("endpoint", "ep_inflight", "ep_parked"):
-        return "endpoints" if client.zscore(KEYS.endpoints, value) is not None else None
-    if family in ("sched", "sched_runs"):
-        return "scheds" if client.zscore(KEYS.scheds, value) is not None else None
-    if family == "op":  # a running operation (an ended one expires)
-        return "ops:running" if client.zscore(KEYS.ops_running, value) is not None else None
+    owner = _OWNED_BY.get(family)
+    if owner is not None:
+        return owner if client.zscore(owner, value) is not None else None
     if family == "layout":
         return "the layout version"
+    if family == "paused_queues" or (family == "held" and value in QUEUES):
+        return "a queue's"  # one per queue of domain/queues.py QUEUES: a fixed, bounded set
     return None
 
 

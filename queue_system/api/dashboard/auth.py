@@ -1,6 +1,8 @@
 """Dashboard sign-in: an API key becomes a session in Redis; a signed, HTTP-only cookie names it.
 
     Keys.session(id)   hash   role, csrf, created_at; expires SESSION_TTL_S after its last use
+                              (storage/sessions.py; this module knows it as service/access.py's
+                              `SessionStore`, given at the app's start)
 
 The cookie is `{id}.{signature}`: the id is 32 random bytes, the signature an HMAC over it with a
 secret derived from the configured keys (so every API process agrees, and changing the keys signs
@@ -22,7 +24,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
 from litestar import Request
 from litestar.datastructures import Cookie
 from litestar.exceptions import PermissionDeniedException
@@ -30,7 +31,7 @@ from loguru import logger
 
 from queue_system.api.auth import ApiGuard
 from queue_system.api.keys import KeyRing, Role
-from queue_system.storage.keys import Keys
+from queue_system.service.access import SessionStore
 
 SESSION_COOKIE = "qs_dashboard"
 CSRF_COOKIE = "qs_dashboard_csrf"
@@ -54,10 +55,13 @@ class Viewer:
 
 
 class Sessions:
-    def __init__(self, keyring: KeyRing | None, prefix: str, guard: ApiGuard | None = None) -> None:
+    """Sign-in, the viewer of a request, sign-out. `store` is set by the app's lifespan (`start`:
+    it needs Redis)."""
+
+    def __init__(self, keyring: KeyRing | None, guard: ApiGuard | None = None) -> None:
         self.keyring = keyring if keyring is not None and keyring.enabled else None
-        self.prefix = prefix
         self.guard = guard  # the lockout of addresses presenting wrong keys; None: none
+        self._store: SessionStore | None = None
         material = b"".join(digest for digest, _ in self.keyring.entries) if self.keyring else b""
         self._secret = hashlib.sha256(b"queue_system dashboard session\0" + material).digest()
 
@@ -65,8 +69,14 @@ class Sessions:
     def enabled(self) -> bool:
         return self.keyring is not None
 
-    def key(self, session_id: str) -> str:
-        return Keys(self.prefix).session(session_id)
+    def start(self, store: SessionStore) -> None:
+        self._store = store
+
+    @property
+    def store(self) -> SessionStore:
+        if self._store is None:
+            raise RuntimeError("Sessions.start was not called (the app's lifespan calls it)")
+        return self._store
 
     def _sign(self, session_id: str) -> str:
         return hmac.new(self._secret, session_id.encode(), hashlib.sha256).hexdigest()
@@ -77,9 +87,7 @@ class Sessions:
         session_id, signature = cookie.split(".")
         return session_id if hmac.compare_digest(signature, self._sign(session_id)) else None
 
-    async def sign_in(
-        self, client: aioredis.Redis, presented: str, *, secure: bool = False
-    ) -> tuple[Role, Cookie] | None:
+    async def sign_in(self, presented: str, *, secure: bool = False) -> tuple[Role, Cookie] | None:
         """-> (role, session cookie) for a known key; None otherwise. `secure`: the page came over
         HTTPS (the cookie is then never sent over plain HTTP)."""
         if self.keyring is None:
@@ -88,49 +96,44 @@ class Sessions:
         if role is None:
             return None
         session_id = secrets.token_urlsafe(32)
-        key = self.key(session_id)
-        async with client.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"role": role.value, "csrf": secrets.token_urlsafe(32)})
-            pipe.hset(key, "created_at", str(int(time.time() * 1000)))
-            pipe.expire(key, SESSION_TTL_S)
-            await pipe.execute()
+        now_ms = int(time.time() * 1000)
+        await self.store.open(
+            session_id, role.value, secrets.token_urlsafe(32), now_ms=now_ms, ttl_s=SESSION_TTL_S
+        )
         return role, session_cookie(f"{session_id}.{self._sign(session_id)}", SESSION_TTL_S, secure)
 
     async def throttled_sign_in(
-        self, client: aioredis.Redis, request: Request[Any, Any, Any], presented: str
+        self, request: Request[Any, Any, Any], presented: str
     ) -> tuple[Role, Cookie] | None:
         """`sign_in` behind the lockout: AccessRefused (429) for a locked address, whatever its
         key; a wrong key is logged (without it) and counted."""
         guard = self.guard
         if guard is None or self.keyring is None:
-            return await self.sign_in(client, presented, secure=over_https(request))
+            return await self.sign_in(presented, secure=over_https(request))
         address = guard.address(request.scope)
         await guard.check_lock(address, "dashboard sign-in")
-        signed = await self.sign_in(client, presented, secure=over_https(request))
+        signed = await self.sign_in(presented, secure=over_https(request))
         if signed is None:
             logger.warning("dashboard sign-in failed from {}", address)
             await guard.failed(address, "dashboard sign-in")
         return signed
 
-    async def viewer(self, client: aioredis.Redis, request: Request[Any, Any, Any]) -> Viewer | None:
+    async def viewer(self, request: Request[Any, Any, Any]) -> Viewer | None:
         """The signed-in viewer (sliding expiry), or None: sign-in needed."""
         if self.keyring is None:
             return Viewer(Role.WRITE, request.cookies.get(CSRF_COOKIE, ""), auth_enabled=False)
         session_id = self._session_id(request.cookies.get(SESSION_COOKIE))
         if session_id is None:
             return None
-        key = self.key(session_id)
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.hmget(key, ["role", "csrf"])
-            pipe.expire(key, SESSION_TTL_S)
-            (role, csrf), _ = await pipe.execute()
-        if role is None or csrf is None:
+        found = await self.store.touch(session_id, SESSION_TTL_S)
+        if found is None:
             return None
+        role, csrf = found
         return Viewer(Role(role), csrf, auth_enabled=True, session_id=session_id)
 
-    async def sign_out(self, client: aioredis.Redis, viewer: Viewer) -> None:
+    async def sign_out(self, viewer: Viewer) -> None:
         if viewer.session_id is not None:
-            await client.delete(self.key(viewer.session_id))
+            await self.store.close(viewer.session_id)
 
 
 def session_cookie(value: str, max_age: int, secure: bool = False) -> Cookie:

@@ -1,10 +1,10 @@
 """What the overview shows beyond /api/v1/stats: per-minute counters, workers, destinations.
 
-Read through the API's store (storage/types.py `AsyncTaskStore`), which owns the keys:
-    minute_counts   completed, failed, retried per minute (FINISH's counters, kept 2 h); attempts
-                    is their sum (each attempt FINISH records counts once, in one of the three)
-    worker_beats    one Dramatiq heartbeat per worker process
-    destinations    the hosts, the endpoints and their breakers (the destinations' Lua)
+Read through the task service (service/tasks.py, service/health.py), never the store:
+    minute_counts     completed, failed, retried per minute (FINISH's counters, kept 2 h); attempts
+                      is their sum (each attempt FINISH records counts once, in one of the three)
+    worker_processes  one Dramatiq heartbeat per worker process
+    destinations      the hosts, the endpoints and their breakers (the destinations' Lua)
 Missing keys show as empty: a chart with no points, "no workers", "no destinations reported".
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 
 from queue_system.domain.destinations import DestinationStatus
 from queue_system.domain.redaction import redact_text, redact_url
+from queue_system.service.health import worker_processes
 from queue_system.service.tasks import TaskService
 
 MINUTES = 60
@@ -32,7 +33,7 @@ async def series(service: TaskService, now_ms: int | None = None) -> dict[str, l
     """The last hour, one point per minute: {"minute": [epoch s...], "completed": [...], ...}."""
     last = _now(now_ms) // 60_000
     minutes = list(range(last - MINUTES + 1, last + 1))
-    counts = await service.store.minute_counts(minutes)
+    counts = await service.minute_counts(minutes)
     out: dict[str, list[int]] = {"minute": [m * 60 for m in minutes]}
     out["completed"] = [c.completed for c in counts]
     out["failed"] = [c.failed for c in counts]
@@ -61,8 +62,9 @@ class Worker:
 
 async def workers(service: TaskService, now_ms: int | None = None) -> list[Worker]:
     now = _now(now_ms)
-    beats = await service.store.worker_beats(MAX_WORKERS)
-    return sorted((Worker(b.id, max(0.0, (now - b.at) / 1000)) for b in beats), key=lambda w: w.age_s)
+    found = await worker_processes(service, MAX_WORKERS)
+    ages = (Worker(w.id, max(0.0, (now - w.last_heartbeat) / 1000)) for w in found)
+    return sorted(ages, key=lambda w: w.age_s)
 
 
 def _row(d: DestinationStatus) -> dict[str, Any]:

@@ -18,9 +18,7 @@ from queue_system.domain.models import TaskStatus
 from queue_system.domain.operations import BulkAction, OperationState, TaskFilter
 from queue_system.errors import Conflict, OperationNotFound
 from queue_system.service.operations import OperationService
-from queue_system.service.tasks import TaskService
 
-Service = NamedDependency[TaskService]
 Operations = NamedDependency[OperationService]
 Dashboard = NamedDependency[Any]  # routes.py's Board (which imports this module)
 SHOWN = 50  # the newest operations on the page
@@ -42,10 +40,8 @@ def failed_filter(filters: Filters) -> tuple[TaskFilter, dict[str, Any]]:
 
 
 @post("/bulk-retry", status_code=303)
-async def bulk_retry(
-    request: AnyRequest, service: Service, operations: Operations, dashboard: Dashboard
-) -> Redirect:
-    _, form = await form_viewer(request, dashboard.sessions, service)
+async def bulk_retry(request: AnyRequest, operations: Operations, dashboard: Dashboard) -> Redirect:
+    _, form = await form_viewer(request, dashboard.sessions)
     flt, shown = failed_filter(Filters.parse(form))
     op = await operations.start(BulkAction.RETRY, flt, shown, None)
     plural = "s" if op.total != 1 else ""
@@ -55,9 +51,9 @@ async def bulk_retry(
 
 @get("/operations")
 async def operations_page(
-    request: AnyRequest, service: Service, operations: Operations, dashboard: Dashboard
+    request: AnyRequest, operations: Operations, dashboard: Dashboard
 ) -> Response[str] | Redirect:
-    viewer = await page_viewer(request, dashboard.sessions, service)
+    viewer = await page_viewer(request, dashboard.sessions)
     if not isinstance(viewer, Viewer):
         return viewer
     items, _ = await operations.list(0, SHOWN)
@@ -71,11 +67,10 @@ async def operations_page(
 async def cancel_operation(
     request: AnyRequest,
     operation_id: FromPath[str],
-    service: Service,
     operations: Operations,
     dashboard: Dashboard,
 ) -> Redirect:
-    await form_viewer(request, dashboard.sessions, service)
+    await form_viewer(request, dashboard.sessions)
     try:
         await operations.cancel(operation_id)
         notice = "operation cancelled"

@@ -16,7 +16,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
-from queue_system.api.auth import AccessRefused, ApiGuard
+from queue_system.api.auth import AccessRefused
 from queue_system.api.dashboard import data
 from queue_system.api.dashboard.auth import (
     COOKIE_PATH,
@@ -30,6 +30,8 @@ from queue_system.api.dashboard.auth import (
 )
 from queue_system.api.dashboard.bulk import BULK_LIMIT, failed_matching
 from queue_system.api.dashboard.operations import bulk_retry, cancel_operation, operations_page
+from queue_system.api.dashboard.queues import Queues, cards, queue_action
+from queue_system.api.dashboard.schedules import HANDLERS as SCHEDULE_PAGES
 from queue_system.api.dashboard.web import (
     FINAL,
     HERE,
@@ -41,14 +43,13 @@ from queue_system.api.dashboard.web import (
     page_viewer,
     render,
 )
-from queue_system.api.keys import KeyRing, Role
+from queue_system.api.keys import Role
 from queue_system.api.schemas import encode_cursor
 from queue_system.domain.redaction import shown_task
 from queue_system.errors import Conflict, InvalidInput, TaskNotFound
-from queue_system.service import inbox as dev_inbox
+from queue_system.service.inbox import DevInbox
+from queue_system.service.mailbox import Mailbox
 from queue_system.service.tasks import TaskService
-from queue_system.storage import mailbox
-from queue_system.storage.keys import Keys
 
 Service = NamedDependency[TaskService]
 Page = Response[str] | Redirect
@@ -60,19 +61,16 @@ class Board:
     """What every dashboard handler needs besides the task service (a router dependency)."""
 
     sessions: Sessions
-    keys: Keys
     inbox: bool = False  # the development inbox is served (DEV_INBOX)
 
 
 Dashboard = NamedDependency[Board]
 
 
-def dashboard_router(
-    keyring: KeyRing | None, keys: Keys | None = None, guard: ApiGuard | None = None, *, inbox: bool = False
-) -> Router:
-    """`keyring` None or empty: authentication off (development): every page says so."""
-    keys = keys or Keys()
-    board = Board(Sessions(keyring, keys.prefix, guard), keys, inbox)
+def dashboard_router(sessions: Sessions, *, inbox: bool = False) -> Router:
+    """`sessions` with no keyring: authentication off (development): every page says so. The
+    mailbox and inbox pages take the app's `mailbox` and `dev_inbox` dependencies (api/app.py)."""
+    board = Board(sessions, inbox)
     static = create_static_files_router(
         path="/static", directories=[HERE / "static"], name="dashboard-static"
     )
@@ -86,10 +84,12 @@ def dashboard_router(
             task_action,
             bulk_confirm,
             bulk_retry,
+            queue_action,
             operations_page,
             cancel_operation,
             mailbox_page,
             inbox_page,
+            *SCHEDULE_PAGES,
             login_page,
             login,
             logout,
@@ -108,8 +108,8 @@ def _safe_next(value: str | None) -> str:
 
 
 @get("/")
-async def overview(request: AnyRequest, service: Service, dashboard: Dashboard) -> Page:
-    viewer = await page_viewer(request, dashboard.sessions, service)
+async def overview(request: AnyRequest, service: Service, dashboard: Dashboard, queues: Queues) -> Page:
+    viewer = await page_viewer(request, dashboard.sessions)
     if not isinstance(viewer, Viewer):
         return viewer
     points = await data.series(service)
@@ -118,6 +118,7 @@ async def overview(request: AnyRequest, service: Service, dashboard: Dashboard) 
         "totals": data.totals(points),
         "workers": await data.workers(service),
         "destinations": await data.destinations(service),
+        "queues": await cards(queues),
     }
     template = "_overview.html" if is_htmx(request) else "overview.html"
     return render(request, template, viewer, **context)
@@ -127,7 +128,7 @@ async def overview(request: AnyRequest, service: Service, dashboard: Dashboard) 
 async def series(
     request: AnyRequest, service: Service, dashboard: Dashboard
 ) -> Response[dict[str, list[int]]] | Response[str] | Redirect:
-    viewer = await page_viewer(request, dashboard.sessions, service)
+    viewer = await page_viewer(request, dashboard.sessions)
     if not isinstance(viewer, Viewer):
         return viewer
     return Response(await data.series(service), headers={"Cache-Control": "no-store"})
@@ -135,7 +136,7 @@ async def series(
 
 @get("/tasks")
 async def tasks(request: AnyRequest, service: Service, dashboard: Dashboard) -> Page:
-    viewer = await page_viewer(request, dashboard.sessions, service)
+    viewer = await page_viewer(request, dashboard.sessions)
     if not isinstance(viewer, Viewer):
         return viewer
     filters = Filters.parse(request.query_params)
@@ -158,7 +159,7 @@ async def tasks(request: AnyRequest, service: Service, dashboard: Dashboard) -> 
 async def task_detail(
     request: AnyRequest, task_id: FromPath[str], service: Service, dashboard: Dashboard
 ) -> Page:
-    viewer = await page_viewer(request, dashboard.sessions, service)
+    viewer = await page_viewer(request, dashboard.sessions)
     if not isinstance(viewer, Viewer):
         return viewer
     try:
@@ -176,7 +177,7 @@ async def task_detail(
 async def task_action(
     request: AnyRequest, task_id: FromPath[str], action: FromPath[str], service: Service, dashboard: Dashboard
 ) -> Redirect:
-    await form_viewer(request, dashboard.sessions, service)
+    await form_viewer(request, dashboard.sessions)
     if action not in ACTIONS:
         raise InvalidInput(f"one of {', '.join(ACTIONS)}", field="action", status_code=404)
     try:
@@ -197,7 +198,7 @@ async def task_action(
 
 @get("/bulk-retry")
 async def bulk_confirm(request: AnyRequest, service: Service, dashboard: Dashboard) -> Page:
-    viewer = await page_viewer(request, dashboard.sessions, service)
+    viewer = await page_viewer(request, dashboard.sessions)
     if not isinstance(viewer, Viewer):
         return viewer
     filters = Filters.parse(request.query_params)
@@ -207,11 +208,11 @@ async def bulk_confirm(request: AnyRequest, service: Service, dashboard: Dashboa
 
 
 @get("/mailbox")
-async def mailbox_page(request: AnyRequest, service: Service, dashboard: Dashboard) -> Page:
-    viewer = await page_viewer(request, dashboard.sessions, service)
+async def mailbox_page(request: AnyRequest, mailbox: NamedDependency[Mailbox], dashboard: Dashboard) -> Page:
+    viewer = await page_viewer(request, dashboard.sessions)
     if not isinstance(viewer, Viewer):
         return viewer
-    messages = await mailbox.read(service.store.client, dashboard.keys.prefix)
+    messages = await mailbox.read()
     template = "_mailbox.html" if is_htmx(request) else "mailbox.html"
     return render(request, template, viewer, messages=messages)
 
@@ -220,21 +221,20 @@ INBOX_SHOWN = 10  # latest requests per inbox on the page
 
 
 @get("/inbox")
-async def inbox_page(request: AnyRequest, service: Service, dashboard: Dashboard) -> Page:
-    viewer = await page_viewer(request, dashboard.sessions, service)
+async def inbox_page(request: AnyRequest, dev_inbox: NamedDependency[DevInbox], dashboard: Dashboard) -> Page:
+    viewer = await page_viewer(request, dashboard.sessions)
     if not isinstance(viewer, Viewer):
         return viewer
-    client, keys = service.store.client, dashboard.keys
     boxes = []
     if dashboard.inbox:
-        for box in await dev_inbox.inboxes(client, keys):
-            boxes.append((box, await dev_inbox.requests(client, keys, box.name, INBOX_SHOWN)))
+        for box in await dev_inbox.inboxes():
+            boxes.append((box, await dev_inbox.requests(box.name, INBOX_SHOWN)))
     template = "_inbox.html" if is_htmx(request) else "inbox.html"
     return render(request, template, viewer, inboxes=boxes, inbox_on=dashboard.inbox)
 
 
 @get("/login")
-async def login_page(request: AnyRequest, service: Service, dashboard: Dashboard) -> Page:
+async def login_page(request: AnyRequest, dashboard: Dashboard) -> Page:
     return _login(request, dashboard, error="", status_code=200)
 
 
@@ -253,12 +253,12 @@ def _login(request: AnyRequest, dashboard: Board, error: str, status_code: int) 
 
 
 @post("/login", status_code=303)
-async def login(request: AnyRequest, service: Service, dashboard: Dashboard) -> Page:
+async def login(request: AnyRequest, dashboard: Dashboard) -> Page:
     form = dict((await request.form()).items())
     check_csrf(request.cookies.get("qs_dashboard_csrf", ""), str(form.get(CSRF_FIELD) or ""))
     key = str(form.get("key") or "")
     try:
-        signed = await dashboard.sessions.throttled_sign_in(service.store.client, request, key)
+        signed = await dashboard.sessions.throttled_sign_in(request, key)
     except AccessRefused as locked:
         wait = (locked.headers or {}).get("Retry-After", "60")
         page = _login(request, dashboard, f"Too many wrong keys: try again in {wait} s.", status_code=429)
@@ -273,9 +273,9 @@ async def login(request: AnyRequest, service: Service, dashboard: Dashboard) -> 
 
 
 @post("/logout", status_code=303)
-async def logout(request: AnyRequest, service: Service, dashboard: Dashboard) -> Redirect:
-    viewer, _ = await form_viewer(request, dashboard.sessions, service, write=False)
-    await dashboard.sessions.sign_out(service.store.client, viewer)
+async def logout(request: AnyRequest, dashboard: Dashboard) -> Redirect:
+    viewer, _ = await form_viewer(request, dashboard.sessions, write=False)
+    await dashboard.sessions.sign_out(viewer)
     response = Redirect("/dashboard/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
     return response

@@ -30,8 +30,8 @@ from queue_system.api.schemas import decode_cursor
 from queue_system.domain.models import TaskQuery, TaskStatus
 from queue_system.domain.queues import QUEUES
 from queue_system.domain.redaction import shown_payload
+from queue_system.domain.words import duration
 from queue_system.errors import InvalidInput
-from queue_system.service.tasks import TaskService
 
 AnyRequest = Request[Any, Any, Any]
 HERE = Path(__file__).parent
@@ -60,6 +60,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["ts"] = _ts
     env.filters["pretty"] = _pretty
+    env.filters["duration"] = duration  # 250 -> "250 ms", 30_012 -> "30 s", as the API words say it
     env.globals["STATUSES"] = [s.value for s in TaskStatus]
     env.globals["QUEUES"] = QUEUES
     env.globals["CSRF_FIELD"] = CSRF_FIELD
@@ -86,12 +87,10 @@ def is_htmx(request: AnyRequest) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
-async def page_viewer(
-    request: AnyRequest, sessions: Sessions, service: TaskService
-) -> Viewer | Redirect | Response[str]:
+async def page_viewer(request: AnyRequest, sessions: Sessions) -> Viewer | Redirect | Response[str]:
     """The viewer of a GET page, or the way to sign-in: a redirect, or for an htmx refresh (its
     XHR would follow a redirect and put the sign-in form inside the page) `HX-Redirect`."""
-    viewer = await sessions.viewer(service.store.client, request)
+    viewer = await sessions.viewer(request)
     if viewer is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         if is_htmx(request):
@@ -104,10 +103,10 @@ async def page_viewer(
 
 
 async def form_viewer(
-    request: AnyRequest, sessions: Sessions, service: TaskService, *, write: bool = True
+    request: AnyRequest, sessions: Sessions, *, write: bool = True
 ) -> tuple[Viewer, dict[str, str]]:
     """The viewer of a POST, checked: signed in, CSRF token right, a write key (if `write`)."""
-    viewer = await sessions.viewer(service.store.client, request)
+    viewer = await sessions.viewer(request)
     if viewer is None:
         raise PermissionDeniedException("sign in first")
     form = dict((await request.form()).items())

@@ -24,16 +24,18 @@ local function retry_task(id, now)
 end
 
 -- A waiting task (pending, scheduled, retrying) will not run; its message is skipped. A parked
--- task leaves its host's or endpoint's parked set (and a released one the slots held for it).
+-- task leaves its host's or endpoint's parked set (and a released one the slots held for it); a
+-- held one (its queue is paused) leaves its queue's held set.
 local function cancel_task(id, now, retention)
   local key = task_key(id)
-  local found = redis.call('HMGET', key, 'status', 'created_at', 'dest', 'ep')
+  local found = redis.call('HMGET', key, 'status', 'created_at', 'dest', 'ep', 'held', 'queue')
   local status, created_at, dest = found[1], found[2], found[3]
   if not status then return {'missing'} end
   if status ~= 'pending' and status ~= 'scheduled' and status ~= 'retrying' then return {'refused', status} end
   redis.call('HSET', key, 'status', 'cancelled', 'updated_at', now, 'completed_at', now)
-  redis.call('HDEL', key, 'next_attempt_at', 'parked', 'parked_at', 'parked_level')
+  redis.call('HDEL', key, 'next_attempt_at', 'parked', 'parked_at', 'parked_level', 'held')
   if dest then leave_units(dest, endpoint_of(dest, found[4]), id) end
+  if found[5] then redis.call('ZREM', held_key(found[6]), id) end
   move_status(id, status, 'cancelled', created_at)
   redis.call('ZREM', SCHEDULE, id)
   finish_final(id, now, retention)

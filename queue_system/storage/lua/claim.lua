@@ -4,6 +4,7 @@
 -- Returns  {'ok', {value, ...} (the task's CLAIMED_FIELDS as they now are, in the order of
 --          storage/codec.py; false = absent), payload JSON}
 --          | {'missing'} | {'not_claimable', status} | {'stale'} (another token's message is current)
+--          | {'paused'} (its queue is paused: the task is held, lua/queues.lua)
 --          | {'parked', 'open'|'busy', 'host'|'endpoint'} (that level of its destination cannot
 --          take it now: lua/destinations.lua)
 -- The task becomes `processing` with attempt + 1 and a lease; `trigger` (what started this
@@ -20,6 +21,12 @@ local status, created_at, trigger = task[CLAIMED_STATUS], task[CLAIMED_CREATED_A
 if not status then return {'missing'} end
 if status ~= 'pending' and status ~= 'retrying' then return {'not_claimable', status} end
 if task[CLAIMED_TOKEN] ~= token then return {'stale'} end
+-- [queues] A paused queue's task is held, not claimed (lua/queues.lua); resume releases it.
+-- (One HEXISTS: measured within the noise of the claim's ~16 µs of Redis time.)
+if redis.call('HEXISTS', PAUSED, task[CLAIMED_QUEUE]) == 1 then
+  hold(id, task[CLAIMED_QUEUE], created_at, task[CLAIMED_DEST], task[CLAIMED_EP], now)
+  return {'paused'}
+end
 local dest = task[CLAIMED_DEST]
 if dest then
   local e = endpoint_of(dest, task[CLAIMED_EP])

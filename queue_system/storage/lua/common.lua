@@ -4,8 +4,9 @@
 -- type_index(type), queue_key(queue), messages_key(queue), the keys ALL_INDEX, SCHEDULE, LEASES,
 -- EXPIRY, message_id(id, token) and ACTORS (queue -> actor name); for destinations dest_key(d),
 -- inflight_key(d), parked_key(d), DESTS, DESTS_DUE, endpoint_key(e), ep_inflight_key(e),
--- ep_parked_key(e), ENDPOINTS, ENDPOINTS_DUE (lua/destinations.lua), stats_key(minute), and
--- LAYOUT_LOCK (the layout upgrade's lock: lua/relayout.lua).
+-- ep_parked_key(e), ENDPOINTS, ENDPOINTS_DUE (lua/destinations.lua), stats_key(minute),
+-- LAYOUT_LOCK (the layout upgrade's lock: lua/relayout.lua), and for queue pause PAUSED,
+-- held_key(queue) and MESSAGE_SEPARATOR (lua/queues.lua).
 
 -- A finished task's keys expire this long after the sweeper should have purged them: a backstop
 -- in case no worker runs to sweep.
@@ -67,8 +68,9 @@ local function finish_final(id, now, retention)
 end
 
 local function purge(id)
-  local found = redis.call('HMGET', task_key(id), 'type', 'status', 'dest', 'ep')
+  local found = redis.call('HMGET', task_key(id), 'type', 'status', 'dest', 'ep', 'held', 'queue')
   local task_type, status, dest = found[1], found[2], found[3]
+  if found[5] and found[6] then redis.call('ZREM', held_key(found[6]), id) end  -- held: lua/queues.lua
   if dest then  -- its host's sets and its endpoint's (a task stored before endpoints: its host)
     local e = dest .. (found[4] or '')
     redis.call('ZREM', parked_key(dest), id)

@@ -54,6 +54,9 @@ def _reply(spec: ReplySpec) -> Reply:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: a burst of 20 webhooks overflowed it, and the dropped
+    # connects became 1 s connect timeouts (retries) in the worker.
+    request_queue_size = 128
     receiver: Receiver
 
     def handle_error(self, request: Any, client_address: Any) -> None:
