@@ -17,6 +17,7 @@ from loguru import logger
 from queue_system import __version__
 from queue_system.api import problems, request_ids
 from queue_system.api.auth import AccessRefused, build_guard, on_access_refused
+from queue_system.api.batch import submit_batch
 from queue_system.api.body import BodyRequest
 from queue_system.api.compat import compat_router
 from queue_system.api.dashboard import dashboard_router
@@ -77,6 +78,7 @@ def create_app(
             retention_ms=settings.retention_ms,
             max_timeout_ms=settings.max_timeout_ms,
             retry_defaults=settings.worker,
+            batch_max=settings.batch_max,
         )
         state["schedules"] = ScheduleService(
             AsyncScheduleStore(client, keys or Keys()),
@@ -110,6 +112,7 @@ def create_app(
     return Litestar(
         route_handlers=[
             TaskController,
+            submit_batch,
             ScheduleController,
             stats,
             health,
@@ -130,6 +133,7 @@ def create_app(
             "service": Provide(provide_service, sync_to_thread=False),
             "write_probe": Provide(provide_write_probe, sync_to_thread=False),
             "schedules": Provide(provide_schedules, sync_to_thread=False),
+            "rate_charge": Provide(lambda: guard.charge, sync_to_thread=False),
         },
         # Errors become HTTP in api/problems.py only; Redis's by what they mean (storage/failures.py).
         exception_handlers={

@@ -442,6 +442,14 @@ SPEC: tuple[Var, ...] = (
         "max_timeout_ms",
     ),
     Var(
+        "TASK_BATCH_MAX",
+        integer(1, 10_000),
+        "1000",
+        "most tasks one `POST /api/v1/tasks/batch` may carry (`422` naming `tasks` beyond); the body "
+        "still fits in `API_MAX_BODY_BYTES`",
+        "batch_max",
+    ),
+    Var(
         "TASK_MIN_RETRY_DELAY",
         duration(10),
         "1s",
@@ -616,6 +624,7 @@ class Settings:
     data_dir: Path = _default("DATA_DIR")  # noqa: RUF009 - a Path is immutable
     retention_ms: int = _default("TASK_RETENTION")
     max_timeout_ms: int = _default("TASK_MAX_TIMEOUT")  # the largest per-task `timeout` a client may ask for
+    batch_max: int = _default("TASK_BATCH_MAX")  # most items of one batch submit
     api: ApiSettings = field(default_factory=ApiSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
