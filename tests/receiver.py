@@ -54,6 +54,9 @@ def _reply(spec: ReplySpec) -> Reply:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: a burst of deliveries (a batch) overflowed it, and the
+    # dropped SYNs came back a second later, past the tests' 1 s request timeout.
+    request_queue_size = 128
     receiver: Receiver
 
     def handle_error(self, request: Any, client_address: Any) -> None:
