@@ -10,6 +10,7 @@ an RFC 9457 problem whose field paths start with the item's place (`tasks[3].pay
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -53,6 +54,7 @@ class BatchResult(msgspec.Struct):
     items: list[BatchItem]  # in request order: items[i] answers tasks[i]
 
 
+@dataclass
 class _BatchOperation(Operation):
     """The request body as the document shows it: the handler reads the raw body itself (the
     `SubmitTask` schema it points to is the single submit's)."""
