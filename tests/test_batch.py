@@ -246,7 +246,8 @@ def test_random_mixes_create_every_good_item_once(
     assert redis_client.zcard(KEYS.index()) == created
     assert redis_client.llen(KEYS.queue("default")) == created  # each enqueued once
     for task_id, payload in seen.items():
-        assert json.loads(redis_client.get(KEYS.payload(task_id)) or "null") == payload
+        stored = redis_client.get(KEYS.payload(task_id))
+        assert isinstance(stored, str) and json.loads(stored) == payload
 
 
 def _anonymous(task: Any) -> bool:
