@@ -105,6 +105,7 @@ class _BatchOperation(Operation):
         **responses(400, 413, 422, 503, guard=GUARDED_WRITE),
     },
     operation_class=_BatchOperation,
+    response_description="Every item was created: each item's `status` is 201, with its task",
 )
 async def submit_batch(
     request: Request[Any, Any, Any],
