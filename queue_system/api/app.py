@@ -17,6 +17,7 @@ from loguru import logger
 from queue_system import __version__
 from queue_system.api import problems, request_ids
 from queue_system.api.auth import AccessRefused, build_guard, on_access_refused
+from queue_system.api.batch import submit_batch
 from queue_system.api.body import BodyRequest
 from queue_system.api.compat import compat_router
 from queue_system.api.dashboard import dashboard_router
@@ -93,6 +94,7 @@ def create_app(
             retention_ms=settings.retention_ms,
             max_timeout_ms=settings.max_timeout_ms,
             retry_defaults=settings.worker,
+            batch_max=settings.batch_max,
         )
         state["schedules"] = ScheduleService(
             AsyncScheduleStore(client, keys or Keys()),
@@ -148,6 +150,7 @@ def create_app(
     return Litestar(
         route_handlers=[
             TaskController,
+            submit_batch,
             ScheduleController,
             QueueController,
             *BULK_ROUTES,
@@ -174,6 +177,7 @@ def create_app(
             "dev_inbox": Provide(provide_dev_inbox, sync_to_thread=False),
             "mailbox": Provide(provide_mailbox, sync_to_thread=False),
             "queues": Provide(provide_queues, sync_to_thread=False),
+            "rate_charge": Provide(lambda: guard.charge, sync_to_thread=False),
             "operations": Provide(provide_operations, sync_to_thread=False),
         },
         # Errors become HTTP in api/problems.py only; Redis's by what they mean (storage/failures.py).

@@ -1,6 +1,6 @@
 """`queue-system` client commands: they talk to the HTTP API, so they work against a remote deployment.
 
-    queue-system tasks submit|list|show|retry|cancel|delete
+    queue-system tasks submit|list|show|retry|cancel|delete   (submit --file tasks.jsonl: in batches)
     queue-system tasks retry|cancel|delete --status failed --since 2h [--wait]   (cli/operations.py)
     queue-system operations [list | show ID | cancel ID]
     queue-system stats | workers | destinations
@@ -29,10 +29,11 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
+from queue_system.cli import batch
 from queue_system.cli import operations as bulk
 from queue_system.cli import render as render
 from queue_system.cli.http import (
@@ -121,11 +122,25 @@ def tasks() -> None:
 @click.option("--queue", help="default or priority.")
 @click.option("--delay", help="Run later: 30s, 5m, 2h ...")
 @click.option("--max-retries", type=click.IntRange(0, 100), help="Retries after the first attempt.")
+@click.option(
+    "--file", "tasks_file", type=click.File("r"),
+    help="JSON Lines, one task body per line (`-`: stdin), sent in batches; exit 1 if any line failed.",
+)  # fmt: skip
+@click.option(
+    "--batch-size", type=click.IntRange(1, 10_000), default=batch.DEFAULT_BATCH, show_default=True,
+    help="Lines per request with --file (at most the server's TASK_BATCH_MAX).",
+)  # fmt: skip
 @client_command
-def submit(opts: Options, **given: Any) -> None:
-    """Submit a task, or a webhook.
+def submit(opts: Options, tasks_file: TextIO | None, batch_size: int, **given: Any) -> None:
+    """Submit a task, or a webhook, or a file of them.
 
-    --type with --payload, or --webhook URL with --method, --header and --body."""
+    --type with --payload, or --webhook URL with --method, --header and --body, or --file
+    tasks.jsonl (each line a body of POST /api/v1/tasks; one result line per line)."""
+    if tasks_file is not None:
+        if any(v for v in given.values()):
+            raise click.UsageError("--file takes the tasks from the file: drop the other task options")
+        batch.submit_file(opts, tasks_file, batch_size)
+        return
     body = _submit_body(**given)
     with Api(opts) as api:
         response = api.call("POST", TASKS, body=body)
