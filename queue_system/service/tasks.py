@@ -34,9 +34,23 @@ from queue_system.storage.failures import classify
 from queue_system.storage.types import AsyncTaskStore, Change, MinuteCounts, NewTask
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # fullmatch: `$` would let a trailing "\n" in
+# Ids that are route segments beside `{id}` (POST /api/v1/tasks/batch, /api/v1/tasks/actions/...):
+# a task called so would have URLs that name the route instead (GET /api/v1/tasks/batch: 405).
+RESERVED_IDS = frozenset({"batch", "actions"})
 MAX_SCHEDULE_AHEAD_MS = 366 * 86_400_000
 # One item of a batch submit: (task, created) as `submit` returns, or what refused it.
 ItemResult = tuple[Task, bool] | QueueSystemError
+
+
+def check_client_id(value: str) -> None:
+    """A client's id (of a task or a schedule) is a URL path segment of its own: 422 naming `id`
+    unless it is one, and only one, whatever the HTTP client does to it."""
+    if not ID_PATTERN.fullmatch(value):
+        raise InvalidInput("1-128 characters of A-Z a-z 0-9 . _ : -", field="id")
+    if value in (".", ".."):  # HTTP clients rewrite these path segments: the URL would be lost
+        raise InvalidInput("`.` and `..` cannot be ids: HTTP clients rewrite them in a URL", field="id")
+    if value in RESERVED_IDS:
+        raise InvalidInput(f"`{value}` names a route (/api/v1/tasks/{value}): pick another id", field="id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,10 +186,8 @@ class TaskService:
         return policy
 
     def _check_options(self, sub: Submission) -> None:
-        if sub.id is not None and not ID_PATTERN.fullmatch(sub.id):
-            raise InvalidInput("1-128 characters of A-Z a-z 0-9 . _ : -", field="id")
-        if sub.id in (".", ".."):  # HTTP clients rewrite these path segments: the task's URL would be lost
-            raise InvalidInput("`.` and `..` cannot be ids: HTTP clients rewrite them in a URL", field="id")
+        if sub.id is not None:
+            check_client_id(sub.id)
         if sub.queue not in QUEUES:
             raise InvalidInput(f"must be one of {', '.join(QUEUES)}", field="queue")
         if sub.timeout_ms is not None and not 1 <= sub.timeout_ms <= self.max_timeout_ms:
