@@ -25,6 +25,7 @@ from queue_system.domain.models import (
 from queue_system.domain.retry import Decision
 from queue_system.storage import dramatiq_wire, scripts
 from queue_system.storage.codec import attempt_to_json, claimed_task, dumps
+from queue_system.storage.combiner import Combined
 from queue_system.storage.evalsha import Script, ScriptCaller
 from queue_system.storage.keys import Keys
 from queue_system.storage.types import (
@@ -80,7 +81,8 @@ class RedisTaskStore:
         self._limits = limit_args(self.limits)
         self._caller = ScriptCaller(client)
         prefix = self.keys.prefix
-        self._claim = Script(self._caller, scripts.CLAIM, prefix)
+        # The threads' concurrent claims share a pipeline (storage/combiner.py).
+        self._claim = Combined(Script(self._caller, scripts.CLAIM, prefix))
         self._finish = Script(self._caller, scripts.FINISH, prefix)
         self._promote = Script(self._caller, scripts.PROMOTE, prefix)
         self._reclaim = Script(self._caller, scripts.RECLAIM, prefix)
