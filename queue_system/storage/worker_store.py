@@ -7,7 +7,6 @@ domain types to script arguments happens here and in storage/codec.py only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -28,6 +27,7 @@ from queue_system.storage.codec import attempt_to_json, claimed_task, dumps
 from queue_system.storage.combiner import Combined
 from queue_system.storage.evalsha import Script, ScriptCaller
 from queue_system.storage.keys import Keys
+from queue_system.storage.script_args import ClaimArgs, FinishArgs, Limits, UnclaimArgs
 from queue_system.storage.types import (
     Claim,
     FinishCall,
@@ -45,28 +45,11 @@ WAKE_LIMIT = 100
 DESTINATION_IDLE_MS = 7 * 86_400_000
 ENDPOINT_IDLE_MS = 3_600_000
 
-_NO_ACK = ("", "", "", "", "")
 
-
-def ack_args(ack: MessageAck | None) -> tuple[str, str, str, str, str]:
-    """The 5 ARGV of a message to acknowledge, in the order lua/common.lua `ack_message` takes
-    them (finish.lua and unclaim.lua pass them on as they come); '' x 5: nothing to acknowledge."""
-    if ack is None:
-        return _NO_ACK
-    return (ack.fetched, ack.messages, ack.message_id, ack.heartbeats, ack.consumer_id)
-
-
-def limit_args(lim: DestinationLimits) -> tuple[int, int, int, int, int, int]:
-    """The destinations' limits as finish.lua passes them to lua/destinations.lua `settle`, in its
-    order: host cap, breaker threshold, cooldown_ms, max_cooldown_ms, hold_ms, endpoint cap."""
-    return (
-        lim.max_inflight,
-        lim.breaker_threshold,
-        lim.cooldown_ms,
-        lim.max_cooldown_ms,
-        lim.hold_ms,
-        lim.endpoint_cap,
-    )
+def ack_args(ack: MessageAck | None) -> tuple[str, str]:
+    """The message to acknowledge as finish.lua and unclaim.lua take it (FinishArgs.consumer and
+    .queue: the script names the keys); ('', ''): nothing to acknowledge."""
+    return ("", "") if ack is None else (ack.consumer_id, ack.queue)
 
 
 class RedisTaskStore:
@@ -78,7 +61,7 @@ class RedisTaskStore:
         self.client = client
         self.keys = keys or Keys()
         self.limits = limits or DestinationLimits()
-        self._limits = limit_args(self.limits)
+        self._limits = Limits.of(self.limits)
         self._caller = ScriptCaller(client)
         prefix = self.keys.prefix
         # The threads' concurrent claims share a pipeline (storage/combiner.py).
@@ -99,9 +82,8 @@ class RedisTaskStore:
     def claim(self, task_id: str, token: int, now: int, lease_until: int) -> Claim | Skip:
         """Start an attempt for the message (task_id, token), if it is the task's current one and
         its destination (if it has one) can take it; else it is parked (Skip PARKED)."""
-        reply = self._claim(
-            task_id, token, now, lease_until, self.limits.max_inflight, self.limits.endpoint_cap
-        )
+        lim = self._limits
+        reply = self._claim(*ClaimArgs(task_id, token, now, lease_until, lim.host_cap, lim.endpoint_cap))
         if reply[0] == "ok":
             _, values, payload = reply
             return Claim(claimed_task(values, payload))
@@ -133,7 +115,7 @@ class RedisTaskStore:
     def finish_many(self, calls: list[FinishCall], *, retention_ms: int) -> list[Finished]:
         """`finish` for each of `calls`, pipelined in one round trip (each its own script: a
         failed one does not stop the others). Safe to repeat after a lost reply."""
-        replies = self._finish.many([_finish_args(call, retention_ms, self._limits) for call in calls])
+        replies = self._finish.many([list(_finish_args(call, retention_ms, self._limits)) for call in calls])
         out: list[Finished] = []
         for reply in replies:
             if isinstance(reply, Exception):
@@ -145,9 +127,7 @@ class RedisTaskStore:
         """Undo the claim of `task` (as claimed) whose attempt never started: back to pending or
         retrying, its attempt count and trigger restored, no lease, a new token's message
         dispatched; and acknowledge `ack`, in one script."""
-        args: list[Any] = [task.id, task.token, now, task.trigger]
-        args += ack_args(ack)
-        undone, acked = self._unclaim(*args)
+        undone, acked = self._unclaim(*UnclaimArgs(task.id, task.token, now, task.trigger, *ack_args(ack)))
         return Unclaimed(bool(undone), bool(acked))
 
     def heartbeat(self, broker_id: str, now: int, dead_after_ms: int, *, judge: bool) -> int:
@@ -201,7 +181,7 @@ class RedisTaskStore:
         return int(checked), int(redispatched)
 
 
-def _finish_args(call: FinishCall, retention_ms: int, limits: Sequence[Any]) -> list[Any]:
+def _finish_args(call: FinishCall, retention_ms: int, limits: Limits) -> FinishArgs:
     status = call.decision.status
     result_json = last_error = ""
     if status is TaskStatus.COMPLETED:
@@ -209,15 +189,18 @@ def _finish_args(call: FinishCall, retention_ms: int, limits: Sequence[Any]) -> 
     else:
         error = call.result.error or call.result.outcome.value
         last_error = f"{error}; {call.decision.reason}" if call.decision.reason else error
-    args: list[Any] = [
+    signal = breaker_signal(call.result).value if call.task.dest is not None else ""
+    return FinishArgs(
         call.task.id,
         call.task.token,
         call.now,
         status.value,
         call.decision.next_attempt_at or "",
-    ]
-    args += [retention_ms, attempt_to_json(call.attempt), MAX_HISTORY, result_json, last_error]
-    args += ack_args(call.ack)
-    if call.task.dest is not None:  # (arguments cost Redis time: only those the script reads)
-        args += [breaker_signal(call.result).value, *limits]
-    return args
+        retention_ms,
+        attempt_to_json(call.attempt),
+        result_json,
+        last_error,
+        *ack_args(call.ack),
+        signal,
+        *limits,
+    )

@@ -1,6 +1,7 @@
 -- claim: start an attempt for the message (id, token), if the task waits for exactly that one.
 -- KEYS[1]  the key prefix
--- ARGV     id, token, now, lease_until, host cap, endpoint cap (their most slots)
+-- ARGV     storage/script_args.py ClaimArgs (named above): id, token, now, lease_until, host_cap,
+--          endpoint_cap (their most slots)
 -- Returns  {'ok', {value, ...} (the task's CLAIMED_FIELDS as they now are, in the order of
 --          storage/codec.py; false = absent), payload JSON}
 --          | {'missing'} | {'not_claimable', status} | {'stale'} (another token's message is current)
@@ -13,7 +14,6 @@
 -- The fields are read once, with one HMGET, and returned as changed here: reading the hash again
 -- (HGETALL) cost the claim a quarter of its Redis time.
 -- now and lease_until stay strings, as Redis takes them (lua/common.lua `int`).
-local id, token, now, lease_until = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local key = task_key(id)
 local task = read_claimed(key)
 local status, created_at, trigger = task[CLAIMED_STATUS], task[CLAIMED_CREATED_AT], task[CLAIMED_TRIGGER]
@@ -23,7 +23,7 @@ if task[CLAIMED_TOKEN] ~= token then return {'stale'} end
 local dest = task[CLAIMED_DEST]
 if dest then
   local e = endpoint_of(dest, task[CLAIMED_EP])
-  local wait = take_slot(dest, e, id, tonumber(now), tonumber(lease_until), {tonumber(ARGV[5]), tonumber(ARGV[6])})
+  local wait = take_slot(dest, e, id, tonumber(now), tonumber(lease_until), {tonumber(host_cap), tonumber(endpoint_cap)})
   if wait then
     park(wait[1], wait[1] == HOST and dest or e, dest, e, id, tonumber(now), wait[2])
     return {'parked', wait[2], wait[1].name}
