@@ -26,6 +26,7 @@ from queue_system.storage.codec import dumps, flat_pairs, task_from_hash
 from queue_system.storage.evalsha import Batcher, Replication
 from queue_system.storage.failures import probe_writes
 from queue_system.storage.keys import Keys
+from queue_system.storage.script_args import CreateArgs
 from queue_system.storage.types import Change, ChangeResult, MinuteCounts, NewTask, WorkerBeat
 
 # Rows a listing may examine while filtering before it returns a partial page with a cursor.
@@ -114,9 +115,17 @@ class RedisAsyncTaskStore:
     async def create(self, new: NewTask) -> tuple[bool, str]:
         """-> (True, "") created and enqueued | (False, fingerprint of the task holding that id)."""
         status = TaskStatus.SCHEDULED if new.due is not None else TaskStatus.PENDING
-        args: list[Any] = [new.id, new.type, new.queue, new.now, status.value, new.due or ""]
-        args += [new.fingerprint, new.payload_json, *flat_pairs(new.extra)]
-        out = await self._create(*args)
+        args = CreateArgs(
+            id=new.id,
+            task_type=new.type,
+            queue=new.queue,
+            now=new.now,
+            status=status.value,
+            due=new.due or "",
+            fingerprint=new.fingerprint,
+            payload=new.payload_json,
+        )
+        out = await self._create(*args, *flat_pairs(new.extra))
         return (True, "") if out[0] == 1 else (False, out[1])
 
     async def get(self, task_id: str) -> Task | None:

@@ -83,7 +83,15 @@ class RedisTaskStore:
         """Start an attempt for the message (task_id, token), if it is the task's current one and
         its destination (if it has one) can take it; else it is parked (Skip PARKED)."""
         lim = self._limits
-        reply = self._claim(*ClaimArgs(task_id, token, now, lease_until, lim.host_cap, lim.endpoint_cap))
+        args = ClaimArgs(
+            id=task_id,
+            token=token,
+            now=now,
+            lease_until=lease_until,
+            host_cap=lim.host_cap,
+            endpoint_cap=lim.endpoint_cap,
+        )
+        reply = self._claim(*args)
         if reply[0] == "ok":
             _, values, payload = reply
             return Claim(claimed_task(values, payload))
@@ -127,7 +135,11 @@ class RedisTaskStore:
         """Undo the claim of `task` (as claimed) whose attempt never started: back to pending or
         retrying, its attempt count and trigger restored, no lease, a new token's message
         dispatched; and acknowledge `ack`, in one script."""
-        undone, acked = self._unclaim(*UnclaimArgs(task.id, task.token, now, task.trigger, *ack_args(ack)))
+        consumer, queue = ack_args(ack)
+        args = UnclaimArgs(
+            id=task.id, token=task.token, now=now, trigger=task.trigger, consumer=consumer, queue=queue
+        )
+        undone, acked = self._unclaim(*args)
         return Unclaimed(bool(undone), bool(acked))
 
     def heartbeat(self, broker_id: str, now: int, dead_after_ms: int, *, judge: bool) -> int:
@@ -189,18 +201,24 @@ def _finish_args(call: FinishCall, retention_ms: int, limits: Limits) -> FinishA
     else:
         error = call.result.error or call.result.outcome.value
         last_error = f"{error}; {call.decision.reason}" if call.decision.reason else error
-    signal = breaker_signal(call.result).value if call.task.dest is not None else ""
+    consumer, queue = ack_args(call.ack)
     return FinishArgs(
-        call.task.id,
-        call.task.token,
-        call.now,
-        status.value,
-        call.decision.next_attempt_at or "",
-        retention_ms,
-        attempt_to_json(call.attempt),
-        result_json,
-        last_error,
-        *ack_args(call.ack),
-        signal,
-        *limits,
+        id=call.task.id,
+        token=call.task.token,
+        now=call.now,
+        status=status.value,
+        next_attempt_at=call.decision.next_attempt_at or "",
+        retention_ms=retention_ms,
+        entry=attempt_to_json(call.attempt),
+        result=result_json,
+        last_error=last_error,
+        consumer=consumer,
+        queue=queue,
+        signal=breaker_signal(call.result).value if call.task.dest is not None else "",
+        host_cap=limits.host_cap,
+        threshold=limits.threshold,
+        cooldown_ms=limits.cooldown_ms,
+        max_cooldown_ms=limits.max_cooldown_ms,
+        hold_ms=limits.hold_ms,
+        endpoint_cap=limits.endpoint_cap,
     )
