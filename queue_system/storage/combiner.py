@@ -1,20 +1,21 @@
-"""Concurrent calls of one script from the worker's threads, sent together as one pipeline.
+"""Concurrent calls of one script from the worker's threads, sent together in one round trip.
 
 Every claim was a round trip of its own, and a round trip costs Redis more than the claim script
 itself (its read, its write and a turn of its event loop: ~28 us of Redis CPU against the
 script's ~20, measured with one claim per round trip). The worker's threads claim in bursts (a
-Dramatiq fetch hands several messages over at once), so the calls that arrive while one pipeline
-is in flight ride the next one: the thread that finds no pipeline in flight sends everything
-waiting, on its own connection, and hands each caller its reply. A lone call goes out at once, as
-before; each call is still its own script (atomic alone, and an error reply fails only its caller).
+Dramatiq fetch hands several messages over at once), so the calls that arrive while one batch
+is in flight ride the next one: the thread that finds no batch in flight sends everything
+waiting, on its own connection, and hands each caller its reply. A lone call goes out at once.
+How a batch is sent is the caller's `send`: a pipeline of scripts (`Script.many`, each call its
+own script: an error reply fails only its caller), or one call of a script that takes many (the
+claim: lua/claim.lua pays its fixed cost once per batch).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
-
-from queue_system.storage.evalsha import Script
 
 _UNSET: Any = object()
 
@@ -27,11 +28,15 @@ class _Call:
         self.reply: Any = _UNSET  # the script's reply, or the exception to raise
 
 
-class Combined:
-    """`script(*args)` for many threads at once: their concurrent calls share a pipeline."""
+# Sends a batch of calls (each its arguments) -> their replies in order (an exception: that call's error).
+Send = Callable[[list[list[Any]]], list[Any]]
 
-    def __init__(self, script: Script) -> None:
-        self.script = script
+
+class Combined:
+    """`call(*args)` for many threads at once: their concurrent calls share a round trip."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
         self._cond = threading.Condition()
         self._waiting: list[_Call] = []
         self._sending = False
@@ -53,7 +58,7 @@ class Combined:
 
     def _send(self, batch: list[_Call]) -> None:
         try:
-            replies: list[Any] = self.script.many([c.args for c in batch])
+            replies = self.send([c.args for c in batch])
         except BaseException as exc:  # a broken connection: every caller of the batch gets it
             replies = [exc] * len(batch)
         with self._cond:

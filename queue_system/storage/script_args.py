@@ -31,14 +31,19 @@ class CreateArgs(NamedTuple):
 
 
 class ClaimArgs(NamedTuple):
-    """lua/claim.lua."""
+    """lua/claim.lua; then a ClaimEach per message to claim."""
+
+    host_cap: int
+    endpoint_cap: int
+
+
+class ClaimEach(NamedTuple):
+    """One message lua/claim.lua claims (its `claim` function's parameters, in this order)."""
 
     id: str
     token: int
     now: int
     lease_until: int
-    host_cap: int
-    endpoint_cap: int
 
 
 class Limits(NamedTuple):
@@ -111,3 +116,7 @@ def render(fields: tuple[str, ...]) -> str:
     names = ", ".join(fields)
     values = ", ".join(f"ARGV[{i}]" for i in range(1, len(fields) + 1))
     return f"local {names} = {values}\nlocal N_ARGS = {len(fields)}\n"
+
+
+# The arguments per message after lua/claim.lua's named ones.
+CLAIM_EACH = f"local EACH_ARGS = {len(ClaimEach._fields)}\n"

@@ -19,7 +19,7 @@ from importlib.resources import files
 from queue_system.domain.models import MAX_HISTORY
 from queue_system.storage import codec, dramatiq_wire
 from queue_system.storage.keys import Keys
-from queue_system.storage.script_args import ARGS, render
+from queue_system.storage.script_args import ARGS, CLAIM_EACH, render
 
 
 def _lua_string(text: str) -> str:
@@ -121,7 +121,9 @@ _LIBRARY = render_prelude() + _load("common") + _load("destinations")
 
 def _script(name: str) -> str:
     # A script with named arguments (storage/script_args.py) reads them as locals of its first line.
-    body = (render(ARGS[name]) if name in ARGS else "") + _load(name)
+    body = (
+        (render(ARGS[name]) if name in ARGS else "") + (CLAIM_EACH if name == "claim" else "") + _load(name)
+    )
     return _used_definitions(_LIBRARY, body) + body
 
 

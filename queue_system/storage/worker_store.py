@@ -27,7 +27,7 @@ from queue_system.storage.codec import attempt_to_json, claimed_task, dumps
 from queue_system.storage.combiner import Combined
 from queue_system.storage.evalsha import Script, ScriptCaller
 from queue_system.storage.keys import Keys
-from queue_system.storage.script_args import ClaimArgs, FinishArgs, Limits, UnclaimArgs
+from queue_system.storage.script_args import ClaimArgs, ClaimEach, FinishArgs, Limits, UnclaimArgs
 from queue_system.storage.types import (
     Claim,
     FinishCall,
@@ -64,8 +64,9 @@ class RedisTaskStore:
         self._limits = Limits.of(self.limits)
         self._caller = ScriptCaller(client)
         prefix = self.keys.prefix
-        # The threads' concurrent claims share a pipeline (storage/combiner.py).
-        self._claim = Combined(Script(self._caller, scripts.CLAIM, prefix))
+        # The threads' concurrent claims go as one call of the claim script (storage/combiner.py).
+        self._claim_script = Script(self._caller, scripts.CLAIM, prefix)
+        self._claim = Combined(self._claim_many)
         self._finish = Script(self._caller, scripts.FINISH, prefix)
         self._promote = Script(self._caller, scripts.PROMOTE, prefix)
         self._reclaim = Script(self._caller, scripts.RECLAIM, prefix)
@@ -82,16 +83,7 @@ class RedisTaskStore:
     def claim(self, task_id: str, token: int, now: int, lease_until: int) -> Claim | Skip:
         """Start an attempt for the message (task_id, token), if it is the task's current one and
         its destination (if it has one) can take it; else it is parked (Skip PARKED)."""
-        lim = self._limits
-        args = ClaimArgs(
-            id=task_id,
-            token=token,
-            now=now,
-            lease_until=lease_until,
-            host_cap=lim.host_cap,
-            endpoint_cap=lim.endpoint_cap,
-        )
-        reply = self._claim(*args)
+        reply = self._claim(*ClaimEach(id=task_id, token=token, now=now, lease_until=lease_until))
         if reply[0] == "ok":
             _, values, payload = reply
             return Claim(claimed_task(values, payload))
@@ -130,6 +122,16 @@ class RedisTaskStore:
                 raise reply
             out.append(Finished(bool(reply[0]), bool(reply[1])))
         return out
+
+    def _claim_many(self, calls: list[list[Any]]) -> list[Any]:
+        """One CLAIM for the messages of `calls` (each a ClaimEach) -> a reply per message."""
+        args: list[Any] = list(
+            ClaimArgs(host_cap=self._limits.host_cap, endpoint_cap=self._limits.endpoint_cap)
+        )
+        for call in calls:
+            args += call
+        replies: list[Any] = self._claim_script(*args)
+        return replies
 
     def unclaim(self, task: Task, now: int, ack: MessageAck | None = None) -> Unclaimed:
         """Undo the claim of `task` (as claimed) whose attempt never started: back to pending or
