@@ -26,7 +26,7 @@ from queue_system.domain.models import (
 )
 from queue_system.domain.policy import FixedPolicy, encode_policy
 from queue_system.domain.retry import Decision
-from queue_system.storage import codec, scripts
+from queue_system.storage import codec, script_args, scripts
 from queue_system.storage.keys import Keys
 from queue_system.storage.task_store import RedisAsyncTaskStore
 from queue_system.storage.types import (
@@ -250,6 +250,17 @@ def test_a_script_includes_only_the_helpers_its_code_calls() -> None:
     assert "local function dispatch(" in scripts.CREATE and "local function take_slot(" in scripts.CLAIM
     assert "local function dispatch(" not in scripts.CLAIM
     assert "local function read_claimed(" in scripts.CLAIM and "read_claimed" not in scripts.FINISH
+
+
+def test_the_scripts_name_their_arguments_as_script_args_does() -> None:
+    # The first line of each named script makes its ARGV locals, from the NamedTuple's fields;
+    # a script of many items takes each item's fields, in order, as its item function's parameters.
+    assert "local id, token, now, trigger, consumer, queue = ARGV[1], " in scripts.UNCLAIM
+    assert "local retention_ms, host_cap, " in scripts.FINISH and "local EACH_ARGS = 11" in scripts.FINISH
+    claim_params = ", ".join(script_args.ClaimEach._fields)
+    finish_params = ", ".join(script_args.FinishEach._fields)
+    assert f"local function claim({claim_params})" in scripts.CLAIM
+    assert f"local function finish({finish_params})" in scripts.FINISH
 
 
 def test_attempt_history_keeps_the_last_max_history_attempts(store: RedisTaskStore, redis_url: str) -> None:

@@ -69,26 +69,35 @@ class Limits(NamedTuple):
 
 
 class FinishArgs(NamedTuple):
-    """lua/finish.lua: the outcome, the message to acknowledge, the destination's signal and limits."""
+    """lua/finish.lua: what every attempt shares; then a FinishEach per attempt."""
+
+    retention_ms: int
+    host_cap: int
+    threshold: int  # failures in a row that open a breaker
+    cooldown_ms: int
+    max_cooldown_ms: int
+    hold_ms: int
+    endpoint_cap: int
+
+    @classmethod
+    def of(cls, retention_ms: int, lim: Limits) -> FinishArgs:
+        return cls(retention_ms, *lim)
+
+
+class FinishEach(NamedTuple):
+    """One attempt lua/finish.lua records (its `finish` function's parameters, in this order)."""
 
     id: str
     token: int
     now: int
     status: str  # completed | retrying | failed
     next_attempt_at: int | str  # retrying: epoch ms, else ''
-    retention_ms: int
     entry: str  # the attempt, for the history (JSON)
     result: str  # completed: the handler's result (JSON), else ''
     last_error: str  # retrying, failed: else ''
     consumer: str  # the broker whose consumer fetched the message ('': nothing to acknowledge)
     queue: str  # the queue it was fetched from
-    signal: str  # the breaker signal: up | endpoint | host | '' (lua/destinations.lua `settle`)
-    host_cap: int
-    threshold: int
-    cooldown_ms: int
-    max_cooldown_ms: int
-    hold_ms: int
-    endpoint_cap: int
+    signal: str  # the breaker signal: up | endpoint | host | '' (no destination)
 
 
 class UnclaimArgs(NamedTuple):
@@ -112,11 +121,11 @@ ARGS: dict[str, tuple[str, ...]] = {
 
 
 def render(fields: tuple[str, ...]) -> str:
-    """The Lua lines that name a script's ARGV; N_ARGS: how many are named (optional ones follow)."""
+    """The Lua lines that name a script's ARGV; N_ARGS: how many are named (more may follow)."""
     names = ", ".join(fields)
     values = ", ".join(f"ARGV[{i}]" for i in range(1, len(fields) + 1))
     return f"local {names} = {values}\nlocal N_ARGS = {len(fields)}\n"
 
 
-# The arguments per message after lua/claim.lua's named ones.
-CLAIM_EACH = f"local EACH_ARGS = {len(ClaimEach._fields)}\n"
+# The arguments per item after the named ones, for the scripts that take many (storage/scripts.py).
+EACH = {"claim": len(ClaimEach._fields), "finish": len(FinishEach._fields)}

@@ -19,7 +19,7 @@ from importlib.resources import files
 from queue_system.domain.models import MAX_HISTORY
 from queue_system.storage import codec, dramatiq_wire
 from queue_system.storage.keys import Keys
-from queue_system.storage.script_args import ARGS, CLAIM_EACH, render
+from queue_system.storage.script_args import ARGS, EACH, render
 
 
 def _lua_string(text: str) -> str:
@@ -121,9 +121,10 @@ _LIBRARY = render_prelude() + _load("common") + _load("destinations")
 
 def _script(name: str) -> str:
     # A script with named arguments (storage/script_args.py) reads them as locals of its first line.
-    body = (
-        (render(ARGS[name]) if name in ARGS else "") + (CLAIM_EACH if name == "claim" else "") + _load(name)
-    )
+    body = render(ARGS[name]) if name in ARGS else ""
+    if name in EACH:  # a script of many items (claim, finish): each item's argument count
+        body += f"local EACH_ARGS = {EACH[name]}\n"
+    body += _load(name)
     return _used_definitions(_LIBRARY, body) + body
 
 

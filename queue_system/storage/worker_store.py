@@ -27,7 +27,7 @@ from queue_system.storage.codec import attempt_to_json, claimed_task, dumps
 from queue_system.storage.combiner import Combined
 from queue_system.storage.evalsha import Script, ScriptCaller
 from queue_system.storage.keys import Keys
-from queue_system.storage.script_args import ClaimArgs, ClaimEach, FinishArgs, Limits, UnclaimArgs
+from queue_system.storage.script_args import ClaimArgs, ClaimEach, FinishArgs, FinishEach, Limits, UnclaimArgs
 from queue_system.storage.types import (
     Claim,
     FinishCall,
@@ -44,6 +44,9 @@ WAKE_LIMIT = 100
 # last activity; an endpoint sooner: a host carries thousands, and a quiet one has nothing to keep.
 DESTINATION_IDLE_MS = 7 * 86_400_000
 ENDPOINT_IDLE_MS = 3_600_000
+# Attempts one finish script records (a batch of the delivery loop's completions; more: several
+# calls, so one script never holds Redis long).
+FINISH_BATCH = 64
 
 
 def ack_args(ack: MessageAck | None) -> tuple[str, str]:
@@ -107,20 +110,20 @@ class RedisTaskStore:
         """Record the attempt of `task` (as claimed) and apply the decision: completed keeps the
         handler's result, retrying waits in the schedule, failed keeps the error; and acknowledge
         `ack`, in one script. Safe to repeat after a lost reply."""
-        recorded, acked = self._finish(
-            *_finish_args(FinishCall(task, attempt, decision, result, now, ack), retention_ms, self._limits)
-        )
-        return Finished(bool(recorded), bool(acked))
+        call = FinishCall(task, attempt, decision, result, now, ack)
+        return self.finish_many([call], retention_ms=retention_ms)[0]
 
     def finish_many(self, calls: list[FinishCall], *, retention_ms: int) -> list[Finished]:
-        """`finish` for each of `calls`, pipelined in one round trip (each its own script: a
-        failed one does not stop the others). Safe to repeat after a lost reply."""
-        replies = self._finish.many([list(_finish_args(call, retention_ms, self._limits)) for call in calls])
+        """`finish` for each of `calls`, in one call of the finish script per FINISH_BATCH (its
+        fixed cost paid once: lua/finish.lua). Safe to repeat after a lost reply or an error (each
+        attempt already recorded says so)."""
+        shared: list[Any] = list(FinishArgs.of(retention_ms, self._limits))
         out: list[Finished] = []
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-            out.append(Finished(bool(reply[0]), bool(reply[1])))
+        for start in range(0, len(calls), FINISH_BATCH):
+            args = shared.copy()
+            for call in calls[start : start + FINISH_BATCH]:
+                args += _finish_each(call)
+            out += [Finished(bool(recorded), bool(acked)) for recorded, acked in self._finish(*args)]
         return out
 
     def _claim_many(self, calls: list[list[Any]]) -> list[Any]:
@@ -195,7 +198,7 @@ class RedisTaskStore:
         return int(checked), int(redispatched)
 
 
-def _finish_args(call: FinishCall, retention_ms: int, limits: Limits) -> FinishArgs:
+def _finish_each(call: FinishCall) -> FinishEach:
     status = call.decision.status
     result_json = last_error = ""
     if status is TaskStatus.COMPLETED:
@@ -204,23 +207,16 @@ def _finish_args(call: FinishCall, retention_ms: int, limits: Limits) -> FinishA
         error = call.result.error or call.result.outcome.value
         last_error = f"{error}; {call.decision.reason}" if call.decision.reason else error
     consumer, queue = ack_args(call.ack)
-    return FinishArgs(
+    return FinishEach(
         id=call.task.id,
         token=call.task.token,
         now=call.now,
         status=status.value,
         next_attempt_at=call.decision.next_attempt_at or "",
-        retention_ms=retention_ms,
         entry=attempt_to_json(call.attempt),
         result=result_json,
         last_error=last_error,
         consumer=consumer,
         queue=queue,
         signal=breaker_signal(call.result).value if call.task.dest is not None else "",
-        host_cap=limits.host_cap,
-        threshold=limits.threshold,
-        cooldown_ms=limits.cooldown_ms,
-        max_cooldown_ms=limits.max_cooldown_ms,
-        hold_ms=limits.hold_ms,
-        endpoint_cap=limits.endpoint_cap,
     )

@@ -45,6 +45,6 @@ end
 
 local replies = {}
 for i = N_ARGS + 1, #ARGV, EACH_ARGS do
-  replies[#replies + 1] = claim(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
+  replies[#replies + 1] = claim(unpack(ARGV, i, i + EACH_ARGS - 1))
 end
 return replies
