@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from importlib.resources import files
 
 import dramatiq
+import msgspec
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -261,6 +262,9 @@ def test_the_scripts_name_their_arguments_as_script_args_does() -> None:
     finish_params = ", ".join(script_args.FinishEach._fields)
     assert f"local function claim({claim_params})" in scripts.CLAIM
     assert f"local function finish({finish_params})" in scripts.FINISH
+    # (create's optional fields go first, then the CreateEach fields before n_extra)
+    create_params = ", ".join(("extra", *script_args.CreateEach._fields[:-1]))
+    assert f"local function create({create_params})" in scripts.CREATE
 
 
 def test_attempt_history_keeps_the_last_max_history_attempts(store: RedisTaskStore, redis_url: str) -> None:
@@ -567,16 +571,24 @@ def test_concurrent_creates_are_pipelined_and_each_gets_its_own_reply(
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
         try:
             store = RedisAsyncTaskStore(client)
-            news = [_new(f"c{i}") for i in range(50)] + [_new("c7", fingerprint="other")]
+            # 100: more than one script call takes (Batcher.MANY); optional fields of 0, 1 or 2.
+            news = [_new(f"c{i}") for i in range(100)] + [_new("c7", fingerprint="other")]
+            for i in range(0, 100, 3):
+                news[i] = msgspec.structs.replace(news[i], extra={"timeout_ms": str(i)})
+            for i in range(1, 100, 5):
+                news[i] = msgspec.structs.replace(news[i], extra={"dest": "http://h:80", "ep": f"/{i}"})
             return await asyncio.gather(*(store.create(n) for n in news))
         finally:
             await client.aclose()
 
     out = asyncio.run(go())
-    assert out[:50] == [(True, "")] * 50
-    assert out[50] == (False, "fp")  # the duplicate id sees the first one's fingerprint
-    assert len(queued_messages(redis_client)) == 50
-    assert redis_client.zcard(K.index()) == 50
+    assert out[:100] == [(True, "")] * 100
+    assert out[100] == (False, "fp")  # the duplicate id sees the first one's fingerprint
+    assert len(queued_messages(redis_client)) == 100
+    assert redis_client.zcard(K.index()) == 100
+    assert redis_client.hmget(K.task("c3"), ["timeout_ms", "dest"]) == ["3", None]
+    assert redis_client.hmget(K.task("c6"), ["timeout_ms", "dest", "ep"]) == [None, "http://h:80", "/6"]
+    assert redis_client.hget(K.task("c2"), "status") == "pending"
 
 
 def test_create_reloads_its_script_after_redis_forgot_it(redis_client: redis.Redis, redis_url: str) -> None:

@@ -17,8 +17,8 @@ from typing import NamedTuple
 from queue_system.domain.destinations import DestinationLimits
 
 
-class CreateArgs(NamedTuple):
-    """lua/create.lua; then field, value, ... (the task's optional hash fields)."""
+class CreateEach(NamedTuple):
+    """One task lua/create.lua stores; then its n_extra optional hash fields, field, value, ..."""
 
     id: str
     task_type: str
@@ -28,6 +28,7 @@ class CreateArgs(NamedTuple):
     due: int | str  # epoch ms when scheduled, else ''
     fingerprint: str
     payload: str  # JSON
+    n_extra: int  # how many values follow (twice the optional fields)
 
 
 class ClaimArgs(NamedTuple):
@@ -113,7 +114,6 @@ class UnclaimArgs(NamedTuple):
 
 # Each script's arguments, by the name of its file (storage/scripts.py renders them).
 ARGS: dict[str, tuple[str, ...]] = {
-    "create": CreateArgs._fields,
     "claim": ClaimArgs._fields,
     "finish": FinishArgs._fields,
     "unclaim": UnclaimArgs._fields,
@@ -128,4 +128,4 @@ def render(fields: tuple[str, ...]) -> str:
 
 
 # The arguments per item after the named ones, for the scripts that take many (storage/scripts.py).
-EACH = {"claim": len(ClaimEach._fields), "finish": len(FinishEach._fields)}
+EACH = {"create": len(CreateEach._fields), "claim": len(ClaimEach._fields), "finish": len(FinishEach._fields)}

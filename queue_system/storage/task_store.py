@@ -26,7 +26,7 @@ from queue_system.storage.codec import dumps, flat_pairs, task_from_hash
 from queue_system.storage.evalsha import Batcher, Replication
 from queue_system.storage.failures import probe_writes
 from queue_system.storage.keys import Keys
-from queue_system.storage.script_args import CreateArgs
+from queue_system.storage.script_args import CreateEach
 from queue_system.storage.types import Change, ChangeResult, MinuteCounts, NewTask, WorkerBeat
 
 # Rows a listing may examine while filtering before it returns a partial page with a cursor.
@@ -78,7 +78,7 @@ class RedisAsyncTaskStore:
         replication = (
             Replication(min_replicas, min_replicas_timeout_ms, self.keys.probe) if min_replicas else None
         )
-        self._create = Batcher(client, scripts.CREATE, self.keys.prefix, replication)
+        self._create = Batcher(client, scripts.CREATE, self.keys.prefix, replication, many=True)
         self._cancel = client.register_script(scripts.CANCEL)
         self._delete = client.register_script(scripts.DELETE)
         self._page = client.register_script(scripts.PAGE)
@@ -115,7 +115,8 @@ class RedisAsyncTaskStore:
     async def create(self, new: NewTask) -> tuple[bool, str]:
         """-> (True, "") created and enqueued | (False, fingerprint of the task holding that id)."""
         status = TaskStatus.SCHEDULED if new.due is not None else TaskStatus.PENDING
-        args = CreateArgs(
+        extra = flat_pairs(new.extra)
+        args = CreateEach(
             id=new.id,
             task_type=new.type,
             queue=new.queue,
@@ -124,8 +125,9 @@ class RedisAsyncTaskStore:
             due=new.due or "",
             fingerprint=new.fingerprint,
             payload=new.payload_json,
+            n_extra=len(extra),
         )
-        out = await self._create(*args, *flat_pairs(new.extra))
+        out = await self._create(*args, *extra)
         return (True, "") if out[0] == 1 else (False, out[1])
 
     async def get(self, task_id: str) -> Task | None:
