@@ -178,6 +178,18 @@ def test_create_stores_record_indexes_and_a_dramatiq_message(
     assert decoded.actor_name == "run_task" and decoded.args == ("t1", 1)
 
 
+def test_the_message_of_an_id_json_must_escape_is_still_dramatiq_s(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    odd = 'a"b\\c/\u00e9\n{x}'  # a quote, a backslash, a slash, non-ASCII, a newline, braces
+    assert create(redis_url, odd)
+    bodies: list[str] = redis_client.hvals(K.messages("default"))  # type: ignore[assignment]
+    (raw,) = bodies
+    decoded = dramatiq.Message.decode(raw.encode())
+    assert decoded.args == (odd, 1) and decoded.message_id == f"{odd}#1"
+    assert decoded.options == {"redis_message_id": f"{odd}#1"}
+
+
 def test_duplicate_id_is_not_overwritten(
     store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:

@@ -21,11 +21,14 @@ end
 -- Enqueue the message of attempt `token` the way Dramatiq's own enqueue does (HSET + RPUSH); with
 -- `front`, at the front of the queue (LPUSH): for a task that has waited its turn already (a parked
 -- task its destination can take again).
+-- The JSON is spelled here, only the strings from outside escaped by cjson: encoding the whole
+-- table cost a submit ~1.3 us more of Redis's time. (queue and its actor are our own names.)
 local function dispatch(id, token, queue, now, front)
   local mid = message_id(id, token)
-  local message = cjson.encode({
-    queue_name = queue, actor_name = ACTORS[queue], args = {id, tonumber(token)}, kwargs = {},
-    options = {redis_message_id = mid}, message_id = mid, message_timestamp = tonumber(now)})
+  local quoted = cjson.encode(mid)
+  local message = '{"queue_name":"' .. queue .. '","actor_name":"' .. ACTORS[queue] .. '","args":['
+    .. cjson.encode(id) .. ',' .. int(token) .. '],"kwargs":{},"options":{"redis_message_id":' .. quoted
+    .. '},"message_id":' .. quoted .. ',"message_timestamp":' .. int(now) .. '}'
   redis.call('HSET', messages_key(queue), mid, message)
   redis.call(front and 'LPUSH' or 'RPUSH', queue_key(queue), mid)
 end
