@@ -2,13 +2,13 @@
 
 Every claim was a round trip of its own, and a round trip costs Redis more than the claim script
 itself (its read, its write and a turn of its event loop: ~28 us of Redis CPU against the
-script's ~24, measured with one claim per round trip: bench/script_cost.py). The worker's threads claim in bursts (a
-Dramatiq fetch hands several messages over at once), so the calls that arrive while one batch
-is in flight ride the next one: the thread that finds no batch in flight sends everything
-waiting, on its own connection, and hands each caller its reply. A lone call goes out at once.
-How a batch is sent is the caller's `send`: a pipeline of scripts (`Script.many`, each call its
-own script: an error reply fails only its caller), or one call of a script that takes many (the
-claim: lua/claim.lua pays its fixed cost once per batch).
+script's ~24, measured with one claim per round trip: bench/script_cost.py). The worker's
+threads claim in bursts (a Dramatiq fetch hands several messages over at once), so the calls
+that arrive while one batch is in flight ride the next one: the thread that finds no batch in
+flight sends everything waiting, on its own connection, and hands each caller its reply. A lone
+call goes out at once. How a batch is sent is the caller's `send`: a pipeline of scripts
+(`Script.many`, each call its own script: an error reply fails only its caller), or one call of
+a script that takes many (the claim: lua/claim.lua pays its fixed cost once per batch).
 """
 
 from __future__ import annotations
