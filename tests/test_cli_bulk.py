@@ -12,8 +12,8 @@ import redis
 from click.testing import Result
 
 from queue_system.cli.http import EXIT_CONFLICT, EXIT_OK
-from tests.bulk_support import Seed, seed_tasks, status_of
 from tests.e2e import support
+from tests.support.bulk import Seed, seed_tasks, status_of
 from tests.support.cli import invoke
 
 

@@ -19,7 +19,7 @@ from queue_system.service.observe import NullObserver
 from queue_system.service.operations import RunnerConfig, run_due
 from queue_system.storage.keys import Keys
 from queue_system.storage.operations import AsyncOperationStore, OperationStore
-from tests.bulk_support import Seed, seed_tasks, status_of
+from tests.support.bulk import Seed, seed_tasks, status_of
 
 K = Keys()
 T0 = 1_000_000  # the operations start here; seeded tasks are created before

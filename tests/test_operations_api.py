@@ -18,8 +18,8 @@ from queue_system.config.settings import load_settings
 from queue_system.service.clock import now_ms
 from queue_system.service.operations import operation_runner
 from queue_system.storage.keys import Keys
-from tests.bulk_support import Seed, seed_tasks, status_of
 from tests.support.api import assert_problem
+from tests.support.bulk import Seed, seed_tasks, status_of
 
 ENV = {"EGRESS_ALLOW_CIDRS": "127.0.0.0/8", "BULK_RATE": "1000", "BULK_MAX_RATE": "2000"}
 

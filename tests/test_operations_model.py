@@ -29,7 +29,7 @@ from queue_system.storage.keys import Keys
 from queue_system.storage.operations import AsyncOperationStore, OperationStore
 from queue_system.storage.types import Claim
 from queue_system.storage.worker_store import RedisTaskStore
-from tests.bulk_support import Seed, _finish, seed_tasks
+from tests.support.bulk import Seed, _finish, seed_tasks
 
 K = Keys()
 LEASE = 1_000

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from importlib.resources import files
 
 import dramatiq
+import msgspec
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -24,7 +25,7 @@ from queue_system.domain.models import (
 )
 from queue_system.domain.policy import FixedPolicy, encode_policy
 from queue_system.domain.retry import Decision
-from queue_system.storage import codec, scripts
+from queue_system.storage import codec, script_args, scripts
 from queue_system.storage.task_store import RedisAsyncTaskStore
 from queue_system.storage.types import (
     Change,
@@ -79,6 +80,18 @@ def test_create_stores_record_indexes_and_a_dramatiq_message(
     assert decoded.actor_name == "run_task" and decoded.args == ("t1", 1)
 
 
+def test_the_message_of_an_id_json_must_escape_is_still_dramatiq_s(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    odd = 'a"b\\c/\u00e9\n{x}'  # a quote, a backslash, a slash, non-ASCII, a newline, braces
+    assert create(redis_url, odd)
+    bodies: list[str] = redis_client.hvals(K.messages("default"))  # type: ignore[assignment]
+    (raw,) = bodies
+    decoded = dramatiq.Message.decode(raw.encode())
+    assert decoded.args == (odd, 1) and decoded.message_id == f"{odd}#1"
+    assert decoded.options == {"redis_message_id": f"{odd}#1"}
+
+
 def test_duplicate_id_is_not_overwritten(
     store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:
@@ -103,8 +116,7 @@ def test_claim_then_complete(store: RedisTaskStore, redis_client: redis.Redis, r
     assert redis_client.zscore(K.leases, "t") is None
     assert redis_client.zscore(K.index(status="completed"), "t") is not None
     assert redis_client.zscore(K.index(status="processing"), "t") is None
-    assert redis_client.zscore(K.expiry, "t") == 62_000
-    assert int(redis_client.pttl(K.task("t"))) > 0  # type: ignore[arg-type]
+    assert redis_client.zscore(K.expiry, "t") == 62_000  # its owner: the sweeper purges it from there
 
 
 def test_a_claimed_task_reads_as_get_reads_it(
@@ -153,6 +165,20 @@ def test_a_script_includes_only_the_helpers_its_code_calls() -> None:
     assert "local function dispatch(" in scripts.CREATE and "local function take_slot(" in scripts.CLAIM
     assert "local function dispatch(" not in scripts.CLAIM
     assert "local function read_claimed(" in scripts.CLAIM and "read_claimed" not in scripts.FINISH
+
+
+def test_the_scripts_name_their_arguments_as_script_args_does() -> None:
+    # The first line of each named script makes its ARGV locals, from the NamedTuple's fields;
+    # a script of many items takes each item's fields, in order, as its item function's parameters.
+    assert "local id, token, now, trigger, consumer, queue = ARGV[1], " in scripts.UNCLAIM
+    assert "local retention_ms, host_cap, " in scripts.FINISH and "local EACH_ARGS = 11" in scripts.FINISH
+    claim_params = ", ".join(script_args.ClaimEach._fields)
+    finish_params = ", ".join(script_args.FinishEach._fields)
+    assert f"local function claim({claim_params})" in scripts.CLAIM
+    assert f"local function finish({finish_params})" in scripts.FINISH
+    # (create's optional fields go first, then the CreateEach fields before n_extra)
+    create_params = ", ".join(("extra", *script_args.CreateEach._fields[:-1]))
+    assert f"local function create({create_params})" in scripts.CREATE
 
 
 def test_attempt_history_keeps_the_last_max_history_attempts(store: RedisTaskStore, redis_url: str) -> None:
@@ -376,9 +402,8 @@ def test_every_key_is_owned_by_the_key_module(
     keys: list[str] = redis_client.keys("*")  # type: ignore[assignment]
     for key in keys:
         assert key.startswith("qs:")
-        # Task records expire; indexes are owned by the sweeper.
-        if key.startswith("qs:task:"):
-            assert int(redis_client.pttl(key)) > 0  # type: ignore[arg-type]
+    # A finished task's record is owned by EXPIRY (the sweeper purges it); indexes by the sweeper too.
+    assert redis_client.zscore(K.expiry, "k") is not None
 
 
 @pytest.fixture
@@ -453,16 +478,24 @@ def test_concurrent_creates_are_pipelined_and_each_gets_its_own_reply(
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
         try:
             store = RedisAsyncTaskStore(client)
-            news = [_new(f"c{i}") for i in range(50)] + [_new("c7", fingerprint="other")]
+            # 100: more than one script call takes (Batcher.MANY); optional fields of 0, 1 or 2.
+            news = [_new(f"c{i}") for i in range(100)] + [_new("c7", fingerprint="other")]
+            for i in range(0, 100, 3):
+                news[i] = msgspec.structs.replace(news[i], extra={"timeout_ms": str(i)})
+            for i in range(1, 100, 5):
+                news[i] = msgspec.structs.replace(news[i], extra={"dest": "http://h:80", "ep": f"/{i}"})
             return await asyncio.gather(*(store.create(n) for n in news))
         finally:
             await client.aclose()
 
     out = asyncio.run(go())
-    assert out[:50] == [(True, "")] * 50
-    assert out[50] == (False, "fp")  # the duplicate id sees the first one's fingerprint
-    assert len(queued_messages(redis_client)) == 50
-    assert redis_client.zcard(K.index()) == 50
+    assert out[:100] == [(True, "")] * 100
+    assert out[100] == (False, "fp")  # the duplicate id sees the first one's fingerprint
+    assert len(queued_messages(redis_client)) == 100
+    assert redis_client.zcard(K.index()) == 100
+    assert redis_client.hmget(K.task("c3"), ["timeout_ms", "dest"]) == ["3", None]
+    assert redis_client.hmget(K.task("c6"), ["timeout_ms", "dest", "ep"]) == [None, "http://h:80", "/6"]
+    assert redis_client.hget(K.task("c2"), "status") == "pending"
 
 
 def test_create_reloads_its_script_after_redis_forgot_it(redis_client: redis.Redis, redis_url: str) -> None:

@@ -115,7 +115,7 @@ def test_finish_acks_the_message_dramatiq_fetched(
     assert _complete(store, "t", broker.ack_in_finish("default", "t", 1)) == (True, True)
     assert redis_client.smembers(_acks(broker)) == set()
     assert redis_client.hlen(MSGS) == 0
-    assert redis_client.zscore(K.dramatiq_namespace + ":__heartbeats__", broker.broker_id) == 2_000
+    # (Dramatiq's ack also refreshes the broker's heartbeat; ours leaves it to the reconciler's.)
 
 
 def test_finish_without_a_fetched_message_acks_nothing(

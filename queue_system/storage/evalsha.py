@@ -165,16 +165,28 @@ class Batcher:
     call gets its own reply or error; a NOSCRIPT reply loads the script and re-sends those calls
     (they did not run). With `replication`, a batch's replies are given only once enough replicas
     acknowledged it; otherwise every call of the batch gets RedisNotReplicated.
+
+    With `combine`, the script takes many calls' arguments one after the other and answers a list
+    of their replies (lua/create.lua): up to MANY calls go as one script call, whose fixed cost (its
+    helpers, its arguments) is then paid once; an error of that call is each of its calls' error.
     """
 
     MAX_BATCH = 256
+    MANY = 64  # calls per script call with `combine` (one script call holds Redis for all of them)
     TIMEOUT_S = 10.0
 
     def __init__(
-        self, client: aioredis.Redis, source: str, prefix: str, replication: Replication | None = None
+        self,
+        client: aioredis.Redis,
+        source: str,
+        prefix: str,
+        replication: Replication | None = None,
+        *,
+        combine: bool = False,
     ) -> None:
         self.client = client
         self.replication = replication
+        self.combine = combine
         self.source = source
         self.sha = _sha(source)
         self.prefix = prefix
@@ -183,7 +195,7 @@ class Batcher:
 
     async def __call__(self, *args: Any) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append(([self.prefix, *args], future))
+        self._queue.append((list(args), future))
         if self._drain_task is None:
             self._drain_task = asyncio.create_task(self._drain())
         return await future
@@ -215,13 +227,25 @@ class Batcher:
     async def many(self, calls: list[list[Any]]) -> list[Any]:
         """One call per item of `calls` (each the script's ARGV after the prefix), all in ONE
         pipeline with one WAIT (with `replication`), not split at MAX_BATCH: a batch submit's
-        items. -> their replies in order; an error reply is that item's result (not raised);
-        too few replicas make every item's reply RedisNotReplicated."""
+        items (with `combine`, MANY items to a script call). -> their replies in order; an error
+        reply is that item's result (not raised; with `combine`, that of each item of its script
+        call); too few replicas make every item's reply RedisNotReplicated."""
         if not calls:
             return []
-        return await self._send([[self.prefix, *args] for args in calls])
+        return await self._send([list(args) for args in calls])
 
     async def _send(self, calls: list[list[Any]]) -> list[Any]:
+        if not self.combine:
+            return await self._send_each(calls)
+        chunks = [calls[i : i + self.MANY] for i in range(0, len(calls), self.MANY)]
+        replies = await self._send_each([[arg for call in chunk for arg in call] for chunk in chunks])
+        out: list[Any] = []
+        for chunk, reply in zip(chunks, replies, strict=True):
+            out += [reply] * len(chunk) if isinstance(reply, Exception) else list(reply)
+        return out
+
+    async def _send_each(self, calls: list[list[Any]]) -> list[Any]:
+        """One EVALSHA per item of `calls` (its arguments), pipelined -> their replies."""
         replies = await self._pipeline(calls)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:
@@ -254,7 +278,7 @@ class Batcher:
         # fails the batch's requests with a 503 instead of holding every submit.
         pool = self.client.connection_pool
         conn = None
-        commands: list[tuple[Any, ...]] = [("EVALSHA", self.sha, 1, *args) for args in calls]
+        commands: list[tuple[Any, ...]] = [("EVALSHA", self.sha, 1, self.prefix, *args) for args in calls]
         rep = self.replication
         if rep is not None:
             commands += [("SET", rep.marker, "wait", "PX", 10_000), ("WAIT", rep.replicas, rep.timeout_ms)]

@@ -5,7 +5,7 @@ the record type comes before the value, so no value can spell another record's k
 it contains (`:` included). No family's head is a prefix of another's, and no fixed key starts
 with a family's head, so `Keys.parse` undoes every key: (family, value) -> key is one to one.
 
-{p}:task:{id}            hash    the task record (expires `retention` after it finishes)
+{p}:task:{id}            hash    the task record (purged `retention` after it finishes)
 {p}:history:{id}         list    the last MAX_HISTORY attempts, JSON each (same expiry)
 {p}:payload:{id}         string  the payload, JSON (same expiry; kept out of the hash: the hash's
                                  values stay small and Redis keeps it as a compact listpack)

@@ -3,7 +3,8 @@
 Each file's header names its KEYS and ARGV and what it returns. A script's source is a prelude
 rendered here from `Keys` and `dramatiq_wire` (so a key name or a Dramatiq constant is spelled
 in one place), then lua/common.lua (the functions the scripts share), then the script itself.
-Every script gets KEYS[1] = the key prefix.
+Every script gets KEYS[1] = the key prefix. The hot scripts' ARGV are named once, in
+storage/script_args.py, and rendered as the locals of the script's first line.
 
 Dispatching a task writes a Dramatiq message straight into Dramatiq's Redis queue (the same two
 commands as Dramatiq's own `enqueue`), so creating a task and enqueueing it is one atomic round
@@ -15,8 +16,10 @@ from __future__ import annotations
 import re
 from importlib.resources import files
 
+from queue_system.domain.models import MAX_HISTORY
 from queue_system.storage import codec, dramatiq_wire
 from queue_system.storage.keys import Keys
+from queue_system.storage.script_args import ARGS, EACH, render
 
 
 def _lua_string(text: str) -> str:
@@ -79,6 +82,7 @@ def render_prelude() -> str:
     lines += [f"local {name} = {_lua_concat(t)}" for name, t in constants.items()]
     lines.append(f"local ACTORS = {{{actors}}}")
     lines.append(f"local MESSAGE_SEPARATOR = {_lua_string(dramatiq_wire.SEPARATOR)}")
+    lines.append(f"local MAX_HISTORY = {MAX_HISTORY}")
     # The claim reads what an attempt needs with one HMGET (codec.CLAIMED_FIELDS, in order) and
     # names each value by its position: CLAIMED_STATUS = 3 is the value of `status`.
     claimed = ", ".join(_lua_string(name) for name in codec.CLAIMED_FIELDS)
@@ -122,7 +126,11 @@ _LIBRARY = render_prelude() + _load("common") + _load("destinations") + _load("q
 
 
 def _script(name: str) -> str:
-    body = _load(name)
+    # A script with named arguments (storage/script_args.py) reads them as locals of its first line.
+    body = render(ARGS[name]) if name in ARGS else ""
+    if name in EACH:  # a script of many items (claim, finish): each item's argument count
+        body += f"local EACH_ARGS = {EACH[name]}\n"
+    body += _load(name)
     return _used_definitions(_LIBRARY, body) + body
 
 

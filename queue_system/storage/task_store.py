@@ -27,6 +27,7 @@ from queue_system.storage.codec import dumps, flat_pairs, task_from_hash
 from queue_system.storage.evalsha import Batcher, Replication
 from queue_system.storage.failures import probe_writes
 from queue_system.storage.keys import Keys
+from queue_system.storage.script_args import CreateEach
 from queue_system.storage.types import Change, ChangeResult, MinuteCounts, NewTask, WorkerBeat
 
 # Rows a listing may examine while filtering before it returns a partial page with a cursor.
@@ -53,10 +54,22 @@ def _destination(row: list[Any], level: WaitLevel) -> DestinationStatus:
 
 
 def _create_args(new: NewTask) -> list[Any]:
-    """The create script's ARGV after the prefix (lua/create.lua)."""
+    """One task's part of the create script's ARGV (lua/create.lua): its CreateEach, then its
+    `n_extra` extra field values."""
     status = TaskStatus.SCHEDULED if new.due is not None else TaskStatus.PENDING
-    args: list[Any] = [new.id, new.type, new.queue, new.now, status.value, new.due or ""]
-    return [*args, new.fingerprint, new.payload_json, *flat_pairs(new.extra)]
+    extra = flat_pairs(new.extra)
+    each = CreateEach(
+        id=new.id,
+        task_type=new.type,
+        queue=new.queue,
+        now=new.now,
+        status=status.value,
+        due=new.due or "",
+        fingerprint=new.fingerprint,
+        payload=new.payload_json,
+        n_extra=len(extra),
+    )
+    return [*each, *extra]
 
 
 def _change(reply: list[str]) -> ChangeResult:
@@ -85,7 +98,7 @@ class RedisAsyncTaskStore:
         replication = (
             Replication(min_replicas, min_replicas_timeout_ms, self.keys.probe) if min_replicas else None
         )
-        self._create = Batcher(client, scripts.CREATE, self.keys.prefix, replication)
+        self._create = Batcher(client, scripts.CREATE, self.keys.prefix, replication, combine=True)
         self._cancel = client.register_script(scripts.CANCEL)
         self._delete = client.register_script(scripts.DELETE)
         self._page = client.register_script(scripts.PAGE)

@@ -62,15 +62,16 @@ class Finished(msgspec.Struct, frozen=True):
 
 class MessageAck(msgspec.Struct, frozen=True):
     """A broker message to acknowledge in the script that records the attempt: remove
-    `message_id` from the set of fetched messages and its body from `messages`, and mark the
-    consumer alive in `heartbeats`. The worker builds it (worker/broker.py); storage only hands
-    the names to the script."""
+    `message_id` from the set of fetched messages and its body from `messages`. The worker builds
+    it (worker/broker.py); the script is given only `consumer_id` and `queue` and names the same
+    keys from them (lua/common.lua `ack_message`), the others say what it names."""
 
     fetched: str  # set: the consumer's fetched, unacknowledged message ids
     messages: str  # hash: message id -> message body
     message_id: str
     heartbeats: str  # zset: consumer id -> last seen (ms)
     consumer_id: str
+    queue: str
 
 
 class FinishCall(msgspec.Struct, frozen=True):

@@ -7,7 +7,6 @@ domain types to script arguments happens here and in storage/codec.py only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -25,8 +24,10 @@ from queue_system.domain.models import (
 from queue_system.domain.retry import Decision
 from queue_system.storage import dramatiq_wire, scripts
 from queue_system.storage.codec import attempt_to_json, claimed_task, dumps
+from queue_system.storage.combiner import Combined
 from queue_system.storage.evalsha import Script, ScriptCaller
 from queue_system.storage.keys import Keys
+from queue_system.storage.script_args import ClaimArgs, ClaimEach, FinishArgs, FinishEach, Limits, UnclaimArgs
 from queue_system.storage.types import (
     Claim,
     FinishCall,
@@ -43,29 +44,15 @@ WAKE_LIMIT = 100
 # last activity; an endpoint sooner: a host carries thousands, and a quiet one has nothing to keep.
 DESTINATION_IDLE_MS = 7 * 86_400_000
 ENDPOINT_IDLE_MS = 3_600_000
-
-_NO_ACK = ("", "", "", "", "")
-
-
-def ack_args(ack: MessageAck | None) -> tuple[str, str, str, str, str]:
-    """The 5 ARGV of a message to acknowledge, in the order lua/common.lua `ack_message` takes
-    them (finish.lua and unclaim.lua pass them on as they come); '' x 5: nothing to acknowledge."""
-    if ack is None:
-        return _NO_ACK
-    return (ack.fetched, ack.messages, ack.message_id, ack.heartbeats, ack.consumer_id)
+# Attempts one finish script records (a batch of the delivery loop's completions; more: several
+# calls, so one script never holds Redis long).
+FINISH_BATCH = 64
 
 
-def limit_args(lim: DestinationLimits) -> tuple[int, int, int, int, int, int]:
-    """The destinations' limits as finish.lua passes them to lua/destinations.lua `settle`, in its
-    order: host cap, breaker threshold, cooldown_ms, max_cooldown_ms, hold_ms, endpoint cap."""
-    return (
-        lim.max_inflight,
-        lim.breaker_threshold,
-        lim.cooldown_ms,
-        lim.max_cooldown_ms,
-        lim.hold_ms,
-        lim.endpoint_cap,
-    )
+def ack_args(ack: MessageAck | None) -> tuple[str, str]:
+    """The message to acknowledge as finish.lua and unclaim.lua take it (FinishArgs.consumer and
+    .queue: the script names the keys); ('', ''): nothing to acknowledge."""
+    return ("", "") if ack is None else (ack.consumer_id, ack.queue)
 
 
 class RedisTaskStore:
@@ -77,10 +64,12 @@ class RedisTaskStore:
         self.client = client
         self.keys = keys or Keys()
         self.limits = limits or DestinationLimits()
-        self._limits = limit_args(self.limits)
+        self._limits = Limits.of(self.limits)
         self._caller = ScriptCaller(client)
         prefix = self.keys.prefix
-        self._claim = Script(self._caller, scripts.CLAIM, prefix)
+        # The threads' concurrent claims go as one call of the claim script (storage/combiner.py).
+        self._claim_script = Script(self._caller, scripts.CLAIM, prefix)
+        self._claim = Combined(self._claim_many)
         self._finish = Script(self._caller, scripts.FINISH, prefix)
         self._promote = Script(self._caller, scripts.PROMOTE, prefix)
         self._reclaim = Script(self._caller, scripts.RECLAIM, prefix)
@@ -97,9 +86,7 @@ class RedisTaskStore:
     def claim(self, task_id: str, token: int, now: int, lease_until: int) -> Claim | Skip:
         """Start an attempt for the message (task_id, token), if it is the task's current one and
         its destination (if it has one) can take it; else it is parked (Skip PARKED)."""
-        reply = self._claim(
-            task_id, token, now, lease_until, self.limits.max_inflight, self.limits.endpoint_cap
-        )
+        reply = self._claim(*ClaimEach(id=task_id, token=token, now=now, lease_until=lease_until))
         if reply[0] == "ok":
             _, values, payload = reply
             return Claim(claimed_task(values, payload))
@@ -123,28 +110,40 @@ class RedisTaskStore:
         """Record the attempt of `task` (as claimed) and apply the decision: completed keeps the
         handler's result, retrying waits in the schedule, failed keeps the error; and acknowledge
         `ack`, in one script. Safe to repeat after a lost reply."""
-        recorded, acked = self._finish(
-            *_finish_args(FinishCall(task, attempt, decision, result, now, ack), retention_ms, self._limits)
-        )
-        return Finished(bool(recorded), bool(acked))
+        call = FinishCall(task, attempt, decision, result, now, ack)
+        return self.finish_many([call], retention_ms=retention_ms)[0]
 
     def finish_many(self, calls: list[FinishCall], *, retention_ms: int) -> list[Finished]:
-        """`finish` for each of `calls`, pipelined in one round trip (each its own script: a
-        failed one does not stop the others). Safe to repeat after a lost reply."""
-        replies = self._finish.many([_finish_args(call, retention_ms, self._limits) for call in calls])
+        """`finish` for each of `calls`, in one call of the finish script per FINISH_BATCH (its
+        fixed cost paid once: lua/finish.lua). Safe to repeat after a lost reply or an error (each
+        attempt already recorded says so)."""
+        shared: list[Any] = list(FinishArgs.of(retention_ms, self._limits))
         out: list[Finished] = []
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-            out.append(Finished(bool(reply[0]), bool(reply[1])))
+        for start in range(0, len(calls), FINISH_BATCH):
+            args = shared.copy()
+            for call in calls[start : start + FINISH_BATCH]:
+                args += _finish_each(call)
+            out += [Finished(bool(recorded), bool(acked)) for recorded, acked in self._finish(*args)]
         return out
+
+    def _claim_many(self, calls: list[list[Any]]) -> list[Any]:
+        """One CLAIM for the messages of `calls` (each a ClaimEach) -> a reply per message."""
+        args: list[Any] = list(
+            ClaimArgs(host_cap=self._limits.host_cap, endpoint_cap=self._limits.endpoint_cap)
+        )
+        for call in calls:
+            args += call
+        replies: list[Any] = self._claim_script(*args)
+        return replies
 
     def unclaim(self, task: Task, now: int, ack: MessageAck | None = None) -> Unclaimed:
         """Undo the claim of `task` (as claimed) whose attempt never started: back to pending or
         retrying, its attempt count and trigger restored, no lease, a new token's message
         dispatched; and acknowledge `ack`, in one script."""
-        args: list[Any] = [task.id, task.token, now, task.trigger]
-        args += ack_args(ack)
+        consumer, queue = ack_args(ack)
+        args = UnclaimArgs(
+            id=task.id, token=task.token, now=now, trigger=task.trigger, consumer=consumer, queue=queue
+        )
         undone, acked = self._unclaim(*args)
         return Unclaimed(bool(undone), bool(acked))
 
@@ -199,7 +198,7 @@ class RedisTaskStore:
         return int(checked), int(redispatched)
 
 
-def _finish_args(call: FinishCall, retention_ms: int, limits: Sequence[Any]) -> list[Any]:
+def _finish_each(call: FinishCall) -> FinishEach:
     status = call.decision.status
     result_json = last_error = ""
     if status is TaskStatus.COMPLETED:
@@ -207,15 +206,17 @@ def _finish_args(call: FinishCall, retention_ms: int, limits: Sequence[Any]) -> 
     else:
         error = call.result.error or call.result.outcome.value
         last_error = f"{error}; {call.decision.reason}" if call.decision.reason else error
-    args: list[Any] = [
-        call.task.id,
-        call.task.token,
-        call.now,
-        status.value,
-        call.decision.next_attempt_at or "",
-    ]
-    args += [retention_ms, attempt_to_json(call.attempt), MAX_HISTORY, result_json, last_error]
-    args += ack_args(call.ack)
-    if call.task.dest is not None:  # (arguments cost Redis time: only those the script reads)
-        args += [breaker_signal(call.result).value, *limits]
-    return args
+    consumer, queue = ack_args(call.ack)
+    return FinishEach(
+        id=call.task.id,
+        token=call.task.token,
+        now=call.now,
+        status=status.value,
+        next_attempt_at=call.decision.next_attempt_at or "",
+        entry=attempt_to_json(call.attempt),
+        result=result_json,
+        last_error=last_error,
+        consumer=consumer,
+        queue=queue,
+        signal=breaker_signal(call.result).value if call.task.dest is not None else "",
+    )

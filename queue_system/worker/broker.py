@@ -159,6 +159,7 @@ class FinishAckingBroker(RedisBroker):
             message_id=dramatiq_wire.message_id(task_id, token),
             heartbeats=self._heartbeats,
             consumer_id=self.broker_id,
+            queue=queue,
         )
 
     def skip_ack(self, ack: MessageAck) -> None:

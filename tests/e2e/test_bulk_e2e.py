@@ -18,8 +18,8 @@ import httpx
 import redis
 
 from queue_system.storage.keys import Keys
-from tests.bulk_support import Seed, seed_tasks
 from tests.e2e import support
+from tests.support.bulk import Seed, seed_tasks
 from tests.support.receiver import Receiver
 
 N = 10_000

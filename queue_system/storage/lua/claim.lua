@@ -1,7 +1,8 @@
--- claim: start an attempt for the message (id, token), if the task waits for exactly that one.
+-- claim: start an attempt for each message (id, token) given, if its task waits for exactly that one.
 -- KEYS[1]  the key prefix
--- ARGV     id, token, now, lease_until, host cap, endpoint cap (their most slots)
--- Returns  {'ok', {value, ...} (the task's CLAIMED_FIELDS as they now are, in the order of
+-- ARGV     storage/script_args.py ClaimArgs (named above): host_cap, endpoint_cap (their most
+--          slots); then, per message, its ClaimEach: id, token, now, lease_until
+-- Returns  a reply per message, in order, each {'ok', {value, ...} (the task's CLAIMED_FIELDS as they now are, in the order of
 --          storage/codec.py; false = absent), payload JSON}
 --          | {'missing'} | {'not_claimable', status} | {'stale'} (another token's message is current)
 --          | {'paused'} (its queue is paused: the task is held, lua/queues.lua)
@@ -14,32 +15,43 @@
 -- The fields are read once, with one HMGET, and returned as changed here: reading the hash again
 -- (HGETALL) cost the claim a quarter of its Redis time.
 -- now and lease_until stay strings, as Redis takes them (lua/common.lua `int`).
-local id, token, now, lease_until = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local key = task_key(id)
-local task = read_claimed(key)
-local status, created_at, trigger = task[CLAIMED_STATUS], task[CLAIMED_CREATED_AT], task[CLAIMED_TRIGGER]
-if not status then return {'missing'} end
-if status ~= 'pending' and status ~= 'retrying' then return {'not_claimable', status} end
-if task[CLAIMED_TOKEN] ~= token then return {'stale'} end
--- [queues] A paused queue's task is held, not claimed (lua/queues.lua); resume releases it.
--- (One HEXISTS: measured within the noise of the claim's ~16 µs of Redis time.)
-if redis.call('HEXISTS', PAUSED, task[CLAIMED_QUEUE]) == 1 then
-  hold(id, task[CLAIMED_QUEUE], created_at, task[CLAIMED_DEST], task[CLAIMED_EP], now)
-  return {'paused'}
-end
-local dest = task[CLAIMED_DEST]
-if dest then
-  local e = endpoint_of(dest, task[CLAIMED_EP])
-  local wait = take_slot(dest, e, id, tonumber(now), tonumber(lease_until), {tonumber(ARGV[5]), tonumber(ARGV[6])})
-  if wait then
-    park(wait[1], wait[1] == HOST and dest or e, dest, e, id, tonumber(now), wait[2])
-    return {'parked', wait[2], wait[1].name}
+-- The worker's threads claim in bursts, and their concurrent claims come as one call
+-- (storage/combiner.py): the script's fixed cost (its helpers, its arguments) is paid once.
+local caps = {tonumber(host_cap), tonumber(endpoint_cap)}
+
+local function claim(id, token, now, lease_until)
+  local key = task_key(id)
+  local task = read_claimed(key)
+  local status, created_at, trigger = task[CLAIMED_STATUS], task[CLAIMED_CREATED_AT], task[CLAIMED_TRIGGER]
+  if not status then return {'missing'} end
+  if status ~= 'pending' and status ~= 'retrying' then return {'not_claimable', status} end
+  if task[CLAIMED_TOKEN] ~= token then return {'stale'} end
+  -- [queues] A paused queue's task is held, not claimed (lua/queues.lua); resume releases it.
+  -- (One HEXISTS: measured within the noise of the claim's ~16 µs of Redis time.)
+  if redis.call('HEXISTS', PAUSED, task[CLAIMED_QUEUE]) == 1 then
+    hold(id, task[CLAIMED_QUEUE], created_at, task[CLAIMED_DEST], task[CLAIMED_EP], now)
+    return {'paused'}
   end
+  local dest = task[CLAIMED_DEST]
+  if dest then
+    local e = endpoint_of(dest, task[CLAIMED_EP])
+    local wait = take_slot(dest, e, id, tonumber(now), tonumber(lease_until), caps)
+    if wait then
+      park(wait[1], wait[1] == HOST and dest or e, dest, e, id, tonumber(now), wait[2])
+      return {'parked', wait[2], wait[1].name}
+    end
+  end
+  local attempts = int((tonumber(task[CLAIMED_ATTEMPTS]) or 0) + 1)
+  redis.call('HSET', key, 'status', 'processing', 'attempts', attempts, 'updated_at', now, 'started_at', now)
+  task[CLAIMED_STATUS], task[CLAIMED_ATTEMPTS], task[CLAIMED_UPDATED_AT] = 'processing', attempts, now
+  if trigger then redis.call('HDEL', key, 'trigger') end
+  move_status(id, status, 'processing', created_at)
+  redis.call('ZADD', LEASES, lease_until, id)
+  return {'ok', task, redis.call('GET', payload_key(id)) or 'null'}
 end
-local attempts = int((tonumber(task[CLAIMED_ATTEMPTS]) or 0) + 1)
-redis.call('HSET', key, 'status', 'processing', 'attempts', attempts, 'updated_at', now, 'started_at', now)
-task[CLAIMED_STATUS], task[CLAIMED_ATTEMPTS], task[CLAIMED_UPDATED_AT] = 'processing', attempts, now
-if trigger then redis.call('HDEL', key, 'trigger') end
-move_status(id, status, 'processing', created_at)
-redis.call('ZADD', LEASES, lease_until, id)
-return {'ok', task, redis.call('GET', payload_key(id)) or 'null'}
+
+local replies = {}
+for i = N_ARGS + 1, #ARGV, EACH_ARGS do
+  replies[#replies + 1] = claim(unpack(ARGV, i, i + EACH_ARGS - 1))
+end
+return replies

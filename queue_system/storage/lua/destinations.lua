@@ -226,13 +226,16 @@ local function settle(h, e, id, now, signal, err, lim)
   if signal == 'host' then host_state = feed(HOST, h, id, now, false, err, lim) end
   if signal == 'up' then ep_state = feed(ENDPOINT, e, id, now, true, err, lim) end
   if signal == 'endpoint' then ep_state = feed(ENDPOINT, e, id, now, false, err, lim) end
+  local ep_waiting, host_waiting = false, false
+  if redis.call('EXISTS', ep_parked_key(e), parked_key(h)) > 0 then  -- (rare: one look for both)
+    ep_waiting, host_waiting = redis.call('EXISTS', ep_parked_key(e)) == 1, redis.call('EXISTS', parked_key(h)) == 1
+  end
   local caps, hold_until = {lim[1], lim[6]}, now + lim[5]
-  local ep_waiting = redis.call('EXISTS', ep_parked_key(e)) == 1
   if ep_waiting and (ep_state or (is_closed(ENDPOINT, e) and 'closed')) == 'closed' then
     local free = free_slots(ENDPOINT, e, now, caps)
     if free > 0 then release(ENDPOINT, e, math.min(free, RELEASE_MAX), now, hold_until) end
   end
-  if redis.call('EXISTS', parked_key(h)) == 1 and (host_state or (is_closed(HOST, h) and 'closed')) == 'closed' then
+  if host_waiting and (host_state or (is_closed(HOST, h) and 'closed')) == 'closed' then
     local free = free_slots(HOST, h, now, caps)
     if free > 0 then release(HOST, h, math.min(free, RELEASE_MAX), now, hold_until) end
   end

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 
@@ -14,6 +13,7 @@ from queue_system.domain.retry import Decision
 from queue_system.storage import scripts
 from queue_system.storage.codec import flat_pairs
 from queue_system.storage.keys import Keys
+from queue_system.storage.script_args import CreateEach
 from queue_system.storage.types import Claim as Claimed
 from queue_system.storage.worker_store import RedisTaskStore
 
@@ -54,8 +54,9 @@ def seed_tasks(client: redis.Redis, seeds: Iterable[Seed], keys: Keys | None = N
             payload = '{"url":"%s"}' % (s.url or "http://x")
             due = s.created_at + 10**9 if s.status == "scheduled" else ""
             status = "scheduled" if due else "pending"
-            args: list[Any] = [s.id, s.type, s.queue, s.created_at, status, due, "fp", payload]
-            create(keys=[keys.prefix], args=[*args, *flat_pairs(_extra(s))])
+            extra = flat_pairs(_extra(s))
+            each = CreateEach(s.id, s.type, s.queue, s.created_at, status, due, "fp", payload, len(extra))
+            create(keys=[keys.prefix], args=[*each, *extra])
             if s.status in ("processing", "failed", "completed"):
                 claimed = store.claim(s.id, 1, s.created_at + 1, s.created_at + 10**9)
                 assert isinstance(claimed, Claimed), claimed
