@@ -10,8 +10,33 @@ from queue_system.domain.destinations import Destination
 from queue_system.transports.async_http import destination
 
 _PIECES = st.sampled_from(
-    ["http", "https", "HTTP", "://", ":", "/", "?", "#", "@", "[", "]", "::1", "Example.COM", "127.0.0.1",
-     "8080", "99999", " ", "\t", "\n", "\x00", "é", "a", "x", "%20", "\\"]
+    [
+        "http",
+        "https",
+        "HTTP",
+        "://",
+        ":",
+        "/",
+        "?",
+        "#",
+        "@",
+        "[",
+        "]",
+        "::1",
+        "Example.COM",
+        "127.0.0.1",
+        "8080",
+        "99999",
+        " ",
+        "\t",
+        "\n",
+        "\x00",
+        "é",
+        "a",
+        "x",
+        "%20",
+        "\\",
+    ]
 )
 
 
