@@ -17,6 +17,7 @@ through `resolve()` itself before sending: the guard sees every destination.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,8 +46,35 @@ CONNECT_SHARE = 0.9
 
 def destination(url: str) -> Destination:
     """`https://Example.com/x` -> the host Destination("https", "example.com", 443): what the
-    delivery loop's per-host cap counts."""
+    delivery loop's per-host cap counts.
+
+    Only `scheme://netloc` decides it, so the parse is cached on that prefix: every task may have
+    its own path (or token in it), a queue's webhooks still go to a handful of hosts. A prefix that
+    `urlsplit` would read differently (white space or controls it strips) takes the full parse."""
+    sep = url.find("://")
+    if sep > 0:
+        end = len(url)
+        for c in "/?#":
+            i = url.find(c, sep + 3)
+            if 0 <= i < end:
+                end = i
+        origin = url[:end]
+        if origin.isascii() and origin.isprintable() and " " not in origin:
+            return _host_of(origin)
     return Destination.of_url(url).host_only()
+
+
+@functools.lru_cache(maxsize=4096)
+def _host_of(origin: str) -> Destination:
+    return Destination.of_url(origin).host_only()
+
+
+@functools.lru_cache(maxsize=256)
+def _timeout(timeout_s: float) -> aiohttp.ClientTimeout:
+    """A connect that outlasts CONNECT_SHARE of the budget is the host's fault (it raises
+    ConnectionTimeoutError); with `total` alone it would read as a response timeout. Frozen, so
+    shared: a queue's tasks have a few distinct timeouts, building one per request cost ~1%."""
+    return aiohttp.ClientTimeout(total=timeout_s, sock_connect=timeout_s * CONNECT_SHARE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +160,7 @@ class AsyncHttpSender:
                 request.url,
                 headers=request.headers,
                 data=request.content,
-                # A connect that outlasts CONNECT_SHARE of the budget is the host's fault (it raises
-                # ConnectionTimeoutError); with `total` alone it would read as a response timeout.
-                timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=timeout_s * CONNECT_SHARE),
+                timeout=_timeout(timeout_s),
                 allow_redirects=self.follow_redirects,
                 max_redirects=self.max_redirects,
             ) as response:
