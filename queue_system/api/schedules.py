@@ -16,7 +16,7 @@ from queue_system.api.schemas import SubmitTask, rfc3339
 from queue_system.api.submission import to_submission
 from queue_system.config.settings import parse_duration_ms
 from queue_system.errors import InvalidInput
-from queue_system.service.schedules import ScheduleRecord, ScheduleService, ScheduleSpec
+from queue_system.service.schedules import ScheduleRecord, ScheduleService, ScheduleSpec, rank_cursor
 
 Schedules = NamedDependency[ScheduleService]
 CatchUpName = Literal["latest", "none", "all"]
@@ -159,9 +159,7 @@ class ScheduleController(Controller):
         cursor: Annotated[str | None, QueryParameter(description="`next_cursor` of the last page")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> SchedulePage:
-        if cursor is not None and not cursor.isdigit():
-            raise InvalidInput("not a cursor this API returned", field="cursor", status_code=400)
-        items, more = await schedules.list(int(cursor or 0), limit)
+        items, more = await schedules.list(rank_cursor(cursor), limit)
         return SchedulePage([schedule_out(r) for r in items], str(more) if more is not None else None)
 
     @get("/{schedule_id:str}", summary="A schedule", responses=responses(400, 404, 503, guard=GUARDED_READ))

@@ -9,6 +9,7 @@ from; the loser of a race changes nothing.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,10 @@ from queue_system.storage.schedules import AsyncScheduleStore, ScheduleStore, Te
 from queue_system.storage.schedules import ScheduleRecord as ScheduleRecord  # the API's type of a schedule
 
 DUE_BATCH = 100  # schedules one reconciler tick fires at most
+# A list cursor is a rank in the schedules' zset: ASCII digits, short enough that rank + limit stays
+# inside the int64 Redis reads a ZRANGE index as (a longer one was a 500; `str.isdigit` also
+# passed "²" and "٣").
+_CURSOR = re.compile(r"[0-9]{1,15}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +92,15 @@ def timing_of(rec: ScheduleRecord) -> Timing:
     if rec.every_ms is not None:
         return Timing(every_ms=rec.every_ms)
     return Timing(cron=rec.cron, timezone=rec.timezone or "UTC")
+
+
+def rank_cursor(text: str | None) -> int:
+    """A list cursor from outside (`next_cursor` of a page) -> the rank; InvalidInput (400) if not one."""
+    if text is None:
+        return 0
+    if not _CURSOR.fullmatch(text):
+        raise InvalidInput("not a cursor this API returned", field="cursor", status_code=400)
+    return int(text)
 
 
 class ScheduleService:
