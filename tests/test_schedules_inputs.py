@@ -4,6 +4,7 @@ on the real app and a real Redis. Each test names the class of input it covers; 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from fractions import Fraction
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
+from queue_system.config.parsing import parse_duration_ms
 from queue_system.domain.schedules import TimingError, timing
 from tests.support.dashboard import make_client
 
@@ -93,3 +95,48 @@ def test_any_list_cursor_is_a_page_or_a_400_naming_it(api: TestClient[Any], curs
         _problem(answer, 400, "cursor")
     page = api.get("/dashboard/schedules", params={"cursor": cursor})  # a hand-edited link: page one
     assert page.status_code == 200, page.text
+
+
+NUMBER = st.one_of(
+    st.from_regex(r"[0-9]{1,20}(\.[0-9]{1,25})?", fullmatch=True),
+    st.from_regex(r"[0-9\u0660-\u0669\uff10-\uff19\u00b2.]{1,12}", fullmatch=True),  # Arabic-Indic, fullwidth, ²
+)
+DURATION_TEXT = st.one_of(
+    st.builds(lambda n, u, ws: f"{ws}{n}{u}{ws}", NUMBER, st.sampled_from(["", "ms", "s", "m", "h", "d"]),
+              st.sampled_from(["", " "])),
+    st.text(max_size=20),
+    st.sampled_from(["1.0001s", "2.0000000000001s", "1.99999999999999999999s", "1.1s", "١s", "１s", "1" * 5000]),
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(DURATION_TEXT)
+def test_a_duration_is_exact_ascii_or_refused(text: str) -> None:
+    """Before: "١s" and "１s" were 1 s (`\\d` and float() read any script's digits), and a fraction of
+    a millisecond was cut: "1.0001s" passed `every`'s check for whole seconds as 1000 ms."""
+    try:
+        ms = parse_duration_ms(text)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    assert written_ms(text) == ms
+
+
+def written_ms(text: str) -> Fraction:
+    """What a duration says, read exactly, in ASCII digits only (else an AssertionError)."""
+    number = text.strip().rstrip("msdh ")
+    assert number.isascii() and number[:1].isdigit(), text
+    suffix = text.strip()[len(number) :].strip() or "s"
+    return Fraction(number) * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}[suffix]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(DURATION_TEXT)
+def test_every_is_whole_seconds_as_written_or_a_problem_naming_it(api: TestClient[Any], text: str) -> None:
+    answer = api.post("/api/v1/schedules", json={"task": ECHO, "every": text})
+    if answer.status_code != 201:
+        _problem(answer, 422, "every")
+        return
+    ms = answer.json()["every_ms"]
+    assert ms % 1000 == 0 and ms == written_ms(text)
+    assert api.delete(f"/api/v1/schedules/{answer.json()['id']}").status_code == 204
