@@ -41,6 +41,7 @@ from queue_system.cli.http import (
     client_command,
     confirm,
     emit_json,
+    segment,
 )
 from queue_system.domain.models import TaskStatus
 
@@ -204,7 +205,7 @@ def list_tasks(
 def show(opts: Options, task_id: str) -> None:
     """Show a task with its attempts as a timeline."""
     with Api(opts) as api:
-        task = api.json("GET", f"{TASKS}/{task_id}")
+        task = api.json("GET", f"{TASKS}/{segment(task_id, 'task id')}")
     if opts.as_json:
         emit_json(task)
     else:
@@ -213,7 +214,7 @@ def show(opts: Options, task_id: str) -> None:
 
 def _act(opts: Options, task_id: str, action: str) -> None:
     with Api(opts) as api:
-        task = api.json("POST", f"{TASKS}/{task_id}/{action}")
+        task = api.json("POST", f"{TASKS}/{segment(task_id, 'task id')}/{action}")
     if opts.as_json:
         emit_json(task)
     else:
@@ -251,7 +252,7 @@ def delete(opts: Options, task_id: str, yes: bool) -> None:
     if not yes:
         confirm(f"Delete task {task_id}?")
     with Api(opts) as api:
-        api.call("DELETE", f"{TASKS}/{task_id}")
+        api.call("DELETE", f"{TASKS}/{segment(task_id, 'task id')}")
     if opts.as_json:
         emit_json({"id": task_id, "deleted": True})
     else:
@@ -378,7 +379,7 @@ def _delete_each(api: Api, ids: list[str]) -> dict[str, Any]:
     deleted, gone, failed = 0, 0, []
     for task_id in ids:
         try:
-            api.call("DELETE", f"{TASKS}/{task_id}")
+            api.call("DELETE", f"{TASKS}/{segment(task_id, 'task id')}")
             deleted += 1
         except Unreachable as exc:  # no point trying the rest: say how far it got
             raise Unreachable(f"{exc.message} (after deleting {deleted} of {len(ids)})") from exc
