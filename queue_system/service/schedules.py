@@ -53,6 +53,16 @@ def _timing(spec: ScheduleSpec) -> Timing:
         raise InvalidInput(exc.message, field=exc.field) from None
 
 
+def _next_run(t: Timing, now: int) -> int:
+    """A cron can parse and never run: "0 0 */30 2 1#5" is the 1st or 31st of February that is a
+    fifth Monday (with a `*` field, Debian cron wants day and weekday both); cronsim gives up after
+    50 years of no match. A 422 naming `cron`, not a 500."""
+    try:
+        return t.next_after(now)
+    except TimingError as exc:
+        raise InvalidInput("never runs: no tick in the next 50 years", field=exc.field) from None
+
+
 def _template(tasks: TaskService, sub: Submission, now: int) -> str:
     if sub.id is not None:
         raise InvalidInput("a schedule's tasks get their ids from the schedule and tick", field="task.id")
@@ -130,10 +140,11 @@ class ScheduleService:
         except ValueError:
             raise InvalidInput("one of latest, none, all", field="catch_up") from None
         template = _template(self.tasks, spec.submission, now)
+        next_run = _next_run(t, now)
         return ScheduleRecord(
             id=sid, body=msgspec.json.encode(spec.body).decode(), template=template, cron=t.cron,
             timezone=t.timezone if t.cron else None, every_ms=t.every_ms, catch_up=catch_up,
-            paused=spec.paused, next_run_at=t.next_after(now), last_run_at=None, created_at=created_at,
+            paused=spec.paused, next_run_at=next_run, last_run_at=None, created_at=created_at,
             last_tasks=[],
         )  # fmt: skip
 
@@ -155,7 +166,7 @@ class ScheduleService:
     async def pause(self, sid: str, paused: bool) -> ScheduleRecord:
         old = await self.get(sid)
         now = now_ms()
-        nxt = timing_of(old).next_after(now) if not paused else old.next_run_at
+        nxt = _next_run(timing_of(old), now) if not paused else old.next_run_at
         if not await self.store.save(
             msgspec.structs.replace(old, paused=paused, next_run_at=nxt), now, create=False
         ):
@@ -178,7 +189,11 @@ def fire_due(store: ScheduleStore, now: int, observer: Observer | None = None) -
         rec = store.read(sid)
         if rec is None or rec.paused:
             continue
-        p = plan(timing_of(rec), rec.next_run_at, now, CatchUp(rec.catch_up))
+        try:
+            p = plan(timing_of(rec), rec.next_run_at, now, CatchUp(rec.catch_up))
+        except TimingError as exc:  # saved with a next run, none left since: the others still fire
+            logger.warning("schedule {} cannot fire: {}", sid, exc.message)
+            continue
         out = store.fire(sid, rec.next_run_at, p.ticks, p.next_run, now, MAX_LAST_TASKS)
         if out is not None:
             created += out[0]
