@@ -152,7 +152,7 @@ class ScheduleController(Controller):
             headers={"Location": f"{self.path}/{rec.id}"},
         )
 
-    @get("/", summary="List schedules, oldest first", responses=responses(400, 503, guard=GUARDED_READ))
+    @get("/", summary="List schedules, oldest first", responses=responses(400, 422, 503, guard=GUARDED_READ))
     async def list_schedules(
         self,
         schedules: Schedules,
