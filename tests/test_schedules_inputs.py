@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from queue_system.config.parsing import parse_duration_ms
+from queue_system.config.settings import SPEC, Var
+from queue_system.errors import ConfigError
 from queue_system.domain.schedules import ALIASES, MAX_CATCH_UP, MISSED_AFTER_MS, CatchUp, Plan, Timing, TimingError, plan, timing
 from tests.support.dashboard import make_client
 
@@ -248,3 +250,18 @@ def test_a_plan_after_a_long_downtime_is_quick(t: Timing, start: int, days: int,
     assert p.next_run == t.next_after(now) and all(current <= x <= now for x in p.ticks)
     if p.ticks:
         assert t.next_after(p.ticks[-1]) > now  # the newest tick: none missed after it
+
+
+NUMERIC = [var for var in SPEC if var.parser.kind in ("integer", "duration", "size")]
+FOREIGN_DIGITS = "\u0660\u0661\u0662\u0663\u0664\u0665\u06f5\u0967\uff11\uff15\u00b2\u00b3\u2468"
+
+
+@pytest.mark.parametrize("var", NUMERIC, ids=lambda v: v.name)
+@settings(max_examples=15, deadline=None)
+@given(st.text(alphabet=FOREIGN_DIGITS, min_size=1, max_size=4), st.sampled_from(["", "s", "ms", "m", "MiB"]))
+def test_a_number_setting_in_another_scripts_digits_is_an_error_naming_it(var: Var, digits: str, unit: str) -> None:
+    """Before: WORKER_PROCESSES=٣ was 3 processes and WORKER_POLL_INTERVAL=١s a second: int() and
+    float() read any script's digits, and `\\d` matched them; a setting meant in ASCII."""
+    with pytest.raises(ConfigError) as caught:
+        var.value(digits + unit)
+    assert caught.value.variable == var.name

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 # ASCII digits: `\d` also matches "١" and "１" (float() reads them), a duration no one meant.
 _DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*")  # fullmatch, as every pattern here
+_INTEGER = re.compile(r"\s*[+-]?[0-9]{1,30}\s*")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, None: 1000}
 _MAX_DURATION_MS = 1_000_000 * 86_400_000  # a million days: inside int64 and a float's exact range
 _SIZE = re.compile(r"\s*([0-9]+)\s*(b|kb|kib|mb|mib)?\s*", re.IGNORECASE)
@@ -108,10 +109,9 @@ class Parser(Generic[T]):
 
 def integer(low: int, high: int) -> Parser[int]:
     def parse(text: str) -> int:
-        try:
-            number = int(text)
-        except ValueError:
-            raise ValueError(f"{text!r} is not a whole number") from None
+        if not _INTEGER.fullmatch(text):  # int() also reads "٣", "１" and "1_000"
+            raise ValueError(f"{text[:64]!r} is not a whole number")
+        number = int(text)
         if not low <= number <= high:
             raise ValueError(f"{number} is outside {low}..{high}")
         return number
