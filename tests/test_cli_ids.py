@@ -31,7 +31,9 @@ IDS = st.one_of(
 
 @pytest.fixture(scope="module")
 def base_url(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    proc, url = support.start_api(redis_url, Path(tmp_path_factory.mktemp("cli-ids-logs")), name="api-cli-ids")
+    proc, url = support.start_api(
+        redis_url, Path(tmp_path_factory.mktemp("cli-ids-logs")), name="api-cli-ids"
+    )
     try:
         yield url
     finally:
@@ -50,7 +52,8 @@ def cli(base_url: str, redis_client: object) -> Cli:
 def _victims(api: httpx.Client) -> None:
     schedule = {"id": VICTIM, "task": {"type": "echo", "payload": "x"}, "every": "1h"}
     assert api.post("/api/v1/schedules", json=schedule).status_code in (200, 201)
-    assert api.post("/api/v1/tasks", json={"id": VICTIM, "type": "echo", "payload": "x"}).status_code in (200, 201)
+    task = {"id": VICTIM, "type": "echo", "payload": "x"}
+    assert api.post("/api/v1/tasks", json=task).status_code in (200, 201)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

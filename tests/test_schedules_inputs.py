@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
-from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
@@ -19,8 +19,18 @@ from litestar.testing import TestClient
 
 from queue_system.config.parsing import parse_duration_ms
 from queue_system.config.settings import SPEC, Var
+from queue_system.domain.schedules import (
+    ALIASES,
+    MAX_CATCH_UP,
+    MISSED_AFTER_MS,
+    CatchUp,
+    Plan,
+    Timing,
+    TimingError,
+    plan,
+    timing,
+)
 from queue_system.errors import ConfigError
-from queue_system.domain.schedules import ALIASES, MAX_CATCH_UP, MISSED_AFTER_MS, CatchUp, Plan, Timing, TimingError, plan, timing
 from tests.support.dashboard import make_client
 
 ECHO = {"type": "echo", "payload": "tick"}
@@ -47,9 +57,11 @@ def test_a_timezone_is_an_iana_name_or_a_timing_error(zone: str) -> None:
     try:
         t = timing("0 3 * * *", zone or None, None)
     except TimingError as exc:
-        assert exc.field == "timezone"
-        return
-    assert t.timezone in _iana()
+        refused: TimingError | None = exc
+    else:
+        refused = None
+        assert t.timezone in _iana()
+    assert refused is None or refused.field == "timezone"
 
 
 @pytest.fixture(scope="module")
@@ -82,16 +94,18 @@ def test_create_with_any_timezone_is_201_or_a_problem_naming_it(api: TestClient[
 
 CURSORS = st.one_of(
     st.integers(0, 10**30).map(str),  # past int64, and past int64 once the page's limit is added
-    st.text(max_size=30),  # "²" and "٣" pass str.isdigit
-    st.sampled_from(["-1", "9223372036854775807", "9223372036854775757", "²", "٣", " 1", "1 ", "0x10"]),
+    st.text(max_size=30),  # superscripts and other scripts' digits pass str.isdigit
+    st.sampled_from(
+        ["-1", "9223372036854775807", "9223372036854775757", "\u00b2", "\u0663", " 1", "1 ", "0x10"]
+    ),
 )
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(CURSORS)
 def test_any_list_cursor_is_a_page_or_a_400_naming_it(api: TestClient[Any], cursor: str) -> None:
-    """Before: a cursor past int64 reached ZRANGE (a 500), "٣" read as 3, "²" broke int() (a 500 on
-    the dashboard's schedules page)."""
+    """Before: a cursor past int64 reached ZRANGE (a 500), an Arabic-Indic 3 read as 3, a superscript
+    2 broke int() (a 500 on the dashboard's schedules page)."""
     answer = api.get("/api/v1/schedules", params={"cursor": cursor})
     if answer.status_code == 200:
         assert cursor.isascii() and cursor.isdigit()
@@ -104,25 +118,28 @@ def test_any_list_cursor_is_a_page_or_a_400_naming_it(api: TestClient[Any], curs
 
 NUMBER = st.one_of(
     st.from_regex(r"[0-9]{1,20}(\.[0-9]{1,25})?", fullmatch=True),
-    st.from_regex(r"[0-9\u0660-\u0669\uff10-\uff19\u00b2.]{1,12}", fullmatch=True),  # Arabic-Indic, fullwidth, ²
+    st.from_regex(
+        r"[0-9\u0660-\u0669\uff10-\uff19\u00b2.]{1,12}", fullmatch=True
+    ),  # Arabic-Indic, fullwidth, ²
 )
 DURATION_TEXT = st.one_of(
     st.builds(lambda n, u, ws: f"{ws}{n}{u}{ws}", NUMBER, st.sampled_from(["", "ms", "s", "m", "h", "d"]),
               st.sampled_from(["", " "])),
     st.text(max_size=20),
-    st.sampled_from(["1.0001s", "2.0000000000001s", "1.99999999999999999999s", "1.1s", "١s", "１s", "1" * 5000]),
+    st.sampled_from(["1.0001s", "2.0000000000001s", "1.99999999999999999999s", "1.1s", "\u0661s", "\uff11s"]),
+    st.just("1" * 5000),
 )  # fmt: skip
 
 
 @settings(max_examples=400, deadline=None)
 @given(DURATION_TEXT)
 def test_a_duration_is_exact_ascii_or_refused(text: str) -> None:
-    """Before: "١s" and "１s" were 1 s (`\\d` and float() read any script's digits), and a fraction of
-    a millisecond was cut: "1.0001s" passed `every`'s check for whole seconds as 1000 ms."""
+    """Before: an Arabic-Indic or a fullwidth "1s" was 1 s (`\\d` and float() read any script's
+    digits), and a fraction of a millisecond was cut: "1.0001s" passed `every`'s check for whole
+    seconds as 1000 ms."""
     try:
         ms = parse_duration_ms(text)
-    except ValueError as exc:
-        assert str(exc)
+    except ValueError:
         return
     assert written_ms(text) == ms
 
@@ -175,7 +192,9 @@ CRON_TEXT = st.one_of(
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(CRON_TEXT)
-def test_any_cron_is_a_schedule_with_a_next_run_or_a_problem_naming_it(api: TestClient[Any], cron: str) -> None:
+def test_any_cron_is_a_schedule_with_a_next_run_or_a_problem_naming_it(
+    api: TestClient[Any], cron: str
+) -> None:
     """Before: a cron that parses but never runs ("0 0 */30 2 1#5": the 1st or 31st of February, and
     the fifth Monday: day and weekday both hold in Debian cron when one starts with `*`) was a 500
     on POST and on PATCH."""
@@ -224,12 +243,16 @@ CRON_TIMINGS = st.builds(
 START = st.integers(1_577_836_800_000, 2_051_222_400_000)  # 2020..2035
 
 
-DOWN = st.one_of(st.integers(0, 2 * 3_600_000), st.integers(0, 3 * 86_400_000), st.integers(0, 40 * 86_400_000))
+DOWN = st.one_of(
+    st.integers(0, 2 * 3_600_000), st.integers(0, 3 * 86_400_000), st.integers(0, 40 * 86_400_000)
+)
 
 
 @settings(max_examples=120, deadline=None)
 @given(CRON_TIMINGS, START, DOWN, st.sampled_from(list(CatchUp)))
-def test_a_plan_fires_what_walking_every_tick_would(t: Timing, start: int, down: int, policy: CatchUp) -> None:
+def test_a_plan_fires_what_walking_every_tick_would(
+    t: Timing, start: int, down: int, policy: CatchUp
+) -> None:
     """Down from no time to 40 days (across each window the plan looks back by), in DST zones."""
     current = t.next_after(start)
     now = current + down
@@ -259,9 +282,11 @@ FOREIGN_DIGITS = "\u0660\u0661\u0662\u0663\u0664\u0665\u06f5\u0967\uff11\uff15\u
 @pytest.mark.parametrize("var", NUMERIC, ids=lambda v: v.name)
 @settings(max_examples=15, deadline=None)
 @given(st.text(alphabet=FOREIGN_DIGITS, min_size=1, max_size=4), st.sampled_from(["", "s", "ms", "m", "MiB"]))
-def test_a_number_setting_in_another_scripts_digits_is_an_error_naming_it(var: Var, digits: str, unit: str) -> None:
-    """Before: WORKER_PROCESSES=٣ was 3 processes and WORKER_POLL_INTERVAL=١s a second: int() and
-    float() read any script's digits, and `\\d` matched them; a setting meant in ASCII."""
+def test_a_number_setting_in_another_scripts_digits_is_an_error_naming_it(
+    var: Var, digits: str, unit: str
+) -> None:
+    """Before: WORKER_PROCESSES set to an Arabic-Indic 3 was 3 processes, WORKER_POLL_INTERVAL set to
+    an Arabic-Indic "1s" a second: int() and float() read any script's digits, and `\\d` matched."""
     with pytest.raises(ConfigError) as caught:
         var.value(digits + unit)
     assert caught.value.variable == var.name

@@ -11,7 +11,7 @@ from fractions import Fraction
 from typing import Generic, Literal, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-# ASCII digits: `\d` also matches "١" and "１" (float() reads them), a duration no one meant.
+# ASCII digits: `\d` also matches Arabic-Indic and fullwidth digits (float() reads them too).
 _DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*")  # fullmatch, as every pattern here
 _INTEGER = re.compile(r"\s*[+-]?[0-9]{1,30}\s*")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, None: 1000}
@@ -32,7 +32,8 @@ def parse_duration_ms(text: str) -> int:
     number, unit = match.groups()
     if len(number) > 40:  # far past the maximum (and int() refuses 4,300 digits with another message)
         raise ValueError(f"{text[:64]!r} is too long (at most {_MAX_DURATION_MS // 86_400_000:,}d)")
-    ms = Fraction(number) * _UNIT_MS[unit]  # exact: a float made "1.0001s" 1000 ms and "1.1s" 1100.0000000000002
+    # Exact: a float made "1.0001s" 1000 ms and "1.1s" 1100.0000000000002.
+    ms = Fraction(number) * _UNIT_MS[unit]
     if ms > _MAX_DURATION_MS:
         raise ValueError(f"{text!r} is too long (at most {_MAX_DURATION_MS // 86_400_000:,}d)")
     if ms.denominator != 1:  # silently cut, "1.0001s" passed a check for whole seconds
@@ -109,7 +110,7 @@ class Parser(Generic[T]):
 
 def integer(low: int, high: int) -> Parser[int]:
     def parse(text: str) -> int:
-        if not _INTEGER.fullmatch(text):  # int() also reads "٣", "１" and "1_000"
+        if not _INTEGER.fullmatch(text):  # int() also reads other scripts' digits and "1_000"
             raise ValueError(f"{text[:64]!r} is not a whole number")
         number = int(text)
         if not low <= number <= high:

@@ -28,7 +28,7 @@ from queue_system.storage.schedules import ScheduleRecord as ScheduleRecord  # t
 DUE_BATCH = 100  # schedules one reconciler tick fires at most
 # A list cursor is a rank in the schedules' zset: ASCII digits, short enough that rank + limit stays
 # inside the int64 Redis reads a ZRANGE index as (a longer one was a 500; `str.isdigit` also
-# passed "²" and "٣").
+# passed superscripts and other scripts' digits).
 _CURSOR = re.compile(r"[0-9]{1,15}")
 
 
