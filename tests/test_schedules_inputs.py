@@ -290,3 +290,35 @@ def test_a_number_setting_in_another_scripts_digits_is_an_error_naming_it(
     with pytest.raises(ConfigError) as caught:
         var.value(digits + unit)
     assert caught.value.variable == var.name
+
+
+ZONES_SOME = st.sampled_from(["Europe/Berlin", "America/New_York", "Asia/Kolkata", "UTC"])
+PATCHES = st.fixed_dictionaries(
+    {},
+    optional={
+        "cron": st.sampled_from(["0 4 * * *", "*/5 * * * *", "@daily"]),
+        "timezone": ZONES_SOME,
+        "catch_up": st.sampled_from(["latest", "none", "all"]),
+        "paused": st.booleans(),
+        "task": st.just({"type": "echo", "payload": "changed"}),
+    },
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ZONES_SOME, PATCHES)
+def test_a_patch_changes_the_fields_it_names_and_keeps_the_others(
+    api: TestClient[Any], zone: str, change: dict[str, Any]
+) -> None:
+    """Before: PATCH {"cron": "0 4 * * *"} on a Europe/Berlin schedule moved it to UTC (a new cron
+    dropped the time zone it was read in): hours off, silently."""
+    api.delete("/api/v1/schedules/m")
+    old = {"id": "m", "task": ECHO, "cron": "30 2 * * *", "timezone": zone, "catch_up": "latest"}
+    assert api.post("/api/v1/schedules", json=old).status_code == 201
+    answer = api.patch("/api/v1/schedules/m", json=change)
+    assert answer.status_code == 200, answer.text
+    got = answer.json()
+    want = {**old, "paused": False, **change}
+    assert {k: got[k] for k in ("cron", "timezone", "catch_up", "paused", "task")} == {
+        k: want[k] for k in ("cron", "timezone", "catch_up", "paused", "task")
+    }

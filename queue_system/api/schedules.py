@@ -39,7 +39,8 @@ class ScheduleIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class SchedulePatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """Any of a schedule's fields; a new `cron` or `every` replaces the timing."""
+    """Any of a schedule's fields, the others kept; `cron` replaces `every` and the other way round;
+    a new `cron` is read in the schedule's `timezone` unless one is given."""
 
     task: SubmitTask | None = None
     cron: str | None = None
@@ -117,7 +118,9 @@ def _merged(old: ScheduleRecord, data: SchedulePatch) -> ScheduleIn:
     return ScheduleIn(
         task=task,
         cron=data.cron if new_timing else old.cron,
-        timezone=data.timezone if data.timezone is not None or new_timing else old.timezone,
+        # A new cron is read in the zone the schedule had (PATCH {"cron": ...} moved a Berlin
+        # schedule to UTC, hours off); a period has none.
+        timezone=data.timezone if data.timezone is not None or data.every is not None else old.timezone,
         every=data.every if new_timing else every,
         catch_up=data.catch_up or old.catch_up,  # type: ignore[arg-type]
         paused=old.paused if data.paused is None else data.paused,
