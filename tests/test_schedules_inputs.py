@@ -31,6 +31,7 @@ from queue_system.domain.schedules import (
     timing,
 )
 from queue_system.errors import ConfigError
+from queue_system.storage.keys import Keys
 from tests.support.dashboard import make_client
 
 ECHO = {"type": "echo", "payload": "tick"}
@@ -322,3 +323,30 @@ def test_a_patch_changes_the_fields_it_names_and_keeps_the_others(
     assert {k: got[k] for k in ("cron", "timezone", "catch_up", "paused", "task")} == {
         k: want[k] for k in ("cron", "timezone", "catch_up", "paused", "task")
     }
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "catch_up": st.sampled_from(["latest", "none", "all"]),
+            "task": st.just({"type": "echo", "payload": "fixed"}),
+            "timezone": st.just("UTC"),  # the zone it has: the same timing
+        },
+    ).filter(bool)
+)
+def test_a_patch_that_keeps_the_timing_keeps_the_next_run(
+    api: TestClient[Any], redis_client: redis.Redis, change: dict[str, Any]
+) -> None:
+    """Before: fixing a schedule's task (or its catch_up) while it was due, e.g. before the workers
+    come back after an outage, moved its next run past now: the missed ticks never fired, whatever
+    `catch_up` said."""
+    api.delete("/api/v1/schedules/d")
+    body = {"id": "d", "task": ECHO, "cron": "*/5 * * * *", "catch_up": "all"}
+    assert api.post("/api/v1/schedules", json=body).status_code == 201
+    due = 1_599_999_900_000  # a tick (12:25 UTC): the workers have been down since
+    redis_client.hset(Keys().sched("d"), "next_run_at", due)
+    answer = api.patch("/api/v1/schedules/d", json=change)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["next_run_at"] == "2020-09-13T12:25:00.000Z"

@@ -155,10 +155,15 @@ class ScheduleService:
         return rec
 
     async def replace(self, sid: str, spec: ScheduleSpec) -> ScheduleRecord:
-        """A PATCH, merged by the caller into a whole spec: saved in one script, next run anew."""
+        """A PATCH, merged by the caller into a whole spec: saved in one script; the next run anew
+        if the timing changed (or a pause ended), else kept."""
         old = await self.get(sid)
         now = now_ms()
         rec = self._record(sid, spec, now, created_at=old.created_at)
+        if not old.paused and not rec.paused and timing_of(rec) == timing_of(old):
+            # The same timing: the next run stays, due or not (a task fixed during an outage must
+            # not skip the ticks `catch_up` would fire).
+            rec = msgspec.structs.replace(rec, next_run_at=old.next_run_at)
         if not await self.store.save(rec, now, create=False):
             raise ScheduleNotFound(sid)
         return await self.get(sid)
