@@ -10,6 +10,7 @@ from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
+import msgspec
 import pytest
 import redis
 from cronsim import CronSim
@@ -31,7 +32,10 @@ from queue_system.domain.schedules import (
     timing,
 )
 from queue_system.errors import ConfigError
+from queue_system.service.schedules import DUE_BATCH, fire_due
+from queue_system.storage import scripts
 from queue_system.storage.keys import Keys
+from queue_system.storage.schedules import ScheduleRecord, ScheduleStore, Template, save_args
 from tests.support.dashboard import make_client
 
 ECHO = {"type": "echo", "payload": "tick"}
@@ -350,3 +354,24 @@ def test_a_patch_that_keeps_the_timing_keeps_the_next_run(
     answer = api.patch("/api/v1/schedules/d", json=change)
     assert answer.status_code == 200, answer.text
     assert answer.json()["next_run_at"] == "2020-09-13T12:25:00.000Z"
+
+
+def test_one_tick_fires_every_due_schedule_its_budget_allows(redis_client: redis.Redis) -> None:
+    """Before: a tick fired 100 due schedules at most (and two worker processes raced for the same
+    100), so 3,000 `every: 1s` schedules fired 840 times a second with one process and 1,155 with
+    two: each fired every ~3 s, its other ticks dropped as missed."""
+    template = msgspec.json.encode(Template("echo", "default", '"x"', "fp", [])).decode()
+    for i in range(DUE_BATCH * 5):
+        saved = save_args(
+            ScheduleRecord(
+                id=f"s{i}", body="{}", template=template, cron=None, timezone=None, every_ms=1000,
+                catch_up="latest", paused=False, next_run_at=10_000, last_run_at=None, created_at=0,
+                last_tasks=[],
+            ),
+            0,
+            create=True,
+        )  # fmt: skip
+        redis_client.register_script(scripts.SCHEDULE_SAVE)(keys=[Keys().prefix], args=saved)
+    store = ScheduleStore(redis_client, Keys())
+    assert fire_due(store, 10_500, budget_s=30) == DUE_BATCH * 5
+    assert store.due(10_500, 1) == []
