@@ -350,7 +350,7 @@ def test_a_patch_that_keeps_the_timing_keeps_the_next_run(
     body = {"id": "d", "task": ECHO, "cron": "*/5 * * * *", "catch_up": "all"}
     assert api.post("/api/v1/schedules", json=body).status_code == 201
     due = 1_599_999_900_000  # a tick (12:25 UTC): the workers have been down since
-    redis_client.hset(Keys().sched("d"), "next_run_at", due)
+    redis_client.hset(Keys().sched("d"), "next_run_at", str(due))
     answer = api.patch("/api/v1/schedules/d", json=change)
     assert answer.status_code == 200, answer.text
     assert answer.json()["next_run_at"] == "2020-09-13T12:25:00.000Z"
