@@ -14,7 +14,7 @@ import msgspec
 import pytest
 import redis
 from cronsim import CronSim
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
@@ -375,3 +375,69 @@ def test_one_tick_fires_every_due_schedule_its_budget_allows(redis_client: redis
     store = ScheduleStore(redis_client, Keys())
     assert fire_due(store, 10_500, budget_s=30) == DUE_BATCH * 5
     assert store.due(10_500, 1) == []
+
+
+JUNK = st.one_of(
+    st.none(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+)
+ID_TEXT = st.one_of(
+    st.from_regex(r"[A-Za-z0-9._:-]{1,130}", fullmatch=True), st.text(max_size=20), st.just("x" * 200)
+)
+SCHEDULE_BODIES = st.fixed_dictionaries(
+    {"task": st.one_of(st.just(ECHO), st.just(ECHO), st.just({"type": "nope"}), JUNK)},
+    optional={
+        "id": st.one_of(ID_TEXT, JUNK),
+        "cron": st.one_of(CRON_TEXT, st.sampled_from(["@hourly", "*/5 * * * *"]), JUNK),
+        "every": st.one_of(DURATION_TEXT, JUNK),
+        "timezone": st.one_of(ZONE_TEXT, JUNK),
+        "catch_up": st.one_of(st.sampled_from(["latest", "none", "all", "ALL", ""]), JUNK),
+        "paused": st.one_of(st.booleans(), JUNK),
+        "extra": JUNK,
+    },
+)
+
+
+NEAR_VALID = st.builds(
+    lambda timing_, extra: {"task": ECHO, **timing_, **extra},
+    st.one_of(
+        st.builds(
+            lambda c, z: {"cron": c, "timezone": z},
+            st.sampled_from(["@daily", "0 4 * * 1-5", "*/7 * * * *"]),
+            ZONES_SOME,
+        ),
+        st.builds(lambda e: {"every": e}, st.sampled_from(["1s", "90m", "1000ms", " 2 h ", "1.5s", "1d"])),
+    ),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "id": ID_TEXT,
+            "catch_up": st.sampled_from(["latest", "none", "all"]),
+            "paused": st.booleans(),
+        },
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(SCHEDULE_BODIES, NEAR_VALID))
+def test_any_create_is_a_readable_schedule_or_a_problem_naming_a_field(
+    api: TestClient[Any], body: dict[str, Any]
+) -> None:
+    """Every field at once, each over its whole input space (and the wrong JSON types): a 201 whose
+    schedule reads back, lists and deletes, or a 4xx problem naming a field; never a 500."""
+    answer = api.post("/api/v1/schedules", json=body)
+    event(f"status {answer.status_code}")
+    if answer.status_code != 201:
+        assert answer.status_code in (409, 422), answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.status_code == 409 or answer.json()["field"], answer.text
+        return
+    sid = answer.json()["id"]
+    location = answer.headers["location"]
+    assert api.get(location).json() == answer.json()
+    assert sid in [s["id"] for s in api.get("/api/v1/schedules", params={"limit": 500}).json()["items"]]
+    assert api.delete(location).status_code == 204
