@@ -441,3 +441,35 @@ def test_any_create_is_a_readable_schedule_or_a_problem_naming_a_field(
     assert api.get(location).json() == answer.json()
     assert sid in [s["id"] for s in api.get("/api/v1/schedules", params={"limit": 500}).json()["items"]]
     assert api.delete(location).status_code == 204
+
+
+PATCH_BODIES = st.fixed_dictionaries(
+    {},
+    optional={
+        "task": st.one_of(st.just({"type": "echo", "payload": "new"}), st.just({"type": "nope"}), JUNK),
+        "cron": st.one_of(CRON_TEXT, st.just("@hourly"), JUNK),
+        "every": st.one_of(DURATION_TEXT, st.just("5m"), JUNK),
+        "timezone": st.one_of(ZONE_TEXT, ZONES_SOME, JUNK),
+        "catch_up": st.one_of(st.sampled_from(["latest", "none", "all", "x"]), JUNK),
+        "paused": st.one_of(st.booleans(), JUNK),
+        "id": st.just("other"),
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from([{"cron": "30 2 * * *", "timezone": "Europe/Berlin"}, {"every": "1h"}]), PATCH_BODIES)
+def test_any_patch_is_applied_whole_or_a_problem_that_changes_nothing(
+    api: TestClient[Any], timing_: dict[str, str], change: dict[str, Any]
+) -> None:
+    api.delete("/api/v1/schedules/p")
+    assert api.post("/api/v1/schedules", json={"id": "p", "task": ECHO, **timing_}).status_code == 201
+    before = api.get("/api/v1/schedules/p").json()
+    answer = api.patch("/api/v1/schedules/p", json=change)
+    event(f"status {answer.status_code}")
+    if answer.status_code == 200:
+        assert answer.json() == api.get("/api/v1/schedules/p").json()
+        return
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"], answer.text
+    assert api.get("/api/v1/schedules/p").json() == before
