@@ -5,7 +5,8 @@ in bench/results/logs/, which git ignores: a smoke run's numbers mean nothing).
 Scenarios, in the order they run: 1 API submit, 2 worker path, 3 webhook delivery (+ latency and
 the Redis memory per task of 5), 4 scale, 5 worker RSS, 6 retry cadence, 7 slow receiver, 8 dead
 endpoint, 9 crash recovery, peers (Celery, RQ, arq),
-scale-out (worker instances on one Redis: its CPU per webhook and the fleet ceiling).
+scale-out (worker instances on one Redis: its CPU per webhook and the fleet ceiling), batch (tasks/s
+through batch submits vs single submits).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "9": ("bench.s_crash", "run"),
     "peers": ("bench.s_peers", "run"),
     "scale-out": ("bench.s_scale_out", "run"),
+    "batch": ("bench.s_batch", "run"),
 }
 
 

@@ -10,6 +10,7 @@
      |    +-- TaskNotFound      no task with that id
      |    +-- ScheduleNotFound  no schedule with that id
      |    +-- QueueNotFound     no queue with that name (domain/queues.py QUEUES)
+     |    +-- OperationNotFound no bulk operation with that id (or it expired)
      +-- Conflict               the request clashes with the task's state or an existing id (-> 409)
      +-- StorageError           Redis did not do what was asked; storage/failures.py turns redis-py's
           |                     errors into these (`classify`), `reason` says why in Redis's words
@@ -87,6 +88,12 @@ class QueueNotFound(NotFound):
     def __init__(self, name: str, known: tuple[str, ...]) -> None:
         super().__init__(f"no queue named {name!r}; the queues are: {', '.join(known)}")
         self.name = name
+
+
+class OperationNotFound(NotFound):
+    def __init__(self, operation_id: str) -> None:
+        super().__init__(f"no operation with id {operation_id!r}")
+        self.operation_id = operation_id
 
 
 class Conflict(QueueSystemError):

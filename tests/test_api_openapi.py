@@ -56,6 +56,7 @@ def test_every_error_is_a_declared_problem(document: dict[str, Any]) -> None:
     ("method", "path", "statuses"),
     [
         ("POST", "/api/v1/tasks", {"200", "201", "400", "409", "413", "422"}),
+        ("POST", "/api/v1/tasks/batch", {"200", "201", "400", "413", "422", "503"}),
         ("GET", "/api/v1/tasks", {"200", "400", "422"}),
         ("GET", "/api/v1/tasks/{task_id}", {"200", "404"}),
         ("POST", "/api/v1/tasks/{task_id}/cancel", {"200", "404", "409"}),

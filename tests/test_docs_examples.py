@@ -88,7 +88,8 @@ class World:
     receiver_port: int
     background: list[subprocess.Popen[bytes]] = field(default_factory=list)
     # A page's placeholder for an id the API gave earlier on that page (the reader copies it from
-    # the answer): SCHEDULE_ID is the id of the schedule the page created last.
+    # the answer): SCHEDULE_ID is the id of the schedule the page created last, OPERATION_ID of
+    # the bulk operation it started last.
     ids: dict[str, str] = field(default_factory=dict)
 
     def local(self, text: str) -> str:
@@ -146,6 +147,8 @@ def run_curl(world: World, argv: list[str]) -> None:
     )
     if method == "POST" and url.endswith("/api/v1/schedules"):
         world.ids["SCHEDULE_ID"] = answers[-1].json()["id"]
+    if method == "POST" and "/api/v1/tasks/actions/" in url:  # OPERATION_ID: the bulk operation's
+        world.ids["OPERATION_ID"] = answers[-1].json()["id"]
 
 
 def run_cli(world: World, argv: list[str]) -> None:

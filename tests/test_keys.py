@@ -48,6 +48,7 @@ BUILDERS: dict[str, tuple[Callable[[str], str], st.SearchStrategy[str]]] = {
     "sched": (K.sched, anything),
     "sched_runs": (K.sched_runs, anything),
     "held": (K.held, anything),
+    "op": (K.op, anything),
 }
 # Families whose value Keys derives itself (a digest): (how to build it, what it is built from).
 DERIVED: dict[str, tuple[Callable[[str], str], st.SearchStrategy[str]]] = {
@@ -64,6 +65,8 @@ FIXED_KEYS = {
     "endpoints_due": K.endpoints_due,
     "scheds": K.scheds,
     "scheds_due": K.scheds_due,
+    "ops": K.ops,
+    "ops_running": K.ops_running,
     "mailbox": K.mailbox,
     "inboxes": K.inboxes,
     "probe": K.probe,
@@ -83,7 +86,7 @@ def test_every_family_and_fixed_key_is_covered() -> None:
     builders = {"task", "history", "payload", "index", "dest", "dest_inflight", "dest_parked"}
     builders |= {"endpoint", "endpoint_inflight", "endpoint_parked"}
     builders |= {"stats_minute", "session", "rate_bucket", "auth_failures", "inbox", "parse", "prefix"}
-    builders |= {"sched", "sched_runs", "held"}
+    builders |= {"sched", "sched_runs", "held", "op"}
     assert public == builders | dramatiq | (set(FIXED) - {"all_index"}), public
 
 

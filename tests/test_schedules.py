@@ -203,6 +203,9 @@ class Recorder:
     def recovered(self, count: int) -> None:
         return
 
+    def bulk_acted(self, action: str, count: int) -> None:
+        return
+
     def schedule_fired(self, timing: str, created: int, late_s: float) -> None:
         self.fired.append((timing, created, late_s))
 

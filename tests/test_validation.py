@@ -193,12 +193,27 @@ def test_a_timeout_over_task_max_timeout_is_refused(client: TestClient[Any]) -> 
     assert "900s" in body["detail"]
 
 
+def test_no_id_can_spell_a_route_beside_the_tasks(client: TestClient[Any]) -> None:
+    """Every static segment the app routes beside `/api/v1/tasks/{id}` (batch, actions, ...), read
+    off the app itself, so a new route there fails here until its name is reserved."""
+    statics = {
+        route.path.split("/")[4]
+        for route in client.app.routes
+        if route.path.startswith("/api/v1/tasks/") and not route.path.split("/")[4].startswith("{")
+    }
+    assert statics >= {"batch", "actions"}
+    for name in statics:
+        assert_problem(post(client, {"url": URL, "id": name}), 422, "id")
+        refused = client.post("/api/v1/schedules", json={"id": name, "task": {"url": URL}, "every": "1h"})
+        assert_problem(refused, 422, "id")
+
+
 # -- properties over the whole input space ------------------------------------------------------
 
 ANY_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)  # every code point JSON can carry
 NAMES = st.one_of(st.text(st.sampled_from(TOKEN_CHARS), min_size=1, max_size=12), ANY_TEXT)
 VALUES = st.one_of(st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E) | st.just("\t")), ANY_TEXT)
-ODD_IDS = [".", "..", "...", "a/b", "%2e", "x:payload", "x:history"]
+ODD_IDS = [".", "..", "...", "a/b", "%2e", "x:payload", "x:history", "batch", "actions", "operations"]
 IDS = st.one_of(
     st.text(st.sampled_from(string.ascii_letters + "._:-\n"), min_size=1, max_size=10),
     st.sampled_from(ODD_IDS),
@@ -256,11 +271,14 @@ def test_any_headers_and_id_are_accepted_only_if_sendable(
     location = response.headers["location"]
     assert re.fullmatch(r"[\x21-\x7e]+", location)
     assert client.get(location).json()["id"] == task_id  # an accepted id can be read where it was put
+    # ... and every route of a task reaches it, not a route whose name it happens to spell:
+    assert client.post(f"{location}/cancel").json()["status"] == "cancelled"
+    assert client.post(f"{location}/retry").json()["status"] == "pending"
     for name, value in headers.items():
         assert re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name)  # an RFC 9110 token
         assert re.fullmatch(r"(?:[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?)?", value)  # sent byte for byte
         httpx.Request("POST", URL, headers={name: value})  # httpx builds it (raises otherwise)
-    client.delete(f"/api/v1/tasks/{task_id}")  # the next example may draw the same id
+    assert client.delete(location).status_code == 204  # and the next example may draw the same id
 
 
 @PROPERTY

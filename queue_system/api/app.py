@@ -17,6 +17,7 @@ from loguru import logger
 from queue_system import __version__
 from queue_system.api import problems, request_ids
 from queue_system.api.auth import AccessRefused, build_guard, on_access_refused
+from queue_system.api.batch import submit_batch
 from queue_system.api.body import BodyRequest
 from queue_system.api.compat import compat_router
 from queue_system.api.dashboard import dashboard_router
@@ -27,6 +28,7 @@ from queue_system.api.inbox import inbox_router
 from queue_system.api.keys import KeyRing
 from queue_system.api.metrics import count_rejections, http_metrics, metrics
 from queue_system.api.openapi import StrictStructSchemaPlugin
+from queue_system.api.operations import BULK_ROUTES, OperationController
 from queue_system.api.queues import QueueController
 from queue_system.api.routes import TaskController, health, ready, stats, workers
 from queue_system.api.schedules import ScheduleController
@@ -37,6 +39,7 @@ from queue_system.service.access import access_stores
 from queue_system.service.health import WriteProbe
 from queue_system.service.inbox import DevInbox
 from queue_system.service.mailbox import Mailbox
+from queue_system.service.operations import OperationLimits, OperationService
 from queue_system.service.queues import QueueService
 from queue_system.service.schedules import ScheduleService
 from queue_system.service.tasks import TaskService
@@ -45,6 +48,7 @@ from queue_system.storage.failures import classify
 from queue_system.storage.inbox import AsyncInboxStore
 from queue_system.storage.keys import Keys
 from queue_system.storage.mailbox import AsyncMailboxReader
+from queue_system.storage.operations import AsyncOperationStore
 from queue_system.storage.queues import AsyncQueueStore
 from queue_system.storage.schedules import AsyncScheduleStore
 from queue_system.storage.task_store import RedisAsyncTaskStore
@@ -90,12 +94,22 @@ def create_app(
             retention_ms=settings.retention_ms,
             max_timeout_ms=settings.max_timeout_ms,
             retry_defaults=settings.worker,
+            batch_max=settings.batch_max,
         )
         state["schedules"] = ScheduleService(
             AsyncScheduleStore(client, keys or Keys()),
             state["service"],  # type: ignore[arg-type]
         )
         state["queues"] = QueueService(AsyncQueueStore(client, keys or Keys()))
+        state["operations"] = OperationService(
+            AsyncOperationStore(client, keys or Keys()),
+            OperationLimits(
+                settings.bulk_rate,
+                settings.bulk_max_rate,
+                settings.operation_retention_ms,
+                settings.retention_ms,
+            ),
+        )
         state["write_probe"] = WriteProbe()
         state["dev_inbox"] = DevInbox(AsyncInboxStore(client, keys))
         state["mailbox"] = AsyncMailboxReader(client, keys)
@@ -118,6 +132,9 @@ def create_app(
     def provide_queues() -> QueueService:
         return state["queues"]  # type: ignore[return-value]
 
+    def provide_operations() -> OperationService:
+        return state["operations"]  # type: ignore[return-value]
+
     def provide_write_probe() -> WriteProbe:
         return state["write_probe"]  # type: ignore[return-value]
 
@@ -133,8 +150,11 @@ def create_app(
     return Litestar(
         route_handlers=[
             TaskController,
+            submit_batch,
             ScheduleController,
             QueueController,
+            *BULK_ROUTES,
+            OperationController,
             stats,
             health,
             ready,
@@ -157,6 +177,8 @@ def create_app(
             "dev_inbox": Provide(provide_dev_inbox, sync_to_thread=False),
             "mailbox": Provide(provide_mailbox, sync_to_thread=False),
             "queues": Provide(provide_queues, sync_to_thread=False),
+            "rate_charge": Provide(lambda: guard.charge, sync_to_thread=False),
+            "operations": Provide(provide_operations, sync_to_thread=False),
         },
         # Errors become HTTP in api/problems.py only; Redis's by what they mean (storage/failures.py).
         exception_handlers={

@@ -33,7 +33,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,8 @@ OPEN_PATHS = frozenset({"/healthz"})  # the old system's liveness probe stays op
 METRICS_PATH = "/metrics"
 MAX_LOCAL_LOCKS = 10_000  # locked addresses remembered in this process (the truth is in Redis)
 LOCKED_DETAIL = "too many wrong API keys from this address; retry after the time given"
+# `ApiGuard.charge`, as a route gets it: take that many tokens for the request in all.
+Charge = Callable[[ASGIConnection[Any, Any, Any, Any], int], Awaitable[None]]
 
 
 class AccessRefused(Exception):
@@ -179,10 +181,28 @@ class ApiGuard:
             if problem is not None:
                 raise InvalidInput(problem[1], field=problem[0])
 
-    async def _limit(self, connection: ASGIConnection[Any, Any, Any, Any], key: str | None) -> None:
+    async def charge(self, connection: ASGIConnection[Any, Any, Any, Any], cost: int) -> None:
+        """A request that counts as `cost` under API_RATE_LIMIT (a batch submit: one per item;
+        the front door took one already). A cost beyond the bucket's size could never be
+        admitted: 422 naming `tasks` (the batch's items), saying how many fit."""
+        if self.limiter is None or cost <= 1:
+            return
+        burst = self.limiter.rate.burst
+        if cost > burst:
+            raise InvalidInput(
+                f"{cost} items cost {cost} requests of API_RATE_LIMIT, whose burst is {burst}: "
+                f"send at most {burst} per batch",
+                field="tasks",
+            )
+        key = _presented(connection.scope["headers"]) if self.auth_on else None
+        await self._limit(connection, key, cost - 1)
+
+    async def _limit(
+        self, connection: ASGIConnection[Any, Any, Any, Any], key: str | None, cost: int = 1
+    ) -> None:
         assert self.limiter is not None
         identity = f"key:{key}" if key else f"ip:{self.address(connection.scope)}"
-        decision = await self.limiter.check(identity)
+        decision = await self.limiter.check(identity, cost)
         if not decision.allowed:
             raise AccessRefused(
                 429,

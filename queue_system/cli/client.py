@@ -1,6 +1,8 @@
 """`queue-system` client commands: they talk to the HTTP API, so they work against a remote deployment.
 
-    queue-system tasks submit|list|show|retry|cancel|delete
+    queue-system tasks submit|list|show|retry|cancel|delete   (submit --file tasks.jsonl: in batches)
+    queue-system tasks retry|cancel|delete --status failed --since 2h [--wait]   (cli/operations.py)
+    queue-system operations [list | show ID | cancel ID]
     queue-system stats | workers | destinations
     queue-system purge --status failed --older-than 7d [--yes]
 
@@ -27,10 +29,12 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
+from queue_system.cli import batch
+from queue_system.cli import operations as bulk
 from queue_system.cli import render as render
 from queue_system.cli.http import (
     Api,
@@ -119,11 +123,25 @@ def tasks() -> None:
 @click.option("--queue", help="default or priority.")
 @click.option("--delay", help="Run later: 30s, 5m, 2h ...")
 @click.option("--max-retries", type=click.IntRange(0, 100), help="Retries after the first attempt.")
+@click.option(
+    "--file", "tasks_file", type=click.File("r"),
+    help="JSON Lines, one task body per line (`-`: stdin), sent in batches; exit 1 if any line failed.",
+)  # fmt: skip
+@click.option(
+    "--batch-size", type=click.IntRange(1, 10_000), default=batch.DEFAULT_BATCH, show_default=True,
+    help="Lines per request with --file (at most the server's TASK_BATCH_MAX).",
+)  # fmt: skip
 @client_command
-def submit(opts: Options, **given: Any) -> None:
-    """Submit a task, or a webhook.
+def submit(opts: Options, tasks_file: TextIO | None, batch_size: int, **given: Any) -> None:
+    """Submit a task, or a webhook, or a file of them.
 
-    --type with --payload, or --webhook URL with --method, --header and --body."""
+    --type with --payload, or --webhook URL with --method, --header and --body, or --file
+    tasks.jsonl (each line a body of POST /api/v1/tasks; one result line per line)."""
+    if tasks_file is not None:
+        if any(v for v in given.values()):
+            raise click.UsageError("--file takes the tasks from the file: drop the other task options")
+        batch.submit_file(opts, tasks_file, batch_size)
+        return
     body = _submit_body(**given)
     with Api(opts) as api:
         response = api.call("POST", TASKS, body=body)
@@ -212,8 +230,25 @@ def show(opts: Options, task_id: str) -> None:
         click.echo(render.task_detail(task))
 
 
-def _act(opts: Options, task_id: str, action: str) -> None:
+def _act(opts: Options, task_id: str | None, action: str, given: dict[str, Any]) -> None:
+    """One task by id, or (filters instead of an id) a bulk operation: cli/operations.py."""
+    body = bulk.bulk_body(given)
+    if (task_id is None) == (body is None):
+        raise click.UsageError("give a task id, or filters (--status, --since, ... or --all), not both")
+    if body is not None:
+        bulk.start(
+            opts, action, body, bool(given.get("wait")), ask=action == "delete" and not given.get("yes")
+        )
+        return
     with Api(opts) as api:
+        if action == "delete":
+            if not given.get("yes"):
+                confirm(f"Delete task {task_id}?")
+            api.call("DELETE", f"{TASKS}/{segment(task_id, 'task id')}")
+            emit_json({"id": task_id, "deleted": True}) if opts.as_json else click.echo(
+                f"deleted task {task_id}"
+            )
+            return
         task = api.json("POST", f"{TASKS}/{segment(task_id, 'task id')}/{action}")
     if opts.as_json:
         emit_json(task)
@@ -222,41 +257,40 @@ def _act(opts: Options, task_id: str, action: str) -> None:
 
 
 @tasks.command()
-@click.argument("task_id")
+@click.argument("task_id", required=False)
+@bulk.bulk_options
 @client_command
-def retry(opts: Options, task_id: str) -> None:
-    """Run a failed or cancelled task again now.
+def retry(opts: Options, task_id: str | None, **given: Any) -> None:
+    """Run a failed or cancelled task again now; with filters instead of an id, every matching one
+    (a bulk operation: --wait shows its progress).
 
-    Another status is a conflict: exit 4."""
-    _act(opts, task_id, "retry")
+    One task in another status is a conflict: exit 4."""
+    _act(opts, task_id, "retry", given)
 
 
 @tasks.command()
-@click.argument("task_id")
+@click.argument("task_id", required=False)
+@bulk.bulk_options
 @client_command
-def cancel(opts: Options, task_id: str) -> None:
-    """Cancel a pending, scheduled or retrying task.
+def cancel(opts: Options, task_id: str | None, **given: Any) -> None:
+    """Cancel a pending, scheduled or retrying task; with filters instead of an id, every matching
+    one (a bulk operation).
 
-    Another status is a conflict: exit 4."""
-    _act(opts, task_id, "cancel")
+    One task in another status is a conflict: exit 4."""
+    _act(opts, task_id, "cancel", given)
 
 
 @tasks.command()
-@click.argument("task_id")
+@click.argument("task_id", required=False)
+@bulk.bulk_options
 @click.option("--yes", "-y", is_flag=True, help="Do not ask.")
 @client_command
-def delete(opts: Options, task_id: str, yes: bool) -> None:
-    """Delete a task (asks first).
+def delete(opts: Options, task_id: str | None, **given: Any) -> None:
+    """Delete a task (asks first); with filters instead of an id, every matching one (a bulk
+    operation, asks first).
 
     A task that could still run is cancelled first, so it never runs again."""
-    if not yes:
-        confirm(f"Delete task {task_id}?")
-    with Api(opts) as api:
-        api.call("DELETE", f"{TASKS}/{segment(task_id, 'task id')}")
-    if opts.as_json:
-        emit_json({"id": task_id, "deleted": True})
-    else:
-        click.echo(f"deleted task {task_id}")
+    _act(opts, task_id, "delete", given)
 
 
 # -- the queue ------------------------------------------------------------------------------------
@@ -390,7 +424,7 @@ def _delete_each(api: Api, ids: list[str]) -> dict[str, Any]:
     return {"deleted": deleted, "already_gone": gone, "failed": failed}
 
 
-COMMANDS: list[click.Command] = [tasks, stats, workers, destinations, purge]
+COMMANDS: list[click.Command] = [tasks, stats, workers, destinations, purge, bulk.operations]
 
 if __name__ == "__main__":  # `python -m queue_system.cli.client ...` until the main group adds these
     click.Group("queue-system", commands=COMMANDS)()

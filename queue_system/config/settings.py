@@ -160,6 +160,31 @@ class Settings:
     max_timeout_ms: int = setting(
         "TASK_MAX_TIMEOUT", duration(1_000), "15m", "the largest per-task `timeout` a client may ask for"
     )
+    batch_max: int = setting(
+        "TASK_BATCH_MAX",
+        integer(1, 10_000),
+        "1000",
+        "most tasks one `POST /api/v1/tasks/batch` may carry (`422` naming `tasks` beyond); the body "
+        "still fits in `API_MAX_BODY_BYTES`",
+    )
+    bulk_rate: int = setting(
+        "BULK_RATE",
+        integer(1, 100_000),
+        "200",
+        "tasks per second a bulk operation acts on when the request names no `rate`",
+    )
+    bulk_max_rate: int = setting(
+        "BULK_MAX_RATE",
+        integer(1, 100_000),
+        "5000",
+        "the largest `rate` a bulk operation may ask for (more: 422)",
+    )
+    operation_retention_ms: int = setting(
+        "OPERATION_RETENTION",
+        duration(1_000),
+        "7d",
+        "an ended bulk operation (done, cancelled, failed) is kept this long for reading back",
+    )
     email: EmailSettings = group(EmailSettings)
     security: SecuritySettings = group(SecuritySettings)
 

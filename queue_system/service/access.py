@@ -18,12 +18,17 @@ from queue_system.storage.auth_failures import AsyncFailureThrottle
 from queue_system.storage.auth_failures import FailureLimit as FailureLimit
 from queue_system.storage.auth_failures import FailureState as FailureState
 from queue_system.storage.keys import Keys
-from queue_system.storage.rate_limit import AsyncRateLimiter
+from queue_system.storage.rate_limit import AsyncRateLimiter, Rate
 from queue_system.storage.rate_limit import RateDecision as RateDecision
 from queue_system.storage.sessions import AsyncSessionStore
 
 
 class RateLimits(Protocol):
+    @property
+    def rate(self) -> Rate:
+        """The bucket's size and refill (API_RATE_LIMIT)."""
+        ...
+
     async def check(self, identity: str, cost: int = 1) -> RateDecision:
         """Take `cost` tokens from `identity`'s bucket (storage/rate_limit.py)."""
         ...

@@ -26,6 +26,9 @@ class Observer(Protocol):
         """A schedule fired: `timing` is `cron` or `every`, `created` the tasks it created, `late_s`
         how far its newest tick was behind when it fired."""
 
+    def bulk_acted(self, action: str, count: int) -> None:
+        """A bulk operation's step acted on `count` tasks (done, skipped or failed) with `action`."""
+
 
 class NullObserver:
     """Observes nothing: the default, and what tests of the service layer use."""
@@ -44,4 +47,7 @@ class NullObserver:
         return
 
     def schedule_fired(self, timing: str, created: int, late_s: float) -> None:
+        return
+
+    def bulk_acted(self, action: str, count: int) -> None:
         return

@@ -18,6 +18,7 @@ KEYS over the keyspace, minutes) stays a backstop.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import redis
 from loguru import logger
@@ -57,6 +58,7 @@ class Reconciler:
         observer: Observer | None = None,
         schedules: ScheduleStore | None = None,
         queues: QueueStore | None = None,
+        operations: Callable[[int], int] | None = None,
     ) -> None:
         self.observer = observer or NullObserver()
         self.store = store
@@ -71,6 +73,8 @@ class Reconciler:
         self.schedules = schedules
         # Resumed queues' held tasks a dying API left behind (service/queues.py); None: none.
         self.queues = queues
+        # Bulk operations step here too (service/operations.py `run_due`, bound by the caller).
+        self.operations = operations
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_renew = 0
@@ -93,6 +97,8 @@ class Reconciler:
         if self.queues is not None and now - self._last_release >= RELEASE_EVERY_MS:
             self._last_release = now
             done["released"] = queues.release_resumed(self.queues, now)
+        if self.operations is not None:
+            done["bulk"] = self.operations(now)
         if now - self._last_renew >= self.lease_ms // 3:
             self._last_renew = now
             done["renewed"] = self.store.renew_leases(now + self.lease_ms, self.in_flight.snapshot())

@@ -23,7 +23,7 @@ from queue_system.domain.schedules import MAX_LAST_TASKS, CatchUp, Timing, Timin
 from queue_system.errors import Conflict, InvalidInput, ScheduleNotFound
 from queue_system.service.clock import now_ms
 from queue_system.service.observe import NullObserver, Observer
-from queue_system.service.tasks import ID_PATTERN, Submission, TaskService
+from queue_system.service.tasks import Submission, TaskService, check_client_id
 from queue_system.storage.schedules import AsyncScheduleStore, ScheduleStore, Template
 from queue_system.storage.schedules import ScheduleRecord as ScheduleRecord  # the API's type of a schedule
 
@@ -87,10 +87,7 @@ def _checked_id(sid: str | None) -> str:
     """A client's id, checked as a task id is (so it is safe in a URL), or a new UUID."""
     if sid is None:
         return str(uuid.uuid4())
-    if not ID_PATTERN.fullmatch(sid):
-        raise InvalidInput("1-128 characters of A-Z a-z 0-9 . _ : -", field="id")
-    if sid in (".", ".."):  # HTTP clients rewrite these path segments: the schedule's URL would be lost
-        raise InvalidInput("`.` and `..` cannot be ids: HTTP clients rewrite them in a URL", field="id")
+    check_client_id(sid)
     return sid
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import redis
 
 from queue_system.config.settings import WorkerSettings
 from queue_system.domain.destinations import DestinationReport
@@ -26,13 +27,30 @@ from queue_system.domain.retry import (
     override_problems,
     resolve_policy,
 )
-from queue_system.errors import Conflict, InvalidInput, TaskNotFound
+from queue_system.errors import Conflict, InvalidInput, QueueSystemError, StorageFault, TaskNotFound
 from queue_system.kinds.registry import Registry, TaskKind, backoff_policy, fixed_policy, policy_bounds
 from queue_system.service.clock import now_ms
+from queue_system.storage.failures import classify
 from queue_system.storage.types import AsyncTaskStore, Change, MinuteCounts, NewTask
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # fullmatch: `$` would let a trailing "\n" in
+# Ids that are route segments beside `{id}` (POST /api/v1/tasks/batch, /api/v1/tasks/actions/...):
+# a task called so would have URLs that name the route instead (GET /api/v1/tasks/batch: 405).
+RESERVED_IDS = frozenset({"batch", "actions"})
 MAX_SCHEDULE_AHEAD_MS = 366 * 86_400_000
+# One item of a batch submit: (task, created) as `submit` returns, or what refused it.
+ItemResult = tuple[Task, bool] | QueueSystemError
+
+
+def check_client_id(value: str) -> None:
+    """A client's id (of a task or a schedule) is a URL path segment of its own: 422 naming `id`
+    unless it is one, and only one, whatever the HTTP client does to it."""
+    if not ID_PATTERN.fullmatch(value):
+        raise InvalidInput("1-128 characters of A-Z a-z 0-9 . _ : -", field="id")
+    if value in (".", ".."):  # HTTP clients rewrite these path segments: the URL would be lost
+        raise InvalidInput("`.` and `..` cannot be ids: HTTP clients rewrite them in a URL", field="id")
+    if value in RESERVED_IDS:
+        raise InvalidInput(f"`{value}` names a route (/api/v1/tasks/{value}): pick another id", field="id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +76,7 @@ class TaskService:
         retention_ms: int,
         max_timeout_ms: int = 15 * 60_000,
         retry_defaults: WorkerSettings | None = None,
+        batch_max: int = 1000,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -65,6 +84,7 @@ class TaskService:
         self.max_timeout_ms = max_timeout_ms
         # The server's retry defaults (WORKER_RETRY_*, WORKER_BACKOFF_*) a task's own options start from.
         self.retry_defaults = retry_defaults or WorkerSettings()
+        self.batch_max = batch_max  # TASK_BATCH_MAX: most items of one submit_many
 
     async def submit(self, sub: Submission) -> tuple[Task, bool]:
         """Store and enqueue atomically. -> (task, created). Same id + same request -> (existing, False)."""
@@ -82,6 +102,45 @@ class TaskService:
         if task is None:  # deleted between the two calls
             raise Conflict(f"task {task_id!r} was deleted meanwhile; submit again")
         return task, False
+
+    async def submit_many(self, items: Sequence[Submission | InvalidInput]) -> list[ItemResult]:
+        """A batch submit: each item checked and created on its own, in order -> per item
+        (task, created) or the error that item met. An InvalidInput item (the caller's decoding
+        failed) is passed through. The valid items' creates go to Redis in one pipeline (one
+        WAIT for all with REDIS_MIN_REPLICAS: raises RedisNotReplicated for the batch); an id
+        that repeats inside the batch behaves as a resubmit of the first (200 or 409)."""
+        now = now_ms()
+        results: list[ItemResult | None] = [None] * len(items)
+        ready: list[tuple[int, NewTask, Any, RetryPolicy | None, Submission]] = []
+        for i, item in enumerate(items):
+            if isinstance(item, InvalidInput):
+                results[i] = item
+                continue
+            try:
+                ready.append((i, *self.prepare(item, now), item))
+            except InvalidInput as exc:
+                results[i] = exc
+        replies = await self.store.create_many([new for _, new, *_ in ready]) if ready else []
+        again: list[int] = []  # items whose id was there with the same request: the existing task
+        for (i, new, payload, policy, sub), reply in zip(ready, replies, strict=True):
+            if isinstance(reply, Exception):
+                results[i] = (
+                    classify(reply) if isinstance(reply, redis.RedisError) else StorageFault(str(reply))
+                )
+            elif reply[0]:
+                dest = new.extra.get("dest")
+                endpoint = dest + new.extra["ep"] if dest is not None else None
+                results[i] = (_as_task(new, payload, sub, policy, dest, endpoint), True)
+            elif reply[1] != new.fingerprint:
+                results[i] = Conflict(f"a different task with id {new.id!r} exists", task_id=new.id)
+            else:
+                again.append(i)
+        if again:
+            by_index = {i: new.id for i, new, *_ in ready}
+            for i, task in zip(again, await self.store.get_many([by_index[i] for i in again]), strict=True):
+                gone = Conflict(f"task {by_index[i]!r} was deleted meanwhile; submit again")
+                results[i] = (task, False) if task is not None else gone
+        return [r for r in results if r is not None]
 
     def prepare(self, sub: Submission, now: int) -> tuple[NewTask, Any, RetryPolicy | None]:
         """A submit checked and resolved into the task to store (the create path; a schedule's
@@ -127,10 +186,8 @@ class TaskService:
         return policy
 
     def _check_options(self, sub: Submission) -> None:
-        if sub.id is not None and not ID_PATTERN.fullmatch(sub.id):
-            raise InvalidInput("1-128 characters of A-Z a-z 0-9 . _ : -", field="id")
-        if sub.id in (".", ".."):  # HTTP clients rewrite these path segments: the task's URL would be lost
-            raise InvalidInput("`.` and `..` cannot be ids: HTTP clients rewrite them in a URL", field="id")
+        if sub.id is not None:
+            check_client_id(sub.id)
         if sub.queue not in QUEUES:
             raise InvalidInput(f"must be one of {', '.join(QUEUES)}", field="queue")
         if sub.timeout_ms is not None and not 1 <= sub.timeout_ms <= self.max_timeout_ms:

@@ -212,6 +212,15 @@ class Batcher:
         finally:
             self._drain_task = None
 
+    async def many(self, calls: list[list[Any]]) -> list[Any]:
+        """One call per item of `calls` (each the script's ARGV after the prefix), all in ONE
+        pipeline with one WAIT (with `replication`), not split at MAX_BATCH: a batch submit's
+        items. -> their replies in order; an error reply is that item's result (not raised);
+        too few replicas make every item's reply RedisNotReplicated."""
+        if not calls:
+            return []
+        return await self._send([[self.prefix, *args] for args in calls])
+
     async def _send(self, calls: list[list[Any]]) -> list[Any]:
         replies = await self._pipeline(calls)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]

@@ -55,6 +55,13 @@ with a family's head, so `Keys.parse` undoes every key: (family, value) -> key i
 {p}:held:{queue}         zset    id -> created_at ms: the tasks a paused queue's claims held (owned
                                  by the queue: its resume, or the reconciler after it, empties it)
 {p}:mailbox              list    the development mailbox (storage/mailbox.py; capped, expiring)
+{p}:op:{id}              hash    a bulk operation (storage/operations.py): action, filter, state,
+                                 cursor, counters, lease; expires OPERATION_RETENTION after it ends;
+                                 owned by {p}:ops
+{p}:ops                  zset    operation id -> created ms: every operation (the owner of the above;
+                                 an entry whose hash expired is dropped by the next create)
+{p}:ops:running          zset    operation id -> created ms: the running ones, which workers step
+{p}:mailbox              list    the development mailbox (storage/mailbox.py)
 {p}:inbox:{name}         list    one development inbox: the requests it received, JSON each, newest
                                  first (storage/inbox.py; capped, expiring)
 {p}:inboxes              zset    inbox name -> last request ms: the inboxes there are (capped, expiring)
@@ -103,6 +110,7 @@ FAMILIES: dict[str, str] = {
     "inbox": "inbox:",
     "sched": "sched:",
     "sched_runs": "sched-runs:",
+    "op": "op:",
     "endpoint": "endpoint:",
     "ep_inflight": "ep-inflight:",
     "ep_parked": "ep-parked:",
@@ -122,6 +130,8 @@ FIXED: dict[str, str] = {
     "scheds": "scheds",
     "scheds_due": "scheds:due",
     "paused_queues": "queues:paused",
+    "ops": "ops",
+    "ops_running": "ops:running",
     "mailbox": "mailbox",
     "inboxes": "inboxes",
     "probe": "probe",
@@ -246,6 +256,17 @@ class Keys:
     @property
     def scheds_due(self) -> str:
         return self._fixed("scheds_due")
+
+    def op(self, operation_id: str) -> str:
+        return self._of("op", operation_id)
+
+    @property
+    def ops(self) -> str:
+        return self._fixed("ops")
+
+    @property
+    def ops_running(self) -> str:
+        return self._fixed("ops_running")
 
     @property
     def paused_queues(self) -> str:

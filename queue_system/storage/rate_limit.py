@@ -118,6 +118,10 @@ class AsyncRateLimiter:
         self._rate = rate
         self._prefix = prefix
 
+    @property
+    def rate(self) -> Rate:
+        return self._rate
+
     async def check(self, identity: str, cost: int = 1) -> RateDecision:
         key = bucket_key(self._prefix, identity)
         r = self._rate

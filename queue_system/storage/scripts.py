@@ -53,6 +53,7 @@ def render_prelude() -> str:
         "schedule_key(sid)": k.sched("{sid}"),
         "schedule_runs_key(sid)": k.sched_runs("{sid}"),
         "held_key(queue)": k.held("{queue}"),
+        "op_key(oid)": k.op("{oid}"),
     }
     constants = {
         "ALL_INDEX": k.index(),
@@ -68,6 +69,8 @@ def render_prelude() -> str:
         "SCHEDULES": k.scheds,
         "SCHEDULES_DUE": k.scheds_due,
         "PAUSED": k.paused_queues,
+        "OPERATIONS": k.ops,
+        "OPERATIONS_RUNNING": k.ops_running,
     }
     actors = ", ".join(f"[{_lua_string(q)}] = {_lua_string(a)}" for q, a in dramatiq_wire.ACTORS.items())
     lines = ["-- Rendered by storage/scripts.py from storage/keys.py and storage/dramatiq_wire.py."]
@@ -115,7 +118,7 @@ def _used_definitions(library: str, body: str) -> str:
     return "".join(source for name, source in defs if name in used)
 
 
-_LIBRARY = render_prelude() + _load("common") + _load("destinations") + _load("queues")
+_LIBRARY = render_prelude() + _load("common") + _load("destinations") + _load("queues") + _load("actions")
 
 
 def _script(name: str) -> str:
@@ -142,6 +145,10 @@ WAKE = _script("wake")
 FIRE = _script("fire")
 SCHEDULE_SAVE = _script("schedule_save")
 SCHEDULE_DELETE = _script("schedule_delete")
+# Bulk operations (storage/operations.py).
+OPERATION_CREATE = _script("operation_create")
+OPERATION_STEP = _script("operation_step")
+OPERATION_END = _script("operation_end")
 DESTINATIONS = _script("dest_list")
 # Queue pause and resume (storage/queues.py).
 QUEUE_PAUSE = _script("queue_pause")

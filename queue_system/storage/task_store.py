@@ -21,6 +21,7 @@ from queue_system.domain.destinations import (
     WaitReason,
 )
 from queue_system.domain.models import Page, Task, TaskQuery, TaskStatus
+from queue_system.errors import RedisNotReplicated
 from queue_system.storage import scripts
 from queue_system.storage.codec import dumps, flat_pairs, task_from_hash
 from queue_system.storage.evalsha import Batcher, Replication
@@ -49,6 +50,13 @@ def _destination(row: list[Any], level: WaitLevel) -> DestinationStatus:
         last_active_at=int(float(last_active)),
         level=level,
     )
+
+
+def _create_args(new: NewTask) -> list[Any]:
+    """The create script's ARGV after the prefix (lua/create.lua)."""
+    status = TaskStatus.SCHEDULED if new.due is not None else TaskStatus.PENDING
+    args: list[Any] = [new.id, new.type, new.queue, new.now, status.value, new.due or ""]
+    return [*args, new.fingerprint, new.payload_json, *flat_pairs(new.extra)]
 
 
 def _change(reply: list[str]) -> ChangeResult:
@@ -113,11 +121,36 @@ class RedisAsyncTaskStore:
 
     async def create(self, new: NewTask) -> tuple[bool, str]:
         """-> (True, "") created and enqueued | (False, fingerprint of the task holding that id)."""
-        status = TaskStatus.SCHEDULED if new.due is not None else TaskStatus.PENDING
-        args: list[Any] = [new.id, new.type, new.queue, new.now, status.value, new.due or ""]
-        args += [new.fingerprint, new.payload_json, *flat_pairs(new.extra)]
-        out = await self._create(*args)
+        out = await self._create(*_create_args(new))
         return (True, "") if out[0] == 1 else (False, out[1])
+
+    async def create_many(self, news: list[NewTask]) -> list[tuple[bool, str] | Exception]:
+        """`create` for each of `news`, in one pipeline (one WAIT for all with REDIS_MIN_REPLICAS):
+        -> per task (True, "") | (False, fingerprint of the task holding that id) | the error
+        Redis answered for it (a script error, OOM). Each create is still its own script, so each
+        task is atomic alone; Redis reads a long pipeline in chunks and serves other clients in
+        between, so a batch does not stall the single submits. Raises RedisNotReplicated when
+        too few replicas confirmed the batch, and redis-py's errors when Redis cannot be reached."""
+        replies = await self._create.many([_create_args(new) for new in news])
+        out: list[tuple[bool, str] | Exception] = []
+        for reply in replies:
+            if isinstance(reply, RedisNotReplicated):
+                raise reply
+            if isinstance(reply, Exception):
+                out.append(reply)
+            else:
+                out.append((True, "") if reply[0] == 1 else (False, reply[1]))
+        return out
+
+    async def get_many(self, task_ids: list[str]) -> list[Task | None]:
+        """The tasks (without their attempt history), in one pipeline; None for an id not there."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.hgetall(self.keys.task(task_id))
+                pipe.get(self.keys.payload(task_id))
+            found = await pipe.execute()
+        pairs = zip(found[::2], found[1::2], strict=True)
+        return [task_from_hash(fields, None, payload) if fields else None for fields, payload in pairs]
 
     async def get(self, task_id: str) -> Task | None:
         async with self.client.pipeline(transaction=False) as pipe:

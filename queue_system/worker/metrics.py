@@ -130,6 +130,12 @@ class WorkerMetrics:
             buckets=LATENESS_BUCKETS,
             registry=None,
         )
+        self.bulk_total = Counter(
+            "queue_system_worker_bulk_tasks_total",
+            "Tasks bulk operations acted on (done, skipped or failed), by action (retry, cancel, delete)",
+            ["action"],
+            registry=None,
+        )
         # The labelled children of each key seen (made once: labels() costs more than an inc), and
         # the attempts tallied since the last flush.
         self._children: dict[Key, tuple[tuple[Counter, ...], Histogram]] = {}
@@ -198,6 +204,10 @@ class WorkerMetrics:
         if created:
             self.schedule_tasks.labels(timing).inc(created)
         self.schedule_lateness.labels(timing).observe(max(0.0, late_s))
+
+    def bulk_acted(self, action: str, count: int) -> None:
+        if count:
+            self.bulk_total.labels(action).inc(count)
 
 
 def process_stopped(pid: int) -> None:

@@ -32,6 +32,7 @@ from queue_system.config.settings import Settings
 from queue_system.kinds import load_kinds
 from queue_system.kinds.webhook_security import egress_connector, egress_transport
 from queue_system.service.destinations import destination_limits
+from queue_system.service.operations import operation_runner
 from queue_system.service.reconciler import Reconciler
 from queue_system.service.runner import InFlight, TaskRunner
 from queue_system.storage.connection import sync_client
@@ -125,6 +126,9 @@ def build_runtime(
         observer=metrics,
         schedules=ScheduleStore(client, keys),
         queues=QueueStore(client, keys),
+        operations=operation_runner(
+            client, keys, settings, broker.broker_id if broker else None, observer=metrics
+        ),
     )
     inflight = settings.worker.max_inflight
     per_host = min(max_per_host or inflight, inflight)

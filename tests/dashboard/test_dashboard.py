@@ -14,6 +14,10 @@ from litestar.testing import TestClient
 
 from queue_system.api.dashboard.auth import SESSION_COOKIE, SESSION_TTL_S
 from queue_system.api.keys import KeyRing
+from queue_system.config.settings import load_settings
+from queue_system.service.operations import operation_runner
+from queue_system.storage.keys import Keys
+from queue_system.testing import poll
 from tests.support.dashboard import HOOK, READ_KEY, WRITE_KEY, csrf_of, fail, make_client, sign_in, submit
 
 
@@ -131,7 +135,14 @@ def test_bulk_retry_confirms_the_count_and_retries_only_matching_failed_tasks(
     confirm = open_client.get("/dashboard/bulk-retry?queue=default&status=pending")
     assert re.search(r"data-count>3<", confirm.text), confirm.text
     done = open_client.post("/dashboard/bulk-retry", data={"csrf": csrf_of(confirm.text), "queue": "default"})
-    assert "3 failed tasks sent to run again" in done.text
+    # The operations page (the filter's index range held 4 failed tasks: 3 of them match).
+    assert "bulk retry started: 4 failed tasks" in done.text and "<progress" in done.text
+    # The operation runs in the workers' reconcilers: here, its hook, as a worker runs it.
+    run = operation_runner(redis_client, Keys(), load_settings({}), "w1")
+    assert poll(lambda: run(time.time_ns() // 1_000_000 + 1_000) == 0 and not redis_client.zcard(
+        Keys().ops_running), timeout=10)  # fmt: skip
+    fragment = open_client.get("/dashboard/operations", headers={"HX-Request": "true"})
+    assert 'data-progress="100"' in fragment.text and "<html" not in fragment.text
     statuses = {t: open_client.get(f"/api/v1/tasks/{t}").json()["status"] for t in [*failed, other_queue]}
     assert statuses == {**dict.fromkeys(failed, "pending"), other_queue: "failed"}
     assert open_client.get(f"/api/v1/tasks/{pending}").json()["status"] == "pending"

@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 API_KEY = os.environ.get("QS_FUZZ_API_KEY", "fuzz-key-0123456789abcdef")
 FIXED_SEED = 20261124
 CREATES = {"/api/v1/tasks", "/tasks", "/enqueue", "/job"}
+BATCH = "/api/v1/tasks/batch"  # its answer lists the tasks it created
 RUN_TIMEOUT = 150  # seconds per Schemathesis run; a run takes ~30-40 s on 2 busy cores
 
 
@@ -78,6 +79,9 @@ def _live_tasks(entries: list[dict[str, Any]]) -> set[str]:
         status = response["status"]
         if request["method"] == "POST" and path in CREATES and status in (200, 201):
             live.add(json.loads(response["content"]["text"])["id"])
+        elif request["method"] == "POST" and path == BATCH and status in (200, 201):
+            items = json.loads(response["content"]["text"])["items"]
+            live.update(item["task"]["id"] for item in items if item["status"] in (200, 201))
         elif request["method"] == "DELETE" and status == 204:
             live.discard(path.rsplit("/", 1)[1])
     return live

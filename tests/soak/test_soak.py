@@ -208,6 +208,17 @@ def _progress(client: redis.Redis, receiver: str) -> str:
 # ---------------------------------------------------------------- the owner rules
 
 
+# family -> the sorted set that owns its keys (its member: the key's value). A running bulk
+# operation is owned by `{p}:ops:running`; an ended one expires.
+_OWNED_BY = {
+    **dict.fromkeys(("task", "history", "payload"), KEYS.index()),
+    **dict.fromkeys(("dest", "inflight", "parked"), KEYS.dests),
+    **dict.fromkeys(("endpoint", "ep_inflight", "ep_parked"), KEYS.endpoints),
+    **dict.fromkeys(("sched", "sched_runs"), KEYS.scheds),
+    "op": KEYS.ops_running,
+}
+
+
 def _owner_rules(client: redis.Redis, key: str, p: str) -> str | None:
     """Why `key` (which has no expiry) may stay, or None. From storage/keys.py's layout:
     - the indexes, the schedule, the leases, the expiry zset and the destinations zset are the
@@ -224,21 +235,24 @@ def _owner_rules(client: redis.Redis, key: str, p: str) -> str | None:
       no rule here, so one without a TTL is reported.
     """
     owners = (KEYS.index(), KEYS.schedule, KEYS.leases, KEYS.expiry, KEYS.dests, KEYS.dests_due)
-    if key in (*owners, KEYS.endpoints, KEYS.endpoints_due, KEYS.scheds, KEYS.scheds_due):
+    if key in (
+        *owners,
+        KEYS.endpoints,
+        KEYS.endpoints_due,
+        KEYS.scheds,
+        KEYS.scheds_due,
+        KEYS.ops,
+        KEYS.ops_running,
+    ):
         return "an owner"
     if key.startswith(f"{p}:idx:"):
         return "an owner"
     if key.startswith(f"{p}:dramatiq:"):
         return "Dramatiq's"
     family, value = KEYS.parse(key) or ("", "")
-    if family in ("task", "history", "payload"):
-        return "idx:all" if client.zscore(KEYS.index(), value) is not None else None
-    if family in ("dest", "inflight", "parked"):
-        return "dests" if client.zscore(KEYS.dests, value) is not None else None
-    if family in ("endpoint", "ep_inflight", "ep_parked"):
-        return "endpoints" if client.zscore(KEYS.endpoints, value) is not None else None
-    if family in ("sched", "sched_runs"):
-        return "scheds" if client.zscore(KEYS.scheds, value) is not None else None
+    owner = _OWNED_BY.get(family)
+    if owner is not None:
+        return owner if client.zscore(owner, value) is not None else None
     if family == "layout":
         return "the layout version"
     if family == "paused_queues" or (family == "held" and value in QUEUES):

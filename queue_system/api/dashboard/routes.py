@@ -29,6 +29,7 @@ from queue_system.api.dashboard.auth import (
     new_csrf,
 )
 from queue_system.api.dashboard.bulk import BULK_LIMIT, failed_matching
+from queue_system.api.dashboard.operations import bulk_retry, cancel_operation, operations_page
 from queue_system.api.dashboard.queues import Queues, cards, queue_action
 from queue_system.api.dashboard.schedules import HANDLERS as SCHEDULE_PAGES
 from queue_system.api.dashboard.web import (
@@ -84,6 +85,8 @@ def dashboard_router(sessions: Sessions, *, inbox: bool = False) -> Router:
             bulk_confirm,
             bulk_retry,
             queue_action,
+            operations_page,
+            cancel_operation,
             mailbox_page,
             inbox_page,
             *SCHEDULE_PAGES,
@@ -202,21 +205,6 @@ async def bulk_confirm(request: AnyRequest, service: Service, dashboard: Dashboa
     ids = await failed_matching(service, filters)
     context: dict[str, Any] = {"filters": filters, "count": len(ids), "limit": BULK_LIMIT}
     return render(request, "bulk.html", viewer, **context)
-
-
-@post("/bulk-retry", status_code=303)
-async def bulk_retry(request: AnyRequest, service: Service, dashboard: Dashboard) -> Redirect:
-    _, form = await form_viewer(request, dashboard.sessions)
-    filters = Filters.parse(form)
-    retried = 0
-    for task_id in await failed_matching(service, filters):
-        try:
-            await service.retry(task_id)
-            retried += 1
-        except (Conflict, TaskNotFound):
-            continue  # changed meanwhile: no longer failed, or gone
-    notice = f"{retried} failed task{'s' if retried != 1 else ''} sent to run again"
-    return Redirect(filters.url(notice=notice), status_code=303)
 
 
 @get("/mailbox")
