@@ -87,3 +87,18 @@ def test_an_id_with_url_characters_is_found_when_it_exists(cli: Cli, base_url: s
         assert api.post("/api/v1/schedules", json=body).status_code == 201
     assert cli("schedules", "pause", "team:nightly.v2").exit_code == EXIT_OK
     assert cli("schedules", "delete", "team:nightly.v2", "--yes").exit_code == EXIT_OK
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from("?#/"), st.text(max_size=6))
+def test_an_operation_id_reaches_its_own_operation_or_none(
+    cli: Cli, base_url: str, sep: str, tail: str
+) -> None:
+    """Before: `operations show 'ID?x'` showed operation ID and `operations cancel 'ID#x'` reached it."""
+    with httpx.Client(base_url=base_url, timeout=10) as api:
+        started = api.post("/api/v1/tasks/actions/cancel", json={"status": ["pending"]})
+        assert started.status_code == 202, started.text
+        victim = started.json()["id"]
+    for args in (("operations", "show", victim + sep + tail), ("operations", "cancel", victim + sep + tail)):
+        result = cli(*args)
+        assert result.exit_code in (EXIT_NOT_FOUND, EXIT_USAGE), (args, result.output)
