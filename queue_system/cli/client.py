@@ -240,16 +240,18 @@ def _act(opts: Options, task_id: str | None, action: str, given: dict[str, Any])
             opts, action, body, bool(given.get("wait")), ask=action == "delete" and not given.get("yes")
         )
         return
+    assert task_id is not None  # no filters: an id (checked above)
+    path = f"{TASKS}/{segment(task_id, 'task id')}"
     with Api(opts) as api:
         if action == "delete":
             if not given.get("yes"):
                 confirm(f"Delete task {task_id}?")
-            api.call("DELETE", f"{TASKS}/{segment(task_id, 'task id')}")
+            api.call("DELETE", path)
             emit_json({"id": task_id, "deleted": True}) if opts.as_json else click.echo(
                 f"deleted task {task_id}"
             )
             return
-        task = api.json("POST", f"{TASKS}/{segment(task_id, 'task id')}/{action}")
+        task = api.json("POST", f"{path}/{action}")
     if opts.as_json:
         emit_json(task)
     else:
