@@ -1,12 +1,13 @@
 """A model-based test of queue pause: Hypothesis interleaves submits, pauses, resumes, message
 deliveries (a worker's consumer fetching the head of the queue and claiming it), finishes (done, or
-a retry due soon), promotions and the reconciler's release, on a real Redis through the real
-scripts, and checks against a plain model:
+a retry due soon), promotions, the reconciler's release and its redispatch of lost messages, and
+an operator's cancel, retry and delete of waiting (perhaps held) tasks, on a real Redis through the
+real scripts, and checks against a plain model:
 
 - nothing is claimed while its queue is paused (any message, fetched at any time);
 - nothing is lost: every waiting task has a live message, is held, or waits in the schedule;
 - nothing runs twice: a claim starts only a waiting task, and each task completes exactly once
-  when everything is finally drained.
+  when everything is finally drained (a cancelled or deleted one never).
 
 `make test` runs a bounded number of examples; QS_FUZZ=1 many more.
 """
@@ -34,7 +35,8 @@ from queue_system.domain.models import Attempt, AttemptResult, Outcome, Task, Ta
 from queue_system.domain.retry import Decision
 from queue_system.storage.keys import Keys
 from queue_system.storage.queues import AsyncQueueStore, QueueStore
-from queue_system.storage.types import Claim, SkipReason
+from queue_system.storage.task_store import RedisAsyncTaskStore
+from queue_system.storage.types import Change, Claim, SkipReason
 from queue_system.storage.worker_store import RedisTaskStore
 from tests.support.store import create
 
@@ -62,11 +64,14 @@ class PauseModel(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.aclient = aioredis.Redis.from_url(redis_url, decode_responses=True)
         self.queues = AsyncQueueStore(self.aclient, K)
+        self.api = RedisAsyncTaskStore(self.aclient)
         self.now = 1_000
         self.paused = False
         self.waiting: set[str] = set()
         self.running: dict[str, Task] = {}
         self.completed: dict[str, int] = {}  # id -> completions
+        self.cancelled: set[str] = set()
+        self.deleted: set[str] = set()
         self.n = 0
 
     def tick(self) -> int:
@@ -101,6 +106,40 @@ class PauseModel(RuleBasedStateMachine):
         self.store.promote_due(now)
         self.backstop.release_resumed(now)
 
+    @rule()
+    def redispatch_lost(self) -> None:
+        """The reconciler's recovery of lost messages: a held task has none and must stay held."""
+        now = self.tick()
+        for status in (TaskStatus.PENDING, TaskStatus.RETRYING):
+            self.store.redispatch_stranded(status, 0, now, min_age_ms=0)
+
+    @precondition(lambda self: bool(self.waiting))
+    @rule(data=st.data())
+    def cancel(self, data: Any) -> None:
+        tid = data.draw(st.sampled_from(sorted(self.waiting)))
+        done = self.loop.run_until_complete(self.api.cancel(tid, self.tick(), 10**9))
+        assert done.change is Change.DONE, (tid, done)
+        self.waiting.discard(tid)
+        self.cancelled.add(tid)
+
+    @precondition(lambda self: bool(self.cancelled))
+    @rule(data=st.data())
+    def retry_cancelled(self, data: Any) -> None:
+        tid = data.draw(st.sampled_from(sorted(self.cancelled)))
+        done = self.loop.run_until_complete(self.api.retry(tid, self.tick()))
+        assert done.change is Change.DONE, (tid, done)
+        self.cancelled.discard(tid)
+        self.waiting.add(tid)
+
+    @precondition(lambda self: bool(self.waiting | self.cancelled))
+    @rule(data=st.data())
+    def delete(self, data: Any) -> None:
+        tid = data.draw(st.sampled_from(sorted(self.waiting | self.cancelled)))
+        assert self.loop.run_until_complete(self.api.delete(tid))
+        self.waiting.discard(tid)
+        self.cancelled.discard(tid)
+        self.deleted.add(tid)
+
     def _fetch(self) -> tuple[str, int] | None:
         mid = self.client.lpop(K.queue(Q))
         if mid is None:
@@ -124,6 +163,8 @@ class PauseModel(RuleBasedStateMachine):
             self.running[tid] = got.task
         elif got.reason is SkipReason.PAUSED:
             assert self.paused and tid in self.waiting
+        elif got.reason is SkipReason.MISSING:
+            assert tid in self.deleted, got
         else:
             assert got.reason is SkipReason.STALE or got.reason is SkipReason.NOT_CLAIMABLE, got
 
@@ -152,6 +193,8 @@ class PauseModel(RuleBasedStateMachine):
             scheduled = self.client.zscore(K.schedule, tid) is not None
             assert live or held or scheduled, f"{tid} waits with no message, not held, not scheduled"
             assert not (held and not self.paused and live), tid
+        for tid in self.cancelled | self.deleted:
+            assert self.client.zscore(K.held(Q), tid) is None, f"{tid} held after a cancel or delete"
 
     def drain(self) -> None:
         """Resume, then deliver and finish everything: each task completes once."""
@@ -177,7 +220,8 @@ class PauseModel(RuleBasedStateMachine):
                 break
         assert not self.waiting, f"never ran: {sorted(self.waiting)}"
         assert all(n == 1 for n in self.completed.values()), self.completed
-        assert len(self.completed) == self.n
+        assert len(self.completed) == self.n - len(self.cancelled) - len(self.deleted)
+        assert not set(self.completed) & (self.cancelled | self.deleted)
         assert self.client.exists(K.held(Q)) == 0
 
 

@@ -55,6 +55,8 @@ WHY: dict[int, str] = {
     401: "No API key, or not one of API_KEYS/API_READ_KEYS (`Authorization: Bearer <key>` or `X-API-Key`)",
     403: "The key is a read-only key (API_READ_KEYS); this operation changes something",
     404: "No task with that id",
+    405: "The id is one of the API's own path words (`batch`, `actions`): no task has it, and that "
+    "path takes another method",
     409: "The request clashes with the task's state, or its `id` names a task created with another request",
     413: "The body is larger than API_MAX_BODY_BYTES",
     422: "Well-formed but invalid: `field` names the first culprit, `errors` lists them all",

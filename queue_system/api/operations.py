@@ -176,7 +176,11 @@ class OperationController(Controller):
     path = OPERATIONS_PATH
     tags = ["operations"]
 
-    @get("/", summary="List bulk operations, newest first", responses=responses(400, 503, guard=GUARDED_READ))
+    @get(
+        "/",
+        summary="List bulk operations, newest first",
+        responses=responses(400, 422, 503, guard=GUARDED_READ),
+    )
     async def list_operations(
         self,
         operations: Operations,

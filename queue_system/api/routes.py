@@ -135,7 +135,7 @@ class TaskController(Controller):
     @get(
         "/{task_id:str}",
         summary="Get a task with its attempt history",
-        responses=responses(400, 404, 503, guard=GUARDED_READ),
+        responses=responses(400, 404, 405, 503, guard=GUARDED_READ),
     )
     async def get_task(self, task_id: TaskId, service: Service) -> TaskOut:
         return task_out(await service.get(task_id), with_history=True)
@@ -163,7 +163,7 @@ class TaskController(Controller):
     @delete(
         "/{task_id:str}",
         summary="Delete a task (cancelled first, so it never runs again)",
-        responses=responses(400, 404, 503, guard=GUARDED_WRITE),
+        responses=responses(400, 404, 405, 503, guard=GUARDED_WRITE),
     )
     async def delete_task(self, task_id: TaskId, service: Service) -> None:
         await service.delete(task_id)

@@ -16,7 +16,7 @@ from queue_system.api.schemas import SubmitTask, rfc3339
 from queue_system.api.submission import to_submission
 from queue_system.config.settings import parse_duration_ms
 from queue_system.errors import InvalidInput
-from queue_system.service.schedules import ScheduleRecord, ScheduleService, ScheduleSpec
+from queue_system.service.schedules import ScheduleRecord, ScheduleService, ScheduleSpec, rank_cursor
 
 Schedules = NamedDependency[ScheduleService]
 CatchUpName = Literal["latest", "none", "all"]
@@ -39,7 +39,8 @@ class ScheduleIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class SchedulePatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """Any of a schedule's fields; a new `cron` or `every` replaces the timing."""
+    """Any of a schedule's fields, the others kept; `cron` replaces `every` and the other way round;
+    a new `cron` is read in the schedule's `timezone` unless one is given."""
 
     task: SubmitTask | None = None
     cron: str | None = None
@@ -117,7 +118,9 @@ def _merged(old: ScheduleRecord, data: SchedulePatch) -> ScheduleIn:
     return ScheduleIn(
         task=task,
         cron=data.cron if new_timing else old.cron,
-        timezone=data.timezone if data.timezone is not None or new_timing else old.timezone,
+        # A new cron is read in the zone the schedule had (PATCH {"cron": ...} moved a Berlin
+        # schedule to UTC, hours off); a period has none.
+        timezone=data.timezone if data.timezone is not None or data.every is not None else old.timezone,
         every=data.every if new_timing else every,
         catch_up=data.catch_up or old.catch_up,  # type: ignore[arg-type]
         paused=old.paused if data.paused is None else data.paused,
@@ -152,16 +155,14 @@ class ScheduleController(Controller):
             headers={"Location": f"{self.path}/{rec.id}"},
         )
 
-    @get("/", summary="List schedules, oldest first", responses=responses(400, 503, guard=GUARDED_READ))
+    @get("/", summary="List schedules, oldest first", responses=responses(400, 422, 503, guard=GUARDED_READ))
     async def list_schedules(
         self,
         schedules: Schedules,
         cursor: Annotated[str | None, QueryParameter(description="`next_cursor` of the last page")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> SchedulePage:
-        if cursor is not None and not cursor.isdigit():
-            raise InvalidInput("not a cursor this API returned", field="cursor", status_code=400)
-        items, more = await schedules.list(int(cursor or 0), limit)
+        items, more = await schedules.list(rank_cursor(cursor), limit)
         return SchedulePage([schedule_out(r) for r in items], str(more) if more is not None else None)
 
     @get("/{schedule_id:str}", summary="A schedule", responses=responses(400, 404, 503, guard=GUARDED_READ))

@@ -45,6 +45,7 @@ from queue_system.cli.http import (
     client_command,
     confirm,
     emit_json,
+    segment,
 )
 from queue_system.domain.models import TaskStatus
 
@@ -222,7 +223,7 @@ def list_tasks(
 def show(opts: Options, task_id: str) -> None:
     """Show a task with its attempts as a timeline."""
     with Api(opts) as api:
-        task = api.json("GET", f"{TASKS}/{task_id}")
+        task = api.json("GET", f"{TASKS}/{segment(task_id, 'task id')}")
     if opts.as_json:
         emit_json(task)
     else:
@@ -239,16 +240,18 @@ def _act(opts: Options, task_id: str | None, action: str, given: dict[str, Any])
             opts, action, body, bool(given.get("wait")), ask=action == "delete" and not given.get("yes")
         )
         return
+    assert task_id is not None  # no filters: an id (checked above)
+    path = f"{TASKS}/{segment(task_id, 'task id')}"
     with Api(opts) as api:
         if action == "delete":
             if not given.get("yes"):
                 confirm(f"Delete task {task_id}?")
-            api.call("DELETE", f"{TASKS}/{task_id}")
+            api.call("DELETE", path)
             emit_json({"id": task_id, "deleted": True}) if opts.as_json else click.echo(
                 f"deleted task {task_id}"
             )
             return
-        task = api.json("POST", f"{TASKS}/{task_id}/{action}")
+        task = api.json("POST", f"{path}/{action}")
     if opts.as_json:
         emit_json(task)
     else:
@@ -412,7 +415,7 @@ def _delete_each(api: Api, ids: list[str]) -> dict[str, Any]:
     deleted, gone, failed = 0, 0, []
     for task_id in ids:
         try:
-            api.call("DELETE", f"{TASKS}/{task_id}")
+            api.call("DELETE", f"{TASKS}/{segment(task_id, 'task id')}")
             deleted += 1
         except Unreachable as exc:  # no point trying the rest: say how far it got
             raise Unreachable(f"{exc.message} (after deleting {deleted} of {len(ids)})") from exc

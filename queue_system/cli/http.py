@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import click
 import httpx
@@ -29,6 +30,18 @@ EXIT_UNREACHABLE = 6
 EXIT_ABORTED = 7
 
 URL_VARIABLE = "QUEUE_SYSTEM_URL"
+
+
+def segment(value: str, what: str) -> str:
+    """An id or name from the command line as one URL path segment. Escaped, so `?`, `#` and `%`
+    stay inside it (unescaped, `schedules delete 'a?x'` deleted schedule `a`); ``, `.`, `..` and
+    anything with `/` are refused (exit 2): a client rewrites the first three into another URL
+    (`show .` read the list), and the server decodes `%2F` before routing (`a/` reached `a`)."""
+    if value in ("", ".", ".."):
+        raise click.BadParameter(f"{value!r} cannot be a {what}: HTTP clients rewrite it in a URL")
+    if "/" in value:  # the server decodes %2F before routing: `a/` would reach `a`
+        raise click.BadParameter(f"a {what} has no '/': {value!r}")
+    return quote(value, safe="")
 
 
 class CliError(click.ClickException):

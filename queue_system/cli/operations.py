@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from queue_system.cli import render
-from queue_system.cli.http import Api, CliError, Options, client_command, confirm, emit_json
+from queue_system.cli.http import Api, CliError, Options, client_command, confirm, emit_json, segment
 from queue_system.config.parsing import parse_duration_ms
 from queue_system.domain.models import TaskStatus
 
@@ -133,7 +133,7 @@ def _list(opts: Options) -> None:
 def show_operation(opts: Options, operation_id: str) -> None:
     """One operation: its filter, counters and progress."""
     with Api(opts) as api:
-        op = api.json("GET", f"{OPERATIONS}/{operation_id}")
+        op = api.json("GET", f"{OPERATIONS}/{segment(operation_id, 'operation id')}")
     emit_json(op) if opts.as_json else click.echo(f"{progress_line(op)}\nfilter: {op['filter']}")
 
 
@@ -143,5 +143,5 @@ def show_operation(opts: Options, operation_id: str) -> None:
 def cancel_operation(opts: Options, operation_id: str) -> None:
     """Stop a running operation (what it did stays done). One that ended already: exit 4."""
     with Api(opts) as api:
-        op = api.json("POST", f"{OPERATIONS}/{operation_id}/cancel")
+        op = api.json("POST", f"{OPERATIONS}/{segment(operation_id, 'operation id')}/cancel")
     emit_json(op) if opts.as_json else click.echo(progress_line(op))

@@ -11,12 +11,11 @@ those of every client command (cli/client.py).
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 import click
 
 from queue_system.cli import render
-from queue_system.cli.http import Api, Options, client_command, emit_json
+from queue_system.cli.http import Api, Options, client_command, emit_json, segment
 
 QUEUES = "/api/v1/queues"
 
@@ -52,7 +51,7 @@ def queues(opts: Options) -> None:
 
 def _change(opts: Options, name: str, action: str) -> None:
     with Api(opts) as api:
-        data = api.json("POST", f"{QUEUES}/{quote(name, safe='')}/{action}")
+        data = api.json("POST", f"{QUEUES}/{segment(name, 'queue name')}/{action}")
     if opts.as_json:
         emit_json(data)
         return

@@ -18,7 +18,7 @@ from click.core import ParameterSource
 
 from queue_system.cli import render as render
 from queue_system.cli.client import _json_arg
-from queue_system.cli.http import Api, Options, client_command, confirm, emit_json
+from queue_system.cli.http import Api, Options, client_command, confirm, emit_json, segment
 from queue_system.domain.schedules import every_text
 from queue_system.domain.words import plural
 
@@ -141,7 +141,7 @@ def show(opts: Options, schedule_id: str) -> None:
 
     --json prints the schedule as the API answers it (`last_tasks`: the newest task ids)."""
     with Api(opts) as api:
-        data = api.json("GET", f"{SCHEDULES}/{schedule_id}")
+        data = api.json("GET", f"{SCHEDULES}/{segment(schedule_id, 'schedule id')}")
         if opts.as_json:
             emit_json(data)
             return
@@ -195,7 +195,8 @@ def create(
 
 def _set_paused(opts: Options, schedule_id: str, paused: bool) -> None:
     with Api(opts) as api:
-        data = api.json("PATCH", f"{SCHEDULES}/{schedule_id}", body={"paused": paused})
+        path = f"{SCHEDULES}/{segment(schedule_id, 'schedule id')}"
+        data = api.json("PATCH", path, body={"paused": paused})
     if opts.as_json:
         emit_json(data)
     elif paused:
@@ -229,7 +230,7 @@ def delete(opts: Options, schedule_id: str, yes: bool) -> None:
     if not yes:
         confirm(f"Delete schedule {schedule_id}?")
     with Api(opts) as api:
-        api.call("DELETE", f"{SCHEDULES}/{schedule_id}")
+        api.call("DELETE", f"{SCHEDULES}/{segment(schedule_id, 'schedule id')}")
     if opts.as_json:
         emit_json({"id": schedule_id, "deleted": True})
     else:

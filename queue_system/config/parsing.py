@@ -7,13 +7,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Generic, Literal, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")  # fullmatch, as every pattern here
+# ASCII digits: `\d` also matches Arabic-Indic and fullwidth digits (float() reads them too).
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*")  # fullmatch, as every pattern here
+_INTEGER = re.compile(r"\s*[+-]?[0-9]{1,30}\s*")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, None: 1000}
 _MAX_DURATION_MS = 1_000_000 * 86_400_000  # a million days: inside int64 and a float's exact range
-_SIZE = re.compile(r"\s*(\d+)\s*(b|kb|kib|mb|mib)?\s*", re.IGNORECASE)
+_SIZE = re.compile(r"\s*([0-9]+)\s*(b|kb|kib|mb|mib)?\s*", re.IGNORECASE)
 _UNIT_BYTES = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1_000_000, "mib": 1_048_576, None: 1}
 T = TypeVar("T")
 Kind = Literal["integer", "duration", "size", "choice", "flag", "text", "other"]
@@ -27,9 +30,14 @@ def parse_duration_ms(text: str) -> int:
     if not match:
         raise ValueError(f"{text!r} is not a duration (use e.g. 500ms, 10s, 5m, 24h, 7d)")
     number, unit = match.groups()
-    ms = float(number) * _UNIT_MS[unit]
-    if not ms <= _MAX_DURATION_MS:  # also inf: int(inf) would raise OverflowError, not ValueError
+    if len(number) > 40:  # far past the maximum (and int() refuses 4,300 digits with another message)
+        raise ValueError(f"{text[:64]!r} is too long (at most {_MAX_DURATION_MS // 86_400_000:,}d)")
+    # Exact: a float made "1.0001s" 1000 ms and "1.1s" 1100.0000000000002.
+    ms = Fraction(number) * _UNIT_MS[unit]
+    if ms > _MAX_DURATION_MS:
         raise ValueError(f"{text!r} is too long (at most {_MAX_DURATION_MS // 86_400_000:,}d)")
+    if ms.denominator != 1:  # silently cut, "1.0001s" passed a check for whole seconds
+        raise ValueError(f"{text!r} is not a whole number of milliseconds")
     return int(ms)
 
 
@@ -102,10 +110,9 @@ class Parser(Generic[T]):
 
 def integer(low: int, high: int) -> Parser[int]:
     def parse(text: str) -> int:
-        try:
-            number = int(text)
-        except ValueError:
-            raise ValueError(f"{text!r} is not a whole number") from None
+        if not _INTEGER.fullmatch(text):  # int() also reads other scripts' digits and "1_000"
+            raise ValueError(f"{text[:64]!r} is not a whole number")
+        number = int(text)
         if not low <= number <= high:
             raise ValueError(f"{number} is outside {low}..{high}")
         return number

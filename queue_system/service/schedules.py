@@ -9,6 +9,9 @@ from; the loser of a race changes nothing.
 
 from __future__ import annotations
 
+import random
+import re
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +27,13 @@ from queue_system.service.tasks import Submission, TaskService, check_client_id
 from queue_system.storage.schedules import AsyncScheduleStore, ScheduleStore, Template
 from queue_system.storage.schedules import ScheduleRecord as ScheduleRecord  # the API's type of a schedule
 
-DUE_BATCH = 100  # schedules one reconciler tick fires at most
+DUE_BATCH = 100  # schedules one reconciler tick reads and fires at a time
+# How long one reconciler tick fires schedules at most (a batch of 100 took ~15 ms here).
+FIRE_BUDGET_S = 0.05
+# A list cursor is a rank in the schedules' zset: ASCII digits, short enough that rank + limit stays
+# inside the int64 Redis reads a ZRANGE index as (a longer one was a 500; `str.isdigit` also
+# passed superscripts and other scripts' digits).
+_CURSOR = re.compile(r"[0-9]{1,15}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +55,16 @@ def _timing(spec: ScheduleSpec) -> Timing:
         return timing(spec.cron, spec.timezone, spec.every_ms)
     except TimingError as exc:
         raise InvalidInput(exc.message, field=exc.field) from None
+
+
+def _next_run(t: Timing, now: int) -> int:
+    """A cron can parse and never run: "0 0 */30 2 1#5" is the 1st or 31st of February that is a
+    fifth Monday (with a `*` field, Debian cron wants day and weekday both); cronsim gives up after
+    50 years of no match. A 422 naming `cron`, not a 500."""
+    try:
+        return t.next_after(now)
+    except TimingError as exc:
+        raise InvalidInput("never runs: no tick in the next 50 years", field=exc.field) from None
 
 
 def _template(tasks: TaskService, sub: Submission, now: int) -> str:
@@ -86,6 +105,15 @@ def timing_of(rec: ScheduleRecord) -> Timing:
     return Timing(cron=rec.cron, timezone=rec.timezone or "UTC")
 
 
+def rank_cursor(text: str | None) -> int:
+    """A list cursor from outside (`next_cursor` of a page) -> the rank; InvalidInput (400) if not one."""
+    if text is None:
+        return 0
+    if not _CURSOR.fullmatch(text):
+        raise InvalidInput("not a cursor this API returned", field="cursor", status_code=400)
+    return int(text)
+
+
 class ScheduleService:
     def __init__(self, store: AsyncScheduleStore, tasks: TaskService) -> None:
         self.store = store
@@ -113,10 +141,11 @@ class ScheduleService:
         except ValueError:
             raise InvalidInput("one of latest, none, all", field="catch_up") from None
         template = _template(self.tasks, spec.submission, now)
+        next_run = _next_run(t, now)
         return ScheduleRecord(
             id=sid, body=msgspec.json.encode(spec.body).decode(), template=template, cron=t.cron,
             timezone=t.timezone if t.cron else None, every_ms=t.every_ms, catch_up=catch_up,
-            paused=spec.paused, next_run_at=t.next_after(now), last_run_at=None, created_at=created_at,
+            paused=spec.paused, next_run_at=next_run, last_run_at=None, created_at=created_at,
             last_tasks=[],
         )  # fmt: skip
 
@@ -127,10 +156,15 @@ class ScheduleService:
         return rec
 
     async def replace(self, sid: str, spec: ScheduleSpec) -> ScheduleRecord:
-        """A PATCH, merged by the caller into a whole spec: saved in one script, next run anew."""
+        """A PATCH, merged by the caller into a whole spec: saved in one script; the next run anew
+        if the timing changed (or a pause ended), else kept."""
         old = await self.get(sid)
         now = now_ms()
         rec = self._record(sid, spec, now, created_at=old.created_at)
+        if not old.paused and not rec.paused and timing_of(rec) == timing_of(old):
+            # The same timing: the next run stays, due or not (a task fixed during an outage must
+            # not skip the ticks `catch_up` would fire).
+            rec = msgspec.structs.replace(rec, next_run_at=old.next_run_at)
         if not await self.store.save(rec, now, create=False):
             raise ScheduleNotFound(sid)
         return await self.get(sid)
@@ -138,7 +172,7 @@ class ScheduleService:
     async def pause(self, sid: str, paused: bool) -> ScheduleRecord:
         old = await self.get(sid)
         now = now_ms()
-        nxt = timing_of(old).next_after(now) if not paused else old.next_run_at
+        nxt = _next_run(timing_of(old), now) if not paused else old.next_run_at
         if not await self.store.save(
             msgspec.structs.replace(old, paused=paused, next_run_at=nxt), now, create=False
         ):
@@ -153,20 +187,38 @@ class ScheduleService:
             raise ScheduleNotFound(sid)
 
 
-def fire_due(store: ScheduleStore, now: int, observer: Observer | None = None) -> int:
-    """The reconciler's step: fire every due schedule (up to DUE_BATCH). -> tasks created."""
+def fire_due(
+    store: ScheduleStore, now: int, observer: Observer | None = None, budget_s: float = FIRE_BUDGET_S
+) -> int:
+    """The reconciler's step: fire due schedules, a batch of DUE_BATCH at a time, until none is
+    left or `budget_s` is spent (the tick's other duties, lease renewal first, wait meanwhile).
+    -> tasks created. With more due than a batch, each batch starts at a random rank among them:
+    worker processes firing at once take different schedules instead of racing for the same."""
     observer = observer or NullObserver()
-    created = 0
-    for sid in store.due(now, DUE_BATCH):
-        rec = store.read(sid)
-        if rec is None or rec.paused:
-            continue
+    began, created = time.monotonic(), 0
+    while True:
+        count = store.due_count(now)
+        offset = random.randrange(count - DUE_BATCH + 1) if count > DUE_BATCH else 0
+        for sid in store.due(now, DUE_BATCH, offset):
+            created += _fire_one(store, sid, now, observer)
+        if count <= DUE_BATCH or time.monotonic() - began >= budget_s:
+            return created
+
+
+def _fire_one(store: ScheduleStore, sid: str, now: int, observer: Observer) -> int:
+    rec = store.read(sid)
+    if rec is None or rec.paused:
+        return 0
+    try:
         p = plan(timing_of(rec), rec.next_run_at, now, CatchUp(rec.catch_up))
-        out = store.fire(sid, rec.next_run_at, p.ticks, p.next_run, now, MAX_LAST_TASKS)
-        if out is not None:
-            created += out[0]
-            if p.ticks:  # this process won the firing: it alone reports it
-                late = now - p.ticks[-1]
-                observer.schedule_fired("every" if rec.every_ms else "cron", out[0], late / 1000)
-                logger.debug("schedule {} fired {} task(s), {} ms late", sid, out[0], late)
-    return created
+    except TimingError as exc:  # saved with a next run, none left since: the others still fire
+        logger.warning("schedule {} cannot fire: {}", sid, exc.message)
+        return 0
+    out = store.fire(sid, rec.next_run_at, p.ticks, p.next_run, now, MAX_LAST_TASKS)
+    if out is None:
+        return 0
+    if p.ticks:  # this process won the firing: it alone reports it
+        late = now - p.ticks[-1]
+        observer.schedule_fired("every" if rec.every_ms else "cron", out[0], late / 1000)
+        logger.debug("schedule {} fired {} task(s), {} ms late", sid, out[0], late)
+    return out[0]

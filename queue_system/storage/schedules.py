@@ -81,9 +81,12 @@ class ScheduleStore:
         self.keys = keys
         self._fire = client.register_script(scripts.FIRE)
 
-    def due(self, now: int, limit: int) -> list[str]:
-        found: list[Any] = self.client.zrangebyscore(self.keys.scheds_due, "-inf", now, 0, limit)  # type: ignore[assignment]
+    def due(self, now: int, limit: int, offset: int = 0) -> list[str]:
+        found: list[Any] = self.client.zrangebyscore(self.keys.scheds_due, "-inf", now, offset, limit)  # type: ignore[assignment]
         return [_s(s) for s in found]
+
+    def due_count(self, now: int) -> int:
+        return int(self.client.zcount(self.keys.scheds_due, "-inf", now))  # type: ignore[arg-type]
 
     def read(self, schedule_id: str) -> ScheduleRecord | None:
         fields: dict[Any, Any] = self.client.hgetall(self.keys.sched(schedule_id))  # type: ignore[assignment]

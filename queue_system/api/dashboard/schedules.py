@@ -19,7 +19,7 @@ from queue_system.domain.models import Task, TaskQuery
 from queue_system.domain.redaction import shown_payload
 from queue_system.domain.schedules import every_text
 from queue_system.errors import InvalidInput, ScheduleNotFound
-from queue_system.service.schedules import ScheduleRecord, ScheduleService
+from queue_system.service.schedules import ScheduleRecord, ScheduleService, rank_cursor
 from queue_system.service.tasks import TaskService
 
 PAGE_SIZE = 50
@@ -91,8 +91,10 @@ async def schedules_page(
     viewer = await page_viewer(request, _sessions(dashboard))
     if not isinstance(viewer, Viewer):
         return viewer
-    raw = request.query_params.get("cursor") or ""
-    cursor = int(raw) if raw.isdigit() else 0
+    try:  # a cursor edited by hand: the first page, as for no cursor
+        cursor = rank_cursor(request.query_params.get("cursor"))
+    except InvalidInput:
+        cursor = 0
     items, more = await schedules.list(cursor, PAGE_SIZE)
     context: dict[str, Any] = {
         "schedules": [shown(r) for r in items],
