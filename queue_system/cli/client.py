@@ -3,7 +3,7 @@
     queue-system tasks submit|list|show|retry|cancel|delete   (submit --file tasks.jsonl: in batches)
     queue-system tasks retry|cancel|delete --status failed --since 2h [--wait]   (cli/operations.py)
     queue-system operations [list | show ID | cancel ID]
-    queue-system stats | workers | destinations
+    queue-system stats | workers | destinations   (cli/reports.py)
     queue-system purge --status failed --older-than 7d [--yes]
 
 Every command takes `--url` (env `QUEUE_SYSTEM_URL`; default: the server's own API_HOST and API_PORT,
@@ -33,7 +33,7 @@ from typing import Any, TextIO
 
 import click
 
-from queue_system.cli import batch
+from queue_system.cli import batch, reports
 from queue_system.cli import operations as bulk
 from queue_system.cli import render as render
 from queue_system.cli.http import (
@@ -295,57 +295,6 @@ def delete(opts: Options, task_id: str | None, **given: Any) -> None:
     _act(opts, task_id, "delete", given)
 
 
-# -- the queue ------------------------------------------------------------------------------------
-
-
-@click.command()
-@client_command
-def stats(opts: Options) -> None:
-    """Counts by status and type, queue depths.
-
-    Also the delayed tasks (scheduled or waiting to retry) and the oldest pending age."""
-    with Api(opts) as api:
-        data = api.json("GET", "/api/v1/stats")
-    if opts.as_json:
-        emit_json(data)
-    else:
-        click.echo(render.stats(data))
-
-
-def _report(opts: Options, path: str, what: str) -> None:
-    with Api(opts) as api:
-        data = api.json("GET", path, missing=f"this server does not report {what} yet")
-    if opts.as_json:
-        emit_json(data)
-    else:
-        click.echo(render.records(data, what))
-
-
-@click.command()
-@client_command
-def workers(opts: Options) -> None:
-    """Workers alive and their heartbeat age.
-
-    GET /api/v1/workers; a server without it: exit 3."""
-    _report(opts, "/api/v1/workers", "workers")
-
-
-@click.command()
-@client_command
-def destinations(opts: Options) -> None:
-    """Webhook hosts and endpoints and their breaker state.
-
-    GET /api/v1/destinations; a server without it: exit 3."""
-    with Api(opts) as api:
-        data = api.json("GET", "/api/v1/destinations", missing="this server does not report destinations yet")
-    if opts.as_json:
-        emit_json(data)
-    else:
-        click.echo(
-            render.destinations(data) if isinstance(data, dict) else render.records(data, "destinations")
-        )
-
-
 class Duration(click.ParamType[timedelta]):
     """`7d`, `12h`, `30m`, `45s`, `2w` or a number of seconds."""
 
@@ -426,7 +375,7 @@ def _delete_each(api: Api, ids: list[str]) -> dict[str, Any]:
     return {"deleted": deleted, "already_gone": gone, "failed": failed}
 
 
-COMMANDS: list[click.Command] = [tasks, stats, workers, destinations, purge, bulk.operations]
+COMMANDS: list[click.Command] = [tasks, *reports.COMMANDS, purge, bulk.operations]
 
 if __name__ == "__main__":  # `python -m queue_system.cli.client ...` until the main group adds these
     click.Group("queue-system", commands=COMMANDS)()
