@@ -32,6 +32,7 @@ from queue_system.api.app import create_app
 from queue_system.config.settings import load_settings
 from queue_system.domain.models import Attempt, AttemptResult, Outcome, Task, TaskStatus
 from queue_system.domain.retry import Decision
+from queue_system.service.tasks import RESERVED_IDS
 from queue_system.storage.types import Claim
 from queue_system.storage.worker_store import RedisTaskStore
 
@@ -58,7 +59,7 @@ ID_ALPHABET = string.ascii_letters + string.digits + "._:-"
 KEY_SUFFIXES = (":history", ":payload", ":inflight", ":parked", ":task", ":idx", ":all", ":")
 WAITING = {"pending", "scheduled", "retrying"}
 RETRYABLE = {"failed", "cancelled"}
-UNADDRESSABLE = {".", ".."}  # ids the API refuses (service/tasks.py): clients rewrite them
+UNADDRESSABLE = {".", "..", *RESERVED_IDS}  # ids the API refuses (service/tasks.py): see check_client_id
 PAGE = 7  # small pages: listing a few dozen tasks crosses several cursors
 
 
@@ -66,6 +67,15 @@ def segment(task_id: str) -> str:
     """The id as one path segment. Clients remove `.` and `..` segments (RFC 3986, 5.2.4), so
     an id made of dots only is sent percent-encoded."""
     return quote(task_id, safe="") if task_id.strip(".") else task_id.replace(".", "%2E")
+
+
+def assert_absent(response: httpx.Response, task_id: str) -> None:
+    """No such task: 404; for a reserved id (a route's name beside `{id}`: batch, actions), the
+    route it names refuses the call instead (405, or 4xx for a bulk action without a filter)."""
+    if task_id in RESERVED_IDS:
+        assert 400 <= response.status_code < 500 and response.status_code != 409, (task_id, response.text)
+    else:
+        assert response.status_code == 404, (task_id, response.text)
 
 
 @dataclass
@@ -102,7 +112,7 @@ class TaskModel(RuleBasedStateMachine):
     def draw_id(self, data: st.DataObject) -> str:
         live = list(self.tasks)  # in creation order, not sorted: a server-chosen id is random
         plain = st.text(ID_ALPHABET, min_size=1, max_size=128)
-        edges = ["d2", "d2:payload", "d2:history", "x:inflight", ":", "::", "-", ".", ".."]
+        edges = ["d2", "d2:payload", "d2:history", "x:inflight", ":", "::", "-", ".", "..", *RESERVED_IDS]
         choices = [plain, st.sampled_from(edges)]
         if live:
             some = st.sampled_from(live)
@@ -217,7 +227,7 @@ class TaskModel(RuleBasedStateMachine):
             assert response.status_code == 200, response.text
             self.check_task(response.json(), task_id, with_history=True)
         else:
-            assert response.status_code == 404, (task_id, response.text)
+            assert_absent(response, task_id)
 
     @rule(
         statuses=st.lists(st.sampled_from([s.value for s in TaskStatus]), max_size=3, unique=True),
@@ -246,7 +256,7 @@ class TaskModel(RuleBasedStateMachine):
         response = self.call("POST", f"{TASKS}/{segment(task_id)}/cancel")
         task = self.tasks.get(task_id)
         if task is None:
-            assert response.status_code == 404, response.text
+            assert_absent(response, task_id)
         elif task.status in WAITING:
             assert response.status_code == 200, response.text
             task.status = "cancelled"
@@ -260,7 +270,7 @@ class TaskModel(RuleBasedStateMachine):
         response = self.call("POST", f"{TASKS}/{segment(task_id)}/retry")
         task = self.tasks.get(task_id)
         if task is None:
-            assert response.status_code == 404, response.text
+            assert_absent(response, task_id)
         elif task.status in RETRYABLE:
             assert response.status_code == 200, response.text
             task.status = "pending"
@@ -276,7 +286,7 @@ class TaskModel(RuleBasedStateMachine):
             assert response.status_code == 204, response.text
             del self.tasks[task_id]
         else:
-            assert response.status_code == 404, (task_id, response.text)
+            assert_absent(response, task_id)
 
     # ---- the worker's side: an attempt starts (claim) and ends (finish), through its own store
 

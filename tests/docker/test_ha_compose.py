@@ -170,7 +170,15 @@ def test_killing_the_primary_container_loses_no_accepted_webhook(stack: Stack, r
             return accepted <= set(receiver.bodies)
 
     assert poll(all_delivered, 180, 1), sorted(accepted - set(receiver.bodies))[:20]
-    assert all(stack.status(task_id) == "completed" for task_id in sorted(accepted))
+
+    # An outcome the killed primary had not yet passed to a replica is gone with it: its task is
+    # still `processing` on the new primary until the lease ends and a reconciler delivers it again
+    # (a duplicate, counted below). So each task is completed within a lease or two, not at once.
+    def unfinished() -> dict[str, str]:
+        statuses = {task_id: stack.status(task_id) for task_id in sorted(accepted)}
+        return {task_id: status for task_id, status in statuses.items() if status != "completed"}
+
+    assert poll(lambda: not unfinished(), 90, 1), unfinished()
     with receiver.lock:
         duplicates = len(receiver.bodies) - len(set(receiver.bodies))
     print(f"HA compose: every accepted webhook delivered; {duplicates} delivered twice")
