@@ -74,8 +74,10 @@ def test_an_encoded_slash_or_dot_segment_reaches_no_record(
     for method in ("GET", "DELETE"):
         body = assert_problem(client.request(method, prefix + segment), 404)
         assert body["type"] == "urn:queue-system:problem:not-found"
-    refused = assert_problem(client.post(f"/api/v1/tasks/{segment}/cancel"), 404)
+    response = client.post(f"/api/v1/tasks/{segment}/cancel")
+    refused = assert_problem(response, 404)
     assert "names no record" in refused["detail"]
+    assert response.headers["X-Request-ID"] == refused["request_id"]  # the app's before_send hooks ran
     assert client.get("/api/v1/tasks/a").json()["status"] == "scheduled"  # not cancelled, not deleted
     assert client.get("/api/v1/schedules/a").status_code == 200
 
