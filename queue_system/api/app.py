@@ -29,6 +29,7 @@ from queue_system.api.keys import KeyRing
 from queue_system.api.metrics import count_rejections, http_metrics, metrics
 from queue_system.api.openapi import StrictStructSchemaPlugin
 from queue_system.api.operations import BULK_ROUTES, OperationController
+from queue_system.api.paths import refuse_ambiguous_paths
 from queue_system.api.queues import QueueController
 from queue_system.api.routes import TaskController, health, ready, stats, workers
 from queue_system.api.schedules import ScheduleController
@@ -147,7 +148,7 @@ def create_app(
     # The development inbox (DEV_INBOX): `make run` in development only.
     dev = [inbox_router(parse_secrets(settings.security.signing_secret))] if settings.api.dev_inbox else []
     board = dashboard_router(sessions, inbox=settings.api.dev_inbox)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             TaskController,
             submit_batch,
@@ -200,3 +201,6 @@ def create_app(
             render_plugins=[SwaggerRenderPlugin()],
         ),
     )
+    # Before routing: a segment that decodes to `/` or `..` must not reach another record (api/paths.py).
+    app.asgi_handler = refuse_ambiguous_paths(app.asgi_handler)
+    return app
