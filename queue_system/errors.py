@@ -12,6 +12,7 @@
      |    +-- QueueNotFound     no queue with that name (domain/queues.py QUEUES)
      |    +-- OperationNotFound no bulk operation with that id (or it expired)
      +-- Conflict               the request clashes with the task's state or an existing id (-> 409)
+     |    +-- LimitReached      a create beyond a count limit (`setting` names it, `limit` its value)
      +-- StorageError           Redis did not do what was asked; storage/failures.py turns redis-py's
           |                     errors into these (`classify`), `reason` says why in Redis's words
           +-- StorageUnavailable    not now: retry later with the same id (-> 503 + Retry-After)
@@ -103,6 +104,15 @@ class Conflict(QueueSystemError):
         super().__init__(message)
         self.message = message
         self.task_id = task_id
+
+
+class LimitReached(Conflict):
+    """A create that would pass a count limit (SCHEDULES_MAX): 409 until one is deleted."""
+
+    def __init__(self, message: str, *, setting: str, limit: int) -> None:
+        super().__init__(message)
+        self.setting = setting
+        self.limit = limit
 
 
 class StorageError(QueueSystemError):

@@ -100,6 +100,7 @@ def create_app(
         state["schedules"] = ScheduleService(
             AsyncScheduleStore(client, keys or Keys()),
             state["service"],  # type: ignore[arg-type]
+            settings.schedules_max,
         )
         state["queues"] = QueueService(AsyncQueueStore(client, keys or Keys()))
         state["operations"] = OperationService(

@@ -31,6 +31,7 @@ from queue_system.config.field_paths import split_msgspec_error
 from queue_system.errors import (
     Conflict,
     InvalidInput,
+    LimitReached,
     NotFound,
     QueueSystemError,
     RedisNotReplicated,
@@ -87,6 +88,8 @@ def on_app_error(request: Request[Any, Any, Any], exc: QueueSystemError) -> Resp
         return problem(request, exc.status_code, slug, detail, field=exc.field, errors=errors)
     if isinstance(exc, NotFound):
         return problem(request, 404, "not-found", str(exc))
+    if isinstance(exc, LimitReached):
+        return problem(request, 409, "limit-reached", exc.message, setting=exc.setting, limit=exc.limit)
     if isinstance(exc, Conflict):
         location = task_location(exc.task_id) if exc.task_id else None
         headers = {"Location": location} if location else None

@@ -20,12 +20,15 @@ from queue_system.service.schedules import ScheduleRecord, ScheduleService, Sche
 
 Schedules = NamedDependency[ScheduleService]
 CatchUpName = Literal["latest", "none", "all"]
+OverlapName = Literal["allow", "skip"]
 
 
 class ScheduleIn(msgspec.Struct, forbid_unknown_fields=True):
     """`task`: exactly the body of POST /api/v1/tasks (without `id`, `delay`, `run_at`); either
     `cron` (five fields or `@hourly`..., read in `timezone`, IANA, default UTC) or `every` (`30s`,
     `5m`, at least 1s); `catch_up` after downtime: latest (default), none, all (the newest 100).
+    `overlap` while the previous task is unfinished: allow (default: fire anyway), skip (the tick
+    is skipped and counted in `skipped_ticks`).
     `id`: the client's own (as a task id: 1-128 of A-Z a-z 0-9 . _ : -); creating it again with the
     same task and timing answers 200 with the schedule, with another a 409."""
 
@@ -35,6 +38,7 @@ class ScheduleIn(msgspec.Struct, forbid_unknown_fields=True):
     timezone: str | None = None
     every: str | None = None
     catch_up: CatchUpName = "latest"
+    overlap: OverlapName = "allow"
     paused: bool = False
 
 
@@ -47,6 +51,7 @@ class SchedulePatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     timezone: str | None = None
     every: str | None = None
     catch_up: CatchUpName | None = None
+    overlap: OverlapName | None = None
     paused: bool | None = None
 
 
@@ -57,6 +62,8 @@ class ScheduleOut(msgspec.Struct):
     timezone: str | None
     every_ms: int | None
     catch_up: str
+    overlap: str
+    skipped_ticks: int  # ticks `overlap: skip` did not fire
     paused: bool
     next_run_at: str | None
     last_run_at: str | None
@@ -77,6 +84,8 @@ def schedule_out(rec: ScheduleRecord) -> ScheduleOut:
         timezone=rec.timezone,
         every_ms=rec.every_ms,
         catch_up=rec.catch_up,
+        overlap=rec.overlap,
+        skipped_ticks=rec.skipped_ticks,
         paused=rec.paused,
         next_run_at=None if rec.paused else rfc3339(rec.next_run_at),
         last_run_at=rfc3339(rec.last_run_at),
@@ -106,6 +115,7 @@ def _spec(data: ScheduleIn) -> ScheduleSpec:
         timezone=data.timezone,
         every_ms=_every(data.every),
         catch_up=data.catch_up,
+        overlap=data.overlap,
         paused=data.paused,
         id=data.id,
     )
@@ -123,6 +133,7 @@ def _merged(old: ScheduleRecord, data: SchedulePatch) -> ScheduleIn:
         timezone=data.timezone if data.timezone is not None or data.every is not None else old.timezone,
         every=data.every if new_timing else every,
         catch_up=data.catch_up or old.catch_up,  # type: ignore[arg-type]
+        overlap=data.overlap or old.overlap,  # type: ignore[arg-type]
         paused=old.paused if data.paused is None else data.paused,
     )
 

@@ -167,6 +167,13 @@ class Settings:
         "most tasks one `POST /api/v1/tasks/batch` may carry (`422` naming `tasks` beyond); the body "
         "still fits in `API_MAX_BODY_BYTES`",
     )
+    schedules_max: int = setting(
+        "SCHEDULES_MAX",
+        integer(1, 1_000_000),
+        "10000",
+        "most schedules one deployment holds: a create beyond it is a `409` naming the limit "
+        "(changing or re-creating an existing schedule is not counted)",
+    )
     bulk_rate: int = setting(
         "BULK_RATE",
         integer(1, 100_000),

@@ -32,6 +32,8 @@ MIN_EVERY_MS = 1_000
 _WINDOWS_MS = (3_600_000, 86_400_000, 31 * 86_400_000, 366 * 86_400_000, 5 * 366 * 86_400_000)
 # How many of a schedule's last tasks it lists.
 MAX_LAST_TASKS = 20
+# SCHEDULES_MAX's default: most schedules one deployment holds (a create beyond it is a 409).
+MAX_SCHEDULES = 10_000
 
 ALIASES = {
     "@yearly": "0 0 1 1 *",
@@ -56,6 +58,14 @@ class CatchUp(StrEnum):
     LATEST = "latest"  # one firing (the newest missed tick) for all the ticks missed
     NONE = "none"  # missed ticks are skipped; only a tick less than MISSED_AFTER_MS late fires
     ALL = "all"  # every missed tick fires, oldest first, the newest MAX_CATCH_UP at most
+
+
+class Overlap(StrEnum):
+    """What a tick does while the schedule's previous task is unfinished (Kubernetes CronJob's
+    `concurrencyPolicy` Allow and Forbid; its Replace is not offered: docs/schedules.md says why)."""
+
+    ALLOW = "allow"  # fire anyway: one task per tick, however many are still waiting or running
+    SKIP = "skip"  # skip the tick (counted); fire again once that task completed, failed, was cancelled or gone
 
 
 class TimingError(ValueError):

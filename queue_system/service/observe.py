@@ -26,6 +26,9 @@ class Observer(Protocol):
         """A schedule fired: `timing` is `cron` or `every`, `created` the tasks it created, `late_s`
         how far its newest tick was behind when it fired."""
 
+    def schedule_skipped(self, timing: str, ticks: int) -> None:
+        """A firing of an `overlap: skip` schedule skipped `ticks` ticks (its previous task unfinished)."""
+
     def bulk_acted(self, action: str, count: int) -> None:
         """A bulk operation's step acted on `count` tasks (done, skipped or failed) with `action`."""
 
@@ -47,6 +50,9 @@ class NullObserver:
         return
 
     def schedule_fired(self, timing: str, created: int, late_s: float) -> None:
+        return
+
+    def schedule_skipped(self, timing: str, ticks: int) -> None:
         return
 
     def bulk_acted(self, action: str, count: int) -> None:

@@ -19,12 +19,21 @@ from typing import Any
 import msgspec
 from loguru import logger
 
-from queue_system.domain.schedules import MAX_LAST_TASKS, CatchUp, Timing, TimingError, plan, timing
-from queue_system.errors import Conflict, InvalidInput, ScheduleNotFound
+from queue_system.domain.schedules import (
+    MAX_LAST_TASKS,
+    MAX_SCHEDULES,
+    CatchUp,
+    Overlap,
+    Timing,
+    TimingError,
+    plan,
+    timing,
+)
+from queue_system.errors import Conflict, InvalidInput, LimitReached, ScheduleNotFound
 from queue_system.service.clock import now_ms
 from queue_system.service.observe import NullObserver, Observer
 from queue_system.service.tasks import Submission, TaskService, check_client_id
-from queue_system.storage.schedules import AsyncScheduleStore, ScheduleStore, Template
+from queue_system.storage.schedules import AsyncScheduleStore, SaveResult, ScheduleStore, Template
 from queue_system.storage.schedules import ScheduleRecord as ScheduleRecord  # the API's type of a schedule
 
 DUE_BATCH = 100  # schedules one reconciler tick reads and fires at a time
@@ -46,6 +55,7 @@ class ScheduleSpec:
     timezone: str | None = None
     every_ms: int | None = None
     catch_up: str = "latest"
+    overlap: str = "allow"
     paused: bool = False
     id: str | None = None  # the client's: a create with it again and the same spec is idempotent
 
@@ -94,8 +104,8 @@ def _checked_id(sid: str | None) -> str:
 def same_spec(old: ScheduleRecord, new: ScheduleRecord) -> bool:
     """What a repeated create must match: the task as written and the timing. Not `paused`: an
     operator's pause must not turn the next deploy of a schedule kept as code into a 409."""
-    timing = (old.cron, old.timezone, old.every_ms, old.catch_up)
-    same_timing = timing == (new.cron, new.timezone, new.every_ms, new.catch_up)
+    timing = (old.cron, old.timezone, old.every_ms, old.catch_up, old.overlap)
+    same_timing = timing == (new.cron, new.timezone, new.every_ms, new.catch_up, new.overlap)
     return same_timing and msgspec.json.decode(old.body) == msgspec.json.decode(new.body)
 
 
@@ -115,9 +125,12 @@ def rank_cursor(text: str | None) -> int:
 
 
 class ScheduleService:
-    def __init__(self, store: AsyncScheduleStore, tasks: TaskService) -> None:
+    def __init__(
+        self, store: AsyncScheduleStore, tasks: TaskService, max_schedules: int = MAX_SCHEDULES
+    ) -> None:
         self.store = store
         self.tasks = tasks
+        self.max_schedules = max_schedules  # SCHEDULES_MAX: checked in the create's script
 
     async def create(self, spec: ScheduleSpec) -> tuple[ScheduleRecord, bool]:
         """-> (the schedule, created). With the client's `id`: the same spec again answers the
@@ -125,8 +138,15 @@ class ScheduleService:
         now = now_ms()
         rec = self._record(_checked_id(spec.id), spec, now, created_at=now)
         for _ in range(2):  # the second pass: the clashing schedule was deleted meanwhile
-            if await self.store.save(rec, now, create=True):
+            saved = await self.store.save(rec, now, create=True, most=self.max_schedules)
+            if saved is SaveResult.SAVED:
                 return await self.get(rec.id), True
+            if saved is SaveResult.FULL:
+                raise LimitReached(
+                    f"at most {self.max_schedules} schedules (SCHEDULES_MAX): delete one first",
+                    setting="SCHEDULES_MAX",
+                    limit=self.max_schedules,
+                )
             old = await self.store.get(rec.id)
             if old is not None:
                 if not same_spec(old, rec):
@@ -140,13 +160,17 @@ class ScheduleService:
             catch_up = CatchUp(spec.catch_up).value
         except ValueError:
             raise InvalidInput("one of latest, none, all", field="catch_up") from None
+        try:
+            overlap = Overlap(spec.overlap).value
+        except ValueError:
+            raise InvalidInput("one of allow, skip", field="overlap") from None
         template = _template(self.tasks, spec.submission, now)
         next_run = _next_run(t, now)
         return ScheduleRecord(
             id=sid, body=msgspec.json.encode(spec.body).decode(), template=template, cron=t.cron,
             timezone=t.timezone if t.cron else None, every_ms=t.every_ms, catch_up=catch_up,
             paused=spec.paused, next_run_at=next_run, last_run_at=None, created_at=created_at,
-            last_tasks=[],
+            last_tasks=[], overlap=overlap,
         )  # fmt: skip
 
     async def get(self, sid: str) -> ScheduleRecord:
@@ -165,7 +189,7 @@ class ScheduleService:
             # The same timing: the next run stays, due or not (a task fixed during an outage must
             # not skip the ticks `catch_up` would fire).
             rec = msgspec.structs.replace(rec, next_run_at=old.next_run_at)
-        if not await self.store.save(rec, now, create=False):
+        if await self.store.save(rec, now, create=False) is not SaveResult.SAVED:
             raise ScheduleNotFound(sid)
         return await self.get(sid)
 
@@ -173,9 +197,10 @@ class ScheduleService:
         old = await self.get(sid)
         now = now_ms()
         nxt = _next_run(timing_of(old), now) if not paused else old.next_run_at
-        if not await self.store.save(
+        saved = await self.store.save(
             msgspec.structs.replace(old, paused=paused, next_run_at=nxt), now, create=False
-        ):
+        )
+        if saved is not SaveResult.SAVED:
             raise ScheduleNotFound(sid)
         return await self.get(sid)
 
@@ -217,8 +242,12 @@ def _fire_one(store: ScheduleStore, sid: str, now: int, observer: Observer) -> i
     out = store.fire(sid, rec.next_run_at, p.ticks, p.next_run, now, MAX_LAST_TASKS)
     if out is None:
         return 0
-    if p.ticks:  # this process won the firing: it alone reports it
+    kind = "every" if rec.every_ms else "cron"
+    if out.skipped:  # `overlap: skip` and the previous task unfinished (or catch-up ticks dropped)
+        observer.schedule_skipped(kind, out.skipped)
+        logger.debug("schedule {} skipped {} tick(s): its previous task is unfinished", sid, out.skipped)
+    if p.ticks and (out.created or out.already):  # this process won the firing: it alone reports it
         late = now - p.ticks[-1]
-        observer.schedule_fired("every" if rec.every_ms else "cron", out[0], late / 1000)
-        logger.debug("schedule {} fired {} task(s), {} ms late", sid, out[0], late)
-    return out[0]
+        observer.schedule_fired(kind, out.created, late / 1000)
+        logger.debug("schedule {} fired {} task(s), {} ms late", sid, out.created, late)
+    return out.created

@@ -8,12 +8,14 @@ submit creates one, and the next run moved, only if the tick is still the schedu
 
 from __future__ import annotations
 
-from typing import Any
+from enum import IntEnum
+from typing import Any, NamedTuple
 
 import msgspec
 import redis
 import redis.asyncio as aioredis
 
+from queue_system.domain.schedules import MAX_SCHEDULES
 from queue_system.storage import scripts
 from queue_system.storage.codec import flat_pairs
 from queue_system.storage.keys import Keys
@@ -42,6 +44,8 @@ class ScheduleRecord(msgspec.Struct, frozen=True):
     last_run_at: int | None
     created_at: int
     last_tasks: list[str]
+    overlap: str = "allow"  # `skip`: no firing while the schedule's newest task is unfinished
+    skipped_ticks: int = 0  # ticks `overlap: skip` did not fire (written by fire.lua only)
 
 
 def _record(fields: dict[str, str], runs: list[str]) -> ScheduleRecord:
@@ -58,10 +62,12 @@ def _record(fields: dict[str, str], runs: list[str]) -> ScheduleRecord:
         last_run_at=int(fields["last_run_at"]) if fields.get("last_run_at") else None,
         created_at=int(fields["created_at"]),
         last_tasks=runs,
+        overlap=fields.get("overlap") or "allow",  # saved before `overlap` existed: allow
+        skipped_ticks=int(fields.get("skipped") or 0),
     )
 
 
-def save_args(rec: ScheduleRecord, now: int, *, create: bool) -> list[Any]:
+def save_args(rec: ScheduleRecord, now: int, *, create: bool, most: int = MAX_SCHEDULES) -> list[Any]:
     fields = {
         "body": rec.body,
         "template": rec.template,
@@ -69,8 +75,21 @@ def save_args(rec: ScheduleRecord, now: int, *, create: bool) -> list[Any]:
         "timezone": rec.timezone or "",
         "every_ms": str(rec.every_ms or ""),
         "catch_up": rec.catch_up,
+        "overlap": rec.overlap,
     }
-    return [rec.id, now, int(create), int(rec.paused), rec.next_run_at, *flat_pairs(fields)]
+    return [rec.id, now, int(create), int(rec.paused), rec.next_run_at, most, *flat_pairs(fields)]
+
+
+class Fired(NamedTuple):
+    created: int  # tasks created
+    already: int  # ticks whose task existed (a repeated firing)
+    skipped: int  # ticks `overlap: skip` did not fire
+
+
+class SaveResult(IntEnum):
+    FULL = -1  # a create beyond SCHEDULES_MAX
+    REFUSED = 0  # exists on create, missing on update
+    SAVED = 1
 
 
 class ScheduleStore:
@@ -96,14 +115,14 @@ class ScheduleStore:
 
     def fire(
         self, schedule_id: str, expected: int, ticks: list[int], next_run: int, now: int, max_last: int
-    ) -> tuple[int, int] | None:
-        """-> (tasks created, ticks whose task existed), or None: stale, paused or gone."""
+    ) -> Fired | None:
+        """-> what the firing did, or None: stale, paused or gone."""
         reply = self._fire(
             keys=[self.keys.prefix], args=[schedule_id, expected, next_run, now, max_last, *ticks]
         )
         if int(reply[0]) < 0:
             return None
-        return int(reply[0]), int(reply[1])
+        return Fired(int(reply[0]), int(reply[1]), int(reply[2]))
 
 
 def _s(value: Any) -> str:
@@ -119,9 +138,11 @@ class AsyncScheduleStore:
         self._save = client.register_script(scripts.SCHEDULE_SAVE)
         self._delete = client.register_script(scripts.SCHEDULE_DELETE)
 
-    async def save(self, rec: ScheduleRecord, now: int, *, create: bool) -> bool:
-        args = save_args(rec, now, create=create)
-        return bool(await self._save(keys=[self.keys.prefix], args=args))
+    async def save(
+        self, rec: ScheduleRecord, now: int, *, create: bool, most: int = MAX_SCHEDULES
+    ) -> SaveResult:
+        args = save_args(rec, now, create=create, most=most)
+        return SaveResult(int(await self._save(keys=[self.keys.prefix], args=args)))
 
     async def get(self, schedule_id: str) -> ScheduleRecord | None:
         async with self.client.pipeline(transaction=False) as pipe:

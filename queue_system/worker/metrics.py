@@ -123,6 +123,12 @@ class WorkerMetrics:
             ["timing"],
             registry=None,
         )
+        self.schedule_skipped_ticks = Counter(
+            "queue_system_worker_schedule_ticks_skipped_total",
+            "Ticks of `overlap: skip` schedules not fired: their previous task was unfinished, by timing",
+            ["timing"],
+            registry=None,
+        )
         self.schedule_lateness = Histogram(
             "queue_system_worker_schedule_lateness_seconds",
             "How far a firing's newest tick was behind when it fired, by timing",
@@ -204,6 +210,10 @@ class WorkerMetrics:
         if created:
             self.schedule_tasks.labels(timing).inc(created)
         self.schedule_lateness.labels(timing).observe(max(0.0, late_s))
+
+    def schedule_skipped(self, timing: str, ticks: int) -> None:
+        if ticks:
+            self.schedule_skipped_ticks.labels(timing).inc(ticks)
 
     def bulk_acted(self, action: str, count: int) -> None:
         if count:
