@@ -135,3 +135,16 @@ def test_group_options_before_a_subcommand_are_refused() -> None:
 def test_unreachable_server_is_exit_6() -> None:
     result = CliRunner().invoke(MAIN, ["schedules", "--url", "http://127.0.0.1:9"])  # nothing listens there
     assert result.exit_code == EXIT_UNREACHABLE and "cannot reach the server" in result.output
+
+
+def test_overlap_skip_shown_and_skipped_ticks_counted(cli: Cli, redis_client: redis.Redis) -> None:
+    ok(cli("schedules", "create", "--every", "1m", "--overlap", "skip", "--task", ECHO, "--id", "slowjob"))
+    store = ScheduleStore(redis_client, Keys())
+    rec = store.read("slowjob")
+    assert rec is not None
+    assert fire_due(store, rec.next_run_at + 100) == 1
+    assert fire_due(store, rec.next_run_at + 60_100) == 0  # the first task still pending: skipped
+    shown = ok(cli("schedules", "show", "slowjob"))
+    assert "overlap:         skip" in shown and "skipped ticks:   1" in shown
+    bad = cli("schedules", "create", "--every", "1m", "--overlap", "replace", "--task", ECHO)
+    assert bad.exit_code == EXIT_USAGE

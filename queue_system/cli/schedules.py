@@ -55,6 +55,8 @@ def schedule_detail(s: dict[str, Any], tasks: list[dict[str, Any]]) -> str:
         ("timing", timing_text(s)),
         ("timezone", s.get("timezone")),
         ("catch up", s["catch_up"]),
+        ("overlap", s.get("overlap")),
+        ("skipped ticks", s.get("skipped_ticks")),
         ("paused", "yes" if s["paused"] else "no"),
         ("next run (UTC)", render.when(s.get("next_run_at")) or "-"),
         ("last run (UTC)", render.when(s.get("last_run_at")) or "never"),
@@ -158,6 +160,10 @@ def show(opts: Options, schedule_id: str) -> None:
     "--catch-up", type=click.Choice(["latest", "none", "all"]),
     help="After downtime: latest (the server's default), none, all (the newest 100).",
 )  # fmt: skip
+@click.option(
+    "--overlap", type=click.Choice(["allow", "skip"]),
+    help="While the previous task is unfinished: allow (the server's default: fire anyway), skip the tick.",
+)  # fmt: skip
 @click.option("--task", "task", help="The task, as the body of POST /api/v1/tasks (JSON); @file, @-.")
 @click.option(
     "--file", "task_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -168,7 +174,7 @@ def show(opts: Options, schedule_id: str) -> None:
 @client_command
 def create(
     opts: Options, every: str | None, cron: str | None, timezone: str | None, catch_up: str | None,
-    task: str | None, task_file: Path | None, schedule_id: str | None, paused: bool,
+    overlap: str | None, task: str | None, task_file: Path | None, schedule_id: str | None, paused: bool,
 ) -> None:  # fmt: skip
     """Create a schedule: --every or --cron, and the task (--task or --file).
 
@@ -180,7 +186,8 @@ def create(
     body: dict[str, Any] = {
         "task": _json_arg(task if task is not None else f"@{task_file}", "--task" if task else "--file")
     }
-    given = {"every": every, "cron": cron, "timezone": timezone, "catch_up": catch_up, "id": schedule_id}
+    given = {"every": every, "cron": cron, "timezone": timezone, "catch_up": catch_up,
+             "overlap": overlap, "id": schedule_id}  # fmt: skip
     body |= {k: v for k, v in given.items() if v is not None} | ({"paused": True} if paused else {})
     with Api(opts) as api:
         response = api.call("POST", SCHEDULES, body=body)

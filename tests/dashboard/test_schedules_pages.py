@@ -94,6 +94,7 @@ def test_a_schedule_page_lists_its_last_tasks_and_redacts_its_task(
     assert 'href="/dashboard/schedules/hook"' in task_page.text  # the task names its schedule
     assert "s3cr3t-value" not in page.text
     assert "every 1m" in page.text and "latest" in page.text
+    assert re.search(r"<dd data-overlap>allow</dd>", page.text)
     assert "<html" not in open_client.get("/dashboard/schedules/hook", headers={"HX-Request": "true"}).text
     deleted = open_client.post(
         "/dashboard/schedules/hook/delete", data={"csrf": csrf_of(page.text)}, follow_redirects=False
@@ -123,3 +124,16 @@ def test_toggling_needs_the_csrf_token_and_a_write_key(keyed: TestClient[Any]) -
 def test_pages_need_a_session(keyed: TestClient[Any]) -> None:
     answer = keyed.get("/dashboard/schedules", follow_redirects=False)
     assert answer.status_code in (302, 303, 307) and "/dashboard/login" in answer.headers["location"]
+
+
+def test_a_skip_schedule_page_shows_its_skipped_ticks(
+    open_client: TestClient[Any], redis_client: redis.Redis
+) -> None:
+    create(open_client, "skipper", overlap="skip")
+    store = ScheduleStore(redis_client, Keys())
+    rec = store.read("skipper")
+    assert rec is not None
+    assert fire_due(store, rec.next_run_at + 50) == 1
+    assert fire_due(store, rec.next_run_at + 60_050) == 0
+    page = open_client.get("/dashboard/schedules/skipper").text
+    assert re.search(r"<dd data-overlap>skip <span[^>]*>\(ticks skipped: 1\)</span></dd>", page)

@@ -49,6 +49,8 @@ class Shown:
     timing: str
     timezone: str | None
     catch_up: str
+    overlap: str
+    skipped_ticks: int
     paused: bool
     next_run_at: int | None
     last_run_at: int | None
@@ -72,6 +74,8 @@ def shown(rec: ScheduleRecord) -> Shown:
         timing=timing,
         timezone=rec.timezone,
         catch_up=rec.catch_up,
+        overlap=rec.overlap,
+        skipped_ticks=rec.skipped_ticks,
         paused=rec.paused,
         next_run_at=None if rec.paused else rec.next_run_at,
         last_run_at=rec.last_run_at,
