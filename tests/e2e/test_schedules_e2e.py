@@ -2,7 +2,8 @@
 (no tick twice, none missed); after the workers were stopped across ticks, `catch_up: latest`
 fires once for the ticks missed; a paused schedule fires nothing until resumed (and then not the
 ticks paused through); a schedule deleted while firing creates no task after the DELETE answered,
-and the tasks it already created stay and complete.
+and the tasks it already created stay and complete; an `overlap: skip` schedule with tasks slower
+than its period never has two unfinished and counts the ticks it skipped.
 
 Time: the workers start and stop in parallel, and are kept for the next test (`Workers.ensure`);
 the pause and the delete are watched over the same window."""
@@ -172,3 +173,30 @@ def test_paused_fires_nothing_until_resumed_and_deleted_while_firing_creates_not
     assert _ticks(api, deleted) == before_delete
     assert api.get(f"/api/v1/schedules/{deleted}").status_code == 404
     assert api.delete(f"/api/v1/schedules/{paused}").status_code == 204
+
+
+def test_overlap_skip_waits_for_the_previous_task(schedules_api: httpx.Client, workers: Workers) -> None:
+    """`every: 1s` with 2.5 s tasks: with skip, never two of its tasks unfinished at once; the ticks
+    while one runs are skipped and counted, and the next fires once it completed."""
+    api = schedules_api
+    workers.ensure(1)
+    body = {"task": {"type": "slow", "payload": {"seconds": 2.5}}, "every": "1s", "overlap": "skip"}
+    created = api.post("/api/v1/schedules", json=body)
+    assert created.status_code == 201, created.text
+    sid = str(created.json()["id"])
+
+    def watched() -> bool:
+        unfinished = [t for t in _tasks(api, sid) if t["status"] not in ("completed", "failed", "cancelled")]
+        assert len(unfinished) <= 1, unfinished
+        return len(_tasks(api, sid)) >= 2 and int(api.get(f"/api/v1/schedules/{sid}").json()["skipped_ticks"]) >= 2
+
+    _until(watched, 15)
+    ticks = _ticks(api, sid)
+    assert ticks[1] - ticks[0] >= 2000  # the ticks while the first ran did not fire
+    assert api.delete(f"/api/v1/schedules/{sid}").status_code == 204
+    skipped = 0.0
+    for port in workers.metrics_ports:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        found = re.search(r'^queue_system_worker_schedule_ticks_skipped_total\{timing="every"\} (\S+)$', text, re.M)
+        skipped += float(found.group(1)) if found else 0.0
+    assert skipped >= 2
