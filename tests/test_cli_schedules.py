@@ -148,3 +148,19 @@ def test_overlap_skip_shown_and_skipped_ticks_counted(cli: Cli, redis_client: re
     assert "overlap:         skip" in shown and "skipped ticks:   1" in shown
     bad = cli("schedules", "create", "--every", "1m", "--overlap", "replace", "--task", ECHO)
     assert bad.exit_code == EXIT_USAGE
+
+
+def test_a_create_past_schedules_max_names_the_limit(
+    redis_client: redis.Redis, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    logs = tmp_path_factory.mktemp("cli-sched-max-logs")
+    proc, url = support.start_api(redis_url, logs, "api-sched-max", SCHEDULES_MAX="1")
+    try:
+        runner = CliRunner(env={"QUEUE_SYSTEM_URL": None, "QUEUE_SYSTEM_API_KEY": None})
+        argv = ["schedules", "create", "--every", "1m", "--task", ECHO, "--url", url]
+        assert runner.invoke(MAIN, argv, catch_exceptions=False).exit_code == EXIT_OK
+        full = runner.invoke(MAIN, argv, catch_exceptions=False)
+        assert full.exit_code == EXIT_CONFLICT
+        assert "limit reached: SCHEDULES_MAX is 1; delete a schedule first" in full.stderr
+    finally:
+        proc.stop()

@@ -209,6 +209,9 @@ class Recorder:
     def schedule_fired(self, timing: str, created: int, late_s: float) -> None:
         self.fired.append((timing, created, late_s))
 
+    def schedule_skipped(self, timing: str, ticks: int) -> None:
+        return
+
 
 def test_only_the_worker_that_fired_reports_it(client: TestClient[Any], redis_client: redis.Redis) -> None:
     created = client.post("/api/v1/schedules", json={"task": ECHO, "every": "1s"}).json()

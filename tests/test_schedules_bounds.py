@@ -159,11 +159,12 @@ def test_random_ticks_and_finishes(redis_client: redis.Redis, overlap: str, step
 def test_schedules_max_refuses_a_create_beyond_it(redis_client: redis.Redis, redis_url: str) -> None:
     with _app(redis_url, SCHEDULES_MAX="2") as client:
         for sid in ("a", "b"):
-            assert client.post("/api/v1/schedules", json={"id": sid, "task": ECHO, "every": "1m"}).status_code == 201
+            answer = client.post("/api/v1/schedules", json={"id": sid, "task": ECHO, "every": "1m"})
+            assert answer.status_code == 201
         full = client.post("/api/v1/schedules", json={"task": ECHO, "every": "1m"})
         problem = assert_problem(full, 409)
         assert (problem["setting"], problem["limit"]) == ("SCHEDULES_MAX", 2)
-        assert problem["detail"] == "at most 2 schedules (SCHEDULES_MAX): delete one first"
+        assert problem["detail"] == "limit reached: SCHEDULES_MAX is 2; delete a schedule first"
         # Not counted: a repeated create of an existing id (a redeploy), and a change of one.
         again = client.post("/api/v1/schedules", json={"id": "a", "task": ECHO, "every": "1m"})
         assert again.status_code == 200

@@ -65,7 +65,7 @@ class Overlap(StrEnum):
     `concurrencyPolicy` Allow and Forbid; its Replace is not offered: docs/schedules.md says why)."""
 
     ALLOW = "allow"  # fire anyway: one task per tick, however many are still waiting or running
-    SKIP = "skip"  # skip the tick (counted); fire again once that task completed, failed, was cancelled or gone
+    SKIP = "skip"  # skip the tick (counted) until that task completed, failed, was cancelled or is gone
 
 
 class TimingError(ValueError):

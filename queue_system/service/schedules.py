@@ -143,7 +143,7 @@ class ScheduleService:
                 return await self.get(rec.id), True
             if saved is SaveResult.FULL:
                 raise LimitReached(
-                    f"at most {self.max_schedules} schedules (SCHEDULES_MAX): delete one first",
+                    f"limit reached: SCHEDULES_MAX is {self.max_schedules}; delete a schedule first",
                     setting="SCHEDULES_MAX",
                     limit=self.max_schedules,
                 )
