@@ -7,8 +7,8 @@ here, at submit, into the typed policy stored on the task.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -148,7 +148,8 @@ class TaskService:
         kind = self.registry.get(sub.type)
         payload = kind.decode(sub.payload, field_prefix=sub.payload_prefix)
         self._check_options(sub)
-        payload_json = msgspec.json.encode(payload).decode()
+        payload_bytes = msgspec.json.encode(payload)  # stored as text, fingerprinted as these bytes
+        payload_json = payload_bytes.decode()
         policy = self._policy(kind, sub.retry)
         extra: dict[str, str] = {}
         if policy is not None:  # a task on its kind's policy stores nothing: memory per task counts
@@ -163,9 +164,12 @@ class TaskService:
         # The options as requested (not as resolved): resending the same request stays the same task.
         requested = msgspec.json.encode(sub.retry.requested).decode() if sub.retry else ""
         options = f"{sub.queue}\0{requested}\0{sub.timeout_ms}\0{sub.delay_ms}\0{sub.run_at}"
-        fingerprint = hashlib.sha256(f"{sub.type}\0{payload_json}\0{options}".encode()).hexdigest()[:32]
+        digest = hashlib.sha256(f"{sub.type}\0".encode())
+        digest.update(payload_bytes)
+        digest.update(f"\0{options}".encode())
+        fingerprint = digest.hexdigest()[:32]
         new = NewTask(
-            id=sub.id or str(uuid.uuid4()),
+            id=sub.id or new_id(),
             type=sub.type,
             queue=sub.queue,
             payload_json=payload_json,
@@ -262,6 +266,14 @@ class TaskService:
         await self.store.cancel(task_id, now_ms(), self.retention_ms)
         if not await self.store.delete(task_id):
             raise TaskNotFound(task_id)
+
+
+def new_id() -> str:
+    """A random (version 4) UUID in its usual text form, as `str(uuid.uuid4())` spells it, without
+    uuid.UUID's checks and int arithmetic (1.8 us, not 2.7, here: paid by each task of a batch)."""
+    h = os.urandom(16).hex()
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
 
 
 def _as_task(
