@@ -38,6 +38,14 @@ class _RawBatch(msgspec.Struct, forbid_unknown_fields=True):
     tasks: list[msgspec.Raw]
 
 
+class _Batch(msgspec.Struct, forbid_unknown_fields=True):
+    tasks: list[SubmitTask]
+
+
+# An item as decoded: typed when the whole body decoded at once, else its own bytes.
+_Item = SubmitTask | msgspec.Raw
+
+
 class BatchItem(msgspec.Struct, omit_defaults=True):
     """One item's result: `status` as a single submit would have answered, with `task` (201, 200)
     or `problem` (anything else)."""
@@ -124,7 +132,7 @@ async def submit_batch(
 
 
 async def answer(
-    request: Request[Any, Any, Any], service: TaskService, raw: list[msgspec.Raw]
+    request: Request[Any, Any, Any], service: TaskService, raw: list[_Item]
 ) -> tuple[bytes, bool]:
     """BatchResult's JSON for the batch `raw`, and whether every item was created.
 
@@ -135,13 +143,18 @@ async def answer(
     outcomes: list[Any] = await service.submit_many([_submission(item) for item in raw])
     del raw
     counts = {201: 0, 200: 0}
+    by_type: dict[str, int] = {}  # created per task type: one metrics update per type, not per item
     encoded: list[bytes] = []
     for i in range(len(outcomes)):
         outcome, outcomes[i] = outcomes[i], None
         item = _item(request, i, outcome)
         if item.status in counts:
             counts[item.status] += 1
+        if item.status == 201 and item.task is not None:
+            by_type[item.task.type] = by_type.get(item.task.type, 0) + 1
         encoded.append(_ENCODER.encode(item))
+    for task_type, n in by_type.items():
+        metrics.submitted(task_type, n)
     created, existing = counts[201], counts[200]
     head = b'{"created":%d,"existing":%d,"failed":%d,"items":[' % (
         created,
@@ -151,9 +164,18 @@ async def answer(
     return b"".join((head, b",".join(encoded), b"]}")), created == len(encoded)
 
 
-def _decode(body: bytes) -> list[msgspec.Raw]:
+def _decode(body: bytes) -> list[_Item]:
+    """The items, typed in one decode when every one is valid (the common case: ~1/3 of the
+    per-item decoding cost); else each as its bytes, so each bad one gets its own problem."""
     try:
-        raw = msgspec.json.decode(body, type=_RawBatch).tasks
+        return [*msgspec.json.decode(body, type=_Batch).tasks] or _decode_each(body)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return _decode_each(body)
+
+
+def _decode_each(body: bytes) -> list[_Item]:
+    try:
+        raw: list[_Item] = [*msgspec.json.decode(body, type=_RawBatch).tasks]
     except msgspec.ValidationError as exc:
         path, message = split_msgspec_error(str(exc))
         raise InvalidInput(message, field=path or "body") from None
@@ -164,9 +186,10 @@ def _decode(body: bytes) -> list[msgspec.Raw]:
     return raw
 
 
-def _submission(raw: msgspec.Raw) -> Submission | InvalidInput:
+def _submission(item: _Item) -> Submission | InvalidInput:
     try:
-        return to_submission(msgspec.json.decode(raw, type=SubmitTask))
+        data = item if isinstance(item, SubmitTask) else msgspec.json.decode(item, type=SubmitTask)
+        return to_submission(data)
     except msgspec.ValidationError as exc:
         path, message = split_msgspec_error(str(exc))
         return InvalidInput(message, field=path or None)
@@ -179,8 +202,6 @@ def _item(
 ) -> BatchItem:
     if isinstance(outcome, tuple):
         task, created = outcome
-        if created:
-            metrics.submitted(task.type)
         return BatchItem(index, 201 if created else 200, task=created_out(task, created=created))
     body = problems.on_app_error(request, outcome).content
     assert isinstance(body, dict)

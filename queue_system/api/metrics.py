@@ -116,11 +116,11 @@ REASONS = {401: "unauthorized", 403: "unauthorized", 409: "conflict", 413: "too_
 _submitted_by_type: dict[str, Counter] = {}
 
 
-def submitted(task_type: str) -> None:
+def submitted(task_type: str, n: int = 1) -> None:
     counter = _submitted_by_type.get(task_type)
     if counter is None:  # (task types are the registered kinds: bounded)
         counter = _submitted_by_type.setdefault(task_type, _submitted.labels(task_type))
-    counter.inc()
+    counter.inc(n)
 
 
 def rejection_reason(status: int) -> str:

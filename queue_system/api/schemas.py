@@ -196,9 +196,30 @@ def waiting_out(w: Waiting | None) -> WaitingOut | None:
 
 
 def created_out(task: Task, *, created: bool) -> CreatedTask:
+    """The answer of every create (and of each created item of a batch, ~1,000 a request): built
+    directly, not through `_task_fields`' dict (a third of this function's cost)."""
     task = shown_task(task)
-    message = "task accepted" if created else "task already exists (same id and request)"
-    return CreatedTask(**_task_fields(task), task_id=task.id, message=message)
+    created_at = rfc3339(task.created_at) or ""
+    updated = created_at if task.updated_at == task.created_at else rfc3339(task.updated_at) or ""
+    return CreatedTask(
+        task.id,
+        task.type,
+        task.status.value,
+        task.queue,
+        task.payload,
+        task.attempts,
+        created_at,
+        updated,
+        next_attempt_at=rfc3339(task.next_attempt_at),
+        completed_at=rfc3339(task.completed_at),
+        result=task.result,
+        last_error=task.last_error,
+        retry=task.retry.requested if task.retry is not None else None,
+        waiting=waiting_out(task.waiting),
+        schedule_id=task.schedule_id,
+        task_id=task.id,
+        message="task accepted" if created else "task already exists (same id and request)",
+    )
 
 
 def _task_fields(task: Task) -> dict[str, Any]:

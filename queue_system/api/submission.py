@@ -75,7 +75,7 @@ def _run_at_ms(data: SubmitTask) -> int | None:
 
 
 def _type_and_payload(data: SubmitTask) -> tuple[str, Any, str]:
-    shorthand = {name: getattr(data, name) for name in WEBHOOK_FIELDS if getattr(data, name) is not None}
+    shorthand = {name: value for name in WEBHOOK_FIELDS if (value := getattr(data, name)) is not None}
     if data.type is None and data.payload is None:
         if "url" not in shorthand:
             raise InvalidInput("required (or give `type` and `payload`)", field="url")
