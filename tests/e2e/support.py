@@ -190,6 +190,33 @@ def stack(redis_url: str, log_dir: Path, **env: str) -> Iterator[Stack]:
         running.stop()
 
 
+class LocalRun:
+    """`cmd/run.py` (the whole local stack in one process tree) and the children it was seen to start."""
+
+    def __init__(self, proc: Proc) -> None:
+        self.proc = proc
+        self.children: list[int] = []
+
+    def note_children(self) -> list[int]:
+        """Remember the processes below run.py now, so they are killed even if run.py leaves them."""
+        self.children = descendants(self.proc.pid)
+        return self.children
+
+
+@contextlib.contextmanager
+def local_run(name: str, env: Mapping[str, str], log_dir: Path) -> Iterator[LocalRun]:
+    """Start `cmd/run.py`; on the way out stop it and kill any child noted that outlived it."""
+    run = LocalRun(Proc(name, _python("run.py"), env, log_dir))
+    try:
+        yield run
+    finally:
+        if run.proc.running:
+            run.proc.stop(timeout=25)
+        for pid in run.children:
+            if alive(pid):
+                kill_pid(pid)
+
+
 # -- the API, seen from a client ---------------------------------------------------------------
 
 
