@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+
+from tests.docker.support import Receiver, bridge_gateway
 
 ENABLED = os.environ.get("QS_DOCKER_TEST") == "1"
 
@@ -20,3 +23,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("docker"):
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    """The receiver on the Docker bridge's gateway, one per test module (each runs its own stack)."""
+    rx = Receiver(bridge_gateway())
+    yield rx
+    rx.close()
