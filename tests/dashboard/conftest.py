@@ -4,8 +4,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import redis
+from litestar.testing import TestClient
+
+from queue_system.api.keys import KeyRing
+from tests.support.dashboard import READ_KEY, WRITE_KEY, make_client
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -15,3 +22,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("browser"):
             item.add_marker(skip)
+
+
+@pytest.fixture
+def open_client(redis_client: redis.Redis, redis_url: str) -> Iterator[TestClient[Any]]:
+    """The dashboard with no keys configured (open mode, as `make run` has it)."""
+    with make_client(redis_url, None) as client:
+        yield client
+
+
+@pytest.fixture
+def keyed(redis_client: redis.Redis, redis_url: str) -> Iterator[TestClient[Any]]:
+    """The dashboard behind a write key and a read-only key (sign in with `sign_in`)."""
+    ring = KeyRing.from_settings(api_keys=WRITE_KEY, read_keys=READ_KEY)
+    with make_client(redis_url, ring) as client:
+        yield client
