@@ -12,19 +12,19 @@ import statistics
 
 import redis
 
-from bench.common import BenchError, embedded_redis, free_port, log, running
+from bench.common import BenchError, log, running
 from bench.context import WEBHOOK_BODY, WEBHOOK_BODY_JSON, Context
 from bench.drain import Drain, drain
 from bench.loadgen import closed_loop
 from bench.report import Row, Target
 from bench.s_worker import cpu_probe, drain_timeout
-from bench.systems import failed, start_api
+from bench.systems import failed
 from bench.world import (
     completed,
+    delayed_receiver_and_api,
     receiver_stats,
     reset_receiver,
     start_default_worker,
-    start_receiver,
     submit_all,
     webhook_request,
 )
@@ -59,39 +59,32 @@ def run(ctx: Context) -> None:
     cpu: list[float] = []
     peak: list[float] = []
     wrk_p99: list[float] = []
-    with embedded_redis("slow") as (url, client):
-        rx_port, api_port = free_port(), free_port()
-        with (
-            running(start_receiver("rx-100ms", rx_port, ctx.logs, "--delay-ms", str(DELAY_MS))),
-            running(start_api(url, api_port, ctx.logs)),
-        ):
-            rx = f"http://127.0.0.1:{rx_port}"
-            api = f"http://127.0.0.1:{api_port}/api/v1/tasks"
-            for rnd, side in ctx.sides():
-                if side == "baseline":
-                    r = closed_loop(
-                        f"{rx}/wrk",
-                        WEBHOOK_BODY_JSON,
-                        connections=WRK_CONNECTIONS,
-                        seconds=s.slow_seconds,
-                        workdir=ctx.logs,
-                    )
-                    rates[side].append(r.rps)
-                    wrk_p99.append(r.p99_ms)
-                    log(
-                        f"s7 round {rnd + 1} {r.tool} -c {WRK_CONNECTIONS}: {r.rps:.0f} req/s "
-                        f"p99 {r.p99_ms:.0f} ms"
-                    )
-                    continue
-                d, active = _ours(url, client, api, rx, ctx)
-                rates[side].append(d.rate)
-                cpu.append(d.cpu_ms.get("worker", 0.0))
-                peak.append(active)
-                log(
-                    f"s7 round {rnd + 1} ours: {d.rate:.0f} deliveries/s, "
-                    f"{active} requests in flight at most, "
-                    f"worker CPU {cpu[-1]:.2f} ms/delivery"
+    with delayed_receiver_and_api("slow", "rx-100ms", DELAY_MS, ctx.logs) as (url, client, rx, api):
+        for rnd, side in ctx.sides():
+            if side == "baseline":
+                r = closed_loop(
+                    f"{rx}/wrk",
+                    WEBHOOK_BODY_JSON,
+                    connections=WRK_CONNECTIONS,
+                    seconds=s.slow_seconds,
+                    workdir=ctx.logs,
                 )
+                rates[side].append(r.rps)
+                wrk_p99.append(r.p99_ms)
+                log(
+                    f"s7 round {rnd + 1} {r.tool} -c {WRK_CONNECTIONS}: {r.rps:.0f} req/s "
+                    f"p99 {r.p99_ms:.0f} ms"
+                )
+                continue
+            d, active = _ours(url, client, api, rx, ctx)
+            rates[side].append(d.rate)
+            cpu.append(d.cpu_ms.get("worker", 0.0))
+            peak.append(active)
+            log(
+                f"s7 round {rnd + 1} ours: {d.rate:.0f} deliveries/s, "
+                f"{active} requests in flight at most, "
+                f"worker CPU {cpu[-1]:.2f} ms/delivery"
+            )
     labels = {"baseline_label": f"wrk -c {WRK_CONNECTIONS}", "ours_label": "ours"}
     ctx.rows += [
         Row(
