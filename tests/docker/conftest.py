@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.docker.support import Receiver, bridge_gateway
+from tests.support.gate import Gate
 
-ENABLED = os.environ.get("QS_DOCKER_TEST") == "1"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "docker: builds the images and runs them with Docker Compose")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if ENABLED:
-        return
-    skip = pytest.mark.skip(reason="containers: run by `make docker-test`")
-    for item in items:
-        if item.get_closest_marker("docker"):
-            item.add_marker(skip)
+GATE = Gate(
+    "QS_DOCKER_TEST",
+    "docker",
+    "builds the images and runs them with Docker Compose",
+    "containers: run by `make docker-test`",
+)
+pytest_configure = GATE.configure
+pytest_collection_modifyitems = GATE.collection_modifyitems
 
 
 @pytest.fixture(scope="module")
