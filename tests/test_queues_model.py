@@ -71,9 +71,12 @@ class PauseModel(RuleBasedStateMachine):
         return self.now
 
     def teardown(self) -> None:
-        self.loop.run_until_complete(self.aclient.aclose())
-        self.loop.close()
-        self.store.close()
+        try:
+            self.drain()  # every run ends with each task driven to a final status
+        finally:
+            self.loop.run_until_complete(self.aclient.aclose())
+            self.loop.close()
+            self.store.close()
 
     @rule()
     def submit(self) -> None:
@@ -221,11 +224,5 @@ def test_pause_resume_never_loses_or_doubles_a_task(redis_client: redis.Redis, r
     class Run(PauseModel):
         def __init__(self) -> None:
             super().__init__(redis_client, redis_url)
-
-        def teardown(self) -> None:
-            try:
-                self.drain()
-            finally:
-                super().teardown()
 
     run_state_machine_as_test(Run, settings=SETTINGS)
