@@ -137,14 +137,20 @@ def start_api(redis_url: str, log_dir: Path, name: str = "api", **env: str) -> t
 
 
 @contextlib.contextmanager
-def api_alone(redis_url: str, log_dir: Path, name: str) -> Iterator[httpx.Client]:
-    """A client of an API process of its own (for modules that start and stop workers themselves)."""
-    proc, base_url = start_api(redis_url, log_dir, name=name)
+def api_only(redis_url: str, log_dir: Path, name: str = "api", **env: str) -> Iterator[str]:
+    """An API process of its own with no worker, stopped on the way out; -> its base URL."""
+    proc, base_url = start_api(redis_url, log_dir, name, **env)
     try:
-        with httpx.Client(base_url=base_url, timeout=10) as client:
-            yield client
+        yield base_url
     finally:
         proc.stop()
+
+
+@contextlib.contextmanager
+def api_alone(redis_url: str, log_dir: Path, name: str) -> Iterator[httpx.Client]:
+    """A client of an API process of its own (for modules that start and stop workers themselves)."""
+    with api_only(redis_url, log_dir, name) as url, httpx.Client(base_url=url, timeout=10) as client:
+        yield client
 
 
 def start_worker(redis_url: str, log_dir: Path, name: str = "worker", **env: str) -> Proc:
