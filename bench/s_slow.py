@@ -14,13 +14,11 @@ import redis
 
 from bench.common import BenchError, log, running
 from bench.context import WEBHOOK_BODY, WEBHOOK_BODY_JSON, Context
-from bench.drain import Drain, drain
+from bench.drain import Drain
 from bench.loadgen import closed_loop
 from bench.report import Row, delivery_rows
-from bench.s_worker import cpu_probe, drain_timeout
-from bench.systems import failed
+from bench.s_worker import ours_drained
 from bench.world import (
-    completed,
     delayed_receiver_and_api,
     receiver_stats,
     reset_receiver,
@@ -42,14 +40,7 @@ def _ours(url: str, client: redis.Redis, api: str, rx: str, ctx: Context) -> tup
         raise BenchError(f"7: {refused} of {n} submissions refused")
     reset_receiver(rx)
     with running(start_default_worker(url, ctx.logs, name="worker-slow")) as proc:
-        d = drain(
-            proc,
-            lambda: completed(client),
-            n,
-            timeout=drain_timeout(n),
-            failed=lambda: failed(client),
-            cpu=cpu_probe(proc, client),
-        )
+        d = ours_drained(proc, client, n)
     return d, int(receiver_stats(rx)["max_active"])
 
 
