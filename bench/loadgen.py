@@ -84,6 +84,20 @@ def run_wrk(url: str, body: str, *, connections: int, seconds: float, workdir: P
     return parse_wrk(out.stdout)
 
 
+def _result(url: str, latencies: list[float], errors: int, elapsed: float, tool: str) -> LoadResult:
+    """A closed loop's figures from its successful requests' latencies (ms) and its errors."""
+    if not latencies:
+        raise BenchError(f"no successful request to {url}")
+    return LoadResult(
+        rps=len(latencies) / elapsed,
+        p50_ms=percentile(latencies, 50),
+        p99_ms=percentile(latencies, 99),
+        requests=len(latencies) + errors,
+        errors=errors,
+        tool=tool,
+    )
+
+
 async def _closed_loop(url: str, body: bytes, connections: int, seconds: float) -> LoadResult:
     latencies: list[float] = []
     errors = 0
@@ -109,16 +123,7 @@ async def _closed_loop(url: str, body: bytes, connections: int, seconds: float) 
         t0 = time.monotonic()
         await asyncio.gather(*(one_connection() for _ in range(connections)))
         elapsed = time.monotonic() - t0
-    if not latencies:
-        raise BenchError(f"no successful request to {url}")
-    return LoadResult(
-        rps=len(latencies) / elapsed,
-        p50_ms=percentile(latencies, 50),
-        p99_ms=percentile(latencies, 99),
-        requests=len(latencies) + errors,
-        errors=errors,
-        tool="httpx",
-    )
+    return _result(url, latencies, errors, elapsed, "httpx")
 
 
 def closed_loop(url: str, body: str, *, connections: int, seconds: float, workdir: Path) -> LoadResult:
@@ -227,16 +232,7 @@ async def _raw_closed_loop(url: str, body: bytes, connections: int, seconds: flo
     t0 = time.monotonic()
     await asyncio.gather(*(one_connection() for _ in range(connections)))
     elapsed = time.monotonic() - t0
-    if not latencies:
-        raise BenchError(f"no successful request to {url}")
-    return LoadResult(
-        rps=len(latencies) / elapsed,
-        p50_ms=percentile(latencies, 50),
-        p99_ms=percentile(latencies, 99),
-        requests=len(latencies) + errors,
-        errors=errors,
-        tool="asyncio streams",
-    )
+    return _result(url, latencies, errors, elapsed, "asyncio streams")
 
 
 def raw_closed_loop(url: str, body: str, *, connections: int, seconds: float) -> LoadResult:

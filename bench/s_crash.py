@@ -21,16 +21,16 @@ from collections.abc import Callable
 
 import redis
 
-from bench.common import BenchError, Proc, embedded_redis, free_port, log, running
+from bench.common import BenchError, Proc, log
 from bench.context import WEBHOOK_BODY, Context
 from bench.report import Row, Target
-from bench.systems import KEYS, failed, start_api
+from bench.systems import KEYS, failed
 from bench.world import (
     completed,
+    delayed_receiver_and_api,
     queued,
     setting_value,
     start_default_worker,
-    start_receiver,
     submit_all,
     webhook_request,
 )
@@ -121,21 +121,14 @@ def run(ctx: Context) -> None:
     seconds: dict[str, list[float]] = {"baseline": [], "ours": []}
     held: list[float] = []
     unfinished = 0
-    with embedded_redis("crash") as (url, client):
-        rx_port, api_port = free_port(), free_port()
-        with (
-            running(start_receiver("rx-1s", rx_port, ctx.logs, "--delay-ms", str(DELAY_MS))),
-            running(start_api(url, api_port, ctx.logs)),
-        ):
-            rx = f"http://127.0.0.1:{rx_port}"
-            api = f"http://127.0.0.1:{api_port}/api/v1/tasks"
-            for rnd, side in ctx.sides():
-                log(f"s9 round {rnd + 1} {side} ...")
-                took, n_held, done = _round(side, url, client, api, rx, ctx)
-                seconds[side].append(took)
-                if side == "ours":
-                    held.append(float(n_held))
-                    unfinished += not done
+    with delayed_receiver_and_api("crash", "rx-1s", DELAY_MS, ctx.logs) as (url, client, rx, api):
+        for rnd, side in ctx.sides():
+            log(f"s9 round {rnd + 1} {side} ...")
+            took, n_held, done = _round(side, url, client, api, rx, ctx)
+            seconds[side].append(took)
+            if side == "ours":
+                held.append(float(n_held))
+                unfinished += not done
     ctx.rows += [
         Row(
             "9 crash",

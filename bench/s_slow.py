@@ -12,19 +12,17 @@ import statistics
 
 import redis
 
-from bench.common import BenchError, embedded_redis, free_port, log, running
+from bench.common import BenchError, log, running
 from bench.context import WEBHOOK_BODY, WEBHOOK_BODY_JSON, Context
-from bench.drain import Drain, drain
+from bench.drain import Drain
 from bench.loadgen import closed_loop
-from bench.report import Row, Target
-from bench.s_worker import cpu_probe, drain_timeout
-from bench.systems import failed, start_api
+from bench.report import Row, delivery_rows
+from bench.s_worker import ours_drained
 from bench.world import (
-    completed,
+    delayed_receiver_and_api,
     receiver_stats,
     reset_receiver,
     start_default_worker,
-    start_receiver,
     submit_all,
     webhook_request,
 )
@@ -42,14 +40,7 @@ def _ours(url: str, client: redis.Redis, api: str, rx: str, ctx: Context) -> tup
         raise BenchError(f"7: {refused} of {n} submissions refused")
     reset_receiver(rx)
     with running(start_default_worker(url, ctx.logs, name="worker-slow")) as proc:
-        d = drain(
-            proc,
-            lambda: completed(client),
-            n,
-            timeout=drain_timeout(n),
-            failed=lambda: failed(client),
-            cpu=cpu_probe(proc, client),
-        )
+        d = ours_drained(proc, client, n)
     return d, int(receiver_stats(rx)["max_active"])
 
 
@@ -59,57 +50,40 @@ def run(ctx: Context) -> None:
     cpu: list[float] = []
     peak: list[float] = []
     wrk_p99: list[float] = []
-    with embedded_redis("slow") as (url, client):
-        rx_port, api_port = free_port(), free_port()
-        with (
-            running(start_receiver("rx-100ms", rx_port, ctx.logs, "--delay-ms", str(DELAY_MS))),
-            running(start_api(url, api_port, ctx.logs)),
-        ):
-            rx = f"http://127.0.0.1:{rx_port}"
-            api = f"http://127.0.0.1:{api_port}/api/v1/tasks"
-            for rnd, side in ctx.sides():
-                if side == "baseline":
-                    r = closed_loop(
-                        f"{rx}/wrk",
-                        WEBHOOK_BODY_JSON,
-                        connections=WRK_CONNECTIONS,
-                        seconds=s.slow_seconds,
-                        workdir=ctx.logs,
-                    )
-                    rates[side].append(r.rps)
-                    wrk_p99.append(r.p99_ms)
-                    log(
-                        f"s7 round {rnd + 1} {r.tool} -c {WRK_CONNECTIONS}: {r.rps:.0f} req/s "
-                        f"p99 {r.p99_ms:.0f} ms"
-                    )
-                    continue
-                d, active = _ours(url, client, api, rx, ctx)
-                rates[side].append(d.rate)
-                cpu.append(d.cpu_ms.get("worker", 0.0))
-                peak.append(active)
-                log(
-                    f"s7 round {rnd + 1} ours: {d.rate:.0f} deliveries/s, "
-                    f"{active} requests in flight at most, "
-                    f"worker CPU {cpu[-1]:.2f} ms/delivery"
+    with delayed_receiver_and_api("slow", "rx-100ms", DELAY_MS, ctx.logs) as (url, client, rx, api):
+        for rnd, side in ctx.sides():
+            if side == "baseline":
+                r = closed_loop(
+                    f"{rx}/wrk",
+                    WEBHOOK_BODY_JSON,
+                    connections=WRK_CONNECTIONS,
+                    seconds=s.slow_seconds,
+                    workdir=ctx.logs,
                 )
-    labels = {"baseline_label": f"wrk -c {WRK_CONNECTIONS}", "ours_label": "ours"}
+                rates[side].append(r.rps)
+                wrk_p99.append(r.p99_ms)
+                log(
+                    f"s7 round {rnd + 1} {r.tool} -c {WRK_CONNECTIONS}: {r.rps:.0f} req/s "
+                    f"p99 {r.p99_ms:.0f} ms"
+                )
+                continue
+            d, active = _ours(url, client, api, rx, ctx)
+            rates[side].append(d.rate)
+            cpu.append(d.cpu_ms.get("worker", 0.0))
+            peak.append(active)
+            log(
+                f"s7 round {rnd + 1} ours: {d.rate:.0f} deliveries/s, "
+                f"{active} requests in flight at most, "
+                f"worker CPU {cpu[-1]:.2f} ms/delivery"
+            )
     ctx.rows += [
-        Row(
+        *delivery_rows(
             "7 slow receiver",
             f"{DELAY_MS} ms receiver: drain {s.slow_n:,} (default settings) vs wrk",
-            "deliveries/s",
-            ours=rates["ours"],
-            baseline=rates["baseline"],
-            target=Target("ratio", ">=", 0.4),
-            **labels,
-        ),
-        Row(
-            "7 slow receiver",
-            "absolute deliveries/s",
-            "deliveries/s",
-            ours=rates["ours"],
-            target=Target("ours", ">=", 1000),
-            ours_label="ours",
+            rates["ours"],
+            rates["baseline"],
+            f"wrk -c {WRK_CONNECTIONS}",
+            ratio=0.4,
         ),
         Row(
             "7 slow receiver",

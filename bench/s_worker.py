@@ -41,31 +41,37 @@ def cpu_probe(proc: Proc, client: redis.Redis) -> CpuProbe:
     return lambda: {"worker": tree_cpu_s(proc.pid), "redis": redis_cpu_s(client)}
 
 
+def ours_drained(proc: Proc, client: redis.Redis, n: int) -> Drain:
+    """Wait until our worker `proc` has completed `n` tasks (any failed one is an error), CPU probed."""
+    return drain(
+        proc,
+        lambda: completed(client),
+        n,
+        timeout=drain_timeout(n),
+        failed=lambda: failed(client),
+        cpu=cpu_probe(proc, client),
+    )
+
+
+def bare_drained(proc: Proc, client: redis.Redis, n: int) -> Drain:
+    """Wait until the bare Dramatiq worker `proc` has taken all `n` messages off its queue, CPU probed."""
+    return drain(
+        proc, lambda: n - bare_outstanding(client), n, timeout=drain_timeout(n), cpu=cpu_probe(proc, client)
+    )
+
+
 def drain_ours(url: str, client: redis.Redis, n: int, shape: WorkerShape, ctx: Context) -> Drain:
     client.flushall()
     preload_ours(url, noop_submissions(n))
     with running(start_worker(url, shape, ctx.logs)) as proc:
-        return drain(
-            proc,
-            lambda: completed(client),
-            n,
-            timeout=drain_timeout(n),
-            failed=lambda: failed(client),
-            cpu=cpu_probe(proc, client),
-        )
+        return ours_drained(proc, client, n)
 
 
 def drain_bare(url: str, client: redis.Redis, n: int, shape: WorkerShape, ctx: Context) -> Drain:
     client.flushall()
     bare_enqueue(client, [bare_message("noop") for _ in range(n)])
     with running(start_bare_worker(url, shape, ctx.logs)) as proc:
-        return drain(
-            proc,
-            lambda: n - bare_outstanding(client),
-            n,
-            timeout=drain_timeout(n),
-            cpu=cpu_probe(proc, client),
-        )
+        return bare_drained(proc, client, n)
 
 
 def run_worker_path(ctx: Context) -> None:

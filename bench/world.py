@@ -8,16 +8,30 @@ the HTTP API, environment settings), so they measure today's worker and any late
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import redis
 
-from bench.common import EXTRA_ENV, PY, ROOT, Proc, base_env, port_open, spawn, wait_until
+from bench.common import (
+    EXTRA_ENV,
+    PY,
+    ROOT,
+    Proc,
+    base_env,
+    embedded_redis,
+    free_port,
+    port_open,
+    running,
+    spawn,
+    wait_until,
+)
 from bench.loadgen import open_loop_http
-from bench.systems import KEYS
+from bench.systems import KEYS, start_api
 from queue_system.config.settings import SPEC
 
 
@@ -29,6 +43,21 @@ def start_receiver(name: str, port: int, logs: Path, *args: str) -> Proc:
     wait_until(f"the receiver {name}", lambda: port_open(port) or not proc.running, 15)
     proc.check_alive()
     return proc
+
+
+@contextlib.contextmanager
+def delayed_receiver_and_api(
+    name: str, receiver: str, delay_ms: int, logs: Path
+) -> Iterator[tuple[str, redis.Redis, str, str]]:
+    """A fresh Redis, a receiver that answers after `delay_ms` and the API on that Redis, all
+    stopped on the way out; -> (Redis URL, client, receiver base URL, the API's tasks URL)."""
+    with embedded_redis(name) as (url, client):
+        rx_port, api_port = free_port(), free_port()
+        with (
+            running(start_receiver(receiver, rx_port, logs, "--delay-ms", str(delay_ms))),
+            running(start_api(url, api_port, logs)),
+        ):
+            yield url, client, f"http://127.0.0.1:{rx_port}", f"http://127.0.0.1:{api_port}/api/v1/tasks"
 
 
 def start_default_worker(redis_url: str, logs: Path, name: str = "worker", **env: str) -> Proc:

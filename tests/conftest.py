@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from queue_system.local.embedded import EmbeddedRedis
+from queue_system.storage.worker_store import RedisTaskStore
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +41,11 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
         # (a newer key layout left by tests/test_layout.py stopped tests/test_cli.py's apps).
         client.flushdb()
         client.close()
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis) -> Iterator[RedisTaskStore]:
+    """The worker's store on the flushed Redis (what the storage tests drive the scripts through)."""
+    store = RedisTaskStore(redis_client)
+    yield store
+    store.close()

@@ -14,16 +14,13 @@ from litestar.testing import TestClient
 from queue_system.api.app import create_app
 from queue_system.api.schemas import rfc3339
 from queue_system.config.settings import load_settings
-from tests.support.api import HOOK, assert_problem
+from tests.support.api import HOOK, app_client, assert_problem
 
 
 @pytest.fixture
 def client(redis_client: redis.Redis, redis_url: str) -> Iterator[TestClient[Any]]:
     # 127.0.0.0/8 opened as `make run` does: HOOK points at a local receiver.
-    settings = load_settings(
-        {"REDIS_URL": redis_url, "API_MAX_BODY_BYTES": "4096", "EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}
-    )
-    with TestClient(create_app(settings)) as test_client:
+    with app_client(redis_url, API_MAX_BODY_BYTES="4096", EGRESS_ALLOW_CIDRS="127.0.0.0/8") as test_client:
         yield test_client
 
 

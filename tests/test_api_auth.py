@@ -18,17 +18,13 @@ from queue_system.api.app import create_app
 from queue_system.api.keys import hash_key
 from queue_system.config.settings import load_settings
 from queue_system.errors import ConfigError
-from tests.support.api import assert_problem
+from tests.support.api import app_client, assert_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITE = "write-key-0123456789"
 HASHED = "hashed-key-0123456789"
 READER = "read-key-0123456789ab"
 TASK = {"type": "echo", "payload": "hi"}
-
-
-def app_client(redis_url: str, **env: str) -> TestClient[Any]:
-    return TestClient(create_app(load_settings({"REDIS_URL": redis_url, **env})))
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from queue_system.domain.words import duration, plural
 from queue_system.testing import free_port
 from queue_system.transports.async_http import AsyncHttpSender, PoolLimits
 from queue_system.transports.http import WebhookRequest, exchange
+from tests.support import tls
 
 
 def both(url: str, timeout_s: float) -> list[AttemptResult]:
@@ -104,12 +105,7 @@ def status_503_port() -> Iterator[int]:
 @pytest.fixture(scope="module")
 def self_signed(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
     folder: Path = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=hook.test",
-         "-addext", "subjectAltName=DNS:hook.test", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=30,
-    )  # fmt: skip
+    cert, key = tls.self_signed(folder)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     return context

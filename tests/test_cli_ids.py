@@ -5,7 +5,6 @@ or none (exit 3 not found, 2 usage), never on another one, and never dies with a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -31,13 +30,8 @@ IDS = st.one_of(
 
 @pytest.fixture(scope="module")
 def base_url(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    proc, url = support.start_api(
-        redis_url, Path(tmp_path_factory.mktemp("cli-ids-logs")), name="api-cli-ids"
-    )
-    try:
+    with support.api_only(redis_url, tmp_path_factory.mktemp("cli-ids-logs"), "api-cli-ids") as url:
         yield url
-    finally:
-        proc.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,13 +20,8 @@ Cli = Callable[..., Result]
 
 @pytest.fixture(scope="module")
 def base_url(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    proc, url = support.start_api(
-        redis_url, Path(tmp_path_factory.mktemp("cli-queues-logs")), name="api-cli-q"
-    )
-    try:
+    with support.api_only(redis_url, tmp_path_factory.mktemp("cli-queues-logs"), "api-cli-q") as url:
         yield url
-    finally:
-        proc.stop()
 
 
 @pytest.fixture

@@ -21,13 +21,11 @@ At the end every task is driven to a final status with healthy answers: each par
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 import redis
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -45,21 +43,11 @@ from queue_system.storage.keys import Keys
 from queue_system.storage.types import Claim
 from queue_system.storage.worker_store import RedisTaskStore
 from tests.support.destinations import D, create
+from tests.support.model import TIMEOUT, model_settings
 from tests.support.store import finish_with
 
-FUZZ = os.environ.get("QS_FUZZ") == "1"
-# Under CI (CI=true) the examples come from a fixed seed: a commit passes or fails there the
-# same way every time; `make fuzz` and `make test` elsewhere draw new ones each run.
-SETTINGS = settings(
-    derandomize=os.environ.get("CI") == "true",
-    max_examples=300 if FUZZ else 30,
-    stateful_step_count=80 if FUZZ else 40,
-    deadline=None,
-    report_multiple_bugs=False,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-pytestmark = pytest.mark.timeout(3600 if FUZZ else 300)
+SETTINGS = model_settings(30, 40)
+pytestmark = TIMEOUT
 
 K = Keys()
 ENDPOINTS = [f"{D}/e{i}" for i in range(3)]
@@ -112,7 +100,10 @@ class Destinations(RuleBasedStateMachine):
             self.tasks.update(dict.fromkeys(ids, e))
 
     def teardown(self) -> None:
-        self.store.close()
+        try:
+            self.drain()  # every run ends with each task driven to a final status
+        finally:
+            self.store.close()
 
     # -- the worker's steps ----------------------------------------------------------------------
 
@@ -291,11 +282,5 @@ def test_both_levels_agree_with_a_model_under_any_interleaving(client: redis.Red
     class Run(Destinations):
         def __init__(self) -> None:
             super().__init__(client, redis_url)
-
-        def teardown(self) -> None:
-            try:
-                self.drain()
-            finally:
-                super().teardown()
 
     run_state_machine_as_test(Run, settings=SETTINGS)

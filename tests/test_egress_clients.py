@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import http.server
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from queue_system.transports.egress import EgressBlocked, EgressPolicy
 from queue_system.transports.egress_aiohttp import GuardedConnector, GuardedResolver
 from queue_system.transports.egress_httpx import GuardedHTTPTransport
+from tests.support import tls
 from tests.support.receiver import Receiver, Reply
 
 LOCAL = EgressPolicy.from_strings(allow="127.0.0.0/8")
@@ -133,12 +133,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, 
     """An HTTPS server on 127.0.0.1 whose certificate names only `hook.test`; and a client context
     that trusts it."""
     folder: Path = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=hook.test",
-         "-addext", "subjectAltName=DNS:hook.test", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=30,
-    )  # fmt: skip
+    cert, key = tls.self_signed(folder)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:

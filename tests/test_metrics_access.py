@@ -6,14 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import redis
-from litestar.testing import TestClient
 
-from queue_system.api.app import create_app
 from queue_system.config.settings import load_settings
 from queue_system.storage.keys import Keys
 from queue_system.testing import free_port
@@ -21,19 +18,15 @@ from queue_system.worker.instance import metrics_dir, status_dir
 from queue_system.worker.launch import metrics_keys, metrics_throttle
 from queue_system.worker.master import Master
 from tests.e2e import support
-from tests.support.api import assert_problem
+from tests.support.api import app_client, assert_problem
 
 WRITE = "metrics-write-key-0123456789"
 READ = "metrics-read-key-0123456789"
 KEYS = {"API_KEYS": WRITE, "API_READ_KEYS": READ}
 
 
-def api(redis_url: str, **env: str) -> TestClient[Any]:
-    return TestClient(create_app(load_settings({"REDIS_URL": redis_url, **env})))
-
-
 def test_api_metrics_need_a_key_any_role(redis_client: redis.Redis, redis_url: str) -> None:
-    with api(redis_url, **KEYS) as c:
+    with app_client(redis_url, **KEYS) as c:
         refused = c.get("/metrics")
         assert_problem(refused, 401)
         assert refused.headers["www-authenticate"].startswith("Bearer")
@@ -50,7 +43,7 @@ def test_api_metrics_need_a_key_any_role(redis_client: redis.Redis, redis_url: s
 def test_api_metrics_open_when_public_or_without_keys(
     redis_client: redis.Redis, redis_url: str, env: dict[str, str]
 ) -> None:
-    with api(redis_url, **env) as c:
+    with app_client(redis_url, **env) as c:
         assert c.get("/metrics").status_code == 200
 
 

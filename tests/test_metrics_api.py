@@ -12,6 +12,7 @@ from litestar.testing import TestClient
 
 from queue_system.api.app import create_app
 from queue_system.config.settings import load_settings
+from tests.support.api import app_client
 from tests.support.metrics import scrape, value
 
 HOOK = {"url": "http://127.0.0.1:9/hook"}
@@ -19,10 +20,7 @@ HOOK = {"url": "http://127.0.0.1:9/hook"}
 
 @pytest.fixture
 def client(redis_client: redis.Redis, redis_url: str) -> Iterator[TestClient[Any]]:
-    settings = load_settings(
-        {"REDIS_URL": redis_url, "API_MAX_BODY_BYTES": "4096", "EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}
-    )
-    with TestClient(create_app(settings)) as test_client:
+    with app_client(redis_url, API_MAX_BODY_BYTES="4096", EGRESS_ALLOW_CIDRS="127.0.0.0/8") as test_client:
         yield test_client
 
 

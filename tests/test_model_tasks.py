@@ -13,7 +13,6 @@ slots are written as in production.
 
 from __future__ import annotations
 
-import os
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from urllib.parse import quote
 import httpx
 import pytest
 import redis
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from litestar.testing import TestClient
@@ -35,24 +33,10 @@ from queue_system.domain.retry import Decision
 from queue_system.service.tasks import RESERVED_IDS
 from queue_system.storage.types import Claim
 from queue_system.storage.worker_store import RedisTaskStore
+from tests.support.model import TIMEOUT, model_settings
 
-FUZZ = os.environ.get("QS_FUZZ") == "1"
-# One bug reported, shrunk, without the explain phase: several bugs shrunk side by side took
-# Hypothesis's whole shrink budget (5 min, which pytest-timeout cannot cut short: Hypothesis takes
-# its Failed for one more bug).
-# Under CI (CI=true) the examples come from a fixed seed: a commit passes or fails there the
-# same way every time; `make fuzz` and `make test` elsewhere draw new ones each run.
-MODEL_SETTINGS = settings(
-    derandomize=os.environ.get("CI") == "true",
-    max_examples=400 if FUZZ else 25,
-    stateful_step_count=60 if FUZZ else 30,
-    deadline=None,
-    report_multiple_bugs=False,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-# Passing, it takes seconds; failing, Hypothesis shrinks the example for up to ~2 minutes here.
-pytestmark = pytest.mark.timeout(3600 if FUZZ else 300)
+MODEL_SETTINGS = model_settings(25, 30, fuzz_examples=400, fuzz_steps=60)
+pytestmark = TIMEOUT
 
 TASKS = "/api/v1/tasks"
 ID_ALPHABET = string.ascii_letters + string.digits + "._:-"

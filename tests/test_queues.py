@@ -37,13 +37,6 @@ K = Keys()
 T = TypeVar("T")
 
 
-@pytest.fixture
-def store(redis_client: redis.Redis) -> Iterator[RedisTaskStore]:
-    store = RedisTaskStore(redis_client)
-    yield store
-    store.close()
-
-
 def on_api(redis_url: str, call: Callable[[AsyncQueueStore], Awaitable[T]]) -> T:
     async def go() -> T:
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)

@@ -15,13 +15,11 @@ real scripts, and checks against a plain model:
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
-import pytest
 import redis
 import redis.asyncio as aioredis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -38,17 +36,11 @@ from queue_system.storage.queues import AsyncQueueStore, QueueStore
 from queue_system.storage.task_store import RedisAsyncTaskStore
 from queue_system.storage.types import Change, Claim, SkipReason
 from queue_system.storage.worker_store import RedisTaskStore
+from tests.support.model import TIMEOUT, model_settings
 from tests.support.store import create
 
-FUZZ = os.environ.get("QS_FUZZ") == "1"
-SETTINGS = settings(
-    derandomize=os.environ.get("CI") == "true",
-    max_examples=300 if FUZZ else 25,
-    stateful_step_count=80 if FUZZ else 40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-pytestmark = pytest.mark.timeout(3600 if FUZZ else 300)
+SETTINGS = model_settings(25, 40, suppress=[HealthCheck.too_slow])
+pytestmark = TIMEOUT
 K = Keys()
 Q = "default"
 
@@ -79,9 +71,12 @@ class PauseModel(RuleBasedStateMachine):
         return self.now
 
     def teardown(self) -> None:
-        self.loop.run_until_complete(self.aclient.aclose())
-        self.loop.close()
-        self.store.close()
+        try:
+            self.drain()  # every run ends with each task driven to a final status
+        finally:
+            self.loop.run_until_complete(self.aclient.aclose())
+            self.loop.close()
+            self.store.close()
 
     @rule()
     def submit(self) -> None:
@@ -229,11 +224,5 @@ def test_pause_resume_never_loses_or_doubles_a_task(redis_client: redis.Redis, r
     class Run(PauseModel):
         def __init__(self) -> None:
             super().__init__(redis_client, redis_url)
-
-        def teardown(self) -> None:
-            try:
-                self.drain()
-            finally:
-                super().teardown()
 
     run_state_machine_as_test(Run, settings=SETTINGS)

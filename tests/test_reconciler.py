@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 
@@ -12,13 +10,6 @@ from queue_system.service.reconciler import Reconciler
 from queue_system.service.runner import InFlight
 from queue_system.storage.worker_store import RedisTaskStore
 from tests.support.store import create, lose_message, queued_messages
-
-
-@pytest.fixture
-def store(redis_client: redis.Redis) -> Iterator[RedisTaskStore]:
-    store = RedisTaskStore(redis_client)
-    yield store
-    store.close()
 
 
 def test_the_walk_finds_a_stranded_task_beyond_the_first_slice_and_starts_over(

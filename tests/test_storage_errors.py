@@ -33,12 +33,8 @@ def app_client(url: str) -> TestClient[Any]:
 @pytest.fixture(scope="module")
 def breakable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     """A Redis of this module's own, made full or read-only by the tests (never the shared one)."""
-    server = EmbeddedRedis(Path(tmp_path_factory.mktemp("broken-redis")), persist=False)
-    server.start()
-    try:
+    with EmbeddedRedis(Path(tmp_path_factory.mktemp("broken-redis")), persist=False) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -48,13 +48,6 @@ from tests.support.store import (
 )
 
 
-@pytest.fixture
-def store(redis_client: redis.Redis) -> Iterator[RedisTaskStore]:
-    store = RedisTaskStore(redis_client)
-    yield store
-    store.close()
-
-
 def test_create_stores_record_indexes_and_a_dramatiq_message(
     store: RedisTaskStore, redis_client: redis.Redis, redis_url: str
 ) -> None:

@@ -6,7 +6,6 @@ broker's messages are never touched)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -25,13 +24,6 @@ from tests.support.store import attempt, create, get, ok, queued_messages
 
 K = Keys()
 DEAD_AFTER = 3_000
-
-
-@pytest.fixture
-def store(redis_client: redis.Redis) -> Iterator[RedisTaskStore]:
-    store = RedisTaskStore(redis_client)
-    yield store
-    store.close()
 
 
 def _fetch(broker: FinishAckingBroker, n: int = 10) -> list[str]:

@@ -145,6 +145,14 @@ class EmbeddedRedis:
             self.process.kill()
             self.process.wait()
 
+    def __enter__(self) -> EmbeddedRedis:
+        """Started (see `start`), and stopped on the way out of the `with`."""
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def kill(self) -> None:
         """Stop abruptly, as a crash would (tests)."""
         if self.process is not None and self.process.poll() is None:

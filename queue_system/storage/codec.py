@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -26,6 +26,21 @@ def dumps(value: Any) -> str:
 
 def loads(text: str) -> Any:
     return _decoder.decode(text)
+
+
+T = TypeVar("T")
+
+
+def decode_each(raw: list[Any], kind: type[T]) -> list[T]:
+    """The items of a Redis list of JSON documents as `kind`, those that do not decode left out: a
+    page shows what it can rather than fail on one foreign entry."""
+    out: list[T] = []
+    for item in raw:
+        try:
+            out.append(msgspec.json.decode(item, type=kind))
+        except msgspec.DecodeError:
+            continue
+    return out
 
 
 # A dict lookup is several times cheaper than TaskStatus(value), and the claim decodes a task per run.

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 
+from queue_system.storage.codec import decode_each
 from queue_system.storage.keys import Keys
 
 INBOX_CAP = 50  # requests kept per inbox
@@ -104,10 +105,4 @@ class AsyncInboxStore:
 
     async def read(self, name: str, limit: int = INBOX_CAP) -> list[InboxRequest]:
         raw: list[Any] = await self._client.lrange(self._keys.inbox(name), 0, limit - 1)  # type: ignore[misc]
-        out: list[InboxRequest] = []
-        for item in raw:
-            try:
-                out.append(msgspec.json.decode(item, type=InboxRequest))
-            except msgspec.DecodeError:
-                continue  # not ours; skip rather than break the page
-        return out
+        return decode_each(raw, InboxRequest)

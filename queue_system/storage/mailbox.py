@@ -14,6 +14,7 @@ import msgspec
 import redis
 import redis.asyncio as aioredis
 
+from queue_system.storage.codec import decode_each
 from queue_system.storage.keys import Keys
 
 MAILBOX_CAP = 200
@@ -47,13 +48,7 @@ def store(client: redis.Redis, prefix: str, message: MailboxMessage, cap: int = 
 
 async def read(client: aioredis.Redis, prefix: str, limit: int = MAILBOX_CAP) -> list[MailboxMessage]:
     raw: list[Any] = await client.lrange(mailbox_key(prefix), 0, limit - 1)  # type: ignore[misc]
-    out: list[MailboxMessage] = []
-    for item in raw:
-        try:
-            out.append(msgspec.json.decode(item, type=MailboxMessage))
-        except msgspec.DecodeError:
-            continue  # not ours; skip rather than break the page
-    return out
+    return decode_each(raw, MailboxMessage)
 
 
 class AsyncMailboxReader:

@@ -33,8 +33,7 @@ from queue_system.transports.http import WebhookRequest
 from queue_system.transports.outcome import (
     READ_LIMIT,
     Failure,
-    answered,
-    content_length,
+    answered_with,
     describe,
     failed,
 )
@@ -165,14 +164,7 @@ class AsyncHttpSender:
                 max_redirects=self.max_redirects,
             ) as response:
                 body = await _read_prefix(response)
-                headers = response.headers
-                return answered(
-                    response.status,
-                    headers.get("Retry-After"),
-                    body,
-                    headers.get("Content-Type"),
-                    content_length(headers.get("Content-Length")),
-                )
+                return answered_with(response.status, response.headers, body)
         except Exception as exc:  # (classified below; anything else is raised again)
             return _failure(exc, request.url, timeout_s, self.permanent_errors)
 

@@ -19,8 +19,7 @@ from queue_system.transports.egress import EgressBlocked
 from queue_system.transports.outcome import (
     READ_LIMIT,
     Failure,
-    answered,
-    content_length,
+    answered_with,
     failed,
     parse_retry_after,
     response_text,
@@ -85,11 +84,4 @@ def _read_prefix(response: httpx.Response) -> bytes:
 
 
 def classify(response: httpx.Response, body: bytes) -> AttemptResult:
-    headers = response.headers
-    return answered(
-        response.status_code,
-        headers.get("retry-after"),
-        body,
-        headers.get("content-type"),
-        content_length(headers.get("content-length")),
-    )
+    return answered_with(response.status_code, response.headers, body)

@@ -22,6 +22,7 @@ import email.utils
 import socket
 import ssl
 import time
+from collections.abc import Mapping
 from enum import Enum
 from typing import TypeVar
 
@@ -67,6 +68,18 @@ def answered(
             retry_after_ms=parse_retry_after(retry_after),
         )
     return AttemptResult(Outcome.PERMANENT, error=error, status_code=code, response_body=text)
+
+
+def answered_with(code: int, headers: Mapping[str, str], body: bytes) -> AttemptResult:
+    """`answered`, its headers read from the response's (httpx's and aiohttp's both look a name up
+    without regard to case): what either sender calls with the body prefix it read."""
+    return answered(
+        code,
+        headers.get("Retry-After"),
+        body,
+        headers.get("Content-Type"),
+        content_length(headers.get("Content-Length")),
+    )
 
 
 def failed(failure: Failure, exc: BaseException, url: str, timeout_s: float) -> AttemptResult:

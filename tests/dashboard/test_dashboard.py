@@ -5,33 +5,17 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import redis
 from litestar.testing import TestClient
 
 from queue_system.api.dashboard.auth import SESSION_COOKIE, SESSION_TTL_S
-from queue_system.api.keys import KeyRing
 from queue_system.config.settings import load_settings
 from queue_system.service.operations import operation_runner
 from queue_system.storage.keys import Keys
 from queue_system.testing import poll
-from tests.support.dashboard import HOOK, READ_KEY, WRITE_KEY, csrf_of, fail, make_client, sign_in, submit
-
-
-@pytest.fixture
-def open_client(redis_client: redis.Redis, redis_url: str) -> Iterator[TestClient[Any]]:
-    with make_client(redis_url, None) as client:
-        yield client
-
-
-@pytest.fixture
-def keyed(redis_client: redis.Redis, redis_url: str) -> Iterator[TestClient[Any]]:
-    ring = KeyRing.from_settings(api_keys=WRITE_KEY, read_keys=READ_KEY)
-    with make_client(redis_url, ring) as client:
-        yield client
+from tests.support.dashboard import HOOK, READ_KEY, WRITE_KEY, csrf_of, fail, sign_in, submit
 
 
 def test_open_mode_says_so_on_every_page(open_client: TestClient[Any]) -> None:

@@ -4,21 +4,13 @@ pause/resume button (CSRF-checked form POST), no button for a read-only key."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import redis
 from litestar.testing import TestClient
 
 from queue_system.api.keys import KeyRing
 from tests.support.dashboard import READ_KEY, WRITE_KEY, csrf_of, make_client, sign_in, submit
-
-
-@pytest.fixture
-def open_client(redis_client: redis.Redis, redis_url: str) -> Iterator[TestClient[Any]]:
-    with make_client(redis_url, None) as client:
-        yield client
 
 
 def _row(html: str, queue: str) -> str:

@@ -5,33 +5,18 @@ its last tasks linking to the task pages, and the htmx fragments."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import redis
 from litestar.testing import TestClient
 
-from queue_system.api.keys import KeyRing
 from queue_system.service.schedules import fire_due
 from queue_system.storage.keys import Keys
 from queue_system.storage.schedules import ScheduleStore
-from tests.support.dashboard import READ_KEY, WRITE_KEY, csrf_of, make_client, sign_in
+from tests.support.dashboard import READ_KEY, WRITE_KEY, csrf_of, sign_in
 
 ECHO = {"type": "echo", "payload": "tick"}
 SECRET_HOOK = {"url": "http://127.0.0.1:9/hook", "headers": {"Authorization": "Bearer s3cr3t-value"}}
-
-
-@pytest.fixture
-def open_client(redis_client: redis.Redis, redis_url: str) -> Iterator[TestClient[Any]]:
-    with make_client(redis_url, None) as client:
-        yield client
-
-
-@pytest.fixture
-def keyed(redis_client: redis.Redis, redis_url: str) -> Iterator[TestClient[Any]]:
-    with make_client(redis_url, KeyRing.from_settings(api_keys=WRITE_KEY, read_keys=READ_KEY)) as client:
-        yield client
 
 
 def create(client: TestClient[Any], sid: str, **body: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@ bridge's gateway (the host as the containers see it)."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -10,7 +11,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,33 @@ class Stack:
         response = self.api.get(f"/api/v1/tasks/{task_id}")
         assert response.status_code == 200, response.text
         return str(response.json()["status"])
+
+
+@contextlib.contextmanager
+def compose_up(
+    receiver: Receiver, project: str, files: list[str], settings: dict[str, str], log_tail: int = 80
+) -> Iterator[Stack]:
+    """A compose project built from this checkout and up (every healthcheck green), removed with its
+    volumes on the way out; its logs printed if anything failed. `settings` are the worker's."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "API_PORT_PUBLISHED": str(port),
+        # ENV=production (compose's default) refuses to start the API without keys.
+        "API_KEYS": API_KEY,
+        # The receiver's address is private, so the egress guard must be told to allow it.
+        "EGRESS_ALLOW_CIDRS": f"{receiver.host}/32",
+        **settings,
+    }
+    stack = Stack(env, f"http://127.0.0.1:{port}", project, files)
+    stack.compose("down", "-v", "--remove-orphans", timeout=120)  # a previous run's leftovers
+    try:
+        # --build: the images from this checkout; --wait: every healthcheck green.
+        stack.compose("up", "-d", "--build", "--wait", "--wait-timeout", "240", timeout=900)
+        yield stack
+    except BaseException:
+        print(stack.compose("logs", "--no-color", "--tail", str(log_tail), timeout=60))
+        raise
+    finally:
+        stack.api.close()
+        stack.compose("down", "-v", "--remove-orphans", "--timeout", "10", timeout=180)

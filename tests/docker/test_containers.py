@@ -8,13 +8,12 @@ Then two workers deliver slow webhooks and one container is stopped mid-delivery
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.docker.support import API_KEY, Receiver, Stack, bridge_gateway, free_port, poll, run
+from tests.docker.support import Receiver, Stack, compose_up, poll, run
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1200)]
 
@@ -24,39 +23,11 @@ STOP_GRACE_S = 70
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    rx = Receiver(bridge_gateway())
-    yield rx
-    rx.close()
-
-
-@pytest.fixture(scope="module")
 def stack(receiver: Receiver) -> Iterator[Stack]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "API_PORT_PUBLISHED": str(port),
-        # ENV=production (compose's default) refuses to start the API without keys.
-        "API_KEYS": API_KEY,
-        # The receiver's address is private, so the egress guard must be told to allow it.
-        "EGRESS_ALLOW_CIDRS": f"{receiver.host}/32",
-        # Two deliveries at a time per worker container: "three in flight" means both are busy.
-        "WORKER_PROCESSES": "1",
-        "WORKER_CONCURRENCY": "2",
-        "WORKER_STOP_GRACE": f"{STOP_GRACE_S}s",
-    }
-    stack = Stack(env, f"http://127.0.0.1:{port}", PROJECT, ["docker-compose.yml"])
-    stack.compose("down", "-v", "--remove-orphans", timeout=120)  # a previous run's leftovers
-    try:
-        # --build: the images from this checkout; --wait: every healthcheck green.
-        stack.compose("up", "-d", "--build", "--wait", "--wait-timeout", "240", timeout=900)
+    # Two deliveries at a time per worker container: "three in flight" means both are busy.
+    settings = {"WORKER_PROCESSES": "1", "WORKER_CONCURRENCY": "2", "WORKER_STOP_GRACE": f"{STOP_GRACE_S}s"}
+    with compose_up(receiver, PROJECT, ["docker-compose.yml"], settings) as stack:
         yield stack
-    except BaseException:
-        print(stack.compose("logs", "--no-color", "--tail", "80", timeout=60))
-        raise
-    finally:
-        stack.api.close()
-        stack.compose("down", "-v", "--remove-orphans", "--timeout", "10", timeout=180)
 
 
 def test_a_webhook_through_the_published_port_completes(stack: Stack, receiver: Receiver) -> None:

@@ -9,7 +9,6 @@ process restarted, and every task that got a 201 is delivered to the receiver.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -18,7 +17,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.docker.support import API_KEY, Receiver, Stack, bridge_gateway, free_port, poll, run
+from tests.docker.support import API_KEY, Receiver, Stack, compose_up, poll, run
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
@@ -107,35 +106,11 @@ class Load:
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    rx = Receiver(bridge_gateway())
-    yield rx
-    rx.close()
-
-
-@pytest.fixture(scope="module")
 def stack(receiver: Receiver) -> Iterator[Stack]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "API_PORT_PUBLISHED": str(port),
-        "API_KEYS": API_KEY,
-        "EGRESS_ALLOW_CIDRS": f"{receiver.host}/32",
-        "WORKER_PROCESSES": "1",
-        "WORKER_CONCURRENCY": "4",
-        "WORKER_STOP_GRACE": "40s",
-    }
-    stack = Stack(env, f"http://127.0.0.1:{port}", PROJECT, ["docker-compose.yml", "docker-compose.ha.yml"])
-    stack.compose("down", "-v", "--remove-orphans", timeout=120)
-    try:
-        stack.compose("up", "-d", "--build", "--wait", "--wait-timeout", "240", timeout=900)
+    settings = {"WORKER_PROCESSES": "1", "WORKER_CONCURRENCY": "4", "WORKER_STOP_GRACE": "40s"}
+    files = ["docker-compose.yml", "docker-compose.ha.yml"]
+    with compose_up(receiver, PROJECT, files, settings, log_tail=60) as stack:
         yield stack
-    except BaseException:
-        print(stack.compose("logs", "--no-color", "--tail", "60", timeout=60))
-        raise
-    finally:
-        stack.api.close()
-        stack.compose("down", "-v", "--remove-orphans", "--timeout", "10", timeout=180)
 
 
 def test_killing_the_primary_container_loses_no_accepted_webhook(stack: Stack, receiver: Receiver) -> None:

@@ -137,14 +137,20 @@ def start_api(redis_url: str, log_dir: Path, name: str = "api", **env: str) -> t
 
 
 @contextlib.contextmanager
-def api_alone(redis_url: str, log_dir: Path, name: str) -> Iterator[httpx.Client]:
-    """A client of an API process of its own (for modules that start and stop workers themselves)."""
-    proc, base_url = start_api(redis_url, log_dir, name=name)
+def api_only(redis_url: str, log_dir: Path, name: str = "api", **env: str) -> Iterator[str]:
+    """An API process of its own with no worker, stopped on the way out; -> its base URL."""
+    proc, base_url = start_api(redis_url, log_dir, name, **env)
     try:
-        with httpx.Client(base_url=base_url, timeout=10) as client:
-            yield client
+        yield base_url
     finally:
         proc.stop()
+
+
+@contextlib.contextmanager
+def api_alone(redis_url: str, log_dir: Path, name: str) -> Iterator[httpx.Client]:
+    """A client of an API process of its own (for modules that start and stop workers themselves)."""
+    with api_only(redis_url, log_dir, name) as url, httpx.Client(base_url=url, timeout=10) as client:
+        yield client
 
 
 def start_worker(redis_url: str, log_dir: Path, name: str = "worker", **env: str) -> Proc:
@@ -188,6 +194,33 @@ def stack(redis_url: str, log_dir: Path, **env: str) -> Iterator[Stack]:
         yield running
     finally:
         running.stop()
+
+
+class LocalRun:
+    """`cmd/run.py` (the whole local stack in one process tree) and the children it was seen to start."""
+
+    def __init__(self, proc: Proc) -> None:
+        self.proc = proc
+        self.children: list[int] = []
+
+    def note_children(self) -> list[int]:
+        """Remember the processes below run.py now, so they are killed even if run.py leaves them."""
+        self.children = descendants(self.proc.pid)
+        return self.children
+
+
+@contextlib.contextmanager
+def local_run(name: str, env: Mapping[str, str], log_dir: Path) -> Iterator[LocalRun]:
+    """Start `cmd/run.py`; on the way out stop it and kill any child noted that outlived it."""
+    run = LocalRun(Proc(name, _python("run.py"), env, log_dir))
+    try:
+        yield run
+    finally:
+        if run.proc.running:
+            run.proc.stop(timeout=25)
+        for pid in run.children:
+            if alive(pid):
+                kill_pid(pid)
 
 
 # -- the API, seen from a client ---------------------------------------------------------------

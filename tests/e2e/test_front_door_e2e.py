@@ -22,7 +22,7 @@ import pytest
 
 from queue_system.transports.signing import new_secret
 from tests.e2e import support
-from tests.e2e.support import Proc, wait_for_status
+from tests.e2e.support import wait_for_status
 from tests.support.examples import as_request, first_minute
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -52,13 +52,12 @@ def test_the_readme_first_minute_on_a_fresh_run(
         DATA_DIR=str(data_dir), API_PORT=str(port), WORKER_PROCESSES="2", WEBHOOK_SIGNING_SECRET=new_secret()
     )
     del env["EGRESS_ALLOW_CIDRS"]  # as a newcomer has it: `make run` opens loopback itself
-    run = Proc("run-front-door", [sys.executable, str(support.ROOT / "cmd" / "run.py")], env, e2e_logs)
     base_url = f"http://127.0.0.1:{port}"
-    children: list[int] = []
-    try:
+    with support.local_run("run-front-door", env, e2e_logs) as local:
+        run = local.proc
         run.expect_log("ready; Ctrl-C stops everything", timeout=40)
         run.expect_log("worker ready", count=2, timeout=30)
-        children = support.descendants(run.pid)
+        local.note_children()
         started = ANSI.sub("", run.log())
         for line in (
             "run Redis: embedded, REDIS_URL=unix://",
@@ -100,10 +99,4 @@ def test_the_readme_first_minute_on_a_fresh_run(
         assert not (data_dir / "run.json").exists()
         log = ANSI.sub("", run.log())
         assert not ALARMING.search(log), log
-    finally:
-        if run.running:
-            run.stop(timeout=25)
-        for pid in children:
-            if support.alive(pid):
-                support.kill_pid(pid)
-    assert support.poll(lambda: not any(support.alive(p) for p in children), timeout=10), children
+    assert support.poll(lambda: not any(support.alive(p) for p in local.children), timeout=10), local.children

@@ -6,7 +6,6 @@ These tests start and stop workers themselves; the module's API serves them all.
 from __future__ import annotations
 
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,9 +100,8 @@ def test_run_py_starts_everything_and_stops_on_sigint(
     env = support.child_env(DATA_DIR=str(data_dir), API_PORT=str(port))
     assert "REDIS_URL" not in env and "REDIS_ADDR" not in env
     base_url = f"http://127.0.0.1:{port}"
-    run = Proc("run", [sys.executable, str(support.ROOT / "cmd" / "run.py")], env, e2e_logs)
-    children: list[int] = []
-    try:
+    with support.local_run("run", env, e2e_logs) as local:
+        run = local.proc
         support.wait_ready(run, base_url, timeout=40)
         with Receiver() as receiver, httpx.Client(base_url=base_url, timeout=10) as client:
             task_id = submit(client, {"url": receiver.url("/run"), "method": "POST", "body": "hi"})
@@ -112,7 +110,7 @@ def test_run_py_starts_everything_and_stops_on_sigint(
             [request] = receiver.requests
             assert (request.path, request.body) == ("/run", b"hi")
         # Now that the worker has delivered: redis-server, the API, the dramatiq CLI and its fork.
-        children = support.descendants(run.pid)
+        children = local.note_children()
         assert len(children) >= 4, children
 
         run.send(signal.SIGINT)
@@ -125,12 +123,6 @@ def test_run_py_starts_everything_and_stops_on_sigint(
             httpx.get(f"{base_url}/health", timeout=2)
         assert (data_dir / "redis").is_dir()
         assert any((data_dir / "redis").iterdir())
-    finally:
-        if run.running:
-            run.stop(timeout=25)
-        for pid in children:
-            if support.alive(pid):
-                support.kill_pid(pid)
 
 
 def test_sigterm_interrupts_a_slow_task_which_stays_retryable(

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import signal
 import socket
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.e2e import support
-from tests.e2e.support import Proc, submit, wait_for_status
+from tests.e2e.support import submit, wait_for_status
 from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
@@ -37,11 +36,10 @@ def test_production_run_leaves_loopback_blocked(
     env = support.child_env(ENV="production", API_KEYS=KEY, DATA_DIR=str(data_dir), API_PORT=str(port))
     del env["EGRESS_ALLOW_CIDRS"]  # what an operator who never set it has
     base_url = f"http://127.0.0.1:{port}"
-    run = Proc("run-production", [sys.executable, str(support.ROOT / "cmd" / "run.py")], env, e2e_logs)
-    children: list[int] = []
-    try:
+    with support.local_run("run-production", env, e2e_logs) as local:
+        run = local.proc
         support.wait_ready(run, base_url, timeout=40)
-        children = support.descendants(run.pid)
+        children = local.note_children()
         for pid in children:  # neither the API nor the worker (nor Redis) was given an allowance
             with open(f"/proc/{pid}/environ", "rb") as environ:
                 allowed = b"\0EGRESS_ALLOW_CIDRS=" in b"\0" + environ.read()
@@ -61,9 +59,3 @@ def test_production_run_leaves_loopback_blocked(
                 assert task["attempts"] == 1 and receiver.count == 0
         run.send(signal.SIGINT)
         assert run.wait(timeout=25) == 0, run.tail()
-    finally:
-        if run.running:
-            run.stop(timeout=25)
-        for pid in children:
-            if support.alive(pid):
-                support.kill_pid(pid)

@@ -20,13 +20,9 @@ SECRET = "Zq9cli-signature-value"
 
 @pytest.fixture(scope="module")
 def api_url(redis_url: str, e2e_logs: Path) -> Iterator[str]:
-    proc, url = support.start_api(
-        redis_url, e2e_logs, "api-cli-redaction", API_KEYS=KEY, API_READ_KEYS=READ_KEY
-    )
-    try:
+    keys = {"API_KEYS": KEY, "API_READ_KEYS": READ_KEY}
+    with support.api_only(redis_url, e2e_logs, "api-cli-redaction", **keys) as url:
         yield url
-    finally:
-        proc.stop()
 
 
 def test_the_cli_never_prints_a_secret(api_url: str, redis_client: object) -> None:

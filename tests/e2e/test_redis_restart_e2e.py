@@ -24,12 +24,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def durable_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path_factory.mktemp("durable"), persist=True)
-    server.start()
-    try:
+    with EmbeddedRedis(tmp_path_factory.mktemp("durable"), persist=True) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _consistent(url: str, task_ids: list[str]) -> None:

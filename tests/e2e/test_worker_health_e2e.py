@@ -32,12 +32,8 @@ KINDS = "tests.health_kinds"
 
 @pytest.fixture
 def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path_factory.mktemp("health-redis"), persist=False)
-    server.start()
-    try:
+    with EmbeddedRedis(tmp_path_factory.mktemp("health-redis"), persist=False) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def health(port: int) -> tuple[int, dict[str, Any]]:

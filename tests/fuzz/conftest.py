@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import os
+from tests.support.gate import Gate
 
-import pytest
-
-ENABLED = os.environ.get("QS_FUZZ") == "1"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "fuzz: Schemathesis against a running API (make fuzz)")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if ENABLED:
-        return
-    skip = pytest.mark.skip(reason="fuzzing: run by `make fuzz`")
-    for item in items:
-        if item.get_closest_marker("fuzz"):
-            item.add_marker(skip)
+GATE = Gate(
+    "QS_FUZZ", "fuzz", "Schemathesis against a running API (make fuzz)", "fuzzing: run by `make fuzz`"
+)
+pytest_configure = GATE.configure
+pytest_collection_modifyitems = GATE.collection_modifyitems

@@ -2,21 +2,8 @@
 
 from __future__ import annotations
 
-import os
+from tests.support.gate import Gate
 
-import pytest
-
-ENABLED = os.environ.get("QS_HA") == "1"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "ha: a Redis failover under load (`make test-ha`)")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if ENABLED:
-        return
-    skip = pytest.mark.skip(reason="ha: run by `make test-ha`")
-    for item in items:
-        if item.get_closest_marker("ha"):
-            item.add_marker(skip)
+GATE = Gate("QS_HA", "ha", "a Redis failover under load (`make test-ha`)", "ha: run by `make test-ha`")
+pytest_configure = GATE.configure
+pytest_collection_modifyitems = GATE.collection_modifyitems

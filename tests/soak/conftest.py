@@ -2,21 +2,8 @@
 
 from __future__ import annotations
 
-import os
+from tests.support.gate import Gate
 
-import pytest
-
-ENABLED = os.environ.get("QS_SOAK") == "1"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "soak: a long run under faults (`make soak`)")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if ENABLED:
-        return
-    skip = pytest.mark.skip(reason="soak: run by `make soak`")
-    for item in items:
-        if item.get_closest_marker("soak"):
-            item.add_marker(skip)
+GATE = Gate("QS_SOAK", "soak", "a long run under faults (`make soak`)", "soak: run by `make soak`")
+pytest_configure = GATE.configure
+pytest_collection_modifyitems = GATE.collection_modifyitems

@@ -71,12 +71,9 @@ def say(message: str) -> None:
 
 @pytest.fixture
 def durable_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path_factory.mktemp("soak-redis"), persist=True, port=support.free_port())
-    server.start()
-    try:
+    folder = tmp_path_factory.mktemp("soak-redis")
+    with EmbeddedRedis(folder, persist=True, port=support.free_port()) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
