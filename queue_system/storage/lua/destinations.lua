@@ -246,8 +246,12 @@ local function settle(h, e, id, now, signal, err, lim, clean)
   if signal == 'host' then
     host_state, clean[h] = feed(HOST, h, id, now, false, err, lim), nil
   end
-  if signal == 'up' then ep_state = feed(ENDPOINT, e, id, now, true, err, lim) end
-  if signal == 'endpoint' then ep_state = feed(ENDPOINT, e, id, now, false, err, lim) end
+  -- Whether the endpoint has keys besides its parked set (nothing in flight and no breaker: an
+  -- answer changes nothing in it, and unless it has parked tasks it is forgotten below). Releases
+  -- below add to its in-flight set only when it has parked tasks.
+  local ep_keys = redis.call('EXISTS', ep_inflight_key(e), endpoint_key(e))
+  if signal == 'up' then ep_state = ep_keys > 0 and feed(ENDPOINT, e, id, now, true, err, lim) or 'closed' end
+  if signal == 'endpoint' then ep_state, ep_keys = feed(ENDPOINT, e, id, now, false, err, lim), 1 end
   local ep_waiting, host_waiting = false, false
   if redis.call('EXISTS', ep_parked_key(e), parked_key(h)) > 0 then  -- (rare: one look for both)
     ep_waiting, host_waiting = redis.call('EXISTS', ep_parked_key(e)) == 1, redis.call('EXISTS', parked_key(h)) == 1
@@ -263,9 +267,7 @@ local function settle(h, e, id, now, signal, err, lim, clean)
   end
   -- An endpoint left with no key of its own (nothing in flight or parked, no breaker state) is
   -- forgotten at once: a host may carry thousands, one per customer or even per task.
-  if not ep_waiting and redis.call('EXISTS', ep_inflight_key(e), endpoint_key(e)) == 0 then
-    redis.call('ZREM', ENDPOINTS, e)
-  end
+  if not ep_waiting and ep_keys == 0 then redis.call('ZREM', ENDPOINTS, e) end
 end
 
 -- RECLAIM of task `id` (its lease expired) for host h and endpoint e: free its slots; a lost
