@@ -1,6 +1,6 @@
 """`FinishAckingBroker`: Dramatiq's RedisBroker, with two changes to its consumer: the ack of a
 finished task's message is done by our finish script, and a full prefetch buffer is refilled as
-soon as half of it has been worked off (not after Dramatiq's backoff sleep).
+soon as there is room.
 
 Recording an attempt's outcome and acknowledging its message are one atomic step: the broker hands
 the attempt owner (worker/attempts.py) a `MessageAck` (`ack_in_finish`: the consumer's set of
@@ -60,10 +60,9 @@ class _Consumer(_RedisConsumer):
 
     def __init__(self, broker: FinishAckingBroker, queue_name: str, prefetch: int, timeout: int) -> None:
         super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]
-        # Refill once half the prefetch has been worked off: each fetch (a script call of
-        # Dramatiq's, a tenth of a webhook's Redis time at a quarter) brings half a prefetch, and
-        # the other half still feeds the worker threads meanwhile.
-        self._low_water = prefetch - max(1, prefetch // 2)
+        # Refill once a quarter of the prefetch has been worked off: fetches stay batched and
+        # the worker threads never run dry.
+        self._low_water = prefetch - max(1, prefetch // 4)
         self._room = threading.Event()
         self.polled_at = time.monotonic()  # ops: worker health judges a consumer by it
 
