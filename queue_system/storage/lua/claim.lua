@@ -16,8 +16,13 @@
 -- (HGETALL) cost the claim a quarter of its Redis time.
 -- now and lease_until stay strings, as Redis takes them (lua/common.lua `int`).
 -- The worker's threads claim in bursts, and their concurrent claims come as one call
--- (storage/combiner.py): the script's fixed cost (its helpers, its arguments) is paid once.
+-- (storage/combiner.py): the script's fixed cost (its helpers, its arguments) is paid once, and
+-- so are the look-ups its claims share (below).
 local caps = {tonumber(host_cap), tonumber(endpoint_cap)}
+-- What this call's claims share (each costs Redis once per call, not once per claim): whether any
+-- queue is paused at all (mostly none: then no claim looks its queue up), and the hosts found
+-- closed with their slots in use (lua/destinations.lua `take_slot`).
+local any_paused, seen = redis.call('EXISTS', PAUSED) == 1, {}
 
 local function claim(id, token, now, lease_until)
   local key = task_key(id)
@@ -26,23 +31,26 @@ local function claim(id, token, now, lease_until)
   if not status then return {'missing'} end
   if status ~= 'pending' and status ~= 'retrying' then return {'not_claimable', status} end
   if task[CLAIMED_TOKEN] ~= token then return {'stale'} end
+  local dest = task[CLAIMED_DEST]
   -- [queues] A paused queue's task is held, not claimed (lua/queues.lua); resume releases it.
-  -- (One HEXISTS: measured within the noise of the claim's ~16 µs of Redis time.)
-  if redis.call('HEXISTS', PAUSED, task[CLAIMED_QUEUE]) == 1 then
-    hold(id, task[CLAIMED_QUEUE], created_at, task[CLAIMED_DEST], task[CLAIMED_EP], now)
+  if any_paused and redis.call('HEXISTS', PAUSED, task[CLAIMED_QUEUE]) == 1 then
+    hold(id, task[CLAIMED_QUEUE], created_at, dest, task[CLAIMED_EP], now)
+    if dest then seen[dest] = nil end  -- (it gave back the slots held for it)
     return {'paused'}
   end
-  local dest = task[CLAIMED_DEST]
   if dest then
     local e = endpoint_of(dest, task[CLAIMED_EP])
-    local wait = take_slot(dest, e, id, tonumber(now), tonumber(lease_until), caps)
+    local wait = take_slot(dest, e, id, tonumber(now), tonumber(lease_until), caps, seen)
     if wait then
+      seen[dest] = nil  -- (parking gives back the slots held for it)
       park(wait[1], wait[1] == HOST and dest or e, dest, e, id, tonumber(now), wait[2])
       return {'parked', wait[2], wait[1].name}
     end
   end
   local attempts = int((tonumber(task[CLAIMED_ATTEMPTS]) or 0) + 1)
-  redis.call('HSET', key, 'status', 'processing', 'attempts', attempts, 'updated_at', now, 'started_at', now)
+  -- `updated_at` is when the attempt started: nothing else writes a processing task's record until
+  -- its attempt ends (finish, reclaim, unclaim), so lua/reclaim.lua reads it there.
+  redis.call('HSET', key, 'status', 'processing', 'attempts', attempts, 'updated_at', now)
   task[CLAIMED_STATUS], task[CLAIMED_ATTEMPTS], task[CLAIMED_UPDATED_AT] = 'processing', attempts, now
   if trigger then redis.call('HDEL', key, 'trigger') end
   move_status(id, status, 'processing', created_at)

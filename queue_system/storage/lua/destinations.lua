@@ -143,27 +143,40 @@ end
 
 -- Task `id` takes its slot of d at L until `lease_until` (`probing`: as its probe). Activity is
 -- noted when a unit gets busy (or probed), not on every claim: the reconciler, before it forgets
--- an idle one, checks it has nothing in flight.
+-- an idle one, checks it has nothing in flight. -> the slots in use now.
 local function occupy(L, d, id, now, lease_until, probing, used)
   if probing then redis.call('HSET', L.breaker(d), 'state', 'half_open', 'probe', id, 'updated_at', now) end
-  redis.call('ZADD', L.inflight(d), lease_until, id)
+  local added = redis.call('ZADD', L.inflight(d), lease_until, id)
   if probing or used == 0 then redis.call('ZADD', L.owner, now, d) end
+  return used + added
 end
 
 -- CLAIM of task `id` for host h and endpoint e: nil (it takes a slot at both levels until
 -- `lease_until`) or {level, why}: why 'open' (that breaker is open, or half-open with its probe
 -- under way) or 'busy' (at that level's cap: a probe too waits for a slot, so neither cap is ever
 -- exceeded). caps = {host cap, endpoint cap}
-local function take_slot(h, e, id, now, lease_until, caps)
-  local host_gate = gate(HOST, h, id, now)
-  if host_gate == 'open' then return {HOST, 'open'} end
+-- `seen` (optional): host -> its slots in use, for the hosts this script call found closed
+-- (lua/claim.lua: a call's claims mostly share a host). Within one claim call a closed host
+-- stays closed (only a probe's claim makes one half-open, and only finishes and reclaims open
+-- one), and the count is kept exact here, so the call reads a host's breaker and slot count once,
+-- not once per claim. The caller forgets a host whose slots it changed otherwise (park, hold).
+local function take_slot(h, e, id, now, lease_until, caps, seen)
+  seen = seen or {}
+  local known = seen[h]
+  local host_gate = nil
+  if not known then
+    host_gate = gate(HOST, h, id, now)
+    if host_gate == 'open' then return {HOST, 'open'} end
+  end
   local ep_gate = gate(ENDPOINT, e, id, now)
   if ep_gate == 'open' then return {ENDPOINT, 'open'} end
   local full, ep_used = at_cap(ENDPOINT, e, id, now, caps[2])
   if full then return {ENDPOINT, 'busy'} end
-  local host_full, host_used = at_cap(HOST, h, id, now, caps[1])
+  local host_full, host_used = false, known
+  if not known or known >= caps[1] then host_full, host_used = at_cap(HOST, h, id, now, caps[1]) end
   if host_full then return {HOST, 'busy'} end
-  occupy(HOST, h, id, now, lease_until, host_gate, host_used)
+  local host_now = occupy(HOST, h, id, now, lease_until, host_gate, host_used)
+  seen[h] = not host_gate and host_now or nil
   occupy(ENDPOINT, e, id, now, lease_until, ep_gate, ep_used)
   return nil
 end
@@ -218,14 +231,27 @@ end
 -- `signal` ('up': an answer below 500; 'endpoint': a 5xx or a response timeout, which the host
 -- answered; 'host': DNS, refused, connect timeout, TLS, which say nothing of the endpoint; '':
 -- nothing), and hand free slots to parked tasks: the endpoint's first, then the host's.
-local function settle(h, e, id, now, signal, err, lim)
+-- `clean` (optional): the hosts this script call has seen closed with no failures, shared by the
+-- call's attempts (lua/finish.lua): an answer from such a host changes nothing in its breaker, so
+-- the call reads it once, not once per attempt (a host takes many attempts, an endpoint few).
+local function settle(h, e, id, now, signal, err, lim, clean)
   redis.call('ZREM', inflight_key(h), id)
   redis.call('ZREM', ep_inflight_key(e), id)
   local host_state, ep_state = nil, nil
-  if signal == 'up' or signal == 'endpoint' then host_state = feed(HOST, h, id, now, true, err, lim) end
-  if signal == 'host' then host_state = feed(HOST, h, id, now, false, err, lim) end
-  if signal == 'up' then ep_state = feed(ENDPOINT, e, id, now, true, err, lim) end
-  if signal == 'endpoint' then ep_state = feed(ENDPOINT, e, id, now, false, err, lim) end
+  clean = clean or {}
+  if signal == 'up' or signal == 'endpoint' then
+    if not clean[h] then feed(HOST, h, id, now, true, err, lim) end
+    host_state, clean[h] = 'closed', true  -- (an answer closes it and clears its failures)
+  end
+  if signal == 'host' then
+    host_state, clean[h] = feed(HOST, h, id, now, false, err, lim), nil
+  end
+  -- Whether the endpoint has keys besides its parked set (nothing in flight and no breaker: an
+  -- answer changes nothing in it, and unless it has parked tasks it is forgotten below). Releases
+  -- below add to its in-flight set only when it has parked tasks.
+  local ep_keys = redis.call('EXISTS', ep_inflight_key(e), endpoint_key(e))
+  if signal == 'up' then ep_state = ep_keys > 0 and feed(ENDPOINT, e, id, now, true, err, lim) or 'closed' end
+  if signal == 'endpoint' then ep_state, ep_keys = feed(ENDPOINT, e, id, now, false, err, lim), 1 end
   local ep_waiting, host_waiting = false, false
   if redis.call('EXISTS', ep_parked_key(e), parked_key(h)) > 0 then  -- (rare: one look for both)
     ep_waiting, host_waiting = redis.call('EXISTS', ep_parked_key(e)) == 1, redis.call('EXISTS', parked_key(h)) == 1
@@ -241,9 +267,7 @@ local function settle(h, e, id, now, signal, err, lim)
   end
   -- An endpoint left with no key of its own (nothing in flight or parked, no breaker state) is
   -- forgotten at once: a host may carry thousands, one per customer or even per task.
-  if not ep_waiting and redis.call('EXISTS', ep_inflight_key(e), endpoint_key(e)) == 0 then
-    redis.call('ZREM', ENDPOINTS, e)
-  end
+  if not ep_waiting and ep_keys == 0 then redis.call('ZREM', ENDPOINTS, e) end
 end
 
 -- RECLAIM of task `id` (its lease expired) for host h and endpoint e: free its slots; a lost

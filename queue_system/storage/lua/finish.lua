@@ -18,11 +18,31 @@
 -- formatted back with sprintf on every redis.call (lua/common.lua `int`).
 local lim = {tonumber(host_cap), tonumber(threshold), tonumber(cooldown_ms), tonumber(max_cooldown_ms),
   tonumber(hold_ms), tonumber(endpoint_cap)}
+-- What this call's attempts share, so each costs Redis once per call, not once per attempt:
+-- the dashboard's per-minute counts (minute key -> field -> n, one HINCRBY each at the end) and
+-- the hosts whose breaker this call saw closed and clean (lua/destinations.lua `settle`).
+local counts, clean_hosts = {}, {}
+
+-- The fields an outcome leaves behind, by status: deleted only when present (the HMGET below
+-- says), so a first attempt's completion costs no HDEL. (`started_at`: written by the claims of
+-- earlier versions; the claim's `updated_at` says it now.)
+local STALE = {completed = {'started_at', 'lost', 'last_error', 'next_attempt_at'},
+  retrying = {'started_at', 'lost'}, failed = {'started_at', 'lost', 'next_attempt_at'}}
+local FOUND_AT = {started_at = 6, lost = 7, last_error = 8, next_attempt_at = 9}
+
+local function drop_stale(key, status, found)
+  local gone = {}
+  for _, field in ipairs(STALE[status]) do
+    if found[FOUND_AT[field]] then gone[#gone + 1] = field end
+  end
+  if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
+end
 
 local function finish(id, token, now, status, next_attempt_at, entry, result, last_error, consumer, queue, signal)
   local acked = ack_message(consumer, queue, id, token)
   local key = task_key(id)
-  local found = redis.call('HMGET', key, 'status', 'token', 'created_at', 'dest', 'ep')
+  local found = redis.call('HMGET', key, 'status', 'token', 'created_at', 'dest', 'ep', 'started_at', 'lost',
+    'last_error', 'next_attempt_at')
   local current, current_token, created_at, dest = found[1], found[2], found[3], found[4]
   if not current then return {0, acked} end
   -- The same token and no longer processing: only this attempt's own finish moved it on (every
@@ -34,31 +54,36 @@ local function finish(id, token, now, status, next_attempt_at, entry, result, la
   redis.call('ZREM', LEASES, id)
   if status == 'completed' then
     redis.call('HSET', key, 'status', status, 'updated_at', now, 'result', result, 'completed_at', now)
-    redis.call('HDEL', key, 'started_at', 'lost', 'last_error', 'next_attempt_at')
     finish_final(id, now, retention_ms)
   elseif status == 'retrying' then
     redis.call('HSET', key, 'status', status, 'updated_at', now, 'last_error', last_error,
       'next_attempt_at', next_attempt_at)
-    redis.call('HDEL', key, 'started_at', 'lost')
     redis.call('ZADD', SCHEDULE, next_attempt_at, id)
   else
     redis.call('HSET', key, 'status', status, 'updated_at', now, 'last_error', last_error, 'completed_at', now)
-    redis.call('HDEL', key, 'started_at', 'lost', 'next_attempt_at')
     finish_final(id, now, retention_ms)
   end
+  drop_stale(key, status, found)
   if dest then
-    settle(dest, endpoint_of(dest, found[5]), id, tonumber(now), signal, last_error, lim)
+    settle(dest, endpoint_of(dest, found[5]), id, tonumber(now), signal, last_error, lim, clean_hosts)
   end
   -- The dashboard's per-minute counts (attempts = completed + retried + failed: each is counted here).
   local minute = stats_key(int(math.floor(now / 60000)))
-  if redis.call('HINCRBY', minute, status == 'retrying' and 'retried' or status, '1') == 1 then
-    redis.call('PEXPIRE', minute, '7200000')
-  end
+  local field = status == 'retrying' and 'retried' or status
+  counts[minute] = counts[minute] or {}
+  counts[minute][field] = (counts[minute][field] or 0) + 1
   return {1, acked}
 end
 
 local replies = {}
 for i = N_ARGS + 1, #ARGV, EACH_ARGS do
   replies[#replies + 1] = finish(unpack(ARGV, i, i + EACH_ARGS - 1))
+end
+for minute, fields in pairs(counts) do
+  for field, n in pairs(fields) do
+    if redis.call('HINCRBY', minute, field, int(n)) == n then  -- a new minute's first count
+      redis.call('PEXPIRE', minute, '7200000')
+    end
+  end
 end
 return replies

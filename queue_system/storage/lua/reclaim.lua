@@ -14,15 +14,17 @@ local n = 0
 for _, id in ipairs(ids) do
   redis.call('ZREM', LEASES, id)
   local key = task_key(id)
+  -- (A processing task's `updated_at` is its claim's time: lua/claim.lua; `started_at`, where
+  -- there is one, was written by the claim of an earlier version.)
   local found = redis.call('HMGET', key, 'status', 'queue', 'created_at', 'attempts', 'started_at', 'dest',
-    'ep')
+    'ep', 'updated_at')
   local status, queue, created_at, attempts, started_at = found[1], found[2], found[3], found[4], found[5]
   if status == 'processing' then
     if found[6] then slot_lost(found[6], endpoint_of(found[6], found[7]), id, now, cooldown, max_cooldown) end
     local token = redis.call('HINCRBY', key, 'token', 1)
     local lost = redis.call('HINCRBY', key, 'lost', 1)
     local err = 'worker lost: lease expired before the attempt finished'
-    local started = tonumber(started_at) or now
+    local started = tonumber(started_at or found[8]) or now
     push_history(id, cjson.encode({n = tonumber(attempts), started_at = started, duration_ms = now - started,
       outcome = 'lost', error = err, trigger = 'auto'}), max_history)
     redis.call('HDEL', key, 'started_at')
