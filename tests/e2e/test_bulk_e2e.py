@@ -100,8 +100,11 @@ def test_a_bulk_retry_of_10000_survives_a_sigkill_and_honours_its_rate(
         assert support.poll(lambda: redis_client.zcard(completed) == N, timeout=40), redis_client.zcard(
             completed
         )
+        # Through the API too: a manual attempt, or (in flight at the kill) a lost one and a rerun.
         task = api.get("/api/v1/tasks/t00042").json()
-        assert [a["trigger"] for a in task["attempt_history"]].count("manual") == 1, task
+        history = task["attempt_history"]
+        manual = [a["trigger"] for a in history].count("manual")
+        assert manual == 1 or (manual == 0 and any(a["outcome"] == "lost" for a in history)), task
 
     _assert_each_retried_once(redis_client, receiver)
 
